@@ -1,0 +1,15 @@
+// The command table. Modules load lazily: a command pays only for what it imports.
+export interface CommandModule {
+  /** Runs the command with the arguments after its name; resolves to the process exit code. */
+  run(argv: string[]): Promise<number>;
+}
+
+export interface CommandEntry {
+  name: string;
+  summary: string;
+  load(): Promise<CommandModule>;
+}
+
+// Each command adds its own line here when its module lands.
+export const COMMANDS: CommandEntry[] = [
+];

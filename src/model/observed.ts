@@ -1,0 +1,112 @@
+// Observed state: one snapshot of the host, taken fresh at the start of every reconcile.
+// Produced by src/observe (from xenstore and src/linux), consumed by src/plan.
+// Pure data: serialisable as JSON. 64-bit kernel numbers (st_dev, st_ino, diskseq) are decimal strings.
+
+/** A file's identity: (st_dev, st_ino), decimal strings. Never a path. */
+export interface Inode {
+  dev: string;
+  ino: string;
+}
+
+export interface DomainObs {
+  domid: number;
+  /** `/local/domain/<domid>/name`; undefined if the node is missing. Untrusted if the guest could write it. */
+  name?: string;
+}
+
+/** xenbus states, docs/misc/xenstore... and xen/include/public/io/xenbus.h */
+export const XenbusState = {
+  Unknown: 0,
+  Initialising: 1,
+  InitWait: 2,
+  Initialised: 3,
+  Connected: 4,
+  Closing: 5,
+  Closed: 6,
+  Reconfiguring: 7,
+  Reconfigured: 8,
+} as const;
+
+/** One `/local/domain/<backend>/backend/vbd/<frontend domid>/<devid>` directory and its frontend. */
+export interface BackendObs {
+  backendDomid: number;
+  frontendDomid: number;
+  devid: number;
+  /** Full xenstore path of the backend dir. */
+  path: string;
+  params?: string;
+  /** "r" or "w" as libxl writes it. */
+  mode?: string;
+  type?: string;
+  /** "major:minor" in hex, as the hotplug script writes it (e.g. "7:0"). */
+  physicalDevice?: string;
+  physicalDevicePath?: string;
+  /** The loop device's diskseq we recorded when we served this backend (decimal string). */
+  diskseq?: string;
+  /** Inode of the source file we recorded when we served it. */
+  sourceInode?: Inode;
+  state?: number;
+  online?: boolean;
+  hotplugStatus?: string;
+  /** `/local/domain/<backend>/error/backend/vbd/<fe>/<devid>/error`, if present. */
+  error?: string;
+  /** Our marker node in the backend dir: this backend was written or served by xvbd. */
+  ours: boolean;
+  /** The backend's script= (libxl writes `script`), if any. */
+  script?: string;
+  frontendPath?: string;
+  /** Frontend state, parsed strictly; undefined if missing or not a number (the guest writes it). */
+  frontendState?: number;
+  /** blkback has opened the device (sysfs `physical_device` under the xen-backend device exists). */
+  kernelHeld: boolean;
+}
+
+export interface LoopObs {
+  /** "loop3" */
+  name: string;
+  number: number;
+  major: number;
+  minor: number;
+  diskseq: string;
+  /** Backing file identity from LOOP_GET_STATUS64 (lo_device, lo_inode). */
+  backing: Inode;
+  /** The kernel's idea of the backing path (sysfs backing_file); may end in " (deleted)". */
+  backingPath: string;
+  backingDeleted: boolean;
+  readOnly: boolean;
+  autoclear: boolean;
+  directIo: boolean;
+  offset: string;
+  sizeLimit: string;
+  /** `lo_file_name` carries xvbd's ownership marker. */
+  ours: boolean;
+  /** Mounted somewhere in dom0 (from /proc/self/mountinfo). */
+  mounted: boolean;
+  /** Holders (sysfs holders/ entries, e.g. device-mapper). */
+  holders: string[];
+  /** This process (or the daemon we asked) holds an fd to it. */
+  heldByUs: boolean;
+}
+
+/** A block device named as a source, or a file named as a source, as found on disk. */
+export interface SourceObs {
+  path: string;
+  exists: boolean;
+  kind?: 'file' | 'block' | 'other';
+  inode?: Inode;
+  /** For block devices: "major:minor" in decimal. */
+  rdev?: string;
+  /** Mounted in dom0 (a block device, or the loop device of this file). */
+  mounted: boolean;
+  error?: string;
+}
+
+export interface ObservedState {
+  /** Monotonic snapshot time (ms) for display; the planner never reads the clock. */
+  takenAt: number;
+  domains: DomainObs[];
+  backends: BackendObs[];
+  loops: LoopObs[];
+  /** Keyed by normalised absolute path: every source the desired state names. */
+  sources: Record<string, SourceObs>;
+}

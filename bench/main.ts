@@ -1,0 +1,21 @@
+// `npm run bench -- <name> [--json] [options]`: each benchmark prints its figures side by side
+// with the alternative, measured in one run. Benchmarks live in bench/<name>.ts and export run().
+interface BenchEntry {
+  name: string;
+  summary: string;
+  load(): Promise<{ run(argv: string[]): Promise<number> }>;
+}
+
+// Each benchmark adds its own line here when it lands.
+const BENCHES: BenchEntry[] = [
+];
+
+const [name, ...rest] = process.argv.slice(2);
+const entry = BENCHES.find((b) => b.name === name);
+if (!entry) {
+  process.stderr.write(
+    `usage: npm run bench -- <name> [--json]\n\n${BENCHES.map((b) => `  ${b.name.padEnd(10)} ${b.summary}`).join('\n')}\n`,
+  );
+  process.exit(name === undefined ? 0 : 2);
+}
+process.exitCode = await (await entry.load()).run(rest);

@@ -1,0 +1,97 @@
+// The plan: what `plan(desired, observed, policy)` returns and the executor carries out.
+// Plan-as-data (Terraform): ordered actions plus findings, printable, serialisable, comparable.
+// Sync status and health are kept apart (Argo CD).
+import type { DiskSpec, SourceLocation } from './desired.js';
+import type { Inode } from './observed.js';
+
+/** A reference to an existing backend, with what identifies it beyond its path. */
+export interface BackendRef {
+  path: string;
+  backendDomid: number;
+  frontendDomid: number;
+  devid: number;
+  /** The diskseq recorded in the backend dir when it was served, if any. */
+  diskseq?: string;
+}
+
+/** A reference to an existing loop device: a name is only valid together with its diskseq. */
+export interface LoopRef {
+  name: string;
+  diskseq: string;
+  backing: Inode;
+}
+
+export type Action =
+  /** `+` Write frontend + backend for a running domain, with a loop device (new, or shared when read-only). */
+  | { kind: 'attach'; domain: string; domid: number; disk: DiskSpec; reuseLoop?: LoopRef }
+  /** `+` A backend the toolstack created (hotplug pending): provide its device and physical-device. */
+  | { kind: 'serve'; domain: string; domid: number; disk: DiskSpec; backend: BackendRef; reuseLoop?: LoopRef }
+  /** `-` Detach a backend of ours that is no longer desired (prune only). */
+  | { kind: 'detach'; domain?: string; backend: BackendRef; reason: string }
+  /** `~` Replace a backend whose source or mode differs from the desired disk: detach, then attach. */
+  | { kind: 'replace'; domain: string; domid: number; disk: DiskSpec; backend: BackendRef; reason: string; reuseLoop?: LoopRef }
+  /** `-` Free one of our loop devices that no backend uses (prune only; ownership proven by marker + diskseq). */
+  | { kind: 'free-loop'; loop: LoopRef; reason: string };
+
+export type ActionKind = Action['kind'];
+
+export type FindingKind =
+  | 'missing-backend'
+  | 'unexpected-backend'
+  | 'mode-mismatch'
+  | 'source-mismatch'
+  | 'loop-leaked'
+  | 'loop-duplicate'
+  | 'loop-backing-deleted'
+  | 'loop-reused'
+  | 'rw-shared'
+  | 'source-mounted'
+  | 'source-missing'
+  | 'domain-not-running'
+  | 'backend-error';
+
+export type Severity = 'info' | 'warning' | 'error';
+
+export interface Finding {
+  kind: FindingKind;
+  severity: Severity;
+  /** One sentence for a human. */
+  message: string;
+  /** What fixes it (a command, a config change, or "apply" / "apply with prune"). */
+  fix: string;
+  domain?: string;
+  vdev?: string;
+  backend?: BackendRef;
+  loops?: LoopRef[];
+  source?: string;
+  at?: SourceLocation;
+}
+
+export type SyncStatus = 'synced' | 'out-of-sync' | 'pending' | 'unknown';
+export type Health = 'healthy' | 'progressing' | 'degraded' | 'missing';
+
+/** One row of `xvbd status`: a desired disk, or an observed backend of ours nobody desires. */
+export interface DiskStatus {
+  domain: string;
+  domid?: number;
+  vdev: string;
+  devid: number;
+  source?: string;
+  mode?: 'ro' | 'rw';
+  sync: SyncStatus;
+  health: Health;
+  /** Why the health is what it is (for degraded / progressing / missing). */
+  healthReason?: string;
+  backend?: BackendRef;
+  loop?: LoopRef;
+  /** How many backends share this disk's loop device (read-only sharing). */
+  sharedBy: number;
+  backendState?: number;
+  frontendState?: number;
+}
+
+export interface Plan {
+  actions: Action[];
+  findings: Finding[];
+  disks: DiskStatus[];
+}

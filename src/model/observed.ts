@@ -59,6 +59,8 @@ export interface BackendObs {
   frontendState?: number;
   /** blkback has opened the device (sysfs `physical_device` under the xen-backend device exists). */
   kernelHeld: boolean;
+  /** Nodes that were present but failed strict parsing (e.g. a guest-written frontend state "abc"). */
+  malformed?: string[];
 }
 
 export interface LoopObs {

@@ -1,0 +1,100 @@
+// One applier at a time on a host: flock(LOCK_EX) on $XVBD_RUN_DIR/apply.lock (default /run/xvbd).
+// The file holds the holder's pid (for the error message only: the lock itself is the flock, which the
+// kernel drops when the holder dies, so a kill -9 never leaves a stale lock).
+import { closeSync, ftruncateSync, mkdirSync, openSync, readFileSync, writeSync, constants as fsc } from 'node:fs';
+import { join } from 'node:path';
+import koffi from 'koffi';
+
+const LOCK_EX = 2;
+const LOCK_NB = 4;
+const EWOULDBLOCK = 11;
+const EINTR = 4;
+
+let flockFn: ((fd: number, op: number) => number) | undefined;
+function flock(fd: number, op: number): number {
+  if (!flockFn) {
+    const libc = koffi.load('libc.so.6');
+    flockFn = libc.func('int flock(int fd, int operation)') as (fd: number, op: number) => number;
+  }
+  return flockFn(fd, op);
+}
+
+export function runDir(): string {
+  return process.env.XVBD_RUN_DIR || '/run/xvbd';
+}
+
+/** Creates the run dir (0700) if needed and returns it. */
+export function ensureRunDir(dir = runDir()): string {
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  return dir;
+}
+
+export class LockHeldError extends Error {
+  constructor(
+    readonly path: string,
+    readonly holderPid: number | undefined,
+  ) {
+    super(
+      `another xvbd apply${holderPid !== undefined ? ` (pid ${holderPid})` : ''} holds ${path}` +
+        (holderPid !== undefined ? '' : ' (pid unknown)'),
+    );
+    this.name = 'LockHeldError';
+  }
+}
+
+export interface ApplyLock {
+  readonly path: string;
+  release(): void;
+}
+
+function readHolder(path: string): number | undefined {
+  try {
+    const s = readFileSync(path, 'utf8').trim();
+    return /^[1-9][0-9]{0,9}$/.test(s) ? Number(s) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Takes the apply lock. Without `waitMs` (or 0) a held lock fails at once with LockHeldError;
+ * with `waitMs` it retries until then (the hook waits: libxl may run it while an apply runs).
+ */
+export async function acquireApplyLock(opts: { dir?: string; waitMs?: number } = {}): Promise<ApplyLock> {
+  const dir = ensureRunDir(opts.dir ?? runDir());
+  const path = join(dir, 'apply.lock');
+  const fd = openSync(path, fsc.O_RDWR | fsc.O_CREAT | fsc.O_NOFOLLOW, 0o600);
+  const deadline = Date.now() + (opts.waitMs ?? 0);
+  let delay = 10;
+  for (;;) {
+    const r = flock(fd, LOCK_EX | LOCK_NB);
+    if (r === 0) break;
+    const errno = koffi.errno();
+    if (errno === EINTR) continue;
+    if (errno !== EWOULDBLOCK) {
+      closeSync(fd);
+      throw new Error(`flock(${path}) failed: errno ${errno}`);
+    }
+    if (Date.now() >= deadline) {
+      closeSync(fd);
+      throw new LockHeldError(path, readHolder(path));
+    }
+    await new Promise((r) => setTimeout(r, delay + Math.random() * delay));
+    delay = Math.min(delay * 2, 200);
+  }
+  ftruncateSync(fd, 0);
+  writeSync(fd, `${process.pid}\n`, 0);
+  let released = false;
+  return {
+    path,
+    release() {
+      if (released) return;
+      released = true;
+      try {
+        ftruncateSync(fd, 0);
+      } finally {
+        closeSync(fd);
+      }
+    },
+  };
+}

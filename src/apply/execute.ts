@@ -1,0 +1,326 @@
+// The executor: carries out a Plan's actions in order, one xenstore transaction per step, and reports
+// every step through an event callback (CLI, daemon and TUI show progress from it).
+//
+// Crash safety (kill -9 at any point, then run again):
+// - a loop device is created with autoclear and held by our fd: if we die before the step's transaction
+//   commits, the device has no other opener and frees itself (or the keeper, which adopted it as
+//   "pending", drops it after its grace period when the backend never appeared);
+// - frontend, backend and libxl's dirs are written in ONE transaction: all or nothing;
+// - the fd is handed to its long-term holder (keeper or daemon) BEFORE the commit, so a committed backend
+//   always has a holder for its device;
+// - detach removes the three dirs in one transaction; the holder notices and closes its fd.
+import type { Policy } from '../model/desired.js';
+import type { Action, BackendRef, Plan } from '../model/plan.js';
+import type { XsClient, XsTransaction } from '../xenstore/api.js';
+import type { DeviceProvider, ProvidedDevice } from './devices.js';
+import {
+  attachLayout,
+  DISKSEQ_NODE,
+  MARKER_NODE,
+  MARKER_VALUE,
+  servedNodes,
+  vbdPaths,
+  type VbdPaths,
+} from './layout.js';
+import { waitFor } from './watch.js';
+
+export type StepEvent =
+  | { type: 'step-start'; index: number; total: number; action: Action; summary: string }
+  | { type: 'step-progress'; index: number; message: string }
+  | { type: 'step-done'; index: number; action: Action; summary: string; ms: number; detail?: string }
+  | { type: 'step-failed'; index: number; action: Action; summary: string; ms: number; error: string };
+
+export interface StepResult {
+  action: Action;
+  summary: string;
+  ok: boolean;
+  ms: number;
+  detail?: string;
+  error?: string;
+}
+
+export interface ExecuteResult {
+  ok: boolean;
+  steps: StepResult[];
+}
+
+/** Who keeps a loop device's fd after the step: the keeper process (apply, hook) or this process (daemon). */
+export interface FdHolder {
+  /** Called before the transaction that names the device commits. */
+  hold(dev: ProvidedDevice, backend: string): Promise<void>;
+  /** The transaction failed or was not needed: let go of what hold() took. */
+  abort(dev: ProvidedDevice, backend: string): Promise<void>;
+  /** Whether the executor should close its own fd once the step committed (the holder has its own). */
+  readonly releaseAfterCommit: boolean;
+}
+
+/** The daemon keeps the registry's fd itself. */
+export const selfHolder: FdHolder = {
+  async hold() {},
+  async abort() {},
+  releaseAfterCommit: false,
+};
+
+export interface ExecuteContext {
+  xs: XsClient;
+  devices: DeviceProvider;
+  policy: Policy;
+  holder: FdHolder;
+  /** Written as the backend's `script` so that `xl block-detach` runs our hook's `remove`. */
+  hookScript?: string;
+  onEvent?: (e: StepEvent) => void;
+  /** Stop at the first failed step (default false: independent disks go on). */
+  stopOnError?: boolean;
+}
+
+export class StepError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'StepError';
+  }
+}
+
+export function summarize(a: Action): string {
+  const mode = (m: string) => (m === 'ro' ? 'ro' : 'rw');
+  switch (a.kind) {
+    case 'attach':
+      return `attach ${a.domain} ${a.disk.vdev} <- ${a.disk.source} (${mode(a.disk.mode)}${a.reuseLoop ? `, shares /dev/${a.reuseLoop.name}` : ''})`;
+    case 'serve':
+      return `serve ${a.domain} ${a.disk.vdev} <- ${a.disk.source} (${mode(a.disk.mode)}) for ${a.backend.path}`;
+    case 'detach':
+      return `detach ${a.domain ?? `domain ${a.backend.frontendDomid}`} devid ${a.backend.devid} (${a.reason})`;
+    case 'replace':
+      return `replace ${a.domain} ${a.disk.vdev} <- ${a.disk.source} (${a.reason})`;
+    case 'free-loop':
+      return `free /dev/${a.loop.name} diskseq ${a.loop.diskseq} (${a.reason})`;
+  }
+}
+
+/** Issues every request at once (the client pipelines them; xenstored handles one connection in order). */
+async function all(ops: Promise<unknown>[]): Promise<void> {
+  const rs = await Promise.allSettled(ops);
+  const bad = rs.find((r) => r.status === 'rejected');
+  if (bad) throw (bad as PromiseRejectedResult).reason;
+}
+
+async function checkDomain(tx: XsTransaction, domid: number, name: string): Promise<void> {
+  const now = await tx.read(`/local/domain/${domid}/name`);
+  if (now !== name) {
+    throw new StepError(
+      now === undefined ? `domain ${name} (${domid}) is gone` : `domid ${domid} is now ${JSON.stringify(now)}, not ${name}`,
+    );
+  }
+}
+
+/** Attach: the device, then frontend + backend + libxl's dirs in one transaction. */
+async function attach(ctx: ExecuteContext, a: Extract<Action, { kind: 'attach' | 'replace' }>, progress: (m: string) => void): Promise<string> {
+  const id = { backendDomid: a.disk.backendDomid, frontendDomid: a.domid, devid: a.disk.devid };
+  const paths = vbdPaths(id);
+  const dev = await ctx.devices.provide(a.disk, paths.backend, { allowedRoots: ctx.policy.allowedRoots, reuse: a.reuseLoop });
+  progress(`${dev.shared ? 'shares' : 'using'} ${dev.devPath} (${dev.major}:${dev.minor}${dev.diskseq ? `, diskseq ${dev.diskseq}` : ''})`);
+  let committed = false;
+  let held = false;
+  try {
+    if (dev.kind === 'loop') {
+      await ctx.holder.hold(dev, paths.backend);
+      held = true;
+    }
+    const layout = attachLayout({
+      ...id,
+      vdev: a.disk.vdev,
+      params: a.disk.source,
+      mode: a.disk.mode,
+      discard: a.disk.options.discard,
+      script: ctx.hookScript,
+      device: { major: dev.major, minor: dev.minor, devPath: dev.devPath, diskseq: dev.diskseq, sourceInode: dev.sourceInode },
+    });
+    const already = await ctx.xs.transaction(async (tx) => {
+      await checkDomain(tx, a.domid, a.domain);
+      const [be, beMarker, beSeq, lx] = await Promise.all([
+        tx.read(paths.backend),
+        tx.read(`${paths.backend}/${MARKER_NODE}`),
+        tx.read(`${paths.backend}/${DISKSEQ_NODE}`),
+        tx.read(paths.libxl),
+      ]);
+      if (be !== undefined) {
+        if (beMarker === MARKER_VALUE && dev.diskseq !== undefined && beSeq === dev.diskseq) return true;
+        throw new StepError(`${paths.backend} already exists${beMarker === MARKER_VALUE ? ' (ours, another device)' : ' (not ours)'}`);
+      }
+      if (lx !== undefined) throw new StepError(`${paths.libxl} already exists: the toolstack has a device there`);
+      const ops: Promise<unknown>[] = [];
+      // frontend first: blkback ignores a backend whose frontend does not exist (same transaction anyway)
+      ops.push(tx.rm(paths.frontend), tx.mkdir(paths.frontend), tx.setPerms(paths.frontend, layout.frontendPerms));
+      for (const [k, v] of Object.entries(layout.frontend)) {
+        ops.push(tx.write(`${paths.frontend}/${k}`, v), tx.setPerms(`${paths.frontend}/${k}`, layout.frontendPerms));
+      }
+      ops.push(tx.rm(paths.backend), tx.mkdir(paths.backend), tx.setPerms(paths.backend, layout.backendPerms));
+      for (const [k, v] of Object.entries(layout.backend)) ops.push(tx.write(`${paths.backend}/${k}`, v));
+      ops.push(tx.write(`${paths.backend}/hotplug-status`, 'connected'));
+      ops.push(tx.rm(paths.libxl));
+      for (const [k, v] of Object.entries(layout.libxl)) ops.push(tx.write(`${paths.libxl}/${k}`, v));
+      ops.push(tx.rm(paths.error));
+      await all(ops);
+      return false;
+    });
+    committed = true;
+    return already ? `already attached (${dev.devPath})` : `${paths.backend} -> ${dev.devPath}`;
+  } finally {
+    if (!committed) {
+      if (held) await ctx.holder.abort(dev, paths.backend).catch(() => {});
+      ctx.devices.release(paths.backend);
+    } else if (ctx.holder.releaseAfterCommit || dev.kind === 'block') {
+      ctx.devices.release(paths.backend);
+    }
+  }
+}
+
+/** Serve: a backend the toolstack created; provide its device and say so, checking it is what the plan saw. */
+export async function serveBackend(
+  ctx: ExecuteContext,
+  a: { domain: string; domid: number; disk: Extract<Action, { kind: 'serve' }>['disk']; backend: BackendRef; reuseLoop?: Extract<Action, { kind: 'serve' }>['reuseLoop'] },
+  progress: (m: string) => void = () => {},
+): Promise<string> {
+  const b = a.backend;
+  const dev = await ctx.devices.provide(a.disk, b.path, { allowedRoots: ctx.policy.allowedRoots, reuse: a.reuseLoop });
+  progress(`${dev.shared ? 'shares' : 'using'} ${dev.devPath} (${dev.major}:${dev.minor}${dev.diskseq ? `, diskseq ${dev.diskseq}` : ''})`);
+  let committed = false;
+  let held = false;
+  try {
+    if (dev.kind === 'loop') {
+      await ctx.holder.hold(dev, b.path);
+      held = true;
+    }
+    const nodes = servedNodes({ major: dev.major, minor: dev.minor, devPath: dev.devPath, diskseq: dev.diskseq, sourceInode: dev.sourceInode });
+    const already = await ctx.xs.transaction(async (tx) => {
+      await checkDomain(tx, a.domid, a.domain);
+      const [exists, fe, params, mode, pdev, marker, seq] = await Promise.all([
+        tx.read(b.path),
+        tx.read(`${b.path}/frontend-id`),
+        tx.read(`${b.path}/params`),
+        tx.read(`${b.path}/mode`),
+        tx.read(`${b.path}/physical-device`),
+        tx.read(`${b.path}/${MARKER_NODE}`),
+        tx.read(`${b.path}/${DISKSEQ_NODE}`),
+      ]);
+      if (exists === undefined) throw new StepError(`${b.path} is gone`);
+      if (fe !== String(a.domid)) throw new StepError(`${b.path}/frontend-id is ${JSON.stringify(fe)}, not ${a.domid}`);
+      if (params !== a.disk.source) throw new StepError(`${b.path}/params is ${JSON.stringify(params)}, not ${a.disk.source}`);
+      const want = a.disk.mode === 'rw' ? 'w' : 'r';
+      if (mode !== undefined && mode !== want) throw new StepError(`${b.path}/mode is ${JSON.stringify(mode)}, the disk is ${a.disk.mode}`);
+      if (pdev !== undefined) {
+        if (marker === MARKER_VALUE && seq !== undefined && seq === dev.diskseq) return true;
+        throw new StepError(`${b.path} already has physical-device ${pdev}`);
+      }
+      const ops: Promise<unknown>[] = [];
+      for (const [k, v] of Object.entries(nodes)) ops.push(tx.write(`${b.path}/${k}`, v));
+      ops.push(tx.rm(`${b.path}/hotplug-error`));
+      ops.push(tx.write(`${b.path}/hotplug-status`, 'connected'));
+      await all(ops);
+      return false;
+    });
+    committed = true;
+    return already ? `already served (${dev.devPath})` : `${b.path} -> ${dev.devPath}`;
+  } finally {
+    if (!committed) {
+      if (held) await ctx.holder.abort(dev, b.path).catch(() => {});
+      ctx.devices.release(b.path);
+    } else if (ctx.holder.releaseAfterCommit || dev.kind === 'block') {
+      ctx.devices.release(b.path);
+    }
+  }
+}
+
+function frontendDone(state: string | undefined, exists: boolean): boolean {
+  if (!exists) return true;
+  // 6 = Closed; a frontend that never got past InitWait (1, 2) is not connected: nothing to wait for
+  return state === '6' || state === '1' || state === '2';
+}
+
+/**
+ * Detach: online=0 and state=5 (Closing), wait (bounded, with a watch) for the frontend to close or
+ * vanish, then remove backend, frontend and libxl's dirs in one transaction.
+ */
+export async function detachBackend(
+  ctx: ExecuteContext,
+  b: BackendRef,
+  progress: (m: string) => void = () => {},
+  opts: { requireOurs?: boolean } = {},
+): Promise<string> {
+  // the canonical frontend path, never the one a node names: we only remove what libxl's layout puts there
+  const paths: VbdPaths = vbdPaths(b);
+  const frontend = paths.frontend;
+  const gone = await ctx.xs.transaction(async (tx) => {
+    const [exists, marker, seq] = await Promise.all([
+      tx.read(b.path),
+      tx.read(`${b.path}/${MARKER_NODE}`),
+      tx.read(`${b.path}/${DISKSEQ_NODE}`),
+    ]);
+    if (exists === undefined) return true;
+    if (opts.requireOurs !== false && marker !== MARKER_VALUE) throw new StepError(`${b.path} is not ours (no xvbd marker)`);
+    if (b.diskseq !== undefined && seq !== b.diskseq) {
+      throw new StepError(`${b.path} now records diskseq ${seq ?? 'none'}, the plan saw ${b.diskseq}`);
+    }
+    await all([tx.write(`${b.path}/online`, '0'), tx.write(`${b.path}/state`, '5')]);
+    return false;
+  });
+  if (gone) return 'already gone';
+  progress('closing: waiting for the frontend');
+  const closed = await waitFor(
+    ctx.xs,
+    frontend,
+    async () => {
+      const [exists, st] = await Promise.all([ctx.xs.read(frontend), ctx.xs.read(`${frontend}/state`)]);
+      return frontendDone(st, exists !== undefined) ? true : undefined;
+    },
+    ctx.policy.detachTimeoutMs,
+  );
+  await ctx.xs.transaction(async (tx) => {
+    await all([tx.rm(b.path), tx.rm(frontend), tx.rm(paths.libxl), tx.rm(paths.error)]);
+  });
+  ctx.devices.release(b.path);
+  return closed ? 'removed' : `removed after ${ctx.policy.detachTimeoutMs} ms without the frontend closing`;
+}
+
+async function runStep(ctx: ExecuteContext, a: Action, progress: (m: string) => void): Promise<string> {
+  switch (a.kind) {
+    case 'attach':
+      return attach(ctx, a, progress);
+    case 'serve':
+      return serveBackend(ctx, a, progress);
+    case 'detach':
+      return detachBackend(ctx, a.backend, progress);
+    case 'replace': {
+      const d = await detachBackend(ctx, a.backend, progress);
+      progress(`detached (${d})`);
+      return attach(ctx, a, progress);
+    }
+    case 'free-loop':
+      await ctx.devices.free(a.loop);
+      return `freed /dev/${a.loop.name}`;
+  }
+}
+
+export async function execute(plan: Plan, ctx: ExecuteContext): Promise<ExecuteResult> {
+  const emit = ctx.onEvent ?? (() => {});
+  const steps: StepResult[] = [];
+  const total = plan.actions.length;
+  for (let i = 0; i < total; i++) {
+    const action = plan.actions[i]!;
+    const summary = summarize(action);
+    emit({ type: 'step-start', index: i, total, action, summary });
+    const t0 = performance.now();
+    try {
+      const detail = await runStep(ctx, action, (message) => emit({ type: 'step-progress', index: i, message }));
+      const ms = performance.now() - t0;
+      steps.push({ action, summary, ok: true, ms, detail });
+      emit({ type: 'step-done', index: i, action, summary, ms, detail });
+    } catch (err) {
+      const ms = performance.now() - t0;
+      const error = err instanceof Error ? err.message : String(err);
+      steps.push({ action, summary, ok: false, ms, error });
+      emit({ type: 'step-failed', index: i, action, summary, ms, error });
+      if (ctx.stopOnError) break;
+    }
+  }
+  return { ok: steps.length === total && steps.every((s) => s.ok), steps };
+}

@@ -1,0 +1,400 @@
+// The keeper: a small detached process that holds loop-device fds for backends when no daemon runs.
+//
+// Why: blkback drops its reference to the device whenever the frontend disconnects (and reopens it on
+// reconnect). A loop device with autoclear is freed at its last close, so somebody in dom0 must keep an fd
+// open for as long as the backend exists. A one-shot `xvbd apply` or the libxl hook exits; before it does,
+// it hands each fd to the keeper (docs/fd-holding.md).
+//
+// How an fd moves without SCM_RIGHTS: the giver keeps its fd open and asks the keeper (line-delimited
+// JSON on $XVBD_RUN_DIR/keeper.sock, a 0700 root-only dir) to `adopt` {pid, fd}; the keeper opens
+// /proc/<pid>/fd/<fd> itself (a new open of the very same device inode: the giver's fd pins the device,
+// so it cannot be freed or reused in between), checks it is a block device with the expected diskseq,
+// and answers. Only then may the giver close its fd.
+//
+// When it lets go: each held fd belongs to one backend dir (path + diskseq). The keeper watches the path;
+// while `<backend>/diskseq` equals the fd's diskseq the entry is live. When the dir goes away (detach,
+// `xl block-detach`, domain destroy) or is rewritten for another device, the fd is closed: the device
+// autoclears once blkback lets go too. An entry that never became live (the giver died before its
+// transaction committed) is dropped after a grace period. With nothing held, the keeper exits.
+import { closeSync, fstatSync, mkdirSync, openSync, readFileSync, rmSync, statSync, constants as fsc } from 'node:fs';
+import { createServer, type Server, type Socket } from 'node:net';
+import { join } from 'node:path';
+import type { XsClient } from '../xenstore/api.js';
+
+export interface HeldEntry {
+  /** The backend dir this fd serves. */
+  backend: string;
+  /** The device's diskseq (decimal) as recorded in `<backend>/diskseq`; undefined = hold while the dir exists. */
+  diskseq?: string;
+  /** The keeper's own fd. */
+  fd: number;
+  major: number;
+  minor: number;
+  /** The backend dir has been seen with our diskseq. */
+  live: boolean;
+  /** Pending entries are dropped after this time (ms since epoch) unless they became live. */
+  deadline: number;
+}
+
+export type KeeperRequest =
+  | { op: 'adopt'; pid: number; fd: number; backend: string; diskseq?: string; graceMs?: number }
+  | { op: 'drop'; backend: string; diskseq?: string }
+  | { op: 'list' }
+  | { op: 'ping' };
+
+export type KeeperReply =
+  | { ok: true; pid: number; held?: Omit<HeldEntry, 'deadline'>[] }
+  | { ok: false; error: string };
+
+export const DEFAULT_GRACE_MS = 60_000;
+
+function devOf(rdev: bigint): { major: number; minor: number } {
+  const major = Number(((rdev >> 8n) & 0xfffn) | ((rdev >> 32n) & ~0xfffn));
+  const minor = Number((rdev & 0xffn) | ((rdev >> 12n) & ~0xffn));
+  return { major, minor };
+}
+
+/** The device's diskseq from sysfs, or undefined when the kernel gives none. */
+export function sysfsDiskseq(major: number, minor: number): string | undefined {
+  try {
+    const s = readFileSync(`/sys/dev/block/${major}:${minor}/diskseq`, 'utf8').trim();
+    return /^[0-9]{1,20}$/.test(s) ? s : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+const BACKEND_RE = /^\/local\/domain\/(0|[1-9][0-9]{0,4})\/backend\/vbd\/(0|[1-9][0-9]{0,4})\/(0|[1-9][0-9]{0,9})$/;
+
+export interface KeeperOptions {
+  runDir: string;
+  connectXs: () => Promise<XsClient>;
+  /** Exit this long after the last fd was released (ms). */
+  idleExitMs?: number;
+  log?: (line: string) => void;
+}
+
+/** The holding logic, independent of the socket (tests drive it directly). */
+export class Keeper {
+  readonly held = new Map<string, HeldEntry[]>();
+  private xs: XsClient | undefined;
+  private connecting: Promise<void> | undefined;
+  private checks = new Set<string>();
+  private timers = new Map<string, NodeJS.Timeout>();
+  private closed = false;
+  onEmpty: () => void = () => {};
+  onNonEmpty: () => void = () => {};
+
+  constructor(
+    private readonly connectXs: () => Promise<XsClient>,
+    private readonly log: (line: string) => void = () => {},
+  ) {}
+
+  get size(): number {
+    let n = 0;
+    for (const l of this.held.values()) n += l.length;
+    return n;
+  }
+
+  list(): Omit<HeldEntry, 'deadline'>[] {
+    const out: Omit<HeldEntry, 'deadline'>[] = [];
+    for (const l of this.held.values()) for (const { deadline: _d, ...e } of l) out.push(e);
+    return out;
+  }
+
+  /** Opens /proc/<pid>/fd/<fd>, verifies it, and holds it for `backend`. */
+  async adopt(req: { pid: number; fd: number; backend: string; diskseq?: string; graceMs?: number }): Promise<void> {
+    if (!Number.isInteger(req.pid) || req.pid <= 0 || !Number.isInteger(req.fd) || req.fd < 0) {
+      throw new Error('adopt: bad pid or fd');
+    }
+    if (typeof req.backend !== 'string' || !BACKEND_RE.test(req.backend)) {
+      throw new Error(`adopt: not a vbd backend path: ${JSON.stringify(req.backend)}`);
+    }
+    if (req.diskseq !== undefined && (typeof req.diskseq !== 'string' || !/^(0|[1-9][0-9]{0,19})$/.test(req.diskseq))) {
+      throw new Error('adopt: bad diskseq');
+    }
+    const fd = openSync(`/proc/${req.pid}/fd/${req.fd}`, fsc.O_RDONLY | fsc.O_NONBLOCK | fsc.O_NOCTTY);
+    try {
+      const st = fstatSync(fd, { bigint: true });
+      if (!st.isBlockDevice()) throw new Error(`adopt: /proc/${req.pid}/fd/${req.fd} is not a block device`);
+      const { major, minor } = devOf(st.rdev);
+      const seq = sysfsDiskseq(major, minor);
+      if (req.diskseq !== undefined && seq !== req.diskseq) {
+        throw new Error(`adopt: device ${major}:${minor} has diskseq ${seq ?? 'none'}, not ${req.diskseq}`);
+      }
+      const grace = Math.min(Math.max(req.graceMs ?? DEFAULT_GRACE_MS, 0), 3_600_000);
+      const e: HeldEntry = { backend: req.backend, diskseq: req.diskseq, fd, major, minor, live: false, deadline: Date.now() + grace };
+      const list = this.held.get(req.backend) ?? [];
+      const wasEmpty = this.size === 0;
+      list.push(e);
+      this.held.set(req.backend, list);
+      if (wasEmpty) this.onNonEmpty();
+      this.log(`adopt ${req.backend} ${major}:${minor} diskseq ${seq ?? '-'} from pid ${req.pid}`);
+      this.armTimer(req.backend, grace);
+      await this.ensureWatch(req.backend);
+      await this.check(req.backend);
+    } catch (err) {
+      // not held: close what we opened
+      if (![...this.held.values()].some((l) => l.some((x) => x.fd === fd))) closeSync(fd);
+      throw err;
+    }
+  }
+
+  /** Releases the entries of a backend (all, or the one with that diskseq). */
+  drop(backend: string, diskseq?: string, why = 'dropped'): number {
+    const list = this.held.get(backend);
+    if (!list) return 0;
+    const keep: HeldEntry[] = [];
+    let n = 0;
+    for (const e of list) {
+      if (diskseq === undefined || e.diskseq === diskseq) {
+        try {
+          closeSync(e.fd);
+        } catch {
+          // already closed
+        }
+        n++;
+        this.log(`release ${backend} ${e.major}:${e.minor} diskseq ${e.diskseq ?? '-'}: ${why}`);
+      } else {
+        keep.push(e);
+      }
+    }
+    if (keep.length > 0) this.held.set(backend, keep);
+    else {
+      this.held.delete(backend);
+      const t = this.timers.get(backend);
+      if (t) clearTimeout(t);
+      this.timers.delete(backend);
+      if (this.xs) this.xs.unwatch(backend, backend).catch(() => {});
+    }
+    if (n > 0 && this.size === 0) this.onEmpty();
+    return n;
+  }
+
+  private armTimer(backend: string, ms: number): void {
+    const old = this.timers.get(backend);
+    if (old) clearTimeout(old);
+    const t = setTimeout(() => {
+      this.timers.delete(backend);
+      void this.check(backend);
+    }, ms + 10);
+    t.unref?.();
+    this.timers.set(backend, t);
+  }
+
+  private async connect(): Promise<void> {
+    if (this.xs || this.closed) return;
+    if (!this.connecting) {
+      this.connecting = (async () => {
+        let delay = 100;
+        for (;;) {
+          try {
+            const xs = await this.connectXs();
+            this.xs = xs;
+            void this.pump(xs);
+            for (const b of this.held.keys()) await xs.watch(b, b);
+            return;
+          } catch (err) {
+            if (this.closed) return;
+            this.log(`xenstore connect failed (${(err as Error).message}); retrying`);
+            await new Promise((r) => setTimeout(r, delay));
+            delay = Math.min(delay * 2, 5000);
+          }
+        }
+      })().finally(() => {
+        this.connecting = undefined;
+      });
+    }
+    await this.connecting;
+  }
+
+  private async ensureWatch(backend: string): Promise<void> {
+    const had = this.xs !== undefined;
+    await this.connect();
+    // connect() watches every held path; a live connection needs the new one added
+    if (had && this.xs && (this.held.get(backend)?.length ?? 0) === 1) await this.xs.watch(backend, backend);
+  }
+
+  private async pump(xs: XsClient): Promise<void> {
+    try {
+      for await (const ev of xs.events()) {
+        if (this.held.has(ev.token)) void this.check(ev.token);
+      }
+    } catch {
+      // connection lost
+    }
+    if (this.xs === xs) this.xs = undefined;
+    if (!this.closed && this.size > 0) {
+      this.log('xenstore connection lost; holding everything and reconnecting');
+      await this.connect();
+      for (const b of [...this.held.keys()]) void this.check(b);
+    }
+  }
+
+  /** Re-reads the backend dir and releases what it no longer describes. Coalesced per backend. */
+  async check(backend: string): Promise<void> {
+    if (this.checks.has(backend)) return;
+    this.checks.add(backend);
+    try {
+      await Promise.resolve();
+      this.checks.delete(backend);
+      const list = this.held.get(backend);
+      if (!list || !this.xs) return;
+      let exists: boolean;
+      let seq: string | undefined;
+      try {
+        exists = (await this.xs.read(backend)) !== undefined;
+        seq = exists ? await this.xs.read(`${backend}/diskseq`) : undefined;
+      } catch {
+        return; // connection trouble: hold, the reconnect rechecks
+      }
+      const now = Date.now();
+      for (const e of [...list]) {
+        const matches = exists && (e.diskseq === undefined || seq === e.diskseq);
+        if (matches) {
+          if (!e.live) this.log(`live ${backend} diskseq ${e.diskseq ?? '-'}`);
+          e.live = true;
+        } else if (e.live) {
+          this.drop(backend, e.diskseq, exists ? `backend now records diskseq ${seq ?? 'none'}` : 'backend removed');
+        } else if (now >= e.deadline) {
+          this.drop(backend, e.diskseq, 'backend never appeared (giver gone?)');
+        }
+      }
+    } finally {
+      this.checks.delete(backend);
+    }
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    for (const t of this.timers.values()) clearTimeout(t);
+    this.timers.clear();
+    const xs = this.xs;
+    this.xs = undefined;
+    if (xs) await xs.close().catch(() => {});
+  }
+
+  /** Closes every held fd (tests only: a real keeper never lets go of a live backend's fd on its own). */
+  releaseAll(): void {
+    for (const b of [...this.held.keys()]) this.drop(b, undefined, 'keeper shutdown');
+  }
+}
+
+/** Runs the keeper server until it holds nothing for idleExitMs. Resolves when it has stopped. */
+export async function runKeeper(opts: KeeperOptions): Promise<void> {
+  const log = opts.log ?? (() => {});
+  mkdirSync(opts.runDir, { recursive: true, mode: 0o700 });
+  const sockPath = join(opts.runDir, 'keeper.sock');
+  const keeper = new Keeper(opts.connectXs, log);
+  const idleMs = opts.idleExitMs ?? 3000;
+  let idleTimer: NodeJS.Timeout | undefined;
+  let server: Server | undefined;
+  let done!: () => void;
+  const finished = new Promise<void>((r) => (done = r));
+
+  const stop = async () => {
+    if (!server) return;
+    const s = server;
+    server = undefined;
+    // unlink first so that new givers start a fresh keeper rather than reach a closing one
+    try {
+      rmSync(sockPath, { force: true });
+    } catch {
+      // gone
+    }
+    s.close();
+    await keeper.close();
+    log('keeper exits: nothing held');
+    done();
+  };
+  const armIdle = () => {
+    if (idleTimer) clearTimeout(idleTimer);
+    idleTimer = setTimeout(() => {
+      if (keeper.size === 0 && pendingRequests === 0) void stop();
+    }, idleMs);
+  };
+  keeper.onEmpty = armIdle;
+  keeper.onNonEmpty = () => {
+    if (idleTimer) clearTimeout(idleTimer);
+    idleTimer = undefined;
+  };
+  let pendingRequests = 0;
+
+  const handle = async (req: KeeperRequest): Promise<KeeperReply> => {
+    switch (req?.op) {
+      case 'ping':
+        return { ok: true, pid: process.pid };
+      case 'list':
+        return { ok: true, pid: process.pid, held: keeper.list() };
+      case 'adopt':
+        await keeper.adopt(req);
+        return { ok: true, pid: process.pid };
+      case 'drop':
+        if (typeof req.backend !== 'string') throw new Error('drop: backend missing');
+        keeper.drop(req.backend, req.diskseq, 'giver dropped it');
+        return { ok: true, pid: process.pid };
+      default:
+        throw new Error('unknown op');
+    }
+  };
+
+  const onConn = (sock: Socket) => {
+    let buf = '';
+    sock.setEncoding('utf8');
+    sock.on('error', () => {});
+    sock.on('data', (chunk: string) => {
+      buf += chunk;
+      if (buf.length > 65536) {
+        sock.destroy();
+        return;
+      }
+      let nl: number;
+      while ((nl = buf.indexOf('\n')) >= 0) {
+        const line = buf.slice(0, nl);
+        buf = buf.slice(nl + 1);
+        pendingRequests++;
+        let req: KeeperRequest;
+        try {
+          req = JSON.parse(line) as KeeperRequest;
+        } catch {
+          pendingRequests--;
+          sock.write(JSON.stringify({ ok: false, error: 'bad JSON' }) + '\n');
+          continue;
+        }
+        handle(req)
+          .then(
+            (rep) => rep,
+            (err: unknown): KeeperReply => ({ ok: false, error: err instanceof Error ? err.message : String(err) }),
+          )
+          .then((rep) => {
+            pendingRequests--;
+            if (!sock.destroyed) sock.write(JSON.stringify(rep) + '\n');
+            if (keeper.size === 0) armIdle();
+          });
+      }
+    });
+  };
+
+  // One keeper per run dir: a stale socket (a keeper killed with -9) is replaced, a live one is left alone.
+  const { connectKeeper } = await import('./keeper-client.js');
+  const existing = await connectKeeper(opts.runDir).catch(() => undefined);
+  if (existing) {
+    existing.close();
+    throw new Error(`a keeper already listens on ${sockPath}`);
+  }
+  try {
+    if (statSync(sockPath).isSocket()) rmSync(sockPath);
+  } catch {
+    // none
+  }
+  server = createServer(onConn);
+  await new Promise<void>((res, rej) => {
+    server!.once('error', rej);
+    server!.listen(sockPath, () => res());
+  });
+  server.on('error', (err) => log(`server error: ${err.message}`));
+  log(`keeper ${process.pid} listening on ${sockPath}`);
+  armIdle();
+  await finished;
+  keeper.releaseAll();
+}

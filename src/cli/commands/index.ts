@@ -12,4 +12,5 @@ export interface CommandEntry {
 
 // Each command adds its own line here when its module lands.
 export const COMMANDS: CommandEntry[] = [
+  { name: 'validate', summary: 'check the desired-state YAML (schema, duplicates, sharing, paths)', load: () => import('./validate.js') },
 ];

@@ -1,0 +1,69 @@
+// `xvbd validate [--config DIR] [--json]`: check the desired-state directory, print every error.
+import { parseArgs } from 'node:util';
+import { CliError } from '../errors.js';
+import { checkConfigDir, defaultConfigDir, formatErrors } from '../../config/index.js';
+
+const USAGE = `Usage: xvbd validate [--config DIR] [--json] [--color|--no-color]
+
+Checks the desired state: every *.yaml / *.yml file of DIR (YAML syntax, the xvbd/v1 schema,
+duplicate domains and vdevs, read-write sharing, paths and allowed roots). Prints every error
+as file:line:column: message with the offending line, or a one-line summary when valid.
+
+Options:
+  --config DIR   config directory (default: $XVBD_CONFIG, else /etc/xvbd)
+  --json         print {valid, files, domains, disks, errors} as JSON on stdout
+  --color        colour the errors (default: when stderr is a terminal)
+  --no-color     never colour
+  -h, --help     this help
+
+Exit status: 0 valid, 1 invalid, 2 usage error.`;
+
+const plural = (n: number, word: string) => `${n} ${word}${n === 1 ? '' : 's'}`;
+
+export async function run(argv: string[]): Promise<number> {
+  let values;
+  try {
+    ({ values } = parseArgs({
+      args: argv,
+      options: {
+        config: { type: 'string' },
+        json: { type: 'boolean' },
+        color: { type: 'boolean' },
+        'no-color': { type: 'boolean' },
+        help: { type: 'boolean', short: 'h' },
+      },
+      strict: true,
+      allowPositionals: false,
+    }));
+  } catch (err) {
+    throw new CliError(`${(err as Error).message}\n\n${USAGE}`, 2);
+  }
+  if (values.help) {
+    process.stdout.write(USAGE + '\n');
+    return 0;
+  }
+  const dir = values.config ?? defaultConfigDir();
+  const r = await checkConfigDir(dir);
+  const valid = r.errors.length === 0;
+  if (values.json) {
+    const out = {
+      valid,
+      config: dir,
+      files: r.files.length,
+      domains: r.domains,
+      disks: r.disks,
+      errors: r.errors,
+    };
+    process.stdout.write(JSON.stringify(out, null, 2) + '\n');
+    return valid ? 0 : 1;
+  }
+  const summary = `${plural(r.files.length, 'file')}, ${plural(r.domains, 'domain')}, ${plural(r.disks, 'disk')}`;
+  if (valid) {
+    process.stdout.write(`${summary}: valid\n`);
+    return 0;
+  }
+  const color = values['no-color'] ? false : (values.color ?? (process.stderr.isTTY === true && !process.env.NO_COLOR));
+  process.stderr.write(formatErrors(r.errors, { color }));
+  process.stderr.write(`${summary}: ${plural(r.errors.length, 'error')}\n`);
+  return 1;
+}

@@ -1,0 +1,608 @@
+// Loading a config directory: YAML (with positions) -> JSON Schema (ajv) -> semantic checks -> DesiredState.
+// Every error of every file is collected; a broken file or document does not stop the others.
+import { readdir, readFile, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import {
+  isAlias,
+  isMap,
+  isPair,
+  isScalar,
+  isSeq,
+  LineCounter,
+  parseAllDocuments,
+  type Document,
+  type Node as YamlNode,
+  type YAMLError,
+} from 'yaml';
+import type { ErrorObject } from 'ajv';
+import {
+  DEFAULT_POLICY,
+  type DesiredState,
+  type DiskMode,
+  type DiskOptions,
+  type DiskSpec,
+  type DomainSpec,
+  type Policy,
+  type ServeMode,
+  type SourceKind,
+  type SourceLocation,
+} from '../model/desired.js';
+import type { ConfigError, RelatedLocation } from './errors.js';
+import { isUnder, pathProblem } from './paths.js';
+import { validators } from './schema.js';
+import { suggest } from './suggest.js';
+import { parseVdev, VdevError } from './vdev.js';
+
+export const API_VERSION = 'xvbd/v1';
+export const KINDS = ['Domain', 'Policy'] as const;
+/** Files larger than this are refused (a config file is a few kilobytes). */
+export const MAX_FILE_BYTES = 1 << 20;
+
+export interface ConfigFileText {
+  /** The path to print in errors and positions (e.g. `dir/web.yaml`). */
+  file: string;
+  text: string;
+}
+
+export interface ConfigCheck {
+  desired?: DesiredState;
+  errors: ConfigError[];
+  files: string[];
+  /** Domains and disks found (also when there are errors: what could be read). */
+  domains: number;
+  disks: number;
+}
+
+type Json = null | boolean | number | string | Json[] | { [k: string]: Json };
+type JsonObject = { [k: string]: Json };
+
+interface Loc extends SourceLocation {
+  sourceLine?: string;
+}
+
+/** One parsed file: its lines (for excerpts) and how to turn offsets into positions. */
+class FileCtx {
+  readonly lines: string[];
+  constructor(
+    readonly file: string,
+    readonly index: number,
+    text: string,
+    readonly lc: LineCounter,
+  ) {
+    this.lines = text.split('\n').map((l) => l.replace(/\r$/, ''));
+  }
+  at(offset: number): Loc {
+    const { line, col } = this.lc.linePos(offset);
+    return { file: this.file, line, column: col, sourceLine: this.lines[line - 1] };
+  }
+}
+
+interface DocCtx {
+  fc: FileCtx;
+  doc: Document.Parsed;
+  js: JsonObject;
+}
+
+const isObject = (v: Json | undefined): v is JsonObject => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+function describe(v: unknown): string {
+  if (v === null || v === undefined) return 'empty';
+  if (typeof v === 'string') return v.length > 40 ? 'a string' : `the string \`${v}\``;
+  if (typeof v === 'number') return `the number ${v}`;
+  if (typeof v === 'boolean') return `\`${v}\``;
+  if (Array.isArray(v)) return 'a list';
+  return 'a mapping';
+}
+
+const TYPE_WORDS: Record<string, string> = {
+  string: 'a string',
+  integer: 'a whole number',
+  number: 'a number',
+  boolean: '`true` or `false`',
+  array: 'a list',
+  object: 'a mapping',
+  null: 'empty',
+};
+
+function orList(items: string[]): string {
+  return items.length <= 1 ? (items[0] ?? '') : `${items.slice(0, -1).join(', ')} or ${items[items.length - 1]}`;
+}
+
+const fmtValue = (v: unknown) => (typeof v === 'string' ? `\`${v}\`` : String(v));
+
+/** Resolves a JSON pointer in the YAML AST: the value node and, for map entries, the key node. */
+function findNode(doc: Document.Parsed, pointer: string): { node?: YamlNode; key?: YamlNode } {
+  const segs = pointer === '' ? [] : pointer.slice(1).split('/').map((s) => s.replace(/~1/g, '/').replace(/~0/g, '~'));
+  let node: unknown = doc.contents;
+  let key: YamlNode | undefined;
+  for (const seg of segs) {
+    if (isAlias(node)) node = node.resolve(doc);
+    if (isMap(node)) {
+      const pair = node.items.find((p) => isPair(p) && (isScalar(p.key) ? String(p.key.value) : String(p.key)) === seg);
+      if (!pair) return { node: node as YamlNode };
+      key = pair.key as YamlNode;
+      node = pair.value ?? undefined;
+      if (node === undefined || node === null) return { key, node: key };
+    } else if (isSeq(node)) {
+      const item = node.items[Number(seg)];
+      if (item === undefined || item === null) return { node: node as YamlNode };
+      key = undefined;
+      node = item;
+    } else {
+      return { node: node as YamlNode, key };
+    }
+  }
+  return { node: node as YamlNode, key };
+}
+
+function nodeOffset(n: YamlNode | undefined): number | undefined {
+  return n?.range ? n.range[0] : undefined;
+}
+
+class Checker {
+  readonly errors: { e: ConfigError; fileIndex: number; seq: number }[] = [];
+  private seq = 0;
+
+  add(at: Loc, message: string, related?: (Loc & { message: string })[], fileIndex = 0): void {
+    const e: ConfigError = { file: at.file, line: at.line, column: at.column, message };
+    if (at.sourceLine !== undefined) e.sourceLine = at.sourceLine;
+    if (related?.length) {
+      e.related = related.map((r) => {
+        const o: RelatedLocation = { file: r.file, line: r.line, column: r.column, message: r.message };
+        if (r.sourceLine !== undefined) o.sourceLine = r.sourceLine;
+        return o;
+      });
+    }
+    this.errors.push({ e, fileIndex, seq: this.seq++ });
+  }
+
+  sorted(): ConfigError[] {
+    return [...this.errors]
+      .sort((a, b) => a.fileIndex - b.fileIndex || a.e.line - b.e.line || a.e.column - b.e.column || a.seq - b.seq)
+      .map((x) => x.e);
+  }
+}
+
+const where = (l: SourceLocation) => `${l.file}:${l.line}:${l.column}`;
+const plainLoc = (l: Loc): SourceLocation => ({ file: l.file, line: l.line, column: l.column });
+
+/** Locates a JSON pointer of a document: the value (or the key, with `preferKey`). */
+function locate(d: DocCtx, pointer: string, preferKey = false): Loc {
+  const { node, key } = findNode(d.doc, pointer);
+  const off = (preferKey ? nodeOffset(key) : undefined) ?? nodeOffset(node) ?? nodeOffset(key) ?? nodeOffset(d.doc.contents ?? undefined) ?? 0;
+  return d.fc.at(off);
+}
+
+/** How an object at a pointer is called in messages. */
+function objectName(kind: string, pointer: string): string {
+  if (pointer === '') return kind === 'Policy' ? 'the Policy document' : 'a Domain document';
+  const segs = pointer.split('/');
+  const last = segs[segs.length - 1]!;
+  if (/^\d+$/.test(last) && segs[segs.length - 2] === 'disks') return 'a disk';
+  return `\`${last}\``;
+}
+
+/** How a value at a pointer is called in messages. */
+function valueName(pointer: string): string {
+  const segs = pointer.split('/');
+  const last = segs[segs.length - 1]!;
+  if (/^\d+$/.test(last)) return `an item of \`${segs[segs.length - 2]}\``;
+  return `\`${last}\``;
+}
+
+const SUPERSEDED = /(^|\/)(vdev|file|device|allowedRoots\/\d+)$/;
+
+/** Turns ajv's errors for one document into our sentences, dropping those the semantic pass reports better. */
+function schemaErrors(d: DocCtx, kind: string, errs: ErrorObject[], ck: Checker): void {
+  const seen = new Set<string>();
+  // "unknown key `vdv`; did you mean `vdev`?" already says that `vdev` is missing.
+  const suggested = new Set<string>();
+  for (const err of errs) {
+    if (err.keyword !== 'additionalProperties') continue;
+    const known = Object.keys(((err.parentSchema ?? {}) as { properties?: object }).properties ?? {});
+    const s = suggest(String(err.params.additionalProperty), known);
+    if (s !== undefined) suggested.add(`${err.instancePath}/${s}`);
+  }
+  for (const err of errs) {
+    if (err.keyword === 'required' && suggested.has(`${err.instancePath}/${String(err.params.missingProperty)}`)) continue;
+    const p = err.instancePath;
+    if (p === '/apiVersion' || p === '/kind') continue;
+    if (err.keyword === 'required' && ['apiVersion', 'kind'].includes(String(err.params.missingProperty))) continue;
+    if (err.schemaPath.includes('/oneOf/')) continue;
+    if ((err.keyword === 'pattern' || err.keyword === 'minLength') && SUPERSEDED.test(p)) continue;
+    if (err.keyword === 'if') continue;
+    let at: Loc;
+    let msg: string;
+    switch (err.keyword) {
+      case 'additionalProperties': {
+        const prop = String(err.params.additionalProperty);
+        const known = Object.keys(((err.parentSchema ?? {}) as { properties?: object }).properties ?? {});
+        const s = suggest(prop, known);
+        at = locate(d, `${p}/${prop.replace(/~/g, '~0').replace(/\//g, '~1')}`, true);
+        msg = `unknown key \`${prop}\` in ${objectName(kind, p)}; ${s !== undefined ? `did you mean \`${s}\`?` : `expected ${orList(known.map((k) => `\`${k}\``))}`}`;
+        break;
+      }
+      case 'required': {
+        const prop = String(err.params.missingProperty);
+        at = locate(d, p);
+        const hint = prop === 'disks' ? ' (a list, possibly empty)' : prop === 'name' ? ' (the name of the Xen domain)' : '';
+        msg = `${objectName(kind, p)} needs \`${prop}\`${hint}`;
+        break;
+      }
+      case 'oneOf': {
+        const passing = err.params.passingSchemas;
+        if (Array.isArray(passing)) {
+          // Point at whichever of the two keys comes second.
+          const a = locate(d, `${p}/file`, true);
+          const b = locate(d, `${p}/device`, true);
+          at = a.line > b.line || (a.line === b.line && a.column > b.column) ? a : b;
+        } else at = locate(d, p);
+        msg = Array.isArray(passing)
+          ? 'a disk has both `file` and `device`; give exactly one source'
+          : 'a disk needs a source: `file: /path/to/image` or `device: /dev/...`';
+        break;
+      }
+      case 'type': {
+        at = locate(d, p);
+        const t = err.params.type;
+        const want = Array.isArray(t) ? orList(t.map((x: string) => TYPE_WORDS[x] ?? x)) : (TYPE_WORDS[String(t)] ?? String(t));
+        const ex = (err.parentSchema as { examples?: unknown[] } | undefined)?.examples?.[0];
+        const eg = typeof ex === 'string' || typeof ex === 'number' ? `, such as ${fmtValue(ex)}` : '';
+        msg = `${valueName(p)} must be ${want}${eg}, not ${describe(err.data)}`;
+        break;
+      }
+      case 'enum':
+      case 'const': {
+        at = locate(d, p);
+        const allowed = err.keyword === 'enum' ? (err.params.allowedValues as unknown[]) : [err.params.allowedValue];
+        const words = allowed.filter((a): a is string => typeof a === 'string');
+        const s = typeof err.data === 'string' ? suggest(err.data, words) : undefined;
+        msg = `${valueName(p)} must be ${orList(allowed.map(fmtValue))}, not ${describe(err.data)}${s !== undefined ? `; did you mean \`${s}\`?` : ''}`;
+        break;
+      }
+      case 'pattern': {
+        at = locate(d, p);
+        const m = (err.parentSchema as { 'x-patternMessage'?: string } | undefined)?.['x-patternMessage'];
+        msg = `${valueName(p)} ${describe(err.data).replace(/^the string /, '')} is not valid: ${m ?? `it must match ${String(err.params.pattern)}`}`;
+        break;
+      }
+      case 'minimum':
+      case 'maximum':
+        at = locate(d, p);
+        msg = `${valueName(p)} must be ${err.keyword === 'minimum' ? 'at least' : 'at most'} ${String(err.params.limit)}, not ${String(err.data)}`;
+        break;
+      case 'minLength':
+        at = locate(d, p);
+        msg = `${valueName(p)} must not be empty`;
+        break;
+      case 'maxLength':
+        at = locate(d, p);
+        msg = `${valueName(p)} is longer than ${String(err.params.limit)} characters`;
+        break;
+      default:
+        at = locate(d, p);
+        msg = `${valueName(p) || 'the document'} ${err.message ?? 'is not valid'}`;
+    }
+    const k = `${at.line}:${at.column}:${msg}`;
+    if (seen.has(k)) continue;
+    seen.add(k);
+    ck.add(at, msg, undefined, d.fc.index);
+  }
+}
+
+/** A duration such as `10s`, `1500ms`, `2m`, in milliseconds. */
+export function parseDuration(s: string): number | undefined {
+  const m = /^(0|[1-9][0-9]*)(\.[0-9]+)?(ms|s|m)$/.exec(s);
+  if (!m) return undefined;
+  const n = Number(m[1]! + (m[2] ?? ''));
+  return Math.round(n * (m[3] === 'ms' ? 1 : m[3] === 's' ? 1000 : 60_000));
+}
+
+const MAX_DETACH_TIMEOUT_MS = 3_600_000;
+
+function yamlErrorMessage(err: YAMLError, text: string): string {
+  if (err.code === 'DUPLICATE_KEY') {
+    const m = /^[^:\n]*/.exec(text.slice(err.pos[0], err.pos[1]));
+    const key = m?.[0].trim().replace(/^["']|["']$/g, '');
+    return key ? `key \`${key}\` appears twice in this mapping` : 'a key appears twice in this mapping';
+  }
+  if (err.code === 'TAB_AS_INDENT') return 'YAML syntax error: tabs cannot indent YAML; use spaces';
+  if (err.code === 'BLOCK_AS_IMPLICIT_KEY') {
+    return 'YAML syntax error: a nested mapping cannot follow a value on the same key; check the indentation of the next line, or quote a value that contains `: `';
+  }
+  let m = err.message.split('\n')[0]!.replace(/ at line \d+, column \d+:?$/, '').replace(/\.$/, '');
+  m = m.charAt(0).toLowerCase() + m.slice(1);
+  return `YAML syntax error: ${m}`;
+}
+
+interface DiskUse {
+  domain: string;
+  vdev: string;
+  mode: DiskMode;
+  at: SourceLocation;
+  loc: Loc;
+}
+
+/** Checks the given files (already read) and builds the desired state when there are no errors. */
+export function checkConfigTexts(inputs: readonly ConfigFileText[], extraErrors: ConfigError[] = []): ConfigCheck {
+  const ck = new Checker();
+  for (const e of extraErrors) ck.errors.push({ e, fileIndex: -1, seq: -1 });
+  const domainDocs: DocCtx[] = [];
+  const policyDocs: DocCtx[] = [];
+
+  inputs.forEach((input, index) => {
+    const lc = new LineCounter();
+    const fc = new FileCtx(input.file, index, input.text, lc);
+    let docs: Document.Parsed[];
+    try {
+      docs = [...parseAllDocuments(input.text, { lineCounter: lc, prettyErrors: false, uniqueKeys: true })] as Document.Parsed[];
+    } catch (err) {
+      ck.add({ file: input.file, line: 0, column: 0 }, `cannot parse: ${(err as Error).message}`, undefined, index);
+      return;
+    }
+    for (const doc of docs) {
+      if (doc.errors.length) {
+        // One error per line: the parser's follow-up errors on the same line are noise.
+        const lines = new Set<number>();
+        for (const err of doc.errors) {
+          let off = err.pos[0];
+          while (input.text[off] === ' ') off++; // point at the token, not at the indentation before it
+          const at = fc.at(off);
+          if (lines.has(at.line)) continue;
+          lines.add(at.line);
+          ck.add(at, yamlErrorMessage(err, input.text), undefined, index);
+        }
+        continue;
+      }
+      if (doc.contents === null) continue; // an empty document (`---` alone, or only comments)
+      const rootLoc = fc.at(nodeOffset(doc.contents as YamlNode) ?? 0);
+      if (!isMap(doc.contents)) {
+        ck.add(rootLoc, 'a document must be a mapping with `apiVersion` and `kind`', undefined, index);
+        continue;
+      }
+      let js: Json;
+      try {
+        js = doc.toJS({ maxAliasCount: 100 }) as Json;
+      } catch (err) {
+        ck.add(rootLoc, `cannot read this document: ${(err as Error).message.split('\n')[0]}`, undefined, index);
+        continue;
+      }
+      if (!isObject(js)) continue;
+      const d: DocCtx = { fc, doc, js };
+      // The header: apiVersion and kind.
+      if (!('apiVersion' in js)) {
+        ck.add(rootLoc, `the document has no \`apiVersion\`; add \`apiVersion: ${API_VERSION}\``, undefined, index);
+      } else if (js.apiVersion !== API_VERSION) {
+        ck.add(locate(d, '/apiVersion'), `unsupported apiVersion ${describe(js.apiVersion).replace(/^the string /, '')}; this xvbd reads \`${API_VERSION}\``, undefined, index);
+      }
+      if (!('kind' in js)) {
+        ck.add(rootLoc, 'the document has no `kind`; add `kind: Domain` or `kind: Policy`', undefined, index);
+        continue;
+      }
+      const kind = js.kind;
+      if (typeof kind !== 'string' || !(KINDS as readonly string[]).includes(kind)) {
+        const s = typeof kind === 'string' ? suggest(kind, KINDS) : undefined;
+        ck.add(
+          locate(d, '/kind'),
+          `unknown kind ${describe(kind).replace(/^the string /, '')}; ${s !== undefined ? `did you mean \`${s}\`?` : 'expected `Domain` or `Policy`'}`,
+          undefined,
+          index,
+        );
+        continue;
+      }
+      const v = validators()[kind as 'Domain' | 'Policy'];
+      if (!v(js)) schemaErrors(d, kind, v.errors ?? [], ck);
+      (kind === 'Domain' ? domainDocs : policyDocs).push(d);
+    }
+  });
+
+  // The Policy: at most one; its values (what is well-typed) apply to every domain.
+  const policy: Policy = structuredClone(DEFAULT_POLICY);
+  const first = policyDocs[0];
+  for (const extra of policyDocs.slice(1)) {
+    const firstAt = locate(first!, '/kind');
+    ck.add(
+      locate(extra, '/kind'),
+      `a second Policy; a config directory has at most one, and the first is at ${where(firstAt)}`,
+      [{ ...firstAt, message: 'the first Policy is here' }],
+      extra.fc.index,
+    );
+  }
+  let rootsLoc: Loc | undefined;
+  if (first) {
+    const p = first.js;
+    policy.at = plainLoc(first.fc.at(nodeOffset(first.doc.contents as YamlNode) ?? 0));
+    if (typeof p.prune === 'boolean') policy.prune = p.prune;
+    if (typeof p.serve === 'string' && ['attach', 'hook', 'both'].includes(p.serve)) policy.serve = p.serve as ServeMode;
+    if (typeof p.detachTimeout === 'string') {
+      const ms = parseDuration(p.detachTimeout);
+      if (ms !== undefined && ms > MAX_DETACH_TIMEOUT_MS) {
+        ck.add(locate(first, '/detachTimeout'), `\`detachTimeout\` ${p.detachTimeout} is longer than the maximum, 1h`, undefined, first.fc.index);
+      } else if (ms !== undefined) policy.detachTimeoutMs = ms;
+    }
+    if (Array.isArray(p.allowedRoots)) {
+      rootsLoc = locate(first, '/allowedRoots', true);
+      p.allowedRoots.forEach((r, i) => {
+        if (typeof r !== 'string') return;
+        const problem = pathProblem(r);
+        if (problem) ck.add(locate(first, `/allowedRoots/${i}`), `allowed root \`${r}\` ${problem}`, undefined, first.fc.index);
+        else policy.allowedRoots.push(r);
+      });
+    }
+    if (isObject(p.defaults)) {
+      const df = p.defaults;
+      if (df.mode === 'ro' || df.mode === 'rw') policy.defaults.mode = df.mode;
+      if (typeof df.backendDomain === 'number' && Number.isInteger(df.backendDomain) && df.backendDomain >= 0 && df.backendDomain <= 32751) {
+        policy.defaults.backendDomid = df.backendDomain;
+      }
+      if (isObject(df.options)) policy.defaults.options = readOptions(df.options, policy.defaults.options);
+    }
+  }
+
+  // Domains and disks.
+  const domains: DomainSpec[] = [];
+  const byName = new Map<string, Loc>();
+  const sources = new Map<string, DiskUse[]>();
+  let diskCount = 0;
+  for (const d of domainDocs) {
+    const js = d.js;
+    const idx = d.fc.index;
+    const name = typeof js.name === 'string' ? js.name : undefined;
+    const domainAt = d.fc.at(nodeOffset(d.doc.contents as YamlNode) ?? 0);
+    if (name !== undefined) {
+      const nameLoc = locate(d, '/name');
+      const prev = byName.get(name);
+      if (prev) {
+        ck.add(nameLoc, `domain \`${name}\` is defined twice; the first definition is at ${where(prev)}`, [{ ...prev, message: `the first definition of \`${name}\` is here` }], idx);
+      } else byName.set(name, nameLoc);
+    }
+    const spec: DomainSpec = { name: name ?? '', disks: [], at: plainLoc(domainAt) };
+    const byDevid = new Map<number, { vdev: string; loc: Loc }>();
+    const items = Array.isArray(js.disks) ? js.disks : [];
+    items.forEach((item, i) => {
+      if (!isObject(item)) return;
+      diskCount++;
+      const base = `/disks/${i}`;
+      const diskAt = plainLoc(locate(d, base));
+      // vdev -> devid
+      let vdev: string | undefined;
+      let devid: number | undefined;
+      const rawVdev = item.vdev;
+      if (typeof rawVdev === 'string' || (typeof rawVdev === 'number' && Number.isInteger(rawVdev) && rawVdev >= 0)) {
+        const vloc = locate(d, `${base}/vdev`);
+        try {
+          const info = parseVdev(String(rawVdev));
+          vdev = String(rawVdev).trim().toLowerCase();
+          devid = info.devid;
+          const prev = byDevid.get(devid);
+          if (prev) {
+            const same = prev.vdev === vdev;
+            const msg = same
+              ? `vdev \`${vdev}\` is used twice in domain \`${name ?? '?'}\`; the first use is at ${where(prev.loc)}`
+              : `vdev \`${vdev}\` is devid ${devid}, the same device as \`${prev.vdev}\` at ${where(prev.loc)} in domain \`${name ?? '?'}\``;
+            ck.add(vloc, msg, [{ ...prev.loc, message: `\`${prev.vdev}\` is here` }], idx);
+          } else byDevid.set(devid, { vdev, loc: vloc });
+        } catch (err) {
+          if (!(err instanceof VdevError)) throw err;
+          ck.add(vloc, err.message, undefined, idx);
+        }
+      }
+      // mode, options, backend
+      const mode: DiskMode = item.mode === 'ro' || item.mode === 'rw' ? item.mode : policy.defaults.mode;
+      const options = isObject(item.options) ? readOptions(item.options, policy.defaults.options) : { ...policy.defaults.options };
+      const bd = item.backendDomain;
+      const backendDomid = typeof bd === 'number' && Number.isInteger(bd) && bd >= 0 && bd <= 32751 ? bd : policy.defaults.backendDomid;
+      // source
+      let source: string | undefined;
+      let sourceKind: SourceKind | undefined;
+      const hasFile = 'file' in item;
+      const hasDevice = 'device' in item;
+      if (hasFile !== hasDevice) {
+        const key = hasFile ? 'file' : 'device';
+        const raw = item[key];
+        if (typeof raw === 'string') {
+          const sloc = locate(d, `${base}/${key}`);
+          const problem = pathProblem(raw);
+          if (problem) {
+            ck.add(sloc, `source path \`${raw}\` ${problem}`, undefined, idx);
+          } else if (key === 'device' && !raw.startsWith('/dev/')) {
+            ck.add(sloc, `device \`${raw}\` is not under \`/dev/\`; a \`device\` source is a block device node (use \`file:\` for an image)`, undefined, idx);
+          } else if (policy.allowedRoots.length && !policy.allowedRoots.some((r) => isUnder(raw, r))) {
+            ck.add(
+              sloc,
+              `source \`${raw}\` is outside the allowed roots (${policy.allowedRoots.map((r) => `\`${r}\``).join(', ')}) set at ${where(rootsLoc!)}`,
+              [{ ...rootsLoc!, message: '`allowedRoots` is set here' }],
+              idx,
+            );
+          } else {
+            source = raw;
+            sourceKind = key === 'file' ? 'file' : 'block';
+            const uses = sources.get(raw) ?? [];
+            const conflict = mode === 'rw' ? uses[0] : uses.find((u) => u.mode === 'rw');
+            if (conflict) {
+              const who = `domain \`${conflict.domain}\` vdev \`${conflict.vdev}\` at ${where(conflict.at)}`;
+              const msg =
+                mode === 'rw' && conflict.mode === 'rw'
+                  ? `source \`${raw}\` is already used read-write by ${who}; a read-write source can back only one disk`
+                  : mode === 'rw'
+                    ? `source \`${raw}\` is used read-write here but read-only by ${who}; make both read-only or give each its own image`
+                    : `source \`${raw}\` is used read-only here but read-write by ${who}; make both read-only or give each its own image`;
+              ck.add(sloc, msg, [{ ...conflict.loc, message: `the other use of \`${raw}\` (${conflict.mode}) is here` }], idx);
+            }
+            uses.push({ domain: name ?? '?', vdev: vdev ?? String(rawVdev), mode, at: plainLoc(sloc), loc: sloc });
+            sources.set(raw, uses);
+          }
+        }
+      }
+      if (vdev !== undefined && devid !== undefined && source !== undefined && sourceKind !== undefined) {
+        spec.disks.push({ vdev, devid, source, sourceKind, mode, options, backendDomid, at: diskAt } satisfies DiskSpec);
+      }
+    });
+    domains.push(spec);
+  }
+
+  const errors = ck.sorted();
+  const result: ConfigCheck = { errors, files: inputs.map((i) => i.file), domains: domainDocs.length, disks: diskCount };
+  if (errors.length === 0) result.desired = { domains, policy };
+  return result;
+}
+
+function readOptions(o: JsonObject, base: DiskOptions): DiskOptions {
+  const out: DiskOptions = { ...base };
+  if (typeof o.directIo === 'boolean') out.directIo = o.directIo;
+  if (typeof o.discard === 'boolean') out.discard = o.discard;
+  if (typeof o.blockSize === 'number' && [512, 1024, 2048, 4096].includes(o.blockSize)) out.blockSize = o.blockSize;
+  return out;
+}
+
+/** The default config directory: $XVBD_CONFIG, else /etc/xvbd. */
+export function defaultConfigDir(env: NodeJS.ProcessEnv = process.env): string {
+  return env.XVBD_CONFIG && env.XVBD_CONFIG !== '' ? env.XVBD_CONFIG : '/etc/xvbd';
+}
+
+/** The config files of a directory: `*.yaml` and `*.yml`, not hidden, not recursive, sorted by name (code points). */
+export function isConfigFileName(name: string): boolean {
+  return !name.startsWith('.') && /\.ya?ml$/.test(name);
+}
+
+/** Reads and checks a config directory. Paths in errors are `join(dir, name)`. */
+export async function checkConfigDir(dir: string): Promise<ConfigCheck> {
+  const dirError = (message: string): ConfigCheck => ({
+    errors: [{ file: dir, line: 0, column: 0, message }],
+    files: [],
+    domains: 0,
+    disks: 0,
+  });
+  let names: string[];
+  try {
+    const st = await stat(dir);
+    if (!st.isDirectory()) return dirError('the config path is not a directory');
+    names = await readdir(dir);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') return dirError('the config directory does not exist');
+    return dirError(`cannot read the config directory (${code ?? (err as Error).message})`);
+  }
+  names = names.filter(isConfigFileName).sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+  const inputs: ConfigFileText[] = [];
+  const readErrors: ConfigError[] = [];
+  for (const name of names) {
+    const file = join(dir, name);
+    try {
+      const st = await stat(file);
+      if (!st.isFile()) continue;
+      if (st.size > MAX_FILE_BYTES) {
+        readErrors.push({ file, line: 0, column: 0, message: `the file is larger than ${MAX_FILE_BYTES >> 20} MiB; a config file is a few kilobytes` });
+        continue;
+      }
+      inputs.push({ file, text: await readFile(file, 'utf8') });
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      readErrors.push({ file, line: 0, column: 0, message: `cannot read the file (${code ?? (err as Error).message})` });
+    }
+  }
+  if (inputs.length === 0 && readErrors.length === 0) return dirError('the config directory has no *.yaml or *.yml files');
+  const res = checkConfigTexts(inputs, readErrors);
+  res.files = names.map((n) => join(dir, n)).filter((f) => inputs.some((i) => i.file === f) || readErrors.some((e) => e.file === f));
+  return res;
+}

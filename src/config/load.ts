@@ -472,7 +472,7 @@ export function checkConfigTexts(inputs: readonly ConfigFileText[], extraErrors:
         const vloc = locate(d, `${base}/vdev`);
         try {
           const info = parseVdev(String(rawVdev));
-          vdev = String(rawVdev).trim().toLowerCase();
+          vdev = String(rawVdev).toLowerCase();
           devid = info.devid;
           const prev = byDevid.get(devid);
           if (prev) {

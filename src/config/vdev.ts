@@ -71,8 +71,9 @@ function xvdDevid(disk: number, partition: number): number {
 
 /** Parses and checks a vdev; throws VdevError with a clear sentence when Xen would reject it. */
 export function parseVdev(input: string): VdevInfo {
-  const vdev = input.trim().toLowerCase();
+  const vdev = input.toLowerCase();
   if (vdev === '') throw new VdevError(input, 'the vdev is empty; write a name such as `xvda`');
+  if (vdev.length > 32) throw new VdevError(input, `vdev \`${vdev.slice(0, 32)}...\` is too long to be a Xen device name`);
 
   // d<disk>p<partition> (and d<disk>, which vbd-interface.txt lists as the same as d<disk>p0).
   let m = /^d(\d+)(?:p(\d+))?$/.exec(vdev);
@@ -162,8 +163,9 @@ function decodeDevid(devid: number): { prefix: 'xvd' | 'sd' | 'hd'; disk: number
   if (devid < 0 || devid > 0xffff) return undefined;
   if (major === 202) return { prefix: 'xvd', disk: minor >> 4, partition: minor & 15 };
   if (major === 8) return { prefix: 'sd', disk: minor >> 4, partition: minor & 15 };
-  if (major === 3) return { prefix: 'hd', disk: minor >> 6, partition: minor & 63 };
-  if (major === 22) return { prefix: 'hd', disk: 2 + (minor >> 6), partition: minor & 63 };
+  // hd: two disks per major (disk << 6); minors 128..255 of majors 3 and 22 are not hd encodings.
+  if (major === 3 && minor < 128) return { prefix: 'hd', disk: minor >> 6, partition: minor & 63 };
+  if (major === 22 && minor < 128) return { prefix: 'hd', disk: 2 + (minor >> 6), partition: minor & 63 };
   return undefined;
 }
 

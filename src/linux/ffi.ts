@@ -1,0 +1,203 @@
+// libc bindings (koffi) for what Node lacks: ioctl, flock, open/openat/openat2 with raw flags, close.
+// Every wrapper throws SysError (with the errno's name) on failure; nothing here retries.
+// Constants are Linux x86_64/aarch64 generic values (asm-generic/fcntl.h, linux/loop.h, linux/fs.h).
+import koffi from 'koffi';
+import { constants as osConstants } from 'node:os';
+import { constants as fsConstants } from 'node:fs';
+
+// ---- open(2) flags: the platform's own values from Node where it has them (they differ on arm64) ----
+export const O_RDONLY = fsConstants.O_RDONLY;
+export const O_WRONLY = fsConstants.O_WRONLY;
+export const O_RDWR = fsConstants.O_RDWR;
+export const O_ACCMODE = 0o3;
+export const O_EXCL = fsConstants.O_EXCL;
+export const O_NOCTTY = fsConstants.O_NOCTTY;
+export const O_NONBLOCK = fsConstants.O_NONBLOCK;
+export const O_DIRECTORY = fsConstants.O_DIRECTORY;
+export const O_NOFOLLOW = fsConstants.O_NOFOLLOW;
+export const O_DIRECT = fsConstants.O_DIRECT;
+/** Not in Node's table; the same on x86_64 and aarch64. */
+export const O_CLOEXEC = 0o2000000;
+export const O_PATH = 0o10000000;
+export const AT_FDCWD = -100;
+
+// openat2(2) resolve flags (linux/openat2.h)
+export const RESOLVE_NO_XDEV = 0x01;
+export const RESOLVE_NO_MAGICLINKS = 0x02;
+export const RESOLVE_NO_SYMLINKS = 0x04;
+export const RESOLVE_BENEATH = 0x08;
+export const SYS_openat2 = 437; // same number on every architecture (added after the syscall table unification)
+
+// flock(2)
+export const LOCK_SH = 1;
+export const LOCK_EX = 2;
+export const LOCK_NB = 4;
+export const LOCK_UN = 8;
+
+// ---- linux/loop.h ----
+export const LOOP_SET_FD = 0x4c00;
+export const LOOP_CLR_FD = 0x4c01;
+export const LOOP_SET_STATUS64 = 0x4c04;
+export const LOOP_GET_STATUS64 = 0x4c05;
+export const LOOP_SET_DIRECT_IO = 0x4c08;
+export const LOOP_SET_BLOCK_SIZE = 0x4c09;
+export const LOOP_CONFIGURE = 0x4c0a;
+export const LOOP_CTL_ADD = 0x4c80;
+export const LOOP_CTL_REMOVE = 0x4c81;
+export const LOOP_CTL_GET_FREE = 0x4c82;
+
+export const LO_FLAGS_READ_ONLY = 1;
+export const LO_FLAGS_AUTOCLEAR = 4;
+export const LO_FLAGS_PARTSCAN = 8;
+export const LO_FLAGS_DIRECT_IO = 16;
+export const LO_NAME_SIZE = 64;
+/** The loop block major (Documentation/admin-guide/devices.txt). */
+export const LOOP_MAJOR = 7;
+
+// ---- linux/fs.h block ioctls: _IO(0x12, n) / _IOR(0x12, n, u64) ----
+export const BLKROGET = 0x125e;
+export const BLKSSZGET = 0x1268;
+export const BLKFLSBUF = 0x1261;
+export const BLKGETSIZE64 = 0x80081272;
+export const BLKGETDISKSEQ = 0x80081280;
+
+if (process.arch !== 'x64' && process.arch !== 'arm64') {
+  // O_CLOEXEC/O_PATH and the ioctl encodings above are the x86_64/aarch64 ones (mips, sparc, ppc differ).
+  throw new Error(`src/linux: unsupported architecture ${process.arch}`);
+}
+
+// ---- errno ----
+const errnoNames = new Map<number, string>();
+for (const [name, num] of Object.entries(osConstants.errno)) {
+  if (!errnoNames.has(num)) errnoNames.set(num, name);
+}
+export const E = osConstants.errno;
+
+export function errnoName(errno: number): string {
+  return errnoNames.get(errno) ?? `E${errno}`;
+}
+
+/** A failed system call: `code` is the errno's name (EBUSY, ENXIO...). */
+export class SysError extends Error {
+  readonly errno: number;
+  readonly code: string;
+  readonly syscall: string;
+  constructor(syscall: string, errno: number, detail?: string) {
+    const code = errnoName(errno);
+    super(`${syscall}${detail ? ` ${detail}` : ''}: ${code}`);
+    this.name = 'SysError';
+    this.errno = errno;
+    this.code = code;
+    this.syscall = syscall;
+  }
+}
+
+export function isSysError(e: unknown, ...codes: string[]): e is SysError {
+  return e instanceof SysError && (codes.length === 0 || codes.includes(e.code));
+}
+
+// ---- the bindings ----
+const libc = koffi.load('libc.so.6');
+// ioctl and open are variadic in C; on x86_64 and aarch64 Linux, integer and pointer arguments are passed
+// the same way to variadic and fixed-argument functions, so fixed prototypes per use are sound (and much
+// faster in koffi than variadic calls).
+const c_ioctl_ptr = libc.func('ioctl', 'int', ['int', 'unsigned long', 'void *']);
+const c_ioctl_int = libc.func('ioctl', 'int', ['int', 'unsigned long', 'unsigned long']);
+const c_open = libc.func('open', 'int', ['str', 'int', 'uint32']);
+const c_openat = libc.func('openat', 'int', ['int', 'str', 'int', 'uint32']);
+const c_close = libc.func('close', 'int', ['int']);
+const c_flock = libc.func('flock', 'int', ['int', 'int']);
+const c_syscall_openat2 = libc.func('syscall', 'long', ['long', 'int', 'str', 'void *', 'size_t']);
+
+function errno(): number {
+  return koffi.errno();
+}
+
+export function ioctlPtr(fd: number, req: number, buf: Buffer, what = ''): number {
+  const r = c_ioctl_ptr(fd, req, buf) as number;
+  if (r < 0) throw new SysError(`ioctl(${ioctlName(req)})`, errno(), what);
+  return r;
+}
+
+export function ioctlInt(fd: number, req: number, arg: number | bigint, what = ''): number {
+  const r = c_ioctl_int(fd, req, arg) as number;
+  if (r < 0) throw new SysError(`ioctl(${ioctlName(req)})`, errno(), what);
+  return r;
+}
+
+/** ioctl returning -errno instead of throwing (hot paths that expect failures, e.g. ENXIO on unbound devices). */
+export function ioctlPtrErr(fd: number, req: number, buf: Buffer): number {
+  const r = c_ioctl_ptr(fd, req, buf) as number;
+  return r < 0 ? -errno() : r;
+}
+
+export function sysOpen(path: string, flags: number, mode = 0): number {
+  const fd = c_open(path, flags, mode) as number;
+  if (fd < 0) throw new SysError('open', errno(), path);
+  return fd;
+}
+
+/** open(2) returning -errno instead of throwing. */
+export function sysOpenErr(path: string, flags: number): number {
+  const fd = c_open(path, flags, 0) as number;
+  return fd < 0 ? -errno() : fd;
+}
+
+export function sysOpenat(dirfd: number, path: string, flags: number, mode = 0): number {
+  const fd = c_openat(dirfd, path, flags, mode) as number;
+  if (fd < 0) throw new SysError('openat', errno(), path);
+  return fd;
+}
+
+/** openat2(2): struct open_how { u64 flags; u64 mode; u64 resolve; } (24 bytes). */
+export function sysOpenat2(dirfd: number, path: string, flags: number, resolve: number): number {
+  const how = Buffer.alloc(24);
+  how.writeBigUInt64LE(BigInt(flags), 0);
+  how.writeBigUInt64LE(0n, 8);
+  how.writeBigUInt64LE(BigInt(resolve), 16);
+  const fd = Number(c_syscall_openat2(SYS_openat2, dirfd, path, how, 24));
+  if (fd < 0) throw new SysError('openat2', errno(), path);
+  return fd;
+}
+
+export function sysClose(fd: number): void {
+  if (fd < 0) return;
+  // close(2) always releases the fd on Linux, even on EINTR: never retry.
+  c_close(fd);
+}
+
+export function sysFlock(fd: number, op: number): void {
+  if ((c_flock(fd, op) as number) < 0) throw new SysError('flock', errno());
+}
+
+/** flock returning false on EWOULDBLOCK (only meaningful with LOCK_NB). */
+export function sysTryFlock(fd: number, op: number): boolean {
+  if ((c_flock(fd, op | LOCK_NB) as number) < 0) {
+    const e = errno();
+    if (e === E.EWOULDBLOCK || e === E.EAGAIN) return false;
+    throw new SysError('flock', e);
+  }
+  return true;
+}
+
+const IOCTL_NAMES: Record<number, string> = {
+  [LOOP_SET_FD]: 'LOOP_SET_FD',
+  [LOOP_CLR_FD]: 'LOOP_CLR_FD',
+  [LOOP_SET_STATUS64]: 'LOOP_SET_STATUS64',
+  [LOOP_GET_STATUS64]: 'LOOP_GET_STATUS64',
+  [LOOP_SET_DIRECT_IO]: 'LOOP_SET_DIRECT_IO',
+  [LOOP_SET_BLOCK_SIZE]: 'LOOP_SET_BLOCK_SIZE',
+  [LOOP_CONFIGURE]: 'LOOP_CONFIGURE',
+  [LOOP_CTL_ADD]: 'LOOP_CTL_ADD',
+  [LOOP_CTL_REMOVE]: 'LOOP_CTL_REMOVE',
+  [LOOP_CTL_GET_FREE]: 'LOOP_CTL_GET_FREE',
+  [BLKROGET]: 'BLKROGET',
+  [BLKSSZGET]: 'BLKSSZGET',
+  [BLKFLSBUF]: 'BLKFLSBUF',
+  [BLKGETSIZE64]: 'BLKGETSIZE64',
+  [BLKGETDISKSEQ]: 'BLKGETDISKSEQ',
+};
+
+function ioctlName(req: number): string {
+  return IOCTL_NAMES[req] ?? `0x${req.toString(16)}`;
+}

@@ -1,0 +1,22 @@
+// Public API of src/linux: loop devices done right.
+export { LoopRegistry, RegistryError, scanBacking } from './registry.js';
+export type { LoopHandle, AcquireSpec, RegistryOptions, RegistryRefusal } from './registry.js';
+export { listLoops, mountedDevices } from './list.js';
+export type { ListOptions } from './list.js';
+export { openSource, closeSource, isUnderRoots, SourceError } from './source.js';
+export type { OpenSourceOptions, OpenedSource, SourceStat, SourceKind, SourceRefusal } from './source.js';
+export {
+  attachLoop,
+  freeLoop,
+  checkProof,
+  isBound,
+  isOurMarker,
+  parseMarker,
+  makeMarker,
+  markerMatches,
+  LoopFreeRefused,
+  LoopVerifyError,
+  MARKER_PREFIX,
+} from './loopdev.js';
+export type { FreeProof, FreeResult, FreeRefusal, AttachOptions, AttachedLoop, AttachStats } from './loopdev.js';
+export { SysError, isSysError } from './ffi.js';

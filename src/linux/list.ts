@@ -1,0 +1,137 @@
+// Enumerate every bound loop device on the host as LoopObs (src/model/observed.ts).
+// Per device: one read-only open (it pins the binding while we look, so status, diskseq and sysfs agree),
+// LOOP_GET_STATUS64, BLKGETDISKSEQ, fstat, sysfs backing_file and holders/. Mounts from one read of
+// /proc/self/mountinfo. Opening a loop device read-only changes nothing (no udev event, no rescan).
+import { fstatSync, readFileSync, readdirSync, readlinkSync, statSync } from 'node:fs';
+import type { LoopObs } from '../model/observed.js';
+import { LO_FLAGS_AUTOCLEAR, LO_FLAGS_DIRECT_IO, LO_FLAGS_READ_ONLY, O_CLOEXEC, O_NOCTTY, O_NONBLOCK, O_RDONLY, sysClose, sysOpenErr } from './ffi.js';
+import { LOOP_INFO64_SIZE, devMajor, devMinor, getDiskseq, markerMatches, tryGetStatus } from './loopdev.js';
+
+export interface ListOptions {
+  /** Diskseqs (decimal strings) this process holds an fd to: they get heldByUs = true. */
+  held?: ReadonlySet<string>;
+  /** Only these device names (e.g. ["loop3"]); default every /sys/block/loop*. */
+  names?: string[];
+}
+
+/** "major:minor" of every block device mounted in this mount namespace, plus the loop devices whose partitions are. */
+export function mountedDevices(): { devs: Set<string>; loopNames: Set<string> } {
+  const devs = new Set<string>();
+  const loopNames = new Set<string>();
+  let text: string;
+  try {
+    text = readFileSync('/proc/self/mountinfo', 'utf8');
+  } catch {
+    return { devs, loopNames };
+  }
+  for (const line of text.split('\n')) {
+    // mount-id parent-id major:minor root mount-point ...
+    const a = line.indexOf(' ');
+    const b = line.indexOf(' ', a + 1);
+    const c = line.indexOf(' ', b + 1);
+    if (a < 0 || b < 0 || c < 0) continue;
+    const mm = line.slice(b + 1, c);
+    if (mm.startsWith('0:')) continue; // anonymous devices (tmpfs, overlay, proc...)
+    devs.add(mm);
+  }
+  for (const mm of devs) {
+    if (mm.startsWith('7:')) continue;
+    // A partition of a loop device (blkext major 259...): /sys/dev/block/M:m -> .../block/loopN/loopNpK
+    try {
+      const link = readlinkSync(`/sys/dev/block/${mm}`);
+      const m = /\/block\/(loop\d+)\//.exec(link);
+      if (m) loopNames.add(m[1]!);
+    } catch {
+      // not a block device we can resolve
+    }
+  }
+  return { devs, loopNames };
+}
+
+/** Every bound loop device, sorted by number. Unbound and vanishing devices are skipped. */
+export function listLoops(opts: ListOptions = {}): LoopObs[] {
+  let names: string[];
+  if (opts.names) {
+    names = opts.names.filter((n) => /^loop\d+$/.test(n));
+  } else {
+    try {
+      names = readdirSync('/sys/block').filter((n) => n.startsWith('loop') && /^loop\d+$/.test(n));
+    } catch {
+      return [];
+    }
+  }
+  const mounts = mountedDevices();
+  const buf = Buffer.alloc(LOOP_INFO64_SIZE);
+  const seqBuf = Buffer.alloc(8);
+  const out: LoopObs[] = [];
+  for (const name of names) {
+    const obs = observeOne(name, buf, seqBuf, mounts, opts.held);
+    if (obs) out.push(obs);
+  }
+  out.sort((x, y) => x.number - y.number);
+  return out;
+}
+
+function observeOne(
+  name: string,
+  buf: Buffer,
+  seqBuf: Buffer,
+  mounts: { devs: Set<string>; loopNames: Set<string> },
+  held: ReadonlySet<string> | undefined,
+): LoopObs | undefined {
+  const fd = sysOpenErr(`/dev/${name}`, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
+  if (fd < 0) return undefined; // ENXIO: being torn down; ENOENT: no node (yet)
+  try {
+    const info = tryGetStatus(fd, buf);
+    if (!info) return undefined;
+    const diskseq = String(getDiskseq(fd, seqBuf));
+    const st = fstatSync(fd, { bigint: true });
+    const major = devMajor(st.rdev);
+    const minor = devMinor(st.rdev);
+    let backingPath = '';
+    try {
+      backingPath = readFileSync(`/sys/block/${name}/loop/backing_file`, 'utf8');
+      if (backingPath.endsWith('\n')) backingPath = backingPath.slice(0, -1);
+    } catch {
+      // bound but no sysfs loop/ dir yet: leave the path empty
+    }
+    let backingDeleted = false;
+    if (backingPath.endsWith(' (deleted)')) {
+      // d_path() appends " (deleted)" to an unlinked file; a file really named so still stats to the inode.
+      backingDeleted = true;
+      try {
+        const s = statSync(backingPath, { bigint: true });
+        if (s.dev === info.device && s.ino === info.inode) backingDeleted = false;
+      } catch {
+        // gone: deleted
+      }
+    }
+    let holders: string[] = [];
+    try {
+      holders = readdirSync(`/sys/block/${name}/holders`);
+    } catch {
+      // no holders dir
+    }
+    return {
+      name,
+      number: Number(name.slice(4)),
+      major,
+      minor,
+      diskseq,
+      backing: { dev: String(info.device), ino: String(info.inode) },
+      backingPath,
+      backingDeleted,
+      readOnly: (info.flags & LO_FLAGS_READ_ONLY) !== 0,
+      autoclear: (info.flags & LO_FLAGS_AUTOCLEAR) !== 0,
+      directIo: (info.flags & LO_FLAGS_DIRECT_IO) !== 0,
+      offset: String(info.offset),
+      sizeLimit: String(info.sizeLimit),
+      ours: markerMatches(info),
+      mounted: mounts.devs.has(`${major}:${minor}`) || mounts.loopNames.has(name),
+      holders,
+      heldByUs: held?.has(diskseq) ?? false,
+    };
+  } finally {
+    sysClose(fd);
+  }
+}

@@ -1,0 +1,440 @@
+// The loop registry: exactly one fd per device in use, keyed by diskseq; users counted by a caller-given
+// key (e.g. a backend path). Read-only disks of the same file (st_dev, st_ino) share one device; the last
+// release closes the fd and autoclear frees the device once nobody else (blkback, a mount) holds it.
+import { fstatSync, readdirSync } from 'node:fs';
+import type { LoopObs } from '../model/observed.js';
+import { LOOP_MAJOR, LO_FLAGS_READ_ONLY, O_CLOEXEC, O_NOCTTY, O_NONBLOCK, O_RDONLY, sysClose, sysOpenErr } from './ffi.js';
+import { listLoops } from './list.js';
+import {
+  type AttachStats,
+  type FreeProof,
+  type FreeResult,
+  LOOP_INFO64_SIZE,
+  LoopFreeRefused,
+  attachLoop,
+  blockName,
+  clearOwnFd,
+  devMajor,
+  devMinor,
+  freeLoop,
+  getDiskseq,
+  isBound,
+  markerMatches,
+  tryGetStatus,
+} from './loopdev.js';
+import { type SourceKind, closeSource, openSource } from './source.js';
+
+/** One device the registry holds (a loop device we made, or a block device used as is). */
+export interface LoopHandle {
+  /** Kernel name: "loop3" (or "sdb" for a block source). */
+  name: string;
+  /** Loop index (3 for loop3); -1 for a block source. */
+  number: number;
+  major: number;
+  minor: number;
+  /** BLKGETDISKSEQ, decimal: the identity of the device from attach on. */
+  diskseq: string;
+  /** The backing file's (st_dev, st_ino), decimal; for a block source, the device node's. */
+  backing: { dev: string; ino: string };
+  readOnly: boolean;
+  /** The one fd the registry holds; do not close it, release the key instead. */
+  fd: number;
+  /** "/dev/loop3" */
+  devPath: string;
+  /** 'loop' for a loop device over a file, 'block' for a block device used as is. */
+  kind: 'loop' | 'block';
+}
+
+export interface AcquireSpec {
+  /** Who uses it (e.g. the backend's xenstore path). Counted; release(key) undoes one acquire. */
+  key: string;
+  /** Absolute path of the source. */
+  source: string;
+  readOnly: boolean;
+  kind?: SourceKind;
+  directIo?: boolean;
+  blockSize?: number;
+  /** Overrides the registry's allowedRoots for this disk. */
+  allowedRoots?: string[];
+}
+
+export interface RegistryOptions {
+  /** Sources must lie under these absolute directories; empty = anywhere. */
+  allowedRoots?: string[];
+  /** Force LOOP_SET_FD + LOOP_SET_STATUS64 instead of LOOP_CONFIGURE. */
+  legacy?: boolean;
+  /** Force the component-by-component open instead of openat2. */
+  noOpenat2?: boolean;
+  /**
+   * Before attaching, look at the host's loop devices for the same file: refuse a read-write disk whose
+   * file already has a loop device (ours from an earlier run, or anybody's), refuse a read-only disk
+   * whose file has a writable one, and reuse our own read-only device from an earlier run. Default true.
+   */
+  checkHost?: boolean;
+}
+
+export type RegistryRefusal = 'key-in-use' | 'in-use' | 'rw-conflict' | 'stale' | 'not-loop' | 'not-ours' | 'users';
+
+export class RegistryError extends Error {
+  readonly reason: RegistryRefusal;
+  constructor(reason: RegistryRefusal, message: string) {
+    super(message);
+    this.name = 'RegistryError';
+    this.reason = reason;
+  }
+}
+
+interface Entry {
+  handle: LoopHandle;
+  users: Set<string>;
+  /** (dev:ino) of the backing file, or "blk:major:minor". */
+  identity: string;
+}
+
+export class LoopRegistry {
+  private readonly byDiskseq = new Map<string, Entry>();
+  private readonly byUser = new Map<string, Entry>();
+  private readonly byIdentity = new Map<string, Set<Entry>>();
+  private queue: Promise<unknown> = Promise.resolve();
+  readonly opts: Required<RegistryOptions>;
+  /** Retry and fallback counters across all attaches (diagnostics, benchmarks). */
+  readonly stats: AttachStats = { attempts: 0, retries: {}, ctlAdd: 0, legacy: 0 };
+
+  constructor(opts: RegistryOptions = {}) {
+    this.opts = {
+      allowedRoots: opts.allowedRoots ?? [],
+      legacy: opts.legacy ?? false,
+      noOpenat2: opts.noOpenat2 ?? false,
+      checkHost: opts.checkHost ?? true,
+    };
+  }
+
+  /**
+   * Get a device for `spec.key`. Idempotent per key (same file and mode gives the same handle back).
+   * Acquires run one at a time (each is a few syscalls; only retry backoff awaits).
+   */
+  acquire(spec: AcquireSpec): Promise<LoopHandle> {
+    const run = this.queue.then(() => this.acquireNow(spec));
+    this.queue = run.catch(() => undefined);
+    return run;
+  }
+
+  private async acquireNow(spec: AcquireSpec): Promise<LoopHandle> {
+    if (typeof spec.key !== 'string' || spec.key.length === 0) throw new TypeError('acquire: key must be a non-empty string');
+    const kind = spec.kind ?? 'file';
+    const src = openSource(spec.source, {
+      allowedRoots: spec.allowedRoots ?? this.opts.allowedRoots,
+      readOnly: spec.readOnly,
+      kind,
+      direct: spec.directIo ?? false,
+      noOpenat2: this.opts.noOpenat2,
+    });
+    let srcOwnedByEntry = false;
+    try {
+      const identity = kind === 'block' ? `blk:${src.stat.major}:${src.stat.minor}` : `${src.stat.dev}:${src.stat.ino}`;
+      const mine = this.byUser.get(spec.key);
+      if (mine) {
+        if (mine.identity === identity && mine.handle.readOnly === spec.readOnly) return mine.handle;
+        throw new RegistryError('key-in-use', `${spec.key} already holds ${mine.handle.name} for another disk; release it first`);
+      }
+
+      // Held by us already?
+      for (const e of this.byIdentity.get(identity) ?? []) {
+        if (spec.readOnly && e.handle.readOnly) {
+          this.checkAlive(e);
+          return this.addUser(e, spec.key);
+        }
+        if (!spec.readOnly && !e.handle.readOnly && e.users.size === 0) {
+          // Adopted (e.g. from the fd store) and not yet claimed: this is its user coming back.
+          this.checkAlive(e);
+          return this.addUser(e, spec.key);
+        }
+        throw new RegistryError(
+          e.handle.readOnly ? 'rw-conflict' : 'in-use',
+          `${spec.source} is already served ${e.handle.readOnly ? 'read-only' : 'read-write'} by ${e.handle.name} (users: ${[...e.users].join(', ') || 'none'})`,
+        );
+      }
+
+      if (kind === 'block') {
+        const entry = this.blockEntry(src, spec.readOnly, identity);
+        srcOwnedByEntry = true;
+        return this.addUser(entry, spec.key);
+      }
+
+      if (this.opts.checkHost) {
+        const reuse = this.checkHost(src.devB, src.inoB, spec);
+        if (reuse) return this.addUser(reuse, spec.key);
+      }
+
+      const attached = await attachLoop(
+        { fd: src.fd, dev: src.devB, ino: src.inoB },
+        {
+          readOnly: spec.readOnly,
+          directIo: spec.directIo ?? false,
+          ...(spec.blockSize !== undefined ? { blockSize: spec.blockSize } : {}),
+          legacy: this.opts.legacy,
+          stats: this.stats,
+        },
+      );
+      const handle: LoopHandle = {
+        name: attached.name,
+        number: attached.number,
+        major: attached.major,
+        minor: attached.minor,
+        diskseq: String(attached.diskseq),
+        backing: { dev: String(attached.backing.dev), ino: String(attached.backing.ino) },
+        readOnly: attached.readOnly,
+        fd: attached.fd,
+        devPath: attached.devPath,
+        kind: 'loop',
+      };
+      return this.addUser(this.insert(handle, identity), spec.key);
+    } finally {
+      if (!srcOwnedByEntry) closeSource(src);
+    }
+  }
+
+  /** Drop one user; the last one closes the fd (the device then frees by autoclear). */
+  release(key: string): { handle: LoopHandle; closed: boolean } | undefined {
+    const e = this.byUser.get(key);
+    if (!e) return undefined;
+    this.byUser.delete(key);
+    e.users.delete(key);
+    if (e.users.size > 0) return { handle: e.handle, closed: false };
+    this.remove(e);
+    sysClose(e.handle.fd);
+    return { handle: e.handle, closed: true };
+  }
+
+  /**
+   * Free a device with proof (name + diskseq recorded at attach, optionally the backing inode). If we hold
+   * it: LOOP_CLR_FD on our fd and close it (refused while users remain unless force). Otherwise: open it,
+   * check marker and diskseq, LOOP_CLR_FD, close. Throws LoopFreeRefused with the reason.
+   */
+  free(proof: FreeProof, opts: { force?: boolean } = {}): FreeResult {
+    const e = this.byDiskseq.get(proof.diskseq);
+    if (!e || e.handle.name !== proof.name || e.handle.kind !== 'loop') return freeLoop(proof);
+    if (e.users.size > 0 && !opts.force) {
+      throw new RegistryError('users', `${proof.name} still has users: ${[...e.users].join(', ')}`);
+    }
+    clearOwnFd(e.handle.fd, proof);
+    for (const u of e.users) this.byUser.delete(u);
+    this.remove(e);
+    sysClose(e.handle.fd);
+    return { name: proof.name, diskseq: proof.diskseq, deferred: isBound(proof.name, proof.diskseq) };
+  }
+
+  /**
+   * Take back an fd (e.g. from systemd's fd store): it must be one of our loop devices (marker matching
+   * its backing inode). The registry owns the fd afterwards; on refusal it is left to the caller. An fd
+   * for a device already held is closed and the existing handle returned.
+   */
+  adopt(fd: number, users: string[] = []): LoopHandle {
+    let st;
+    try {
+      st = fstatSync(fd, { bigint: true });
+    } catch (e) {
+      throw new RegistryError('not-loop', `adopt: fd ${fd} is not open (${(e as Error).message})`);
+    }
+    if (!st.isBlockDevice() || devMajor(st.rdev) !== LOOP_MAJOR) {
+      throw new RegistryError('not-loop', `adopt: fd ${fd} is not a loop device`);
+    }
+    const info = tryGetStatus(fd, Buffer.alloc(LOOP_INFO64_SIZE));
+    if (!info) throw new RegistryError('not-loop', `adopt: fd ${fd} is an unbound loop device`);
+    if (!markerMatches(info)) throw new RegistryError('not-ours', `adopt: fd ${fd} (loop${info.number}) does not carry our marker`);
+    const diskseq = String(getDiskseq(fd));
+    for (const u of users) {
+      const other = this.byUser.get(u);
+      if (other && other.handle.diskseq !== diskseq) throw new RegistryError('key-in-use', `adopt: ${u} already holds ${other.handle.name}`);
+    }
+    let e = this.byDiskseq.get(diskseq);
+    if (e) {
+      if (e.handle.fd !== fd) sysClose(fd);
+    } else {
+      const number = info.number;
+      const handle: LoopHandle = {
+        name: `loop${number}`,
+        number,
+        major: devMajor(st.rdev),
+        minor: devMinor(st.rdev),
+        diskseq,
+        backing: { dev: String(info.device), ino: String(info.inode) },
+        readOnly: (info.flags & LO_FLAGS_READ_ONLY) !== 0,
+        fd,
+        devPath: `/dev/loop${number}`,
+        kind: 'loop',
+      };
+      e = this.insert(handle, `${info.device}:${info.inode}`);
+    }
+    for (const u of users) this.addUser(e, u);
+    return e.handle;
+  }
+
+  /** Every fd we hold, for parking in systemd's fd store (FDNAME = name is a suggestion). */
+  fds(): Array<{ diskseq: string; fd: number; name: string; users: string[] }> {
+    return [...this.byDiskseq.values()].map((e) => ({
+      diskseq: e.handle.diskseq,
+      fd: e.handle.fd,
+      name: e.handle.name,
+      users: [...e.users],
+    }));
+  }
+
+  handles(): LoopHandle[] {
+    return [...this.byDiskseq.values()].map((e) => e.handle);
+  }
+
+  get(key: string): LoopHandle | undefined {
+    return this.byUser.get(key)?.handle;
+  }
+
+  users(diskseq: string): string[] {
+    return [...(this.byDiskseq.get(diskseq)?.users ?? [])];
+  }
+
+  heldDiskseqs(): Set<string> {
+    return new Set(this.byDiskseq.keys());
+  }
+
+  /** listLoops() with heldByUs filled in from this registry. */
+  listLoops(): LoopObs[] {
+    return listLoops({ held: this.heldDiskseqs() });
+  }
+
+  /** Close fds with no users (adopted but never claimed). Returns what was dropped. */
+  dropUnused(): LoopHandle[] {
+    const out: LoopHandle[] = [];
+    for (const e of [...this.byDiskseq.values()]) {
+      if (e.users.size === 0) {
+        this.remove(e);
+        sysClose(e.handle.fd);
+        out.push(e.handle);
+      }
+    }
+    return out;
+  }
+
+  /** Close every fd (shutdown without an fd store): devices nobody else holds are freed by autoclear. */
+  closeAll(): void {
+    for (const e of this.byDiskseq.values()) sysClose(e.handle.fd);
+    this.byDiskseq.clear();
+    this.byUser.clear();
+    this.byIdentity.clear();
+  }
+
+  // ------------------------------------------------------------------------------------------------
+
+  private insert(handle: LoopHandle, identity: string): Entry {
+    const e: Entry = { handle, users: new Set(), identity };
+    this.byDiskseq.set(handle.diskseq, e);
+    let set = this.byIdentity.get(identity);
+    if (!set) this.byIdentity.set(identity, (set = new Set()));
+    set.add(e);
+    return e;
+  }
+
+  private remove(e: Entry): void {
+    this.byDiskseq.delete(e.handle.diskseq);
+    const set = this.byIdentity.get(e.identity);
+    set?.delete(e);
+    if (set && set.size === 0) this.byIdentity.delete(e.identity);
+    for (const u of e.users) if (this.byUser.get(u) === e) this.byUser.delete(u);
+    e.users.clear();
+  }
+
+  private addUser(e: Entry, key: string): LoopHandle {
+    e.users.add(key);
+    this.byUser.set(key, e);
+    return e.handle;
+  }
+
+  /** The held device must still be bound with the same diskseq (nobody cleared it under us). */
+  private checkAlive(e: Entry): void {
+    if (e.handle.kind === 'block') return;
+    const info = tryGetStatus(e.handle.fd);
+    const seq = info ? String(getDiskseq(e.handle.fd)) : undefined;
+    if (!info || seq !== e.handle.diskseq || !markerMatches(info)) {
+      throw new RegistryError('stale', `${e.handle.name} (diskseq ${e.handle.diskseq}) was detached or changed under us`);
+    }
+  }
+
+  private blockEntry(src: ReturnType<typeof openSource>, readOnly: boolean, identity: string): Entry {
+    const major = src.stat.major ?? 0;
+    const minor = src.stat.minor ?? 0;
+    const handle: LoopHandle = {
+      name: blockName(major, minor) ?? `${major}:${minor}`,
+      number: -1,
+      major,
+      minor,
+      diskseq: String(getDiskseq(src.fd)),
+      backing: { dev: src.stat.dev, ino: src.stat.ino },
+      readOnly,
+      fd: src.fd,
+      devPath: src.path,
+      kind: 'block',
+    };
+    return this.insert(handle, identity);
+  }
+
+  /** Look at the host's loop devices for the same file; maybe reuse our own read-only one. */
+  private checkHost(dev: bigint, ino: bigint, spec: AcquireSpec): Entry | undefined {
+    for (const found of scanBacking(dev, ino)) {
+      if (!spec.readOnly) {
+        throw new RegistryError(
+          'in-use',
+          `${spec.source} already has ${found.name} (${found.ours ? 'made by xvbd earlier' : 'not ours'}, ${found.readOnly ? 'ro' : 'rw'}): refusing a second writable device`,
+        );
+      }
+      if (!found.readOnly) throw new RegistryError('rw-conflict', `${spec.source} is attached writable as ${found.name}`);
+    }
+    for (const found of scanBacking(dev, ino)) {
+      if (!found.ours || !found.readOnly) continue;
+      // Ours, read-only, same file: open it and adopt it (verified under our own fd).
+      const fd = sysOpenErr(`/dev/${found.name}`, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
+      if (fd < 0) continue;
+      try {
+        const info = tryGetStatus(fd);
+        if (!info || !markerMatches(info) || info.device !== dev || info.inode !== ino || !(info.flags & LO_FLAGS_READ_ONLY)) {
+          sysClose(fd);
+          continue;
+        }
+        const h = this.adopt(fd);
+        return this.byDiskseq.get(h.diskseq);
+      } catch {
+        sysClose(fd);
+      }
+    }
+    return undefined;
+  }
+}
+
+/** Light scan: loop devices currently backing (dev, ino): one open + LOOP_GET_STATUS64 each. */
+export function scanBacking(dev: bigint, ino: bigint): Array<{ name: string; readOnly: boolean; ours: boolean }> {
+  const out: Array<{ name: string; readOnly: boolean; ours: boolean }> = [];
+  const buf = Buffer.alloc(LOOP_INFO64_SIZE);
+  let names: string[];
+  try {
+    names = readLoopNames();
+  } catch {
+    return out;
+  }
+  for (const name of names) {
+    const fd = sysOpenErr(`/dev/${name}`, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
+    if (fd < 0) continue;
+    try {
+      const info = tryGetStatus(fd, buf);
+      if (info && info.device === dev && info.inode === ino) {
+        out.push({ name, readOnly: (info.flags & LO_FLAGS_READ_ONLY) !== 0, ours: markerMatches(info) });
+      }
+    } finally {
+      sysClose(fd);
+    }
+  }
+  return out;
+}
+
+function readLoopNames(): string[] {
+  return readdirSync('/sys/block').filter((n) => /^loop\d+$/.test(n));
+}
+
+export { LoopFreeRefused };

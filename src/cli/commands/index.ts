@@ -13,4 +13,5 @@ export interface CommandEntry {
 // Each command adds its own line here when its module lands.
 export const COMMANDS: CommandEntry[] = [
   { name: 'validate', summary: 'check the desired-state YAML (schema, duplicates, sharing, paths)', load: () => import('./validate.js') },
+  { name: 'keeper', summary: 'hold loop-device fds for backends when no daemon runs (started on demand)', load: () => import('./keeper.js') },
 ];

@@ -1,0 +1,50 @@
+// `xvbd keeper`: holds loop-device fds for backends when no daemon runs (docs/fd-holding.md).
+// Started on demand by `xvbd apply` and `xvbd hook`; not meant to be run by hand except to inspect it.
+import { parseArgs } from 'node:util';
+import { runDir } from '../../apply/lock.js';
+import { connectKeeper } from '../../daemon/keeper-client.js';
+import { runKeeper } from '../../daemon/keeper.js';
+import { connect } from '../../xenstore/client.js';
+import { CliError } from '../errors.js';
+
+const USAGE = `Usage: xvbd keeper [--list] [--idle-exit MS]
+
+Holds the fds of loop devices that back xvbd's backends when no daemon runs, so that a frontend
+reconnect (blkback closes and reopens the device) cannot let autoclear free them. Started on demand by
+\`xvbd apply\` and \`xvbd hook add\`; exits when it holds nothing. See docs/fd-holding.md.
+
+Options:
+  --list           print what the running keeper holds (JSON) and exit
+  --idle-exit MS   exit this long after the last fd was released (default 3000)
+Environment: XVBD_RUN_DIR (default /run/xvbd), XENSTORED_PATH.`;
+
+export async function run(argv: string[]): Promise<number> {
+  const { values } = parseArgs({
+    args: argv,
+    options: { help: { type: 'boolean', short: 'h' }, list: { type: 'boolean' }, 'idle-exit': { type: 'string' } },
+    strict: true,
+  });
+  if (values.help) {
+    process.stdout.write(USAGE + '\n');
+    return 0;
+  }
+  const dir = runDir();
+  if (values.list) {
+    const c = await connectKeeper(dir).catch(() => {
+      throw new CliError(`no keeper listens on ${dir}/keeper.sock`);
+    });
+    try {
+      const rep = await c.request({ op: 'list' });
+      process.stdout.write(JSON.stringify(rep, null, 2) + '\n');
+    } finally {
+      c.close();
+    }
+    return 0;
+  }
+  const idle = values['idle-exit'] !== undefined ? Number(values['idle-exit']) : undefined;
+  if (idle !== undefined && (!Number.isInteger(idle) || idle < 0)) throw new CliError('--idle-exit needs a number of milliseconds');
+  const log = (line: string) => process.stderr.write(`${new Date().toISOString()} keeper[${process.pid}]: ${line}\n`);
+  process.on('SIGHUP', () => log('SIGHUP ignored (the keeper never lets go of a live backend)'));
+  await runKeeper({ runDir: dir, connectXs: () => connect(), idleExitMs: idle, log });
+  return 0;
+}

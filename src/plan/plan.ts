@@ -1,0 +1,785 @@
+// The pure planner: plan(desired, observed, policy) -> Plan. No I/O, no clock, deterministic order.
+// Every observed collection is indexed once (by (frontend, devid), by device number, by inode), so a
+// plan is O(n log n) in the number of disks, backends and loop devices.
+//
+// Principles:
+// - Identity is by inode (files) or device number (block devices), never by path.
+// - xvbd only ever changes what it owns (backend marker `xvbd`, loop marker) and only detaches /
+//   frees with policy.prune. Backends of other tools are reported, never touched.
+// - A read-write file is never given to two users: any attach/serve/replace that would make a
+//   file be used by two (domain, vdev) pairs with one of them writable is refused (rw-shared).
+// - A finding is drift that this plan does not fix (or that stays worth knowing: rw-shared,
+//   loop-reused, backend-error...). What an action fixes is not repeated as a finding.
+import type { DesiredState, DiskSpec, DomainSpec, Policy } from '../model/desired.js';
+import type { BackendObs, LoopObs, ObservedState, SourceObs } from '../model/observed.js';
+import { XenbusState } from '../model/observed.js';
+import type {
+  Action,
+  BackendRef,
+  DiskStatus,
+  Finding,
+  FindingKind,
+  Health,
+  LoopRef,
+  Plan,
+  Severity,
+} from '../model/plan.js';
+import {
+  backendRef,
+  blockKey,
+  devKey,
+  fileKey,
+  loopRef,
+  paramsPath,
+  parseDecDev,
+  parseHexDev,
+  scriptIsOurs,
+  type DevNum,
+} from './identity.js';
+import { devidToVdev } from './vdev.js';
+
+/** What the planner derived about one observed backend. */
+interface BackendInfo {
+  b: BackendObs;
+  ref: BackendRef;
+  /** Parsed physical-device, if written and well-formed. */
+  pd?: DevNum;
+  /** The loop device now at physical-device (if any), whatever its diskseq. */
+  loopAtPd?: LoopObs;
+  /** physical-device names a loop device but the recorded diskseq differs (or the loop is gone). */
+  loopReused: 'no' | 'reused' | 'gone';
+  /** Identity of what it serves: "f:dev:ino" / "b:maj:min"; undefined if unknown. */
+  identity?: string;
+  /** The backend actually uses its identity now (physical-device written and resolvable). */
+  active: boolean;
+  /** The path its params names. */
+  params?: string;
+  /** mode "r" -> false; "w" or anything else (or missing) -> true (conservative). */
+  writable: boolean;
+}
+
+interface User {
+  key: string;
+  label: string;
+  writable: boolean;
+}
+
+const STATE_NAMES: Record<number, string> = {
+  0: 'Unknown',
+  1: 'Initialising',
+  2: 'InitWait',
+  3: 'Initialised',
+  4: 'Connected',
+  5: 'Closing',
+  6: 'Closed',
+  7: 'Reconfiguring',
+  8: 'Reconfigured',
+};
+
+export function stateName(s: number | undefined): string {
+  if (s === undefined) return '-';
+  return STATE_NAMES[s] ?? String(s);
+}
+
+/** Findings about loop devices alone sort after every domain's. */
+const LOOP_SORT = '\uffff\uffff';
+
+const ACTION_RANK: Record<Action['kind'], number> = { detach: 0, replace: 1, serve: 2, attach: 3, 'free-loop': 4 };
+
+function cmp(a: string | number, b: string | number): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}
+
+function cmpTuple(a: (string | number)[], b: (string | number)[]): number {
+  for (let i = 0; i < Math.max(a.length, b.length); i++) {
+    const c = cmp(a[i] ?? '', b[i] ?? '');
+    if (c !== 0) return c;
+  }
+  return 0;
+}
+
+function feKey(fe: number, devid: number): string {
+  return `${fe}:${devid}`;
+}
+
+/** Domain label for a frontend domid: its name if running and named, else "domid N". */
+function domLabel(names: Map<number, string>, domid: number): string {
+  return names.get(domid) ?? `domid ${domid}`;
+}
+
+export function plan(desired: DesiredState, observed: ObservedState, policy: Policy = desired.policy): Plan {
+  const actions: { a: Action; key: (string | number)[] }[] = [];
+  const findings: { f: Finding; key: (string | number)[] }[] = [];
+  const disks: DiskStatus[] = [];
+
+  const addFinding = (
+    kind: FindingKind,
+    severity: Severity,
+    message: string,
+    fix: string,
+    extra: Partial<Finding> & { sortDomain?: string; sortDevid?: number } = {},
+  ): void => {
+    const { sortDomain, sortDevid, ...rest } = extra;
+    const f: Finding = { kind, severity, message, fix, ...rest };
+    findings.push({ f, key: [sortDomain ?? rest.domain ?? '\uffff', sortDevid ?? -1, kind, message] });
+  };
+  const addAction = (a: Action, domainSort: string, fe: number, devid: number, extra = 0): void => {
+    actions.push({ a, key: [a.kind === 'free-loop' ? 1 : 0, domainSort, fe, devid, ACTION_RANK[a.kind], extra] });
+  };
+
+  // ---- domains -------------------------------------------------------------------------------
+  const domidsByName = new Map<string, number[]>();
+  const nameByDomid = new Map<number, string>();
+  const runningDomids = new Set<number>();
+  for (const d of observed.domains) {
+    runningDomids.add(d.domid);
+    if (d.name === undefined) continue;
+    nameByDomid.set(d.domid, d.name);
+    const l = domidsByName.get(d.name);
+    if (l) l.push(d.domid);
+    else domidsByName.set(d.name, [d.domid]);
+  }
+
+  // ---- loops ---------------------------------------------------------------------------------
+  const loops = [...observed.loops].sort((a, b) => a.number - b.number || cmp(a.name, b.name));
+  const loopByDev = new Map<string, LoopObs>();
+  for (const l of loops) loopByDev.set(devKey(l), l);
+
+  // ---- backends ------------------------------------------------------------------------------
+  const backends = [...observed.backends].sort(
+    (a, b) => a.frontendDomid - b.frontendDomid || a.devid - b.devid || a.backendDomid - b.backendDomid || cmp(a.path, b.path),
+  );
+  const infos: BackendInfo[] = [];
+  const backendsAt = new Map<string, BackendInfo[]>();
+  /** Backends using each loop device (by name), diskseq-consistent. */
+  const loopUsers = new Map<string, BackendInfo[]>();
+  /** How many active backends share each physical-device. */
+  const pdUsers = new Map<string, number>();
+  const recordedDiskseqs = new Set<string>();
+  for (const b of backends) {
+    const info = describeBackend(b, loopByDev);
+    infos.push(info);
+    const k = feKey(b.frontendDomid, b.devid);
+    const at = backendsAt.get(k);
+    if (at) at.push(info);
+    else backendsAt.set(k, [info]);
+    if (b.diskseq !== undefined) recordedDiskseqs.add(b.diskseq);
+    if (info.loopAtPd && info.loopReused === 'no') {
+      const u = loopUsers.get(info.loopAtPd.name);
+      if (u) u.push(info);
+      else loopUsers.set(info.loopAtPd.name, [info]);
+    }
+    if (info.pd && info.active) pdUsers.set(devKey(info.pd), (pdUsers.get(devKey(info.pd)) ?? 0) + 1);
+  }
+
+  // ---- desired disks, in order -----------------------------------------------------------------
+  const domains = [...desired.domains].sort((a, b) => cmp(a.name, b.name));
+  interface DiskCtx {
+    dom: DomainSpec;
+    disk: DiskSpec;
+    domid?: number;
+    ambiguous?: number[];
+    src?: SourceObs;
+    identity?: string;
+    /** Why no new use of the source may be created (missing, mounted, ...): set by source checks. */
+    sourceProblem?: string;
+  }
+  const ctxs: DiskCtx[] = [];
+  for (const dom of domains) {
+    const ids = domidsByName.get(dom.name) ?? [];
+    const sortedDisks = [...dom.disks].sort((a, b) => a.devid - b.devid || cmp(a.vdev, b.vdev));
+    for (const disk of sortedDisks) {
+      const c: DiskCtx = { dom, disk };
+      if (ids.length === 1) c.domid = ids[0]!;
+      else if (ids.length > 1) c.ambiguous = [...ids].sort((a, b) => a - b);
+      const src = Object.hasOwn(observed.sources, disk.source) ? observed.sources[disk.source] : undefined;
+      if (src) c.src = src;
+      c.identity = sourceIdentity(src);
+      ctxs.push(c);
+    }
+  }
+
+  // ---- users of every identity, for rw-shared ------------------------------------------------
+  const users = new Map<string, Map<string, User>>();
+  const addUser = (identity: string, u: User): void => {
+    let m = users.get(identity);
+    if (!m) users.set(identity, (m = new Map()));
+    const prev = m.get(u.key);
+    if (prev) {
+      prev.writable ||= u.writable;
+    } else {
+      m.set(u.key, { ...u });
+    }
+  };
+  for (const i of infos) {
+    if (!i.active || i.identity === undefined) continue;
+    const dom = domLabel(nameByDomid, i.b.frontendDomid);
+    addUser(i.identity, {
+      key: `d${i.b.frontendDomid}:${i.b.devid}`,
+      label: `${dom} ${devidToVdev(i.b.devid)}${i.b.ours ? '' : ' (not xvbd\'s)'}`,
+      writable: i.writable,
+    });
+  }
+  for (const c of ctxs) {
+    if (c.identity === undefined) continue;
+    addUser(c.identity, {
+      key: c.domid !== undefined ? `d${c.domid}:${c.disk.devid}` : `n${c.dom.name}:${c.disk.devid}`,
+      label: `${c.dom.name} ${c.disk.vdev}`,
+      writable: c.disk.mode === 'rw',
+    });
+  }
+  const rwConflict = new Map<string, User[]>();
+  for (const [identity, m] of users) {
+    if (m.size < 2) continue;
+    const list = [...m.values()];
+    if (list.some((u) => u.writable)) rwConflict.set(identity, list.sort((a, b) => cmp(a.label, b.label)));
+  }
+  const rwReported = new Set<string>();
+  const reportRw = (identity: string, source: string | undefined, domain?: string, devid?: number): void => {
+    if (rwReported.has(identity)) return;
+    rwReported.add(identity);
+    const list = rwConflict.get(identity)!;
+    const what = source ?? identity;
+    const f: Partial<Finding> & { sortDomain?: string; sortDevid?: number } = {};
+    if (source !== undefined) f.source = source;
+    if (domain !== undefined) f.sortDomain = domain;
+    if (devid !== undefined) f.sortDevid = devid;
+    addFinding(
+      'rw-shared',
+      'error',
+      `${what} is used read-write by one and by others too: ${list.map((u) => `${u.label} (${u.writable ? 'rw' : 'ro'})`).join(', ')}; xvbd refuses to add another use`,
+      'give a read-write file to one domain only (or make every use ro), then apply',
+      f,
+    );
+  };
+
+  // ---- loop devices available for sharing (ours, read-only, by backing inode) -----------------
+  const roLoopsByInode = new Map<string, LoopObs[]>();
+  for (const l of loops) {
+    if (!l.ours || !l.readOnly || l.backingDeleted) continue;
+    if (l.offset !== '0' || l.sizeLimit !== '0') continue;
+    const k = fileKey(l.backing);
+    const arr = roLoopsByInode.get(k);
+    if (arr) arr.push(l);
+    else roLoopsByInode.set(k, [l]);
+  }
+  const reusedInPlan = new Set<string>();
+  const pickReuse = (c: DiskCtx): LoopRef | undefined => {
+    if (c.disk.mode !== 'ro' || c.src?.kind !== 'file' || c.identity === undefined) return undefined;
+    const cands = (roLoopsByInode.get(c.identity) ?? []).filter((l) => l.directIo === c.disk.options.directIo);
+    if (cands.length === 0) return undefined;
+    const best = [...cands].sort(
+      (a, b) => (loopUsers.get(b.name)?.length ?? 0) - (loopUsers.get(a.name)?.length ?? 0) || a.number - b.number,
+    )[0]!;
+    reusedInPlan.add(best.name);
+    return loopRef(best);
+  };
+
+  // ---- evaluate each desired disk --------------------------------------------------------------
+  const matchedBackends = new Set<BackendInfo>();
+  for (const c of ctxs) {
+    const { dom, disk } = c;
+    const base = { domain: dom.name, vdev: disk.vdev, at: disk.at };
+    const sortExtra = { sortDomain: dom.name, sortDevid: disk.devid };
+    const row: DiskStatus = {
+      domain: dom.name,
+      vdev: disk.vdev,
+      devid: disk.devid,
+      source: disk.source,
+      mode: disk.mode,
+      sync: 'unknown',
+      health: 'missing',
+      sharedBy: 0,
+    };
+    if (c.domid !== undefined) row.domid = c.domid;
+    disks.push(row);
+
+    // Source checks: each blocks any new use of the source.
+    const src = c.src;
+    if (!src || !src.exists) {
+      c.sourceProblem = 'source missing';
+      addFinding(
+        'source-missing',
+        'error',
+        `${disk.source} does not exist${src?.error ? ` (${src.error})` : ''}`,
+        `create it, or fix the path at ${disk.at.file}:${disk.at.line}`,
+        { ...base, source: disk.source, ...sortExtra },
+      );
+    } else if (src.kind !== disk.sourceKind) {
+      c.sourceProblem = `source is ${src.kind === 'other' || src.kind === undefined ? 'neither a regular file nor a block device' : `a ${src.kind === 'block' ? 'block device' : 'regular file'}`}`;
+      addFinding(
+        'source-missing',
+        'error',
+        `${disk.source}: ${c.sourceProblem}, the config expects a ${disk.sourceKind === 'block' ? 'block device' : 'regular file'}`,
+        `put a ${disk.sourceKind === 'block' ? 'block device' : 'regular file'} there, or fix the path at ${disk.at.file}:${disk.at.line}`,
+        { ...base, source: disk.source, ...sortExtra },
+      );
+    } else if (c.identity === undefined) {
+      c.sourceProblem = 'source identity unknown';
+      addFinding('source-missing', 'error', `${disk.source}: could not identify it (no inode / device number)`, 'check the path', {
+        ...base,
+        source: disk.source,
+        ...sortExtra,
+      });
+    } else if (src.mounted) {
+      c.sourceProblem = 'source mounted in dom0';
+      addFinding(
+        'source-mounted',
+        'error',
+        `${disk.source} is mounted in dom0; giving it to a guest would corrupt it`,
+        'unmount it in dom0, then apply',
+        { ...base, source: disk.source, ...sortExtra },
+      );
+    }
+    if (c.identity !== undefined && rwConflict.has(c.identity)) {
+      reportRw(c.identity, disk.source, dom.name, disk.devid);
+    }
+    const blocked = (): string | undefined =>
+      c.sourceProblem ?? (c.identity !== undefined && rwConflict.has(c.identity) ? 'read-write file shared' : undefined);
+
+    // Domain.
+    if (c.ambiguous) {
+      row.sync = 'unknown';
+      row.health = 'missing';
+      row.healthReason = `name used by domids ${c.ambiguous.join(', ')}`;
+      addFinding(
+        'domain-not-running',
+        'warning',
+        `domain name ${dom.name} is used by several domains (domids ${c.ambiguous.join(', ')}); xvbd does not guess`,
+        'rename or destroy the stale domain',
+        { ...base, ...sortExtra },
+      );
+      continue;
+    }
+    if (c.domid === undefined) {
+      row.sync = 'pending';
+      row.health = 'missing';
+      row.healthReason = 'domain not running';
+      addFinding('domain-not-running', 'info', `${dom.name} is not running; ${disk.vdev} will be attached when it runs`, 'start the domain', {
+        ...base,
+        ...sortExtra,
+      });
+      continue;
+    }
+    const domid = c.domid;
+
+    // Backends on this vdev.
+    const here = backendsAt.get(feKey(domid, disk.devid)) ?? [];
+    for (const i of here) matchedBackends.add(i);
+    const bi = here.find((i) => i.b.backendDomid === disk.backendDomid) ?? here[0];
+    for (const other of here) {
+      if (other === bi) continue;
+      extraBackendOnVdev(other, dom.name, disk);
+    }
+
+    if (!bi) {
+      row.health = 'missing';
+      row.healthReason = 'no backend';
+      row.sync = 'out-of-sync';
+      const why = blocked();
+      if (why !== undefined) {
+        row.healthReason = `no backend (${why})`;
+        continue;
+      }
+      if (policy.serve === 'hook') {
+        addFinding(
+          'missing-backend',
+          'warning',
+          `${dom.name} has no backend for ${disk.vdev}, and policy serve=hook leaves creating it to the toolstack`,
+          `add "${disk.vdev}" with script=xvbd to the domain's xl config (xl block-attach), or set policy serve to attach or both`,
+          { ...base, source: disk.source, ...sortExtra },
+        );
+        continue;
+      }
+      const a: Action = { kind: 'attach', domain: dom.name, domid, disk };
+      const reuse = pickReuse(c);
+      if (reuse) a.reuseLoop = reuse;
+      addAction(a, dom.name, domid, disk.devid);
+      continue;
+    }
+
+    // There is a backend.
+    const b = bi.b;
+    row.backend = bi.ref;
+    if (b.state !== undefined) row.backendState = b.state;
+    if (b.frontendState !== undefined) row.frontendState = b.frontendState;
+    if (bi.loopAtPd && bi.loopReused === 'no') row.loop = loopRef(bi.loopAtPd);
+    if (bi.pd && bi.active) row.sharedBy = pdUsers.get(devKey(bi.pd)) ?? 0;
+    const h = health(bi);
+    row.health = h.health;
+    if (h.reason !== undefined) row.healthReason = h.reason;
+    backendChecks(bi, dom.name, disk.vdev);
+
+    const wantW = disk.mode === 'rw';
+    const modeOk = b.mode === (wantW ? 'w' : 'r');
+    const beOk = b.backendDomid === disk.backendDomid;
+    const modeText = `mode ${b.mode ?? '(none)'}, desired ${wantW ? 'w' : 'r'}`;
+
+    if (!bi.pd) {
+      // Hotplug pending: the toolstack (or our own interrupted attach) wrote the dir, nobody
+      // provided the device yet.
+      const paramsOk = bi.params === disk.source;
+      const servable = b.ours || scriptIsOurs(b.script);
+      if (b.hotplugStatus === 'error') {
+        row.sync = 'out-of-sync';
+        continue; // backendChecks reported it
+      }
+      if (!servable) {
+        row.sync = 'out-of-sync';
+        row.health = 'progressing';
+        row.healthReason = `hotplug pending (script ${b.script})`;
+        addFinding(
+          'unexpected-backend',
+          'warning',
+          `${dom.name} ${disk.vdev}: backend ${b.path} belongs to another tool (script ${b.script}); xvbd never touches it`,
+          `use script=xvbd for this disk in the xl config, or remove ${disk.vdev} from the xvbd config`,
+          { ...base, backend: bi.ref, ...sortExtra },
+        );
+        continue;
+      }
+      if (!paramsOk || !beOk) {
+        const what = !paramsOk ? `names ${b.params ?? '(no params)'}, desired ${disk.source}` : `is served by domain ${b.backendDomid}, desired ${disk.backendDomid}`;
+        row.sync = 'out-of-sync';
+        mismatch(bi, c, 'source-mismatch', what);
+        continue;
+      }
+      if (!modeOk) {
+        row.sync = 'out-of-sync';
+        mismatch(bi, c, 'mode-mismatch', modeText);
+        continue;
+      }
+      row.sync = 'out-of-sync';
+      if (!b.ours && policy.serve === 'attach') {
+        addFinding(
+          'unexpected-backend',
+          'warning',
+          `${dom.name} ${disk.vdev}: the toolstack created ${b.path} for xvbd to serve, but policy serve=attach`,
+          'set policy serve to hook or both',
+          { ...base, backend: bi.ref, ...sortExtra },
+        );
+        continue;
+      }
+      const why = blocked();
+      if (why !== undefined) {
+        row.healthReason = `hotplug pending (${why})`;
+        continue;
+      }
+      const a: Action = { kind: 'serve', domain: dom.name, domid, disk, backend: bi.ref };
+      const reuse = pickReuse(c);
+      if (reuse) a.reuseLoop = reuse;
+      addAction(a, dom.name, domid, disk.devid);
+      continue;
+    }
+
+    // Active backend: compare what it serves with what is desired.
+    const problems: { kind: FindingKind; text: string }[] = [];
+    if (bi.loopReused !== 'no') {
+      problems.push({
+        kind: 'loop-reused',
+        text:
+          bi.loopReused === 'gone'
+            ? `no loop device is bound at physical-device ${b.physicalDevice} any more`
+            : `the loop device at ${b.physicalDevice} (${bi.loopAtPd!.name}) has diskseq ${bi.loopAtPd!.diskseq}, the backend recorded ${b.diskseq}`,
+      });
+    }
+    if (!beOk) problems.push({ kind: 'source-mismatch', text: `served by domain ${b.backendDomid}, desired ${disk.backendDomid}` });
+    if (bi.identity !== undefined && c.identity !== undefined && bi.identity !== c.identity && bi.loopReused === 'no') {
+      problems.push({ kind: 'source-mismatch', text: `serves ${describeIdentity(bi)}, desired ${disk.source}` });
+    }
+    if (!modeOk) problems.push({ kind: 'mode-mismatch', text: modeText });
+
+    if (!b.ours) {
+      if (problems.length === 0 && bi.identity !== undefined && bi.identity === c.identity) {
+        row.sync = 'synced';
+        addFinding(
+          'unexpected-backend',
+          'info',
+          `${dom.name} ${disk.vdev} is served as desired, but by another tool (${b.script ?? 'no script'}); xvbd leaves it alone`,
+          'nothing to do; to let xvbd manage it, detach it (xl block-detach) and apply',
+          { ...base, backend: bi.ref, ...sortExtra },
+        );
+      } else {
+        row.sync = bi.identity === undefined ? 'unknown' : 'out-of-sync';
+        const texts = problems.map((p) => p.text);
+        if (bi.identity === undefined) texts.push('what it serves is unknown');
+        addFinding(
+          'unexpected-backend',
+          'warning',
+          `${dom.name} ${disk.vdev}: backend ${b.path} is not xvbd's${texts.length ? ` (${texts.join('; ')})` : ''}; xvbd never touches it`,
+          `detach it yourself (xl block-detach ${dom.name} ${disk.vdev}) and apply, or remove ${disk.vdev} from the config`,
+          { ...base, backend: bi.ref, ...sortExtra },
+        );
+      }
+      continue;
+    }
+
+    if (problems.length === 0) {
+      if (bi.identity === undefined || c.identity === undefined) {
+        row.sync = 'unknown';
+      } else {
+        row.sync = 'synced';
+      }
+      if (c.identity !== undefined && rwConflict.has(c.identity) && row.health === 'healthy') {
+        row.health = 'degraded';
+        row.healthReason = 'read-write file used elsewhere too';
+      }
+      continue;
+    }
+    row.sync = 'out-of-sync';
+    // loop-reused is always reported: it means the guest may see another file.
+    for (const p of problems) {
+      if (p.kind === 'loop-reused') {
+        addFinding('loop-reused', 'error', `${dom.name} ${disk.vdev}: ${p.text}`, policy.prune ? 'apply replaces the backend' : 'apply with prune replaces the backend', {
+          ...base,
+          backend: bi.ref,
+          ...(bi.loopAtPd ? { loops: [loopRef(bi.loopAtPd)] } : {}),
+          ...sortExtra,
+        });
+      }
+    }
+    const why = blocked();
+    if (policy.prune && why === undefined) {
+      const a: Action = {
+        kind: 'replace',
+        domain: dom.name,
+        domid,
+        disk,
+        backend: bi.ref,
+        reason: problems.map((p) => p.text).join('; '),
+      };
+      const reuse = pickReuse(c);
+      if (reuse) a.reuseLoop = reuse;
+      addAction(a, dom.name, domid, disk.devid);
+    } else {
+      for (const p of problems) {
+        if (p.kind === 'loop-reused') continue;
+        addFinding(
+          p.kind,
+          'warning',
+          `${dom.name} ${disk.vdev}: ${p.text}`,
+          why !== undefined ? `fix the source first (${why}), then apply with prune` : 'apply with prune replaces the backend (the guest loses the disk for a moment)',
+          { ...base, backend: bi.ref, source: disk.source, ...sortExtra },
+        );
+      }
+    }
+  }
+
+  // ---- backends no desired disk names ----------------------------------------------------------
+  for (const i of infos) {
+    if (matchedBackends.has(i) || !i.b.ours) continue;
+    const b = i.b;
+    const running = runningDomids.has(b.frontendDomid);
+    const name = nameByDomid.get(b.frontendDomid);
+    const label = domLabel(nameByDomid, b.frontendDomid);
+    const vdev = devidToVdev(b.devid);
+    const reason = !running
+      ? `frontend domain ${b.frontendDomid} is not running`
+      : desired.domains.some((d) => d.name === name)
+        ? `${vdev} is no longer in ${label}'s config`
+        : `${label} is not in the config`;
+    const h = health(i);
+    const row: DiskStatus = {
+      domain: label,
+      vdev,
+      devid: b.devid,
+      sync: 'out-of-sync',
+      health: h.health,
+      backend: i.ref,
+      sharedBy: i.pd && i.active ? (pdUsers.get(devKey(i.pd)) ?? 0) : 0,
+    };
+    if (running) row.domid = b.frontendDomid;
+    if (h.reason !== undefined) row.healthReason = h.reason;
+    if (b.mode === 'r') row.mode = 'ro';
+    else if (b.mode === 'w') row.mode = 'rw';
+    if (i.params !== undefined) row.source = i.params;
+    if (b.state !== undefined) row.backendState = b.state;
+    if (b.frontendState !== undefined) row.frontendState = b.frontendState;
+    if (i.loopAtPd && i.loopReused === 'no') row.loop = loopRef(i.loopAtPd);
+    disks.push(row);
+    backendChecks(i, label, vdev);
+    const sortDomain = name ?? `\uffff${String(b.frontendDomid).padStart(10, '0')}`;
+    if (policy.prune) {
+      const a: Action = { kind: 'detach', backend: i.ref, reason };
+      if (name !== undefined) a.domain = name;
+      addAction(a, sortDomain, b.frontendDomid, b.devid);
+    } else {
+      const f: Partial<Finding> & { sortDomain?: string; sortDevid?: number } = {
+        vdev,
+        backend: i.ref,
+        sortDomain,
+        sortDevid: b.devid,
+      };
+      if (name !== undefined) f.domain = name;
+      addFinding('unexpected-backend', 'warning', `${label} ${vdev}: xvbd's backend ${b.path} is not desired (${reason})`, 'apply with prune detaches it, or add the disk back to the config', f);
+    }
+  }
+
+  // ---- loop devices ------------------------------------------------------------------------------
+  const freed = new Set<string>();
+  for (const l of loops) {
+    if (!l.ours) continue;
+    const used = loopUsers.get(l.name) ?? [];
+    if (used.length === 0 && !recordedDiskseqs.has(l.diskseq) && !reusedInPlan.has(l.name)) {
+      if (l.mounted || l.holders.length > 0) continue; // something in dom0 uses it: not ours to judge
+      const reason = `no backend uses it${l.backingDeleted ? ' (its backing file was deleted)' : ''}`;
+      if (policy.prune) {
+        freed.add(l.name);
+        addAction({ kind: 'free-loop', loop: loopRef(l), reason }, '', 0, 0, l.number);
+      } else {
+        addFinding('loop-leaked', 'warning', `/dev/${l.name} (${l.backingPath}) is xvbd's and ${reason}`, 'apply with prune frees it', {
+          loops: [loopRef(l)],
+          sortDomain: LOOP_SORT,
+          sortDevid: l.number,
+        });
+      }
+      continue;
+    }
+    if (l.backingDeleted && used.length > 0) {
+      const who = used.map((u) => `${domLabel(nameByDomid, u.b.frontendDomid)} ${devidToVdev(u.b.devid)}`).join(', ');
+      addFinding(
+        'loop-backing-deleted',
+        'warning',
+        `/dev/${l.name}: its backing file was deleted (${l.backingPath}) but ${who} still use it`,
+        `copy the data out (e.g. cp /dev/${l.name} somewhere) before detaching, then restore the file and replace the disk`,
+        { loops: [loopRef(l)], sortDomain: LOOP_SORT, sortDevid: l.number },
+      );
+    }
+  }
+  for (const ls of roLoopsByInode.values()) {
+    const remaining = ls.filter((l) => !freed.has(l.name));
+    if (remaining.length < 2) continue;
+    addFinding(
+      'loop-duplicate',
+      'warning',
+      `${remaining.length} read-only loop devices for one file (${remaining[0]!.backingPath}): ${remaining.map((l) => l.name).join(', ')}`,
+      'new guests share the first; detach and re-attach the others\' guests to consolidate, then apply with prune',
+      { loops: remaining.map(loopRef), sortDomain: LOOP_SORT, sortDevid: remaining[0]!.number },
+    );
+  }
+
+  // ---- results ---------------------------------------------------------------------------------
+  actions.sort((x, y) => cmpTuple(x.key, y.key));
+  findings.sort((x, y) => cmpTuple(x.key, y.key));
+  disks.sort((x, y) => cmp(x.domain, y.domain) || x.devid - y.devid);
+  return { actions: actions.map((x) => x.a), findings: findings.map((x) => x.f), disks };
+
+  // ---- helpers that share the accumulators ---------------------------------------------------
+  function backendChecks(i: BackendInfo, domain: string, vdev: string): void {
+    const b = i.b;
+    const f = { domain, vdev, backend: i.ref, sortDomain: domain, sortDevid: b.devid };
+    if (b.error !== undefined) {
+      addFinding('backend-error', 'error', `${domain} ${vdev}: the backend reported: ${b.error}`, `xl block-detach ${domain} ${vdev}, fix the cause, then apply`, f);
+    }
+    if (b.hotplugStatus === 'error') {
+      addFinding('backend-error', 'error', `${domain} ${vdev}: hotplug-status is "error"`, `xl block-detach ${domain} ${vdev}, fix the cause, then apply`, f);
+    }
+    for (const m of b.malformed ?? []) {
+      addFinding('backend-error', 'warning', `${domain} ${vdev}: ${m}`, 'a guest wrote garbage into its own nodes; restart or fix the guest', f);
+    }
+  }
+
+  function extraBackendOnVdev(i: BackendInfo, domain: string, disk: DiskSpec): void {
+    const f = { domain, vdev: disk.vdev, backend: i.ref, sortDomain: domain, sortDevid: disk.devid };
+    if (i.b.ours && policy.prune) {
+      addAction({ kind: 'detach', domain, backend: i.ref, reason: `a second backend for ${disk.vdev} (in domain ${i.b.backendDomid})` }, domain, i.b.frontendDomid, disk.devid, i.b.backendDomid);
+      return;
+    }
+    addFinding(
+      'unexpected-backend',
+      'warning',
+      `${domain} ${disk.vdev}: a second backend ${i.b.path}${i.b.ours ? '' : ' (not xvbd\'s)'}`,
+      i.b.ours ? 'apply with prune detaches it' : `remove it yourself (xl block-detach)`,
+      f,
+    );
+  }
+
+  function mismatch(i: BackendInfo, c: DiskCtx, kind: FindingKind, text: string): void {
+    const f = { domain: c.dom.name, vdev: c.disk.vdev, backend: i.ref, source: c.disk.source, at: c.disk.at, sortDomain: c.dom.name, sortDevid: c.disk.devid };
+    if (!i.b.ours) {
+      addFinding(kind, 'warning', `${c.dom.name} ${c.disk.vdev}: the toolstack's backend ${text}; xvbd does not serve it`, 'make the xl disk spec and the xvbd config agree', f);
+      return;
+    }
+    const why = c.sourceProblem ?? (c.identity !== undefined && rwConflict.has(c.identity) ? 'read-write file shared' : undefined);
+    if (policy.prune && why === undefined && c.domid !== undefined) {
+      const a: Action = { kind: 'replace', domain: c.dom.name, domid: c.domid, disk: c.disk, backend: i.ref, reason: text };
+      const reuse = pickReuse(c);
+      if (reuse) a.reuseLoop = reuse;
+      addAction(a, c.dom.name, c.domid, c.disk.devid);
+      return;
+    }
+    addFinding(kind, 'warning', `${c.dom.name} ${c.disk.vdev}: backend ${text}`, 'apply with prune replaces the backend', f);
+  }
+}
+
+function sourceIdentity(src: SourceObs | undefined): string | undefined {
+  if (!src || !src.exists) return undefined;
+  if (src.kind === 'file' && src.inode) return fileKey(src.inode);
+  if (src.kind === 'block') {
+    const d = parseDecDev(src.rdev);
+    if (d) return blockKey(d.major, d.minor);
+  }
+  return undefined;
+}
+
+function describeBackend(b: BackendObs, loopByDev: Map<string, LoopObs>): BackendInfo {
+  const info: BackendInfo = {
+    b,
+    ref: backendRef(b),
+    loopReused: 'no',
+    active: false,
+    writable: b.mode !== 'r',
+  };
+  const params = paramsPath(b.params);
+  if (params !== undefined) info.params = params;
+  const pd = parseHexDev(b.physicalDevice);
+  if (!pd) return info;
+  info.pd = pd;
+  const loop = loopByDev.get(devKey(pd));
+  if (loop) {
+    info.loopAtPd = loop;
+    if (b.diskseq !== undefined && b.diskseq !== loop.diskseq) {
+      info.loopReused = 'reused';
+      if (b.sourceInode) info.identity = fileKey(b.sourceInode);
+    } else {
+      info.identity = fileKey(loop.backing);
+      info.active = true;
+    }
+  } else if (b.sourceInode) {
+    // We recorded a file: it was served through a loop device, which is gone now.
+    info.loopReused = 'gone';
+    info.identity = fileKey(b.sourceInode);
+  } else {
+    info.identity = blockKey(pd.major, pd.minor);
+    info.active = true;
+  }
+  return info;
+}
+
+function describeIdentity(i: BackendInfo): string {
+  if (i.loopAtPd && i.loopReused === 'no') return `${i.loopAtPd.backingPath} via /dev/${i.loopAtPd.name}`;
+  if (i.pd) return `device ${i.b.physicalDevice}`;
+  return i.params ?? '(unknown)';
+}
+
+/** Health of one backend pair from its states (kept apart from sync). */
+export function health(i: BackendInfo): { health: Health; reason?: string } {
+  const b = i.b;
+  if (b.error !== undefined) return { health: 'degraded', reason: `error: ${b.error}` };
+  if (b.hotplugStatus === 'error') return { health: 'degraded', reason: 'hotplug-status error' };
+  if (i.loopReused === 'reused') return { health: 'degraded', reason: 'loop device reused' };
+  if (i.loopReused === 'gone') return { health: 'degraded', reason: 'loop device gone' };
+  const bs = b.state;
+  const fs = b.frontendState;
+  if (bs === undefined) return { health: 'degraded', reason: 'backend state missing' };
+  if (bs === XenbusState.Closing || bs === XenbusState.Closed) return { health: 'degraded', reason: `backend ${stateName(bs)}` };
+  if (fs === XenbusState.Closing || fs === XenbusState.Closed) return { health: 'degraded', reason: `frontend ${stateName(fs)}` };
+  if (fs === undefined) {
+    return { health: 'degraded', reason: b.frontendPath === undefined ? 'no frontend' : 'frontend state missing or malformed' };
+  }
+  if (bs === XenbusState.Connected && fs === XenbusState.Connected) return { health: 'healthy' };
+  if (!i.pd) return { health: 'progressing', reason: `hotplug pending (backend ${stateName(bs)}, frontend ${stateName(fs)})` };
+  if (!b.kernelHeld) return { health: 'progressing', reason: `blkback has not opened the device yet (backend ${stateName(bs)}, frontend ${stateName(fs)})` };
+  return { health: 'progressing', reason: `backend ${stateName(bs)}, frontend ${stateName(fs)}` };
+}
+
+export type { BackendInfo };

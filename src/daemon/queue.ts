@@ -17,6 +17,13 @@ export interface QueueOptions {
   random?: () => number;
 }
 
+export interface TriggerOptions {
+  /** An operator asked (SIGHUP, the control socket): no debounce, no backoff. */
+  urgent?: boolean;
+  /** Debounced, but not delayed by the error backoff (e.g. the config changed: it may fix the error). */
+  skipBackoff?: boolean;
+}
+
 export interface PassInfo {
   /** 1-based pass number. */
   seq: number;
@@ -45,6 +52,7 @@ interface Pending<R> {
   firstAt: number;
   lastAt: number;
   urgent: boolean;
+  skipBackoff: boolean;
   done: Deferred<R>;
 }
 
@@ -90,18 +98,19 @@ export class TriggerQueue<R> {
    * Asks for a pass. Resolves with the result of the pass that covers this trigger (one that starts
    * after it), rejects if that pass throws or the queue is stopped first.
    */
-  trigger(reason: string, opts: { urgent?: boolean } = {}): Promise<R> {
+  trigger(reason: string, opts: TriggerOptions = {}): Promise<R> {
     if (this.stopped) return Promise.reject(new Error('reconcile loop stopped'));
     this.stats.triggers++;
     const now = Date.now();
     if (!this.pending) {
-      this.pending = { reasons: [], triggers: 0, firstAt: now, lastAt: now, urgent: false, done: deferred<R>() };
+      this.pending = { reasons: [], triggers: 0, firstAt: now, lastAt: now, urgent: false, skipBackoff: false, done: deferred<R>() };
     }
     const p = this.pending;
     if (!p.reasons.includes(reason)) p.reasons.push(reason);
     p.triggers++;
     p.lastAt = now;
     p.urgent ||= opts.urgent === true;
+    p.skipBackoff ||= opts.skipBackoff === true || opts.urgent === true;
     this.schedule();
     return p.done.promise;
   }
@@ -122,7 +131,7 @@ export class TriggerQueue<R> {
     const p = this.pending;
     let due = Math.min(p.lastAt + this.debounceMs, p.firstAt + this.maxDelayMs);
     if (p.urgent) due = Math.min(due, p.firstAt); // an operator asked: no debounce, no backoff
-    else due = Math.max(due, this.backoffUntil);
+    else if (!p.skipBackoff) due = Math.max(due, this.backoffUntil);
     const wait = Math.max(0, due - Date.now());
     if (this.timer) clearTimeout(this.timer);
     this.timer = setTimeout(() => {

@@ -1,0 +1,119 @@
+// The daemon's Engine: the real I/O behind each pass. Config from the directory (src/config), a
+// fresh observation over one long-lived xenstore connection (reconnected after a failure), the pure
+// planner, and the executor with this process as the fd holder (the LoopRegistry keeps one fd per
+// device; src/daemon/fdstore.ts parks them in systemd's fd store). Execution takes the host's apply
+// lock, so a one-shot `xvbd apply` and the daemon never interleave.
+import { formatErrors, loadConfig } from '../config/index.js';
+import type { DesiredState } from '../model/desired.js';
+import type { ObservedState } from '../model/observed.js';
+import type { Plan } from '../model/plan.js';
+import type { XsClient } from '../xenstore/api.js';
+import type { LoopRegistry } from '../linux/registry.js';
+import type { DeviceProvider } from '../apply/devices.js';
+import { execute, selfHolder, type StepEvent } from '../apply/execute.js';
+import { acquireApplyLock } from '../apply/lock.js';
+import type { Engine, ExecuteResult, PassOutcome, StepRecord } from './reconciler.js';
+import { sweepRegistry, type FdStore } from './fdstore.js';
+
+export type ObserveFn = (xs: XsClient, desired: DesiredState) => Promise<ObservedState>;
+export type PlanFn = (desired: DesiredState, observed: ObservedState) => Plan;
+
+export interface EngineDeps {
+  configDir: string;
+  /** Opens a xenstore connection (e.g. the client's connect()). */
+  connect: () => Promise<XsClient>;
+  observe: ObserveFn;
+  plan: PlanFn;
+  registry: LoopRegistry;
+  devices: DeviceProvider;
+  fdStore?: FdStore;
+  /** Written as the backend's `script` by attach (so `xl block-detach` runs our hook). */
+  hookScript?: string;
+  /** How long to wait for the apply lock held by a one-shot apply (ms). */
+  lockWaitMs?: number;
+  log: (line: string) => void;
+  onStep?: (e: StepEvent) => void;
+}
+
+export class DaemonEngine implements Engine {
+  private xs: XsClient | undefined;
+
+  constructor(private readonly d: EngineDeps) {}
+
+  async client(): Promise<XsClient> {
+    if (!this.xs) this.xs = await this.d.connect();
+    return this.xs;
+  }
+
+  /** Drops the connection after a failure; the next pass connects again. */
+  private async reset(): Promise<void> {
+    const xs = this.xs;
+    this.xs = undefined;
+    await xs?.close().catch(() => undefined);
+  }
+
+  async loadDesired() {
+    const r = await loadConfig(this.d.configDir);
+    if (r.desired && r.errors.length === 0) return { desired: r.desired, errorCount: 0 };
+    return { errorCount: r.errors.length, errorText: formatErrors(r.errors, { color: false }) };
+  }
+
+  async observe(desired: DesiredState): Promise<ObservedState> {
+    try {
+      return await this.d.observe(await this.client(), desired);
+    } catch (err) {
+      await this.reset();
+      throw err;
+    }
+  }
+
+  plan(desired: DesiredState, observed: ObservedState): Plan {
+    return this.d.plan(desired, observed);
+  }
+
+  async sweep(observed: ObservedState): Promise<string[]> {
+    const lines = sweepRegistry(this.d.registry, observed);
+    for (const l of lines) this.d.log(`fds: ${l}`);
+    return lines;
+  }
+
+  async execute(plan: Plan, desired: DesiredState): Promise<ExecuteResult> {
+    const lock = await acquireApplyLock({ waitMs: this.d.lockWaitMs ?? 30_000 });
+    try {
+      const xs = await this.client();
+      const r = await execute(plan, {
+        xs,
+        devices: this.d.devices,
+        policy: desired.policy,
+        holder: selfHolder,
+        ...(this.d.hookScript ? { hookScript: this.d.hookScript } : {}),
+        onEvent: (e) => {
+          if (e.type === 'step-progress') this.d.log(`  step ${e.index + 1}: ${e.message}`);
+          this.d.onStep?.(e);
+        },
+      });
+      const steps: StepRecord[] = r.steps.map((s) => ({
+        kind: s.action.kind,
+        target: 'backend' in s.action ? s.action.backend.path : s.action.kind === 'free-loop' ? s.action.loop.name : s.summary,
+        label: s.summary,
+        ok: s.ok,
+        ...(s.error ? { error: s.error } : {}),
+        ms: Math.round(s.ms * 10) / 10,
+      }));
+      return { ok: r.ok, steps };
+    } catch (err) {
+      if (/closed|ECONNRESET|EPIPE|connection/i.test((err as Error).message)) await this.reset();
+      throw err;
+    } finally {
+      lock.release();
+    }
+  }
+
+  async afterPass(_o: PassOutcome): Promise<void> {
+    if (this.d.fdStore) await this.d.fdStore.sync();
+  }
+
+  async close(): Promise<void> {
+    await this.reset();
+  }
+}

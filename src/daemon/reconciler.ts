@@ -1,0 +1,267 @@
+// The reconcile loop (level-triggered, in the spirit of controller-runtime's Reconciler): every pass
+// loads the config, takes a fresh observation, plans, executes, and records what happened. Triggers
+// only enqueue a pass (src/daemon/queue.ts); the loop never acts on an event's content, so a missed or
+// merged event costs nothing. The I/O lives in an Engine (wired in src/daemon/engine.ts); this file
+// is the policy: last good desired state, never acting without one, one log line per pass.
+import type { DesiredState } from '../model/desired.js';
+import type { ObservedState } from '../model/observed.js';
+import type { Action, Plan } from '../model/plan.js';
+import { TriggerQueue, type PassInfo, type QueueOptions, type TriggerOptions } from './queue.js';
+
+export interface ConfigLoad {
+  desired?: DesiredState;
+  /** Number of config errors (0 when desired is present). */
+  errorCount: number;
+  /** The errors formatted for a log (compiler style), when any. */
+  errorText?: string;
+}
+
+export interface StepRecord {
+  kind: Action['kind'];
+  /** What the step acted on: the backend path, or the loop device name. */
+  target: string;
+  /** Domain/vdev, when the action names one (for the log). */
+  label?: string;
+  ok: boolean;
+  error?: string;
+  ms?: number;
+}
+
+export interface ExecuteResult {
+  ok: boolean;
+  steps: StepRecord[];
+}
+
+/** The I/O side of a pass. */
+export interface Engine {
+  loadDesired(): Promise<ConfigLoad>;
+  observe(desired: DesiredState): Promise<ObservedState>;
+  plan(desired: DesiredState, observed: ObservedState): Plan;
+  /** Before execute, with the fresh observation: drop what nothing uses any more (e.g. fds of backends gone). */
+  sweep?(observed: ObservedState): Promise<string[]>;
+  execute(plan: Plan, desired: DesiredState, observed: ObservedState): Promise<ExecuteResult>;
+  /** After every pass, ok or not (e.g. sync the fd store). */
+  afterPass?(outcome: PassOutcome): Promise<void>;
+}
+
+export interface PassOutcome {
+  seq: number;
+  reasons: string[];
+  triggers: number;
+  startedAt: string;
+  durationMs: number;
+  /** No pass-level failure and no failed step (config validity is configOk, apart). */
+  ok: boolean;
+  /** The config loaded cleanly this time. */
+  configOk: boolean;
+  configErrors: number;
+  /** Bad config: the pass used the last good desired state (or none, and then did nothing). */
+  usedLastGood: boolean;
+  /** No desired state at all (bad config from the start): nothing observed, nothing done. */
+  skipped: boolean;
+  actions: number;
+  steps: StepRecord[];
+  findings: number;
+  /** Counts by finding kind. */
+  findingKinds: Record<string, number>;
+  /** Disks desired / synced, from the plan's DiskStatus rows. */
+  disks: number;
+  synced: number;
+  /** What the sweep released. */
+  released: string[];
+  /** The pass-level failure (xenstore unreachable, a bug), when any. */
+  error?: string;
+  /** The one log line. */
+  summary: string;
+  /** The plan this pass computed (for the control socket and tests). */
+  plan?: Plan;
+  observed?: ObservedState;
+}
+
+export interface ReconcilerOptions extends QueueOptions {
+  log?: (line: string) => void;
+  /** How many past outcomes to keep. */
+  history?: number;
+}
+
+function actionTarget(a: Action): { target: string; label?: string } {
+  switch (a.kind) {
+    case 'attach':
+      return { target: `${a.domain}/${a.disk.vdev}`, label: `${a.domain}/${a.disk.vdev}` };
+    case 'serve':
+    case 'replace':
+      return { target: a.backend.path, label: `${a.domain}/${a.disk.vdev}` };
+    case 'detach':
+      return { target: a.backend.path, ...(a.domain ? { label: a.domain } : {}) };
+    case 'free-loop':
+      return { target: a.loop.name, label: `${a.loop.name} (diskseq ${a.loop.diskseq})` };
+  }
+}
+
+const SIGN: Record<Action['kind'], string> = { attach: '+', serve: '+', detach: '-', 'free-loop': '-', replace: '~' };
+
+export function describeAction(a: Action): string {
+  const t = actionTarget(a);
+  return `${SIGN[a.kind]}${a.kind} ${t.label ?? t.target}`;
+}
+
+export class Reconciler {
+  readonly queue: TriggerQueue<PassOutcome>;
+  private lastGood: DesiredState | undefined;
+  private lastConfigErrorText: string | undefined;
+  private readonly log: (line: string) => void;
+  private readonly historySize: number;
+  readonly history: PassOutcome[] = [];
+  private passListeners = new Set<(o: PassOutcome) => void>();
+  /** A mutex shared by passes and other state-changing work (control-socket `release`). */
+  private exclusiveChain: Promise<unknown> = Promise.resolve();
+
+  constructor(
+    private readonly engine: Engine,
+    opts: ReconcilerOptions = {},
+  ) {
+    this.log = opts.log ?? ((l) => process.stderr.write(l + '\n'));
+    this.historySize = opts.history ?? 20;
+    this.queue = new TriggerQueue<PassOutcome>((info) => this.exclusive(() => this.pass(info)), (o) => !o.ok, opts);
+  }
+
+  get desired(): DesiredState | undefined {
+    return this.lastGood;
+  }
+
+  get last(): PassOutcome | undefined {
+    return this.history[this.history.length - 1];
+  }
+
+  /** Enqueues a pass; resolves with the outcome of the pass that covers it. */
+  trigger(reason: string, opts: TriggerOptions = {}): Promise<PassOutcome> {
+    return this.queue.trigger(reason, opts);
+  }
+
+  onPass(fn: (o: PassOutcome) => void): () => void {
+    this.passListeners.add(fn);
+    return () => this.passListeners.delete(fn);
+  }
+
+  /** Runs fn while no pass runs (and no pass starts until it is done). */
+  exclusive<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.exclusiveChain.then(fn, fn);
+    this.exclusiveChain = run.catch(() => undefined);
+    return run;
+  }
+
+  async stop(): Promise<void> {
+    await this.queue.stop();
+    await this.exclusiveChain;
+  }
+
+  private async pass(info: PassInfo): Promise<PassOutcome> {
+    const t0 = performance.now();
+    const o: PassOutcome = {
+      seq: info.seq,
+      reasons: info.reasons,
+      triggers: info.triggers,
+      startedAt: new Date().toISOString(),
+      durationMs: 0,
+      ok: false,
+      configOk: false,
+      configErrors: 0,
+      usedLastGood: false,
+      skipped: false,
+      actions: 0,
+      steps: [],
+      findings: 0,
+      findingKinds: {},
+      disks: 0,
+      synced: 0,
+      released: [],
+      summary: '',
+    };
+    try {
+      const cfg = await this.engine.loadDesired();
+      if (cfg.desired) {
+        o.configOk = true;
+        this.lastGood = cfg.desired;
+        if (this.lastConfigErrorText !== undefined) this.log('config: valid again');
+        this.lastConfigErrorText = undefined;
+      } else {
+        o.configErrors = Math.max(1, cfg.errorCount);
+        o.usedLastGood = this.lastGood !== undefined;
+        // Log the errors when they change, not on every pass.
+        if (cfg.errorText !== this.lastConfigErrorText) {
+          this.log(
+            `config: ${o.configErrors} error(s); ${this.lastGood ? 'keeping the last good desired state' : 'no good desired state yet: doing nothing'}` +
+              (cfg.errorText ? `\n${cfg.errorText.trimEnd()}` : ''),
+          );
+          this.lastConfigErrorText = cfg.errorText;
+        }
+      }
+      const desired = this.lastGood;
+      if (!desired) {
+        o.skipped = true;
+        o.ok = true; // nothing was attempted: no backoff; configOk tells the rest
+        return o;
+      }
+      const observed = await this.engine.observe(desired);
+      o.observed = observed;
+      if (this.engine.sweep) o.released = await this.engine.sweep(observed);
+      const plan = this.engine.plan(desired, observed);
+      o.plan = plan;
+      o.actions = plan.actions.length;
+      o.findings = plan.findings.length;
+      for (const f of plan.findings) o.findingKinds[f.kind] = (o.findingKinds[f.kind] ?? 0) + 1;
+      o.disks = plan.disks.length;
+      o.synced = plan.disks.filter((d) => d.sync === 'synced').length;
+      if (plan.actions.length > 0) {
+        const r = await this.engine.execute(plan, desired, observed);
+        o.steps = r.steps;
+        o.ok = r.ok && !r.steps.some((s) => !s.ok);
+      } else {
+        o.ok = true;
+      }
+    } catch (err) {
+      o.ok = false;
+      o.error = err instanceof Error ? err.message : String(err);
+    } finally {
+      o.durationMs = Math.round((performance.now() - t0) * 10) / 10;
+      o.summary = summarize(o);
+      this.log(o.summary);
+      this.history.push(o);
+      if (this.history.length > this.historySize) this.history.splice(0, this.history.length - this.historySize);
+      if (this.engine.afterPass) {
+        try {
+          await this.engine.afterPass(o);
+        } catch (err) {
+          this.log(`pass ${o.seq}: after-pass work failed: ${err instanceof Error ? err.message : String(err)}`);
+        }
+      }
+      for (const l of this.passListeners) l(o);
+    }
+    return o;
+  }
+}
+
+/** One line per pass: why, what was done, what is wrong, how long. */
+export function summarize(o: PassOutcome): string {
+  const parts: string[] = [];
+  parts.push(`pass ${o.seq} (${o.reasons.join(', ')}${o.triggers > o.reasons.length ? `; ${o.triggers} triggers` : ''})`);
+  if (o.error) parts.push(`FAILED: ${o.error}`);
+  if (!o.configOk) parts.push(o.skipped ? 'config invalid, nothing done' : 'config invalid, using the last good desired state');
+  if (!o.skipped && !o.error) {
+    if (o.steps.length === 0 && o.actions === 0) parts.push('nothing to do');
+    else {
+      const failed = o.steps.filter((s) => !s.ok);
+      const done = o.steps.filter((s) => s.ok);
+      const list = o.steps.map((s) => `${SIGN[s.kind]}${s.kind} ${s.label ?? s.target} ${s.ok ? 'ok' : `FAILED (${s.error ?? 'error'})`}`);
+      parts.push(`${done.length}/${o.actions} done${failed.length ? `, ${failed.length} failed` : ''}: ${list.join('; ')}`);
+    }
+    if (o.released.length > 0) parts.push(`released ${o.released.length} fd(s) of backends gone`);
+    parts.push(`${o.synced}/${o.disks} disks synced`);
+    const kinds = Object.entries(o.findingKinds)
+      .map(([k, n]) => (n > 1 ? `${k} x${n}` : k))
+      .join(', ');
+    parts.push(o.findings > 0 ? `${o.findings} finding(s): ${kinds}` : 'no findings');
+  }
+  parts.push(`${o.durationMs} ms`);
+  return parts.join('; ');
+}

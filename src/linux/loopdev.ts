@@ -43,6 +43,7 @@ import {
   isSysError,
   sysClose,
   sysFlock,
+  sysTryFlock,
   sysOpen,
   sysOpenErr,
 } from './ffi.js';
@@ -220,6 +221,8 @@ export interface AttachOptions {
   maxAttempts?: number;
   /** Open the loop device O_EXCL (default true). */
   exclusive?: boolean;
+  /** How long to wait for another allocator's lock on /dev/loop-control (default 10 s). */
+  lockTimeoutMs?: number;
   /** Diagnostics: counts of retries and which path configured the device. */
   stats?: AttachStats;
 }
@@ -277,7 +280,7 @@ export async function attachLoop(backing: BackingFd, opts: AttachOptions): Promi
   try {
     for (let attempt = 0; ; attempt++) {
       if (stats) stats.attempts++;
-      sysFlock(control, LOCK_EX);
+      await lockControl(control, opts.lockTimeoutMs ?? 10_000);
       let nr: number;
       let lastErr: unknown;
       try {
@@ -308,6 +311,18 @@ export async function attachLoop(backing: BackingFd, opts: AttachOptions): Promi
   }
 }
 
+/**
+ * flock(LOCK_EX) on /dev/loop-control without blocking the event loop: poll with LOCK_NB and short
+ * randomized sleeps, up to timeoutMs (a peer holds it only for the few ioctls of one attach).
+ */
+async function lockControl(control: number, timeoutMs: number): Promise<void> {
+  const start = Date.now();
+  for (let n = 0; !sysTryFlock(control, LOCK_EX); n++) {
+    if (Date.now() - start > timeoutMs) throw new SysError('flock', E.ETIMEDOUT, '/dev/loop-control held by another process');
+    await sleep(Math.min(1 + n, 20) * (0.5 + Math.random()));
+  }
+}
+
 function configureOne(nr: number, backing: BackingFd, opts: AttachOptions): AttachedLoop {
   const devPath = `/dev/loop${nr}`;
   const exclusive = opts.exclusive ?? true;
@@ -318,7 +333,8 @@ function configureOne(nr: number, backing: BackingFd, opts: AttachOptions): Atta
   try {
     // The BSD lock udev and systemd honour, on a second fd (closing it later wakes udev).
     lockFd = sysOpen(devPath, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
-    sysFlock(lockFd, LOCK_EX);
+    // Somebody (udev probing, systemd-dissect, another xvbd) has it locked: treat it as taken.
+    if (!sysTryFlock(lockFd, LOCK_EX)) throw new SysError('flock', E.EBUSY, `${devPath} is locked by another process`);
     if (tryGetStatus(fd) !== undefined) throw new SysError('attach', E.EBUSY, `${devPath} already bound`);
 
     const readOnly = opts.readOnly;

@@ -13,6 +13,7 @@ import {
   type Document,
   type Node as YamlNode,
   type YAMLError,
+  visit,
 } from 'yaml';
 import type { ErrorObject } from 'ajv';
 import {
@@ -263,7 +264,9 @@ function schemaErrors(d: DocCtx, kind: string, errs: ErrorObject[], ck: Checker)
       case 'pattern': {
         at = locate(d, p);
         const m = (err.parentSchema as { 'x-patternMessage'?: string } | undefined)?.['x-patternMessage'];
-        msg = `${valueName(p)} ${describe(err.data).replace(/^the string /, '')} is not valid: ${m ?? `it must match ${String(err.params.pattern)}`}`;
+        const last = p.split('/').pop() ?? '';
+        const shown = /^\d+$/.test(last) ? `${valueName(p)} \`${String(err.data)}\`` : `\`${last}: ${String(err.data)}\``;
+        msg = `${shown} is not valid: ${m ?? `it must match ${String(err.params.pattern)}`}`;
         break;
       }
       case 'minimum':
@@ -302,7 +305,7 @@ const MAX_DETACH_TIMEOUT_MS = 3_600_000;
 
 function yamlErrorMessage(err: YAMLError, text: string): string {
   if (err.code === 'DUPLICATE_KEY') {
-    const m = /^[^:\n]*/.exec(text.slice(err.pos[0], err.pos[1]));
+    const m = /^[^:\n]*/.exec(text.slice(err.pos[0], err.pos[0] + 200));
     const key = m?.[0].trim().replace(/^["']|["']$/g, '');
     return key ? `key \`${key}\` appears twice in this mapping` : 'a key appears twice in this mapping';
   }
@@ -313,6 +316,22 @@ function yamlErrorMessage(err: YAMLError, text: string): string {
   let m = err.message.split('\n')[0]!.replace(/ at line \d+, column \d+:?$/, '').replace(/\.$/, '');
   m = m.charAt(0).toLowerCase() + m.slice(1);
   return `YAML syntax error: ${m}`;
+}
+
+/** For a duplicate key at `offset`: the offset of the first key of the same mapping with that name. */
+function firstKeyOf(doc: Document.Parsed, offset: number): number | undefined {
+  let found: number | undefined;
+  visit(doc, {
+    Map(_, map) {
+      const keyText = (k: unknown) => (isScalar(k) ? String(k.value) : undefined);
+      const dup = map.items.find((p) => isScalar(p.key) && p.key.range?.[0] === offset);
+      if (!dup) return undefined;
+      const first = map.items.find((p) => p !== dup && keyText(p.key) === keyText(dup.key));
+      if (first && isScalar(first.key) && first.key.range) found = first.key.range[0];
+      return visit.BREAK;
+    },
+  });
+  return found;
 }
 
 interface DiskUse {
@@ -350,7 +369,10 @@ export function checkConfigTexts(inputs: readonly ConfigFileText[], extraErrors:
           const at = fc.at(off);
           if (lines.has(at.line)) continue;
           lines.add(at.line);
-          ck.add(at, yamlErrorMessage(err, input.text), undefined, index);
+          const first = err.code === 'DUPLICATE_KEY' ? firstKeyOf(doc, err.pos[0]) : undefined;
+          const related = first !== undefined ? [{ ...fc.at(first), message: 'the first one is here' }] : undefined;
+          const msg = yamlErrorMessage(err, input.text) + (first !== undefined ? `; the first is at ${where(fc.at(first))}` : '');
+          ck.add(at, msg, related, index);
         }
         continue;
       }

@@ -14,8 +14,7 @@ export function pathProblem(p: string): string | undefined {
   if (!p.startsWith('/')) return 'is relative; write an absolute path (starting with `/`)';
   const segments = p.split('/').slice(1);
   if (segments.includes('..')) {
-    const fixed = posix.normalize(p);
-    return `contains \`..\`; write the path without it${fixed !== p && !fixed.includes('..') ? ` (\`${fixed.replace(/\/$/, '') || '/'}\`)` : ''}`;
+    return 'contains `..`; write the path without it';
   }
   if (p !== '/' && (p.includes('//') || p.endsWith('/') || segments.includes('.'))) {
     const fixed = posix.normalize(p).replace(/(.)\/$/, '$1');

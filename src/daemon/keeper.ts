@@ -34,7 +34,29 @@ export interface HeldEntry {
   live: boolean;
   /** Pending entries are dropped after this time (ms since epoch) unless they became live. */
   deadline: number;
+  /** Who gave it (pid and start time, so a reused pid is not mistaken for the giver). */
+  giverPid: number;
+  giverStart?: string;
+  /** When the giver was first seen dead while the entry was pending. */
+  giverGoneAt?: number;
 }
+
+/** Field 22 of /proc/<pid>/stat (start time in clock ticks), or undefined if the process is gone. */
+export function processStart(pid: number): string | undefined {
+  try {
+    const s = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const rest = s.slice(s.lastIndexOf(')') + 2).split(' ');
+    return rest[19];
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * After the giver of a pending entry died, its xenstore transaction can no longer commit once xenstored
+ * has read what was left in its socket: wait this long, look at xenstore once more, then let go.
+ */
+export const GIVER_GONE_SETTLE_MS = 1000;
 
 export type KeeperRequest =
   | { op: 'adopt'; pid: number; fd: number; backend: string; diskseq?: string; graceMs?: number }
@@ -42,8 +64,10 @@ export type KeeperRequest =
   | { op: 'list' }
   | { op: 'ping' };
 
+export type HeldInfo = Pick<HeldEntry, 'backend' | 'diskseq' | 'fd' | 'major' | 'minor' | 'live'>;
+
 export type KeeperReply =
-  | { ok: true; pid: number; held?: Omit<HeldEntry, 'deadline'>[] }
+  | { ok: true; pid: number; held?: HeldInfo[] }
   | { ok: false; error: string };
 
 export const DEFAULT_GRACE_MS = 60_000;
@@ -82,6 +106,7 @@ export class Keeper {
   private checks = new Set<string>();
   private timers = new Map<string, NodeJS.Timeout>();
   private closed = false;
+  private giverTimer: NodeJS.Timeout | undefined;
   onEmpty: () => void = () => {};
   onNonEmpty: () => void = () => {};
 
@@ -96,10 +121,40 @@ export class Keeper {
     return n;
   }
 
-  list(): Omit<HeldEntry, 'deadline'>[] {
-    const out: Omit<HeldEntry, 'deadline'>[] = [];
-    for (const l of this.held.values()) for (const { deadline: _d, ...e } of l) out.push(e);
+  list(): HeldInfo[] {
+    const out: HeldInfo[] = [];
+    for (const l of this.held.values()) {
+      for (const e of l) out.push({ backend: e.backend, diskseq: e.diskseq, fd: e.fd, major: e.major, minor: e.minor, live: e.live });
+    }
     return out;
+  }
+
+  /** Pending entries whose giver died: look again, and let go once the giver's transaction cannot commit. */
+  private pollGivers(): void {
+    const now = Date.now();
+    for (const [backend, list] of this.held) {
+      for (const e of list) {
+        if (e.live) continue;
+        const start = processStart(e.giverPid);
+        const alive = start !== undefined && (e.giverStart === undefined || start === e.giverStart);
+        if (alive) continue;
+        e.giverGoneAt ??= now;
+        if (now - e.giverGoneAt >= GIVER_GONE_SETTLE_MS) void this.check(backend);
+      }
+    }
+  }
+
+  private ensureGiverPoll(): void {
+    if (this.giverTimer) return;
+    this.giverTimer = setInterval(() => {
+      const pending = [...this.held.values()].some((l) => l.some((e) => !e.live));
+      if (!pending) {
+        clearInterval(this.giverTimer);
+        this.giverTimer = undefined;
+        return;
+      }
+      this.pollGivers();
+    }, 250);
   }
 
   /** Opens /proc/<pid>/fd/<fd>, verifies it, and holds it for `backend`. */
@@ -123,7 +178,17 @@ export class Keeper {
         throw new Error(`adopt: device ${major}:${minor} has diskseq ${seq ?? 'none'}, not ${req.diskseq}`);
       }
       const grace = Math.min(Math.max(req.graceMs ?? DEFAULT_GRACE_MS, 0), 3_600_000);
-      const e: HeldEntry = { backend: req.backend, diskseq: req.diskseq, fd, major, minor, live: false, deadline: Date.now() + grace };
+      const e: HeldEntry = {
+        backend: req.backend,
+        diskseq: req.diskseq,
+        fd,
+        major,
+        minor,
+        live: false,
+        deadline: Date.now() + grace,
+        giverPid: req.pid,
+        giverStart: processStart(req.pid),
+      };
       const list = this.held.get(req.backend) ?? [];
       const wasEmpty = this.size === 0;
       list.push(e);
@@ -131,8 +196,10 @@ export class Keeper {
       if (wasEmpty) this.onNonEmpty();
       this.log(`adopt ${req.backend} ${major}:${minor} diskseq ${seq ?? '-'} from pid ${req.pid}`);
       this.armTimer(req.backend, grace);
-      await this.ensureWatch(req.backend);
-      await this.check(req.backend);
+      this.ensureGiverPoll();
+      // we hold the fd from here on; a xenstore outage must not block the giver (the reconnect rechecks)
+      const watched = this.ensureWatch(req.backend).then(() => this.check(req.backend));
+      await Promise.race([watched, new Promise((r) => setTimeout(r, 2000).unref())]);
     } catch (err) {
       // not held: close what we opened
       if (![...this.held.values()].some((l) => l.some((x) => x.fd === fd))) closeSync(fd);
@@ -257,7 +324,9 @@ export class Keeper {
         } else if (e.live) {
           this.drop(backend, e.diskseq, exists ? `backend now records diskseq ${seq ?? 'none'}` : 'backend removed');
         } else if (now >= e.deadline) {
-          this.drop(backend, e.diskseq, 'backend never appeared (giver gone?)');
+          this.drop(backend, e.diskseq, 'the backend never appeared within the grace period');
+        } else if (e.giverGoneAt !== undefined && now - e.giverGoneAt >= GIVER_GONE_SETTLE_MS) {
+          this.drop(backend, e.diskseq, `the giver (pid ${e.giverPid}) died before its backend was written`);
         }
       }
     } finally {
@@ -267,6 +336,7 @@ export class Keeper {
 
   async close(): Promise<void> {
     this.closed = true;
+    if (this.giverTimer) clearInterval(this.giverTimer);
     for (const t of this.timers.values()) clearTimeout(t);
     this.timers.clear();
     const xs = this.xs;

@@ -1,0 +1,85 @@
+// The executor's DeviceProvider on top of src/linux's LoopRegistry.
+import { readdirSync } from 'node:fs';
+import type { DiskSpec } from '../model/desired.js';
+import type { LoopRef } from '../model/plan.js';
+import { LoopRegistry, mountedDevices, RegistryError } from '../linux/index.js';
+import type { DeviceProvider, ProvidedDevice } from './devices.js';
+import { StepError } from './execute.js';
+
+/** How long to wait for a device of ours that is being autocleared (its last holder just died). */
+const SETTLE_MS = 3000;
+
+export class RegistryDevices implements DeviceProvider {
+  constructor(readonly registry: LoopRegistry = new LoopRegistry()) {}
+
+  async provide(disk: DiskSpec, key: string, opts: { allowedRoots: string[]; reuse?: LoopRef }): Promise<ProvidedDevice> {
+    const readOnly = disk.mode === 'ro';
+    const before = this.registry.heldDiskseqs();
+    const spec = {
+      key,
+      source: disk.source,
+      readOnly,
+      kind: disk.sourceKind,
+      directIo: disk.options.directIo,
+      ...(disk.options.blockSize !== undefined ? { blockSize: disk.options.blockSize } : {}),
+      allowedRoots: opts.allowedRoots,
+    };
+    const deadline = Date.now() + SETTLE_MS;
+    for (;;) {
+      try {
+        const h = await this.registry.acquire(spec);
+        if (h.kind === 'block') {
+          try {
+            this.checkBlock(disk, h.major, h.minor, h.name);
+          } catch (e) {
+            this.registry.release(key);
+            throw e;
+          }
+        }
+        const shared = h.kind === 'loop' && (before.has(h.diskseq) || opts.reuse?.diskseq === h.diskseq || this.registry.users(h.diskseq).length > 1);
+        return {
+          key,
+          kind: h.kind,
+          major: h.major,
+          minor: h.minor,
+          devPath: h.devPath,
+          diskseq: h.diskseq !== '0' ? h.diskseq : undefined,
+          sourceInode: h.kind === 'loop' ? h.backing : undefined,
+          fd: h.fd,
+          shared,
+        };
+      } catch (err) {
+        // A writable file whose earlier loop device (ours, autoclear) is being freed right now because its
+        // holder died (crash recovery): wait a moment for the kernel to finish, then try again.
+        if (err instanceof RegistryError && err.reason === 'in-use' && /made by xvbd earlier/.test(err.message) && Date.now() < deadline) {
+          await new Promise((r) => setTimeout(r, 100));
+          continue;
+        }
+        throw err;
+      }
+    }
+  }
+
+  /** A block device used as is: not mounted in dom0, and when writable not claimed by a holder (dm, md). */
+  private checkBlock(disk: DiskSpec, major: number, minor: number, name: string): void {
+    const mm = `${major}:${minor}`;
+    if (mountedDevices().devs.has(mm)) throw new StepError(`${disk.source} (${mm}) is mounted in dom0`);
+    if (disk.mode === 'rw') {
+      let holders: string[] = [];
+      try {
+        holders = readdirSync(`/sys/class/block/${name}/holders`);
+      } catch {
+        // no sysfs entry: nothing claims it
+      }
+      if (holders.length > 0) throw new StepError(`${disk.source} (${mm}) is held by ${holders.join(', ')} in dom0`);
+    }
+  }
+
+  release(key: string): void {
+    this.registry.release(key);
+  }
+
+  async free(loop: LoopRef): Promise<void> {
+    this.registry.free({ name: loop.name, diskseq: loop.diskseq, backing: loop.backing });
+  }
+}

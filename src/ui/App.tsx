@@ -1,0 +1,104 @@
+// The interactive shell around TuiView: holds the UI state (selection, mode), turns keys into
+// effects through the pure reducer, and calls the callbacks it is given. No I/O of its own:
+// the data and the refresh/apply functions come from props (useLiveData in the real command).
+import { useEffect, useRef, useState } from 'react';
+import { useApp, useInput, useStdout } from 'ink';
+import { TuiView } from './components/TuiView.js';
+import { INITIAL_UI, reconcileSelection, reduceKey, type UiState } from './keys.js';
+import type { ViewModel } from './viewmodel.js';
+
+export interface AppProps {
+  vm?: ViewModel;
+  error?: string;
+  refreshing?: boolean;
+  applying?: boolean;
+  applyLog?: string[];
+  /** Undefined when no apply function is available ('a' then says so). */
+  onApply?: () => void;
+  onRefresh: () => void;
+  /** Called when the user quits (after Ink's exit). */
+  onQuit?: () => void;
+  /** Fixed size (tests); default: the terminal's, following resizes. */
+  width?: number;
+  height?: number;
+}
+
+function useTerminalSize(fixedW?: number, fixedH?: number): { width: number; height: number } {
+  const { stdout } = useStdout();
+  const read = () => ({ width: fixedW ?? (stdout.columns || 80), height: fixedH ?? (stdout.rows || 24) });
+  const [size, setSize] = useState(read);
+  useEffect(() => {
+    if (fixedW !== undefined && fixedH !== undefined) return;
+    const onResize = () => setSize(read());
+    stdout.on('resize', onResize);
+    return () => {
+      stdout.off('resize', onResize);
+    };
+    // eslint-disable-next-line react-hooks/exhaustive-deps
+  }, [stdout, fixedW, fixedH]);
+  return size;
+}
+
+export function App(props: AppProps) {
+  const { vm, error, refreshing = false, applying = false, applyLog, onApply, onRefresh, onQuit } = props;
+  const { exit } = useApp();
+  const { width, height } = useTerminalSize(props.width, props.height);
+  const [ui, setUiState] = useState<UiState>(INITIAL_UI);
+  // The reducer runs in the input handler against this ref, so an effect (an apply!) runs exactly once.
+  const uiRef = useRef(ui);
+  const setUi = (s: UiState) => {
+    uiRef.current = s;
+    setUiState(s);
+  };
+  const rowKeys = vm ? vm.rows.map((r) => r.key) : [];
+  const rowKeysRef = useRef(rowKeys);
+  rowKeysRef.current = rowKeys;
+
+  // Keep the selection on the same disk when the rows change.
+  const keysSig = rowKeys.join('\n');
+  useEffect(() => {
+    const next = reconcileSelection(uiRef.current, rowKeysRef.current);
+    if (next !== uiRef.current) setUi(next);
+  }, [keysSig]);
+
+  // Keep the latest props for the input handler.
+  const latest = useRef({ vm, applying, onApply, onRefresh, onQuit, height });
+  latest.current = { vm, applying, onApply, onRefresh, onQuit, height };
+
+  useInput((input, key) => {
+    const l = latest.current;
+    const { state, effect } = reduceKey(uiRef.current, input, key, {
+      rowKeys: rowKeysRef.current,
+      actionCount: l.vm?.actions.length ?? 0,
+      canApply: l.onApply !== undefined,
+      applying: l.applying,
+      pageSize: Math.max(1, l.height - 20),
+    });
+    if (state !== uiRef.current) setUi(state);
+    if (effect !== 'none') runEffect(effect);
+  });
+
+  function runEffect(effect: 'refresh' | 'apply' | 'quit') {
+    const l = latest.current;
+    if (effect === 'refresh') l.onRefresh();
+    else if (effect === 'apply') l.onApply?.();
+    else {
+      exit();
+      l.onQuit?.();
+    }
+  }
+
+  const activity = applying ? 'applying…' : refreshing ? 'refreshing…' : undefined;
+  return (
+    <TuiView
+      {...(vm ? { vm } : {})}
+      ui={ui}
+      width={width}
+      height={Math.max(10, height - 1)}
+      canApply={onApply !== undefined}
+      {...(activity ? { activity } : {})}
+      {...(error !== undefined ? { error } : {})}
+      {...(applyLog ? { applyLog } : {})}
+    />
+  );
+}

@@ -1,0 +1,519 @@
+// The TUI's ViewModel: everything the screen shows, computed by one pure function from
+// (Plan, ObservedState, DesiredState) plus a little metadata. No I/O, no clock, no React:
+// the components only lay it out, and the table tests check the decisions made here
+// (which row is which colour, what a reason says, what details a disk has).
+import type { DesiredState } from '../model/desired.js';
+import type { BackendObs, LoopObs, ObservedState } from '../model/observed.js';
+import type { Action, DiskStatus, Finding, Health, Plan, Severity, SyncStatus } from '../model/plan.js';
+
+/** Colours the components use (names Ink/chalk understand). */
+export type Tone = 'green' | 'yellow' | 'red' | 'gray' | 'cyan';
+
+export interface ViewMeta {
+  /** The host's name (os.hostname()). */
+  host: string;
+  /** The xenstore socket in use (XENSTORED_PATH or the default), or a description. */
+  socket: string;
+  configDir: string;
+  /** Wall-clock time (ms since the epoch) of the observation shown, if any. */
+  observedAt?: number;
+  /** How long the last observe + plan took (ms). */
+  observeMs?: number;
+}
+
+export interface HeaderVM {
+  host: string;
+  socket: string;
+  configDir: string;
+  /** "19:58:03" (UTC) or "never". */
+  observedAt: string;
+  observeMs?: number;
+  domainsDesired: number;
+  domainsRunning: number;
+  disks: number;
+  health: Record<Health, number>;
+  sync: Record<SyncStatus, number>;
+  findings: Record<Severity, number>;
+  actions: number;
+  loops: number;
+  loopsOurs: number;
+}
+
+export interface DiskRowVM {
+  /** Unique and stable across refreshes: "<domain>/<vdev>" (or the backend path for an undesired one). */
+  key: string;
+  domain: string;
+  /** True on the first row of a domain (the table prints the domain name only there). */
+  firstOfDomain: boolean;
+  domid?: number;
+  vdev: string;
+  devid: number;
+  source: string;
+  mode: string;
+  sync: SyncStatus;
+  health: Health;
+  healthReason?: string;
+  /** The colour of the row, from its health (and sync). */
+  tone: Tone;
+  loop: string;
+  diskseq: string;
+  sharedBy: number;
+  backendState: string;
+  frontendState: string;
+  /** Findings that name this disk. */
+  findingCount: number;
+  /** The sign of the pending action on this disk, if any: + attach/serve, - detach, ~ replace. */
+  pending?: ActionSign;
+}
+
+export type ActionSign = '+' | '-' | '~';
+
+export interface FindingVM {
+  kind: string;
+  severity: Severity;
+  tone: Tone;
+  /** "web/xvdb", "loop3", a source path, or "" when it is host-wide. */
+  where: string;
+  message: string;
+  fix: string;
+  /** The disk rows this finding concerns (keys). */
+  rowKeys: string[];
+}
+
+export interface ActionVM {
+  sign: ActionSign;
+  kind: Action['kind'];
+  tone: Tone;
+  /** "attach web/xvdb <- /var/lib/xvbd/images/web.img (rw, new loop device)" */
+  summary: string;
+  reason?: string;
+  rowKey?: string;
+}
+
+export interface DetailsVM {
+  key: string;
+  title: string;
+  /** Label/value pairs describing the desired disk. */
+  desired: [string, string][];
+  backendPath?: string;
+  /** The backend's xenstore nodes as observed. */
+  nodes: [string, string][];
+  loop: [string, string][];
+  findings: FindingVM[];
+  actions: ActionVM[];
+}
+
+export interface ViewModel {
+  header: HeaderVM;
+  rows: DiskRowVM[];
+  findings: FindingVM[];
+  actions: ActionVM[];
+  /** "Plan: 3 to attach, 0 to change, 1 to detach; 2 findings" */
+  summary: string;
+  details: Record<string, DetailsVM>;
+}
+
+const STATE_NAMES = [
+  'Unknown',
+  'Initialising',
+  'InitWait',
+  'Initialised',
+  'Connected',
+  'Closing',
+  'Closed',
+  'Reconfiguring',
+  'Reconfigured',
+];
+
+/** "4 Connected", "-" when unknown. */
+export function stateLabel(state: number | undefined): string {
+  if (state === undefined) return '-';
+  const name = STATE_NAMES[state];
+  return name === undefined ? String(state) : `${state} ${name}`;
+}
+
+export function healthTone(health: Health, sync: SyncStatus): Tone {
+  switch (health) {
+    case 'healthy':
+      return sync === 'synced' ? 'green' : 'yellow';
+    case 'progressing':
+      return 'cyan';
+    case 'degraded':
+      return 'red';
+    case 'missing':
+      return sync === 'pending' ? 'gray' : 'yellow';
+  }
+}
+
+export function severityTone(s: Severity): Tone {
+  return s === 'error' ? 'red' : s === 'warning' ? 'yellow' : 'gray';
+}
+
+export function actionSign(kind: Action['kind']): ActionSign {
+  switch (kind) {
+    case 'attach':
+    case 'serve':
+      return '+';
+    case 'detach':
+    case 'free-loop':
+      return '-';
+    case 'replace':
+      return '~';
+  }
+}
+
+/** "19:58:03" in UTC from ms since the epoch (the caller's clock, not ours). */
+export function formatClock(ms: number | undefined): string {
+  if (ms === undefined || !Number.isFinite(ms)) return 'never';
+  return new Date(ms).toISOString().slice(11, 19);
+}
+
+export function rowKey(domain: string, vdev: string): string {
+  return `${domain}/${vdev}`;
+}
+
+function statusKey(d: DiskStatus): string {
+  return rowKey(d.domain, d.vdev);
+}
+
+function loopLabel(l: { name: string; diskseq: string }): string {
+  return `${l.name}`;
+}
+
+function reuseText(reuse: { name: string } | undefined): string {
+  return reuse ? `shares ${reuse.name}` : 'new loop device';
+}
+
+function describeAction(a: Action): { summary: string; reason?: string; domain?: string; vdev?: string; backendPath?: string } {
+  switch (a.kind) {
+    case 'attach':
+      return {
+        summary: `attach ${a.domain}/${a.disk.vdev} <- ${a.disk.source} (${a.disk.mode}, ${a.disk.sourceKind === 'block' ? 'block device' : reuseText(a.reuseLoop)})`,
+        domain: a.domain,
+        vdev: a.disk.vdev,
+      };
+    case 'serve':
+      return {
+        summary: `serve ${a.domain}/${a.disk.vdev} <- ${a.disk.source} (${a.disk.mode}, ${a.disk.sourceKind === 'block' ? 'block device' : reuseText(a.reuseLoop)}) for ${a.backend.path}`,
+        domain: a.domain,
+        vdev: a.disk.vdev,
+        backendPath: a.backend.path,
+      };
+    case 'detach':
+      return {
+        summary: `detach ${a.domain ?? `domid ${a.backend.frontendDomid}`} devid ${a.backend.devid} (${a.backend.path})`,
+        reason: a.reason,
+        ...(a.domain !== undefined ? { domain: a.domain } : {}),
+        backendPath: a.backend.path,
+      };
+    case 'replace':
+      return {
+        summary: `replace ${a.domain}/${a.disk.vdev} -> ${a.disk.source} (${a.disk.mode})`,
+        reason: a.reason,
+        domain: a.domain,
+        vdev: a.disk.vdev,
+        backendPath: a.backend.path,
+      };
+    case 'free-loop':
+      return {
+        summary: `free ${a.loop.name} (diskseq ${a.loop.diskseq})`,
+        reason: a.reason,
+      };
+  }
+}
+
+/** The Terraform-style summary line. */
+export function planSummary(plan: Plan): string {
+  let add = 0;
+  let change = 0;
+  let destroy = 0;
+  for (const a of plan.actions) {
+    const s = actionSign(a.kind);
+    if (s === '+') add++;
+    else if (s === '~') change++;
+    else destroy++;
+  }
+  const n = plan.findings.length;
+  return `Plan: ${add} to attach, ${change} to change, ${destroy} to detach; ${n} finding${n === 1 ? '' : 's'}`;
+}
+
+function findingWhere(f: Finding): string {
+  if (f.domain !== undefined && f.vdev !== undefined) return `${f.domain}/${f.vdev}`;
+  if (f.domain !== undefined) return f.domain;
+  if (f.backend) return f.backend.path;
+  if (f.loops && f.loops.length > 0) return f.loops.map((l) => l.name).join(',');
+  if (f.source !== undefined) return f.source;
+  return '';
+}
+
+const SEVERITY_RANK: Record<Severity, number> = { error: 0, warning: 1, info: 2 };
+
+export interface BuildInput {
+  plan: Plan;
+  observed: ObservedState;
+  desired?: DesiredState;
+  meta: ViewMeta;
+}
+
+/**
+ * Builds the ViewModel. Pure: the same input gives the same output. Row order follows the plan's
+ * disks (the planner sorts them by domain, devid); findings are ordered by severity, then as planned.
+ */
+export function buildViewModel(input: BuildInput): ViewModel {
+  const { plan, observed, desired, meta } = input;
+
+  const backendsByPath = new Map<string, BackendObs>();
+  for (const b of observed.backends) backendsByPath.set(b.path, b);
+  const loopsByName = new Map<string, LoopObs>();
+  for (const l of observed.loops) loopsByName.set(l.name, l);
+  const specByKey = new Map<string, { domain: string; disk: NonNullable<DesiredState['domains'][number]['disks'][number]> }>();
+  for (const d of desired?.domains ?? []) for (const disk of d.disks) specByKey.set(rowKey(d.name, disk.vdev), { domain: d.name, disk });
+
+  // Keys of rows, and indexes to attach findings and actions to them.
+  const keyByBackendPath = new Map<string, string>();
+  const keysByLoop = new Map<string, string[]>();
+  const keysBySource = new Map<string, string[]>();
+  const keysByDomain = new Map<string, string[]>();
+  const keyByDomid = new Map<string, string>();
+  const push = (m: Map<string, string[]>, k: string, v: string) => {
+    const a = m.get(k);
+    if (a) a.push(v);
+    else m.set(k, [v]);
+  };
+  const rowKeys = new Set<string>();
+  for (const d of plan.disks) {
+    const k = statusKey(d);
+    rowKeys.add(k);
+    if (d.backend) keyByBackendPath.set(d.backend.path, k);
+    if (d.loop) push(keysByLoop, d.loop.name, k);
+    if (d.source !== undefined) push(keysBySource, d.source, k);
+    push(keysByDomain, d.domain, k);
+    if (d.domid !== undefined) keyByDomid.set(`${d.domid}/${d.devid}`, k);
+  }
+
+  const findingKeys = (f: Finding): string[] => {
+    const out = new Set<string>();
+    if (f.domain !== undefined && f.vdev !== undefined && rowKeys.has(rowKey(f.domain, f.vdev))) out.add(rowKey(f.domain, f.vdev));
+    if (f.backend) {
+      const k = keyByBackendPath.get(f.backend.path) ?? keyByDomid.get(`${f.backend.frontendDomid}/${f.backend.devid}`);
+      if (k) out.add(k);
+    }
+    if (out.size === 0 && f.domain !== undefined && f.vdev === undefined) for (const k of keysByDomain.get(f.domain) ?? []) out.add(k);
+    for (const l of f.loops ?? []) for (const k of keysByLoop.get(l.name) ?? []) out.add(k);
+    if (f.source !== undefined && out.size === 0) for (const k of keysBySource.get(f.source) ?? []) out.add(k);
+    return [...out].sort();
+  };
+
+  const findings: FindingVM[] = plan.findings
+    .map((f, i) => ({ f, i }))
+    .sort((a, b) => SEVERITY_RANK[a.f.severity] - SEVERITY_RANK[b.f.severity] || a.i - b.i)
+    .map(({ f }) => ({
+      kind: f.kind,
+      severity: f.severity,
+      tone: severityTone(f.severity),
+      where: findingWhere(f),
+      message: f.message,
+      fix: f.fix,
+      rowKeys: findingKeys(f),
+    }));
+
+  const actions: ActionVM[] = plan.actions.map((a) => {
+    const d = describeAction(a);
+    let key: string | undefined;
+    if (d.domain !== undefined && d.vdev !== undefined && rowKeys.has(rowKey(d.domain, d.vdev))) key = rowKey(d.domain, d.vdev);
+    else if (d.backendPath !== undefined) key = keyByBackendPath.get(d.backendPath);
+    else if (a.kind === 'free-loop') key = keysByLoop.get(a.loop.name)?.[0];
+    const sign = actionSign(a.kind);
+    return {
+      sign,
+      kind: a.kind,
+      tone: sign === '+' ? 'green' : sign === '-' ? 'red' : 'yellow',
+      summary: d.summary,
+      ...(d.reason !== undefined ? { reason: d.reason } : {}),
+      ...(key !== undefined ? { rowKey: key } : {}),
+    } satisfies ActionVM;
+  });
+
+  const findingCount = new Map<string, number>();
+  for (const f of findings) for (const k of f.rowKeys) findingCount.set(k, (findingCount.get(k) ?? 0) + 1);
+  const pendingByKey = new Map<string, ActionSign>();
+  for (const a of actions) if (a.rowKey !== undefined && !pendingByKey.has(a.rowKey)) pendingByKey.set(a.rowKey, a.sign);
+
+  const rows: DiskRowVM[] = [];
+  let prevDomain: string | undefined;
+  for (const d of plan.disks) {
+    const k = statusKey(d);
+    const row: DiskRowVM = {
+      key: k,
+      domain: d.domain,
+      firstOfDomain: d.domain !== prevDomain,
+      vdev: d.vdev,
+      devid: d.devid,
+      source: d.source ?? '-',
+      mode: d.mode ?? '-',
+      sync: d.sync,
+      health: d.health,
+      tone: healthTone(d.health, d.sync),
+      loop: d.loop ? loopLabel(d.loop) : '-',
+      diskseq: d.loop?.diskseq ?? d.backend?.diskseq ?? '-',
+      sharedBy: d.sharedBy,
+      backendState: stateLabel(d.backendState),
+      frontendState: stateLabel(d.frontendState),
+      findingCount: findingCount.get(k) ?? 0,
+    };
+    if (d.domid !== undefined) row.domid = d.domid;
+    if (d.healthReason !== undefined) row.healthReason = d.healthReason;
+    const p = pendingByKey.get(k);
+    if (p !== undefined) row.pending = p;
+    rows.push(row);
+    prevDomain = d.domain;
+  }
+
+  const findingsByKey = new Map<string, FindingVM[]>();
+  for (const f of findings) for (const k of f.rowKeys) {
+    const a = findingsByKey.get(k);
+    if (a) a.push(f);
+    else findingsByKey.set(k, [f]);
+  }
+  const actionsByKey = new Map<string, ActionVM[]>();
+  for (const a of actions) if (a.rowKey !== undefined) {
+    const l = actionsByKey.get(a.rowKey);
+    if (l) l.push(a);
+    else actionsByKey.set(a.rowKey, [a]);
+  }
+
+  const details: Record<string, DetailsVM> = {};
+  for (const d of plan.disks) {
+    const k = statusKey(d);
+    const spec = specByKey.get(k);
+    const desiredPairs: [string, string][] = [];
+    if (spec) {
+      desiredPairs.push(['source', spec.disk.source], ['kind', spec.disk.sourceKind], ['mode', spec.disk.mode]);
+      desiredPairs.push(['devid', String(spec.disk.devid)], ['backend domid', String(spec.disk.backendDomid)]);
+      const opts = [
+        spec.disk.options.directIo ? 'direct-io' : '',
+        spec.disk.options.discard ? 'discard' : '',
+        spec.disk.options.blockSize !== undefined ? `block-size ${spec.disk.options.blockSize}` : '',
+      ].filter(Boolean);
+      if (opts.length > 0) desiredPairs.push(['options', opts.join(', ')]);
+      desiredPairs.push(['written at', `${spec.disk.at.file}:${spec.disk.at.line}`]);
+    } else {
+      desiredPairs.push(['desired', 'no (not in the config)']);
+    }
+    const b = d.backend ? backendsByPath.get(d.backend.path) : undefined;
+    const nodes: [string, string][] = [];
+    if (b) {
+      const add = (label: string, v: string | number | boolean | undefined) => {
+        if (v !== undefined) nodes.push([label, String(v)]);
+      };
+      add('params', b.params);
+      add('mode', b.mode);
+      add('type', b.type);
+      add('physical-device', b.physicalDevice);
+      add('physical-device-path', b.physicalDevicePath);
+      add('diskseq', b.diskseq);
+      if (b.sourceInode) nodes.push(['xvbd-inode', `${b.sourceInode.dev}:${b.sourceInode.ino}`]);
+      nodes.push(['xvbd (ours)', b.ours ? 'yes' : 'no']);
+      nodes.push(['state', stateLabel(b.state)]);
+      if (b.online !== undefined) nodes.push(['online', b.online ? '1' : '0']);
+      add('hotplug-status', b.hotplugStatus);
+      add('script', b.script);
+      add('frontend', b.frontendPath);
+      nodes.push(['frontend state', stateLabel(b.frontendState)]);
+      nodes.push(['blkback holds it', b.kernelHeld ? 'yes' : 'no']);
+      add('error', b.error);
+    }
+    const loop: [string, string][] = [];
+    const lo = d.loop ? loopsByName.get(d.loop.name) : undefined;
+    if (d.loop) {
+      loop.push(['device', `/dev/${d.loop.name}`], ['diskseq', d.loop.diskseq]);
+      if (lo && lo.diskseq !== d.loop.diskseq) loop.push(['now', `${lo.name} has diskseq ${lo.diskseq} (reused)`]);
+    }
+    if (lo) {
+      loop.push(['backing', lo.backingPath]);
+      loop.push(['backing inode', `${lo.backing.dev}:${lo.backing.ino}`]);
+      const flags = [
+        lo.readOnly ? 'read-only' : 'read-write',
+        lo.autoclear ? 'autoclear' : 'no autoclear',
+        lo.directIo ? 'direct-io' : '',
+        lo.ours ? 'ours' : 'not ours',
+        lo.backingDeleted ? 'BACKING DELETED' : '',
+        lo.mounted ? 'MOUNTED' : '',
+        lo.heldByUs ? 'fd held' : '',
+      ].filter(Boolean);
+      loop.push(['flags', flags.join(', ')]);
+      if (lo.holders.length > 0) loop.push(['holders', lo.holders.join(', ')]);
+      loop.push(['shared by', String(d.sharedBy)]);
+    }
+    const title = `${d.domain}${d.domid !== undefined ? ` (domid ${d.domid})` : ''} ${d.vdev} (devid ${d.devid})`;
+    const det: DetailsVM = {
+      key: k,
+      title,
+      desired: desiredPairs,
+      nodes,
+      loop,
+      findings: findingsByKey.get(k) ?? [],
+      actions: actionsByKey.get(k) ?? [],
+    };
+    if (d.backend) det.backendPath = d.backend.path;
+    details[k] = det;
+  }
+
+  const health: Record<Health, number> = { healthy: 0, progressing: 0, degraded: 0, missing: 0 };
+  const sync: Record<SyncStatus, number> = { synced: 0, 'out-of-sync': 0, pending: 0, unknown: 0 };
+  for (const d of plan.disks) {
+    health[d.health]++;
+    sync[d.sync]++;
+  }
+  const sev: Record<Severity, number> = { error: 0, warning: 0, info: 0 };
+  for (const f of plan.findings) sev[f.severity]++;
+
+  const running = new Set(observed.domains.map((d) => d.name).filter((n): n is string => n !== undefined));
+  const desiredNames = desired?.domains.map((d) => d.name) ?? [...new Set(plan.disks.map((d) => d.domain))];
+  const header: HeaderVM = {
+    host: meta.host,
+    socket: meta.socket,
+    configDir: meta.configDir,
+    observedAt: formatClock(meta.observedAt),
+    domainsDesired: desiredNames.length,
+    domainsRunning: desiredNames.filter((n) => running.has(n)).length,
+    disks: plan.disks.length,
+    health,
+    sync,
+    findings: sev,
+    actions: plan.actions.length,
+    loops: observed.loops.length,
+    loopsOurs: observed.loops.filter((l) => l.ours).length,
+  };
+  if (meta.observeMs !== undefined) header.observeMs = meta.observeMs;
+
+  return sanitizeDeep({ header, rows, findings, actions, summary: planSummary(plan), details });
+}
+
+/**
+ * Replaces control characters in every string (guest-writable xenstore values, file names and
+ * error messages can carry escape sequences; they must never reach the terminal).
+ */
+export function sanitizeText(s: string): string {
+  // eslint-disable-next-line no-control-regex
+  return /[\u0000-\u001f\u007f-\u009f]/.test(s) ? s.replace(/[\u0000-\u001f\u007f-\u009f]/g, '?') : s;
+}
+
+function sanitizeDeep<T>(v: T): T {
+  if (typeof v === 'string') return sanitizeText(v) as T;
+  if (Array.isArray(v)) {
+    for (let i = 0; i < v.length; i++) v[i] = sanitizeDeep(v[i]);
+    return v;
+  }
+  if (v !== null && typeof v === 'object') {
+    const o = v as Record<string, unknown>;
+    for (const k of Object.keys(o)) {
+      const sk = sanitizeText(k);
+      const val = sanitizeDeep(o[k]);
+      if (sk !== k) delete o[k];
+      o[sk] = val;
+    }
+    return v;
+  }
+  return v;
+}

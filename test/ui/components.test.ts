@@ -1,0 +1,163 @@
+// The view components rendered to text at 120 columns against the fixture plans.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { createElement as h } from 'react';
+import { renderToString } from 'ink';
+import { TuiView, type TuiViewProps } from '../../src/ui/components/TuiView.js';
+import { tableWindow, windowStart } from '../../src/ui/components/DiskTable.js';
+import { fit, fitLeft } from '../../src/ui/components/text.js';
+import { buildViewModel, type ViewMeta } from '../../src/ui/viewmodel.js';
+import { bigHost, cleanHost, host, IMG } from './fixtures.js';
+import { stripAnsi } from './harness.js';
+
+const META: ViewMeta = { host: 'h1', socket: '/tmp/xs.sock', configDir: '/etc/xvbd', observedAt: Date.UTC(2026, 10, 25, 19, 58, 3), observeMs: 12 };
+
+function screen(props: Partial<TuiViewProps> & { vm?: TuiViewProps['vm'] }, columns = 120): string {
+  const full: TuiViewProps = { ui: { mode: 'list', selected: 0 }, width: columns, height: 50, canApply: true, ...props };
+  return stripAnsi(renderToString(h(TuiView, full), { columns }));
+}
+
+function lineWith(s: string, needle: string): string {
+  const l = s.split('\n').find((x) => x.includes(needle));
+  assert.ok(l !== undefined, `no line with ${needle} in:\n${s}`);
+  return l;
+}
+
+const vm = buildViewModel({ ...host(), meta: META });
+
+test('header: host, socket, config, observation time and counts', () => {
+  const s = screen({ vm });
+  const first = s.split('\n')[0]!;
+  assert.match(first, /xvbd\s+host h1\s+xenstore \/tmp\/xs.sock\s+config \/etc\/xvbd\s+observed 19:58:03 \(12 ms\)/);
+  assert.match(s, /domains 2\/3 running\s+disks 7: 3 healthy 1 progressing 1 degraded 2 missing  sync: 4 synced 2 out-of-sync 1 pending/);
+  assert.match(s, /findings 1 error 3 warning 1 info/);
+  assert.match(s, /loop devices 5 \(5 ours\)  pending actions 3/);
+});
+
+test('table: one line per disk with its columns; the degraded disk shows its reason', () => {
+  const s = screen({ vm });
+  assert.match(lineWith(s, 'DOMAIN'), /DOMAIN\s+VDEV\s+SOURCE\s+RW\s+SYNC\s+HEALTH\s+LOOP\s+DISKSEQ\s+SHR\s+BACKEND\s+FRONTEND/);
+  const dbA = lineWith(s, 'db.img');
+  assert.match(dbA, /db\s+xvda\s+\/var\/lib\/xvbd\/images\/db.img\s+rw\s+synced\s+degraded\s+loop2\s+102\s+1\s+5 Closing\s+3 Inited$/);
+  assert.match(s, /↳ degraded: backend error: 22 reading \/local\/domain\/2\/device\/vbd\/51712\/event-channel \(1 finding\)/);
+  const shared = lineWith(s, 'template.img');
+  assert.match(shared, /ro\s+synced\s+progressing\s+loop1\s+101\s+2\s+2 Wait\s+1 Init/);
+  assert.match(s, /↳ progressing: backend InitWait, frontend Initialising/);
+  const pendingAttach = lineWith(s, 'db-data.img');
+  assert.match(pendingAttach, /xvdc.*out-of-sync\s+missing\s+-\s+-\s+-\s+-\s+-\s+\+\s*$/);
+  assert.match(lineWith(s, 'old.img'), /healthy.*4 Conn\s+4 Conn\s+-\s*$/);
+  // The domain name is printed once per domain.
+  assert.equal(s.split('\n').filter((l) => /^\s*>?\s*web\s/.test(l)).length, 1);
+  // The selected row is marked.
+  assert.match(lineWith(s, 'build.img'), /^>\s+build\s+xvda/);
+});
+
+test('findings are listed, errors first, with where they are', () => {
+  const s = screen({ vm });
+  assert.match(s, /Findings \(5\)/);
+  const lines = s.split('\n');
+  const i = lines.findIndex((l) => l.includes('✖ backend-error [db/xvda]: blkback reports: 22 reading'));
+  assert.ok(i > 0, s);
+  assert.match(lines[i + 1]!, /! missing-backend \[db\/xvdc\]: db\/xvdc has no backend/);
+  assert.match(s, /! loop-leaked \[loop7\]: loop7 is ours and nothing uses it/);
+});
+
+test('the pending plan shows what apply would do and the summary', () => {
+  const s = screen({ vm });
+  assert.match(s, /Pending plan \(3\)/);
+  assert.match(s, new RegExp(`\\+ attach db/xvdc <- ${IMG}/db-data.img \\(rw, new loop device\\)`));
+  assert.match(s, /- detach web devid 51744 \(\/local\/domain\/0\/backend\/vbd\/1\/51744\): not desired \(prune\)/);
+  assert.match(s, /- free loop7 \(diskseq 107\): ours, unused \(prune\)/);
+  assert.match(s, /Plan: 1 to attach, 0 to change, 2 to detach; 5 findings/);
+});
+
+test('status line: keys, with apply only when available, and the message', () => {
+  assert.match(screen({ vm }), /↑↓\/jk select\s+Enter details\s+a apply\s+r refresh\s+q quit/);
+  const noApply = screen({ vm, canApply: false, ui: { mode: 'list', selected: 0, message: 'Apply is not available here.' } });
+  assert.doesNotMatch(noApply, /a apply/);
+  assert.match(noApply, /Apply is not available here\./);
+  assert.match(screen({ vm, ui: { mode: 'confirm', selected: 0 } }), /Apply 3 actions now\? \(y\/n\)/);
+});
+
+test('details of the selected disk replace the table', () => {
+  const sel = vm.rows.findIndex((r) => r.key === 'db/xvda');
+  const s = screen({ vm, ui: { mode: 'details', selected: sel } });
+  assert.match(s, /db \(domid 2\) xvda \(devid 51712\)/);
+  assert.match(s, /Backend \/local\/domain\/0\/backend\/vbd\/2\/51712/);
+  assert.match(s, /state\s+5 Closing/);
+  assert.match(s, /error\s+22 reading \/local\/domain\/2\/device\/vbd\/51712\/event-channel/);
+  assert.match(s, /Loop device/);
+  assert.match(s, /device\s+\/dev\/loop2/);
+  assert.match(s, /Findings for this disk \(1\)/);
+  assert.match(s, /fix: check the guest frontend/);
+  assert.match(s, /Esc\/Enter back/);
+  assert.doesNotMatch(s, /DOMAIN\s+VDEV/);
+});
+
+test('a clean host: no drift, nothing to do', () => {
+  const s = screen({ vm: buildViewModel({ ...cleanHost(), meta: META }) });
+  assert.match(s, /Findings \(0\)\n\s+none: no drift/);
+  assert.match(s, /Pending plan \(0\)\n\s+nothing to do/);
+  assert.match(s, /2 healthy 0 progressing 0 degraded 0 missing/);
+});
+
+test('before the first observation, and when observing failed', () => {
+  assert.match(screen({}), /Observing xenstore and loop devices/);
+  assert.match(screen({ error: 'connect ENOENT /tmp/none.sock' }), /observe failed: connect ENOENT \/tmp\/none.sock/);
+  const s = screen({ vm, error: 'EACCES' });
+  assert.match(s, /observe failed: EACCES \(showing the previous observation\)/);
+  assert.match(s, /db.img/);
+});
+
+test('the apply log shows the last lines', () => {
+  const s = screen({ vm, applyLog: ['attach db/xvdc: ok', 'detach web/xvdc: ok', 'Apply complete: 3 done, 0 failed'] });
+  assert.match(s, /Last apply\n\s+attach db\/xvdc: ok\n\s+detach web\/xvdc: ok\n\s+Apply complete: 3 done, 0 failed/);
+});
+
+test('1,000 disks: the table shows a window around the selection and fits the terminal', () => {
+  const big = buildViewModel({ ...bigHost(100, 10), meta: META });
+  const s = screen({ vm: big, ui: { mode: 'list', selected: 500 }, height: 40 });
+  const lines = s.split('\n');
+  assert.ok(lines.length <= 40, `${lines.length} lines`);
+  assert.match(lineWith(s, '>'), /vm050-xvda\.img/);
+  assert.match(s, /↑ \d+ more/);
+  assert.match(s, /↓ \d+ more/);
+  const t0 = performance.now();
+  screen({ vm: big, ui: { mode: 'list', selected: 999 }, height: 40 });
+  const ms = performance.now() - t0;
+  assert.ok(ms < 200, `render took ${ms} ms`);
+});
+
+test('narrow terminal: low-priority columns go first, sources keep their file name, lines do not wrap', () => {
+  const cases: [number, RegExp, RegExp | undefined][] = [
+    [120, /SOURCE\s+RW\s+SYNC\s+HEALTH\s+LOOP\s+DISKSEQ\s+SHR\s+BACKEND\s+FRONTEND\s+P$/, undefined],
+    [100, /SOURCE\s+RW\s+SYNC\s+HEALTH\s+LOOP\s+BACKEND\s+P$/, /DISKSEQ|SHR|FRONTEND/],
+    [90, /SOURCE\s+SYNC\s+HEALTH\s+LOOP\s+BACKEND\s+P$/, /DISKSEQ|SHR|RW|FRONTEND/],
+  ];
+  for (const [w, has, hasNot] of cases) {
+    const s = screen({ vm, width: w }, w);
+    for (const l of s.split('\n')) assert.ok(l.length <= w, `too long at ${w} (${l.length}): ${l}`);
+    const head = lineWith(s, 'DOMAIN');
+    assert.match(head, has, `${w}: ${head}`);
+    if (hasNot) assert.doesNotMatch(head, hasNot, `${w}: ${head}`);
+    assert.match(lineWith(s, 'db-data'), /(\/|…)[\w/.-]*db-data\.img/, `${w}`);
+  }
+});
+
+test('window and cell helpers (table)', () => {
+  const ws: [number, number, number, number][] = [
+    [0, 5, 10, 0],
+    [9, 100, 10, 4],
+    [99, 100, 10, 90],
+    [50, 100, 10, 45],
+  ];
+  for (const [sel, n, size, want] of ws) assert.equal(windowStart(sel, n, size), want, `${sel}/${n}/${size}`);
+  const rows = vm.rows;
+  const [a, b] = tableWindow(rows, 1, 4);
+  assert.ok(a <= 1 && 1 < b, `selection inside [${a},${b})`);
+  assert.deepEqual(tableWindow(rows, 0, 100), [0, rows.length]);
+  assert.equal(fit('abcdef', 4), 'abc…');
+  assert.equal(fit('ab', 4), 'ab  ');
+  assert.equal(fitLeft('/a/b/c.img', 6), '…c.img');
+  assert.equal(fit('a\u001bb', 5), 'a?b  ');
+});

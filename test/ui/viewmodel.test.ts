@@ -1,0 +1,249 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { buildViewModel, formatClock, healthTone, planSummary, sanitizeText, stateLabel, type ViewMeta } from '../../src/ui/viewmodel.js';
+import type { Health, SyncStatus } from '../../src/model/plan.js';
+import { bigHost, cleanHost, host, IMG } from './fixtures.js';
+
+const META: ViewMeta = { host: 'h1', socket: '/tmp/xs.sock', configDir: '/etc/xvbd', observedAt: Date.UTC(2026, 10, 25, 19, 58, 3), observeMs: 12 };
+
+function vmOf(h = host()) {
+  return buildViewModel({ ...h, meta: META });
+}
+
+test('rows follow the plan order; the domain name marks the first row of each domain', () => {
+  const vm = vmOf();
+  assert.deepEqual(
+    vm.rows.map((r) => [r.key, r.firstOfDomain]),
+    [
+      ['build/xvda', true],
+      ['db/xvda', true],
+      ['db/xvdb', false],
+      ['db/xvdc', false],
+      ['web/xvda', true],
+      ['web/xvdb', false],
+      ['web/xvdc', false],
+    ],
+  );
+});
+
+test('row tone by health and sync (table)', () => {
+  const cases: [Health, SyncStatus, string][] = [
+    ['healthy', 'synced', 'green'],
+    ['healthy', 'out-of-sync', 'yellow'],
+    ['progressing', 'synced', 'cyan'],
+    ['degraded', 'synced', 'red'],
+    ['degraded', 'out-of-sync', 'red'],
+    ['missing', 'pending', 'gray'],
+    ['missing', 'out-of-sync', 'yellow'],
+  ];
+  for (const [h, s, tone] of cases) assert.equal(healthTone(h, s), tone, `${h}/${s}`);
+  const vm = vmOf();
+  const byKey = Object.fromEntries(vm.rows.map((r) => [r.key, r]));
+  assert.equal(byKey['db/xvda']!.tone, 'red');
+  assert.equal(byKey['web/xvda']!.tone, 'green');
+  assert.equal(byKey['build/xvda']!.tone, 'gray');
+});
+
+test('row fields: reason kept, state labels, loop, diskseq, shared-by, pending sign, finding count (table)', () => {
+  const vm = vmOf();
+  const byKey = Object.fromEntries(vm.rows.map((r) => [r.key, r]));
+  const cases: [string, keyof (typeof vm.rows)[number], unknown][] = [
+    ['db/xvda', 'healthReason', 'backend error: 22 reading /local/domain/2/device/vbd/51712/event-channel'],
+    ['db/xvda', 'backendState', '5 Closing'],
+    ['db/xvda', 'frontendState', '3 Initialised'],
+    ['db/xvda', 'loop', 'loop2'],
+    ['db/xvda', 'diskseq', '102'],
+    ['db/xvda', 'findingCount', 1],
+    ['db/xvda', 'pending', undefined],
+    ['db/xvdb', 'sharedBy', 2],
+    ['db/xvdb', 'backendState', '2 InitWait'],
+    ['db/xvdc', 'pending', '+'],
+    ['db/xvdc', 'loop', '-'],
+    ['db/xvdc', 'diskseq', '-'],
+    ['db/xvdc', 'backendState', '-'],
+    ['db/xvdc', 'findingCount', 1],
+    ['web/xvdc', 'pending', '-'],
+    ['web/xvdc', 'findingCount', 1],
+    ['web/xvda', 'healthReason', undefined],
+    ['web/xvda', 'findingCount', 0],
+    ['build/xvda', 'findingCount', 1],
+    ['build/xvda', 'domid', undefined],
+    ['web/xvdb', 'mode', 'ro'],
+  ];
+  for (const [k, field, want] of cases) assert.deepEqual(byKey[k]![field], want, `${k}.${String(field)}`);
+});
+
+test('findings: errors first, then warnings, then info; where and row links', () => {
+  const vm = vmOf();
+  assert.deepEqual(
+    vm.findings.map((f) => [f.severity, f.kind, f.where, f.rowKeys]),
+    [
+      ['error', 'backend-error', 'db/xvda', ['db/xvda']],
+      ['warning', 'missing-backend', 'db/xvdc', ['db/xvdc']],
+      ['warning', 'unexpected-backend', '/local/domain/0/backend/vbd/1/51744', ['web/xvdc']],
+      ['warning', 'loop-leaked', 'loop7', []],
+      ['info', 'domain-not-running', 'build', ['build/xvda']],
+    ],
+  );
+  assert.equal(vm.findings[0]!.tone, 'red');
+  assert.equal(vm.findings[1]!.tone, 'yellow');
+  assert.equal(vm.findings[4]!.tone, 'gray');
+});
+
+test('actions: sign, summary, reason and the row they concern', () => {
+  const vm = vmOf();
+  assert.deepEqual(
+    vm.actions.map((a) => [a.sign, a.kind, a.summary, a.reason, a.rowKey]),
+    [
+      ['+', 'attach', `attach db/xvdc <- ${IMG}/db-data.img (rw, new loop device)`, undefined, 'db/xvdc'],
+      ['-', 'detach', 'detach web devid 51744 (/local/domain/0/backend/vbd/1/51744)', 'not desired (prune)', 'web/xvdc'],
+      ['-', 'free-loop', 'free loop7 (diskseq 107)', 'ours, unused (prune)', undefined],
+    ],
+  );
+  assert.equal(vm.summary, 'Plan: 1 to attach, 0 to change, 2 to detach; 5 findings');
+});
+
+test('summary line (table)', () => {
+  const h = host();
+  const one = { ...h.plan, findings: h.plan.findings.slice(0, 1) };
+  const cases: [typeof h.plan, string][] = [
+    [{ actions: [], findings: [], disks: [] }, 'Plan: 0 to attach, 0 to change, 0 to detach; 0 findings'],
+    [one, 'Plan: 1 to attach, 0 to change, 2 to detach; 1 finding'],
+    [
+      {
+        ...h.plan,
+        actions: [
+          { kind: 'replace', domain: 'db', domid: 2, disk: h.desired.domains[1]!.disks[0]!, backend: h.plan.disks[1]!.backend!, reason: 'mode' },
+          { kind: 'serve', domain: 'db', domid: 2, disk: h.desired.domains[1]!.disks[0]!, backend: h.plan.disks[1]!.backend! },
+        ],
+      },
+      'Plan: 1 to attach, 1 to change, 0 to detach; 5 findings',
+    ],
+  ];
+  for (const [p, want] of cases) assert.equal(planSummary(p), want);
+});
+
+test('header counts', () => {
+  const vm = vmOf();
+  assert.deepEqual(vm.header, {
+    host: 'h1',
+    socket: '/tmp/xs.sock',
+    configDir: '/etc/xvbd',
+    observedAt: '19:58:03',
+    observeMs: 12,
+    domainsDesired: 3,
+    domainsRunning: 2,
+    disks: 7,
+    health: { healthy: 3, progressing: 1, degraded: 1, missing: 2 },
+    sync: { synced: 4, 'out-of-sync': 2, pending: 1, unknown: 0 },
+    findings: { error: 1, warning: 3, info: 1 },
+    actions: 3,
+    loops: 5,
+    loopsOurs: 5,
+  });
+});
+
+test('details of a degraded disk: backend nodes, loop info, its findings', () => {
+  const d = vmOf().details['db/xvda']!;
+  assert.equal(d.title, 'db (domid 2) xvda (devid 51712)');
+  assert.equal(d.backendPath, '/local/domain/0/backend/vbd/2/51712');
+  const nodes = Object.fromEntries(d.nodes);
+  assert.equal(nodes['state'], '5 Closing');
+  assert.equal(nodes['frontend state'], '3 Initialised');
+  assert.equal(nodes['error'], '22 reading /local/domain/2/device/vbd/51712/event-channel');
+  assert.equal(nodes['physical-device'], '7:2');
+  assert.equal(nodes['xvbd-inode'], '2049:11');
+  assert.equal(nodes['xvbd (ours)'], 'yes');
+  const loop = Object.fromEntries(d.loop);
+  assert.equal(loop['device'], '/dev/loop2');
+  assert.equal(loop['diskseq'], '102');
+  assert.equal(loop['flags'], 'read-write, autoclear, ours');
+  assert.deepEqual(d.findings.map((f) => f.kind), ['backend-error']);
+  assert.deepEqual(Object.fromEntries(d.desired)['written at'], 'host.yaml:8');
+});
+
+test('details of an undesired backend and of a disk with no backend', () => {
+  const vm = vmOf();
+  const web = vm.details['web/xvdc']!;
+  assert.deepEqual(web.actions.map((a) => a.kind), ['detach']);
+  assert.deepEqual(web.findings.map((f) => f.kind), ['unexpected-backend']);
+  assert.deepEqual(Object.fromEntries(web.desired), { desired: 'no (not in the config)' });
+  const miss = vm.details['db/xvdc']!;
+  assert.equal(miss.backendPath, undefined);
+  assert.deepEqual(miss.nodes, []);
+  assert.deepEqual(miss.loop, []);
+  assert.deepEqual(miss.actions.map((a) => a.kind), ['attach']);
+});
+
+test('a loop device reused under a recorded name shows its new diskseq', () => {
+  const h = host();
+  h.observed.loops = h.observed.loops.map((l) => (l.name === 'loop2' ? { ...l, diskseq: '999' } : l));
+  const d = buildViewModel({ ...h, meta: META }).details['db/xvda']!;
+  assert.equal(Object.fromEntries(d.loop)['now'], 'loop2 has diskseq 999 (reused)');
+});
+
+test('state labels (table)', () => {
+  const cases: [number | undefined, string][] = [
+    [undefined, '-'],
+    [0, '0 Unknown'],
+    [1, '1 Initialising'],
+    [2, '2 InitWait'],
+    [4, '4 Connected'],
+    [6, '6 Closed'],
+    [8, '8 Reconfigured'],
+    [42, '42'],
+  ];
+  for (const [s, want] of cases) assert.equal(stateLabel(s), want);
+});
+
+test('clock formatting', () => {
+  assert.equal(formatClock(undefined), 'never');
+  assert.equal(formatClock(NaN), 'never');
+  assert.equal(formatClock(Date.UTC(2026, 0, 2, 3, 4, 5)), '03:04:05');
+});
+
+test('control characters from xenstore or file names never reach the view model', () => {
+  const h = host();
+  const evil = '\u001b[2J\u001b]0;pwned\u0007';
+  h.observed.backends[3] = { ...h.observed.backends[3]!, error: `boom${evil}` };
+  h.plan.disks[1] = { ...h.plan.disks[1]!, healthReason: `err ${evil}`, domain: 'd\u0001b' };
+  const vm = buildViewModel({ ...h, meta: META });
+  const json = JSON.stringify(vm);
+  // eslint-disable-next-line no-control-regex
+  assert.doesNotMatch(json.replace(/\\u00[0-9a-f]{2}/gi, (m) => String.fromCharCode(parseInt(m.slice(2), 16))), /[\u0000-\u001f]/);
+  const row = vm.rows[1]!;
+  assert.equal(row.key, 'd?b/xvda');
+  assert.ok(vm.details[row.key], 'details keyed like the row');
+  assert.equal(row.healthReason, 'err ?[2J?]0;pwned?');
+  assert.equal(sanitizeText('a\tb\u009bc'), 'a?b?c');
+});
+
+test('pure: same input, same output; the input is not modified', () => {
+  const h = host();
+  const before = JSON.stringify(h);
+  const a = buildViewModel({ ...h, meta: META });
+  const b = buildViewModel({ ...h, meta: META });
+  assert.deepEqual(a, b);
+  assert.equal(JSON.stringify(h), before);
+});
+
+test('a clean host: all green, nothing pending', () => {
+  const vm = buildViewModel({ ...cleanHost(), meta: { host: 'h', socket: 's', configDir: 'c' } });
+  assert.deepEqual(vm.rows.map((r) => r.tone), ['green', 'green']);
+  assert.equal(vm.actions.length, 0);
+  assert.equal(vm.findings.length, 0);
+  assert.equal(vm.header.observedAt, 'never');
+  assert.equal(vm.header.domainsRunning, 1);
+});
+
+test('1,000 disks across 100 domains build in well under a frame', () => {
+  const h = bigHost(100, 10);
+  buildViewModel({ ...h, meta: META }); // warm up
+  const t0 = performance.now();
+  const vm = buildViewModel({ ...h, meta: META });
+  const ms = performance.now() - t0;
+  assert.equal(vm.rows.length, 1000);
+  assert.equal(Object.keys(vm.details).length, 1000);
+  assert.ok(ms < 100, `buildViewModel took ${ms.toFixed(1)} ms`);
+  process.stdout.write(`# buildViewModel at 1,000 disks: ${ms.toFixed(1)} ms\n`);
+});

@@ -1,0 +1,286 @@
+// observe(): one snapshot of the host as ObservedState: domains, every vbd backend (with its
+// frontend's state and error node), what blkback holds (sysfs), every loop device, every source.
+//
+// Reads are issued concurrently: the client pipelines them, so a walk of 1,000 backends costs a
+// few round trips of latency, not 15,000. By default the whole xenstore walk runs inside one
+// transaction (a consistent cut, retried on EAGAIN); see bench/observe.ts for the figures that
+// chose it.
+import { existsSync, lstatSync, realpathSync } from 'node:fs';
+import type { XsClient, XsOps } from '../xenstore/api.js';
+import type { BackendObs, DomainObs, LoopObs, ObservedState, SourceObs } from '../model/observed.js';
+import {
+  cleanText,
+  isHexDev,
+  isSanePath,
+  parseDevid,
+  parseDomainName,
+  parseDomid,
+  parseInodeNode,
+  parseU64,
+  parseXenbusState,
+  quote,
+  MAX_VALUE,
+} from './parse.js';
+
+export interface ObserveDeps {
+  xs: XsClient;
+  /** Every bound loop device (src/linux listLoops). */
+  loops: () => LoopObs[];
+  /** Normalised absolute paths of every source the desired state names. */
+  sources: string[];
+  /** Where blkback's devices appear; default $XVBD_XEN_BACKEND_SYSFS or /sys/bus/xen-backend/devices. */
+  xenBackendSysfs?: string;
+  /** The domain whose backends we look at (default 0). */
+  backendDomid?: number;
+  /** More backend domains (driver domains) to look at too; merged with backendDomid. */
+  backendDomids?: number[];
+  /** Read xenstore inside one transaction (default true). */
+  transaction?: boolean;
+  /** "major:minor" (decimal) of every block device mounted in dom0 (src/linux mountedDevices().devs). */
+  mountedDevs?: () => Set<string>;
+  /** Snapshot time for display (default: performance.now()). */
+  now?: () => number;
+}
+
+/** The per-backend nodes read, relative to the backend dir. */
+const BACKEND_NODES = [
+  'params',
+  'mode',
+  'type',
+  'physical-device',
+  'physical-device-path',
+  'diskseq',
+  'xvbd',
+  'xvbd-inode',
+  'state',
+  'online',
+  'hotplug-status',
+  'script',
+  'frontend',
+] as const;
+type BackendNode = (typeof BACKEND_NODES)[number];
+
+/** Most entries we accept in one directory listing (more is garbage or an attack). */
+const MAX_ENTRIES = 65536;
+
+export function defaultXenBackendSysfs(env: NodeJS.ProcessEnv = process.env): string {
+  return env.XVBD_XEN_BACKEND_SYSFS || '/sys/bus/xen-backend/devices';
+}
+
+async function readOpt(ops: XsOps, path: string): Promise<string | undefined> {
+  try {
+    const v = await ops.read(path);
+    return v === undefined ? undefined : v.length > MAX_VALUE * 4 ? v.slice(0, MAX_VALUE * 4) : v;
+  } catch (err) {
+    if (isErrno(err, 'ENOENT') || isErrno(err, 'EACCES') || isErrno(err, 'EINVAL')) return undefined;
+    throw err;
+  }
+}
+
+async function dirOpt(ops: XsOps, path: string): Promise<string[]> {
+  try {
+    const d = await ops.directory(path);
+    return d.length > MAX_ENTRIES ? d.slice(0, MAX_ENTRIES) : d;
+  } catch (err) {
+    if (isErrno(err, 'ENOENT') || isErrno(err, 'EACCES')) return [];
+    throw err;
+  }
+}
+
+function isErrno(err: unknown, errno: string): boolean {
+  return typeof err === 'object' && err !== null && (err as { errno?: unknown }).errno === errno;
+}
+
+interface XsPart {
+  domains: DomainObs[];
+  backends: BackendObs[];
+}
+
+/** The xenstore half of the snapshot, with the given ops (a transaction or the plain client). */
+export async function readXenstore(ops: XsOps, backendDomids: number[], sysfs: string): Promise<XsPart> {
+  const domainsP = (async () => {
+    const ids = (await dirOpt(ops, '/local/domain'))
+      .map(parseDomid)
+      .filter((x): x is number => x !== undefined)
+      .sort((a, b) => a - b);
+    return Promise.all(
+      ids.map(async (domid) => {
+        const raw = await readOpt(ops, `/local/domain/${domid}/name`);
+        const d: DomainObs = { domid };
+        const name = parseDomainName(raw);
+        if (name !== undefined) d.name = name;
+        return d;
+      }),
+    );
+  })();
+
+  const backendsP = Promise.all(backendDomids.map((be) => readBackends(ops, be, sysfs))).then((x) => x.flat());
+
+  const [domains, backends] = await Promise.all([domainsP, backendsP]);
+  return { domains, backends };
+}
+
+async function readBackends(ops: XsOps, backendDomid: number, sysfs: string): Promise<BackendObs[]> {
+  const base = `/local/domain/${backendDomid}/backend/vbd`;
+  const errBase = `/local/domain/${backendDomid}/error/backend/vbd`;
+  const fes = (await dirOpt(ops, base))
+    .map(parseDomid)
+    .filter((x): x is number => x !== undefined)
+    .sort((a, b) => a - b);
+  const perFe = await Promise.all(
+    fes.map(async (fe) => {
+      const devids = (await dirOpt(ops, `${base}/${fe}`))
+        .map(parseDevid)
+        .filter((x): x is number => x !== undefined)
+        .sort((a, b) => a - b);
+      return Promise.all(devids.map((devid) => readBackend(ops, backendDomid, fe, devid, `${base}/${fe}/${devid}`, `${errBase}/${fe}/${devid}/error`, sysfs)));
+    }),
+  );
+  return perFe.flat();
+}
+
+async function readBackend(
+  ops: XsOps,
+  backendDomid: number,
+  fe: number,
+  devid: number,
+  path: string,
+  errorPath: string,
+  sysfs: string,
+): Promise<BackendObs> {
+  const valuesP = Promise.all(BACKEND_NODES.map((n) => readOpt(ops, `${path}/${n}`)));
+  const errorP = readOpt(ops, errorPath);
+  const values = await valuesP;
+  const v = {} as Record<BackendNode, string | undefined>;
+  BACKEND_NODES.forEach((n, i) => (v[n] = values[i]));
+  const malformed: string[] = [];
+  const b: BackendObs = { backendDomid, frontendDomid: fe, devid, path, ours: v.xvbd === '1', kernelHeld: false };
+
+  if (v.params !== undefined) b.params = cleanText(v.params);
+  if (v.mode !== undefined) b.mode = cleanText(v.mode, 16);
+  if (v.type !== undefined) b.type = cleanText(v.type, 32);
+  if (v['physical-device'] !== undefined) {
+    if (isHexDev(v['physical-device'])) b.physicalDevice = v['physical-device'].toLowerCase();
+    else malformed.push(`physical-device ${quote(v['physical-device'])} is not hex major:minor`);
+  }
+  if (v['physical-device-path'] !== undefined) b.physicalDevicePath = cleanText(v['physical-device-path']);
+  if (v.diskseq !== undefined) {
+    const d = parseU64(v.diskseq);
+    if (d !== undefined) b.diskseq = d;
+    else malformed.push(`diskseq ${quote(v.diskseq)} is not a decimal u64`);
+  }
+  if (v['xvbd-inode'] !== undefined) {
+    const ino = parseInodeNode(v['xvbd-inode']);
+    if (ino) b.sourceInode = ino;
+    else malformed.push(`xvbd-inode ${quote(v['xvbd-inode'])} is not "<dev>:<ino>"`);
+  }
+  if (v.state !== undefined) {
+    const s = parseXenbusState(v.state);
+    if (s !== undefined) b.state = s;
+    else malformed.push(`backend state ${quote(v.state)} is not 1..8`);
+  }
+  if (v.online !== undefined) b.online = v.online === '1';
+  if (v['hotplug-status'] !== undefined) b.hotplugStatus = cleanText(v['hotplug-status'], 64);
+  if (v.script !== undefined) b.script = cleanText(v.script);
+
+  const error = await errorP;
+  if (error !== undefined) b.error = cleanText(error);
+
+  // The frontend: its path comes from the backend dir (dom0's); its state is the guest's.
+  if (v.frontend !== undefined) {
+    if (isSanePath(v.frontend)) {
+      b.frontendPath = v.frontend;
+      if (!v.frontend.startsWith(`/local/domain/${fe}/`)) {
+        malformed.push(`frontend path ${quote(v.frontend)} is not under /local/domain/${fe}/`);
+      } else {
+        const raw = await readOpt(ops, `${v.frontend}/state`);
+        if (raw !== undefined) {
+          const s = parseXenbusState(raw);
+          if (s !== undefined) b.frontendState = s;
+          else malformed.push(`frontend state ${quote(raw)} is not 1..8`);
+        }
+      }
+    } else {
+      malformed.push(`frontend path ${quote(v.frontend)} is not a sane xenstore path`);
+    }
+  }
+  b.kernelHeld = existsSync(`${sysfs}/vbd-${fe}-${devid}/physical_device`);
+  if (malformed.length > 0) b.malformed = malformed;
+  return b;
+}
+
+/** stat every source: kind, identity, device number, mounted. Never throws. */
+export function observeSources(paths: string[], loops: LoopObs[], mountedDevs: Set<string>): Record<string, SourceObs> {
+  const mountedInodes = new Set<string>();
+  for (const l of loops) if (l.mounted) mountedInodes.add(`${l.backing.dev}:${l.backing.ino}`);
+  const out: Record<string, SourceObs> = {};
+  for (const path of [...new Set(paths)].sort()) {
+    out[path] = observeSource(path, mountedInodes, mountedDevs);
+  }
+  return out;
+}
+
+function observeSource(path: string, mountedInodes: Set<string>, mountedDevs: Set<string>): SourceObs {
+  const s: SourceObs = { path, exists: false, mounted: false };
+  let st;
+  try {
+    st = lstatSync(path, { bigint: true });
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code !== 'ENOENT') s.error = `${code ?? 'error'}: ${(err as Error).message}`;
+    return s;
+  }
+  s.exists = true;
+  s.inode = { dev: st.dev.toString(), ino: st.ino.toString() };
+  if (st.isSymbolicLink()) {
+    s.kind = 'other';
+    s.error = 'is a symlink (xvbd never follows symlinks)';
+    return s;
+  }
+  try {
+    if (realpathSync(path) !== path) {
+      s.kind = 'other';
+      s.error = 'a directory on its path is a symlink (xvbd never follows symlinks)';
+      return s;
+    }
+  } catch {
+    // raced with a removal: keep what lstat said
+  }
+  if (st.isFile()) {
+    s.kind = 'file';
+    s.mounted = mountedInodes.has(`${s.inode.dev}:${s.inode.ino}`);
+  } else if (st.isBlockDevice()) {
+    s.kind = 'block';
+    const rdev = st.rdev;
+    const major = Number(((rdev >> 8n) & 0xfffn) | ((rdev >> 32n) & ~0xfffn));
+    const minor = Number((rdev & 0xffn) | ((rdev >> 12n) & ~0xffn));
+    s.rdev = `${major}:${minor}`;
+    s.mounted = mountedDevs.has(s.rdev);
+  } else {
+    s.kind = 'other';
+  }
+  return s;
+}
+
+/** Reads the xenstore half, in one transaction or not. Exposed for the benchmark. */
+export async function observeXenstore(xs: XsClient, backendDomids: number[], sysfs: string, transaction: boolean): Promise<XsPart> {
+  if (!transaction) return readXenstore(xs, backendDomids, sysfs);
+  try {
+    return await xs.transaction((tx) => readXenstore(tx, backendDomids, sysfs), { maxAttempts: 5 });
+  } catch (err) {
+    // Constant churn (guests flapping) can make a consistent cut impossible: take a plain read.
+    if (isErrno(err, 'EAGAIN')) return readXenstore(xs, backendDomids, sysfs);
+    throw err;
+  }
+}
+
+export async function observe(deps: ObserveDeps): Promise<ObservedState> {
+  const sysfs = deps.xenBackendSysfs ?? defaultXenBackendSysfs();
+  const bes = [...new Set([deps.backendDomid ?? 0, ...(deps.backendDomids ?? [])])].sort((a, b) => a - b);
+  const xsP = observeXenstore(deps.xs, bes, sysfs, deps.transaction ?? true);
+  // Loop devices and sources are read while the xenstore replies are in flight.
+  const loops = deps.loops();
+  const sources = observeSources(deps.sources, loops, deps.mountedDevs ? deps.mountedDevs() : new Set());
+  const { domains, backends } = await xsP;
+  return { takenAt: (deps.now ?? (() => performance.now()))(), domains, backends, loops, sources };
+}

@@ -1,0 +1,117 @@
+// snapshot(): the one way every command (plan, status, apply, tui, daemon) gets its picture of the
+// world: load the config, connect to xenstore (or reuse a client), observe, plan.
+import type { DesiredState, Policy } from '../model/desired.js';
+import type { LoopObs, ObservedState } from '../model/observed.js';
+import type { Plan } from '../model/plan.js';
+import type { XsClient } from '../xenstore/api.js';
+import type { ConfigError } from '../config/index.js';
+import { observe, type ObserveDeps } from './observe.js';
+import { plan as makePlan } from '../plan/plan.js';
+
+export interface ObserveForOptions {
+  /** Loop devices (default: src/linux listLoops()). */
+  loops?: () => LoopObs[];
+  /** Default $XVBD_XEN_BACKEND_SYSFS or /sys/bus/xen-backend/devices. */
+  xenBackendSysfs?: string;
+  /** Read xenstore in one transaction (default true). */
+  transaction?: boolean;
+  /** Mounted block devices "major:minor" (default: src/linux mountedDevices()). */
+  mountedDevs?: () => Set<string>;
+}
+
+/** Observe what `desired` needs: its sources, its backend domains (and dom0), every loop device. */
+export async function observeFor(xs: XsClient, desired: DesiredState | undefined, opts: ObserveForOptions = {}): Promise<ObservedState> {
+  const sources: string[] = [];
+  const bes = new Set<number>([0]);
+  for (const d of desired?.domains ?? []) {
+    for (const k of d.disks) {
+      sources.push(k.source);
+      bes.add(k.backendDomid);
+    }
+  }
+  let loops = opts.loops;
+  let mountedDevs = opts.mountedDevs;
+  if (!loops || !mountedDevs) {
+    const linux = await import('../linux/index.js');
+    loops ??= () => linux.listLoops();
+    mountedDevs ??= () => linux.mountedDevices().devs;
+  }
+  const deps: ObserveDeps = { xs, loops, sources, backendDomids: [...bes], mountedDevs };
+  if (opts.xenBackendSysfs !== undefined) deps.xenBackendSysfs = opts.xenBackendSysfs;
+  if (opts.transaction !== undefined) deps.transaction = opts.transaction;
+  return observe(deps);
+}
+
+export interface SnapshotOptions extends ObserveForOptions {
+  /** Config directory: --config, else $XVBD_CONFIG, else /etc/xvbd. */
+  configDir?: string;
+  /** Use this desired state instead of loading the config (the daemon's last good one). */
+  desired?: DesiredState;
+  /** Reuse a client (not closed); else connect() ($XENSTORED_PATH, as libxenstore) and close after. */
+  xs?: XsClient;
+  /** Socket path for connect(). */
+  xenstorePath?: string;
+  /** Override the config's policy (e.g. `apply --prune`). */
+  policy?: Partial<Policy>;
+  /** Observe even when the config has errors (status shows the host anyway). Default false. */
+  observeOnConfigError?: boolean;
+}
+
+export interface Snapshot {
+  configDir: string;
+  /** Config files read. */
+  files: string[];
+  /** Config errors (format with formatErrors from src/config); empty when desired is present. */
+  errors: ConfigError[];
+  desired?: DesiredState;
+  /** The policy the plan used (the config's, with overrides). */
+  policy?: Policy;
+  observed?: ObservedState;
+  /** Present whenever desired and observed are. */
+  plan?: Plan;
+  timings: { configMs: number; observeMs: number; planMs: number };
+}
+
+export function resolveConfigDir(dir?: string, env: NodeJS.ProcessEnv = process.env): string {
+  return dir ?? (env.XVBD_CONFIG || '/etc/xvbd');
+}
+
+export async function snapshot(opts: SnapshotOptions = {}): Promise<Snapshot> {
+  const configDir = resolveConfigDir(opts.configDir);
+  const t0 = performance.now();
+  let desired = opts.desired;
+  let errors: ConfigError[] = [];
+  let files: string[] = [];
+  if (!desired) {
+    const { loadConfig } = await import('../config/index.js');
+    const r = await loadConfig(configDir);
+    errors = r.errors;
+    files = r.files;
+    desired = r.desired;
+  }
+  const t1 = performance.now();
+  const snap: Snapshot = { configDir, files, errors, timings: { configMs: t1 - t0, observeMs: 0, planMs: 0 } };
+  if (desired) snap.desired = desired;
+  if (!desired && !opts.observeOnConfigError) return snap;
+
+  let xs = opts.xs;
+  const own = !xs;
+  if (!xs) {
+    const { connect } = await import('../xenstore/client.js');
+    xs = await connect(opts.xenstorePath !== undefined ? { path: opts.xenstorePath } : {});
+  }
+  try {
+    snap.observed = await observeFor(xs, desired, opts);
+  } finally {
+    if (own) await xs.close().catch(() => undefined);
+  }
+  const t2 = performance.now();
+  snap.timings.observeMs = t2 - t1;
+  if (desired) {
+    const policy: Policy = { ...desired.policy, ...(opts.policy ?? {}) };
+    snap.policy = policy;
+    snap.plan = makePlan(desired, snap.observed, policy);
+    snap.timings.planMs = performance.now() - t2;
+  }
+  return snap;
+}

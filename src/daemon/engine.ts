@@ -10,7 +10,7 @@ import type { Plan } from '../model/plan.js';
 import type { XsClient } from '../xenstore/api.js';
 import type { LoopRegistry } from '../linux/registry.js';
 import type { DeviceProvider } from '../apply/devices.js';
-import { execute, selfHolder, type StepEvent } from '../apply/execute.js';
+import { execute, selfHolder, type FdHolder, type StepEvent } from '../apply/execute.js';
 import { acquireApplyLock } from '../apply/lock.js';
 import type { Engine, ExecuteResult, PassOutcome, StepRecord } from './reconciler.js';
 import { sweepRegistry, type FdStore } from './fdstore.js';
@@ -27,6 +27,8 @@ export interface EngineDeps {
   registry: LoopRegistry;
   devices: DeviceProvider;
   fdStore?: FdStore;
+  /** Who keeps the fds after a step: this process (the daemon, default) or the keeper (one-shot runs). */
+  holder?: FdHolder;
   /** Written as the backend's `script` by attach (so `xl block-detach` runs our hook). */
   hookScript?: string;
   /** How long to wait for the apply lock held by a one-shot apply (ms). */
@@ -85,7 +87,7 @@ export class DaemonEngine implements Engine {
         xs,
         devices: this.d.devices,
         policy: desired.policy,
-        holder: selfHolder,
+        holder: this.d.holder ?? selfHolder,
         ...(this.d.hookScript ? { hookScript: this.d.hookScript } : {}),
         onEvent: (e) => {
           if (e.type === 'step-progress') this.d.log(`  step ${e.index + 1}: ${e.message}`);

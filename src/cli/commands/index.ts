@@ -14,4 +14,5 @@ export interface CommandEntry {
 export const COMMANDS: CommandEntry[] = [
   { name: 'validate', summary: 'check the desired-state YAML (schema, duplicates, sharing, paths)', load: () => import('./validate.js') },
   { name: 'keeper', summary: 'hold loop-device fds for backends when no daemon runs (started on demand)', load: () => import('./keeper.js') },
+  { name: 'reconcile', summary: 'converge once (exit 0/2/1), or --watch: the daemon (systemd notify, fd store, control socket)', load: () => import('./reconcile.js') },
 ];

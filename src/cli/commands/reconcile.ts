@@ -1,0 +1,159 @@
+// `xvbd reconcile [--watch]`: one reconcile pass (observe, plan, execute) and exit with a
+// Terraform-like code, or the daemon that keeps the host converged (src/daemon, docs/systemd.md).
+import { parseArgs } from 'node:util';
+import { resolve } from 'node:path';
+import { CliError } from '../errors.js';
+
+const USAGE = `Usage: xvbd reconcile [--config DIR] [--watch] [options]
+
+Observes the host, plans against the desired state and carries the plan out.
+
+Without --watch: one pass, then exit. When a daemon listens on its control socket, the pass runs
+in the daemon (it holds the fds); otherwise here, and the fds go to the keeper.
+  exit 0 = already converged (nothing to do), 2 = changes made, all succeeded,
+       1 = error (invalid config, a failed step, xenstore unreachable).
+
+With --watch: the daemon. A pass at start, then one per trigger (config dir changes, xenstore
+backend/vbd and @introduceDomain/@releaseDomain watches, SIGHUP, periodic resync), coalesced, with
+exponential backoff after errors. systemd: Type=notify, fd store (see docs/systemd.md).
+Stop with SIGTERM: nothing is detached; held fds go to the keeper and systemd's fd store.
+
+Options:
+  --config DIR        desired-state directory (default $XVBD_CONFIG or /etc/xvbd)
+  --watch             run as the daemon
+  --resync SECONDS    periodic full pass in watch mode (default 300; 0 = off)
+  --debounce MS       quiet time that coalesces a burst of triggers (default 200)
+  --hook-script PATH  written as the backend's script= on attach (so xl block-detach runs the hook)
+  --local             once: run the pass here even if a daemon listens
+  --json              once: print the pass outcome as JSON
+  -h, --help          this help
+Environment: XVBD_RUN_DIR (default /run/xvbd: control.sock, apply.lock, keeper), XENSTORED_PATH,
+  XVBD_XEN_BACKEND_SYSFS, NOTIFY_SOCKET / LISTEN_FDS / WATCHDOG_USEC (set by systemd).`;
+
+export async function run(argv: string[]): Promise<number> {
+  let a;
+  try {
+    a = parseArgs({
+      args: argv,
+      options: {
+        config: { type: 'string' },
+        watch: { type: 'boolean', default: false },
+        resync: { type: 'string', default: '300' },
+        debounce: { type: 'string', default: '200' },
+        'hook-script': { type: 'string' },
+        local: { type: 'boolean', default: false },
+        json: { type: 'boolean', default: false },
+        help: { type: 'boolean', short: 'h', default: false },
+      },
+      allowPositionals: false,
+    }).values;
+  } catch (err) {
+    throw new CliError(`${(err as Error).message}\n\n${USAGE}`);
+  }
+  if (a.help) {
+    process.stdout.write(USAGE + '\n');
+    return 0;
+  }
+  const num = (name: string, v: string, max: number) => {
+    if (!/^[0-9]{1,9}$/.test(v) || Number(v) > max) throw new CliError(`--${name} must be a whole number from 0 to ${max}`);
+    return Number(v);
+  };
+  const resyncS = num('resync', a.resync, 86_400);
+  const debounceMs = num('debounce', a.debounce, 60_000);
+  const configDir = resolve(a.config ?? process.env.XVBD_CONFIG ?? '/etc/xvbd');
+  const hookScript = a['hook-script'];
+
+  const { controlSocketPath, runDir, askDaemon } = await import('../../daemon/control.js');
+  const { connect } = await import('../../xenstore/client.js');
+  const { LoopRegistry } = await import('../../linux/index.js');
+  const { RegistryDevices } = await import('../../apply/linux-devices.js');
+  const { observeWith, planWithPolicy } = await import('../../daemon/wiring.js');
+
+  if (a.watch) {
+    const { Daemon } = await import('../../daemon/daemon.js');
+    const registry = new LoopRegistry();
+    const d = new Daemon({
+      configDir,
+      connect: () => connect(),
+      observe: observeWith(registry),
+      plan: planWithPolicy,
+      registry,
+      devices: new RegistryDevices(registry),
+      runDir: runDir(),
+      controlPath: controlSocketPath(),
+      resyncMs: resyncS * 1000,
+      debounceMs,
+      ...(hookScript ? { hookScript } : {}),
+    });
+    const done = new Promise<string>((res) => {
+      process.once('SIGTERM', () => res('SIGTERM'));
+      process.once('SIGINT', () => res('SIGINT'));
+    });
+    try {
+      await d.start();
+    } catch (err) {
+      await d.stop('start failed').catch(() => undefined);
+      throw new CliError(`cannot start: ${(err as Error).message}`);
+    }
+    const why = await done;
+    await d.stop(why);
+    return 0;
+  }
+
+  // Once. A running daemon does the pass (it holds the fds and the loop), unless --local.
+  if (!a.local) {
+    const reply = await askDaemon({ op: 'reconcile', reason: 'xvbd reconcile' }, { timeoutMs: 300_000 }).catch((e: Error) => {
+      throw new CliError(`the daemon's control socket failed: ${e.message}`);
+    });
+    if (reply) {
+      if (!reply.ok) throw new CliError(`the daemon refused: ${reply.error}`);
+      const pass = reply.pass as { summary: string; ok: boolean; configOk: boolean; steps: unknown[]; error?: string };
+      if (a.json) process.stdout.write(JSON.stringify({ via: 'daemon', ...pass }, null, 2) + '\n');
+      else process.stdout.write(`(via the daemon) ${pass.summary}\n`);
+      return exitCode(pass);
+    }
+  }
+  const { Reconciler } = await import('../../daemon/reconciler.js');
+  const { DaemonEngine } = await import('../../daemon/engine.js');
+  const { KeeperHolder } = await import('../../apply/holder.js');
+  const registry = new LoopRegistry();
+  const holder = new KeeperHolder(runDir());
+  const lines: string[] = [];
+  const log = (l: string) => {
+    lines.push(l);
+    if (!a.json) process.stderr.write(l + '\n');
+  };
+  const engine = new DaemonEngine({
+    configDir,
+    connect: () => connect(),
+    observe: observeWith(registry),
+    plan: planWithPolicy,
+    registry,
+    devices: new RegistryDevices(registry),
+    holder,
+    log,
+    ...(hookScript ? { hookScript } : {}),
+  });
+  const rec = new Reconciler(engine, { log, debounceMs: 0 });
+  try {
+    const o = await rec.trigger('xvbd reconcile', { urgent: true });
+    if (a.json) {
+      const { outcomeJson } = await import('../../daemon/daemon.js');
+      process.stdout.write(JSON.stringify({ via: 'local', ...outcomeJson(o), log: lines }, null, 2) + '\n');
+    } else if (!o.configOk) {
+      process.stderr.write('the config is invalid (see above): nothing was done\n');
+    }
+    return exitCode(o);
+  } finally {
+    await rec.stop();
+    holder.close();
+    await engine.close();
+    registry.closeAll();
+  }
+}
+
+/** 0 = nothing to do, 2 = changes made and all succeeded, 1 = anything failed or the config is invalid. */
+export function exitCode(o: { ok: boolean; configOk: boolean; steps: unknown[]; error?: string }): number {
+  if (o.error || !o.ok || !o.configOk) return 1;
+  return o.steps.length > 0 ? 2 : 0;
+}

@@ -1,0 +1,351 @@
+// `xvbd reconcile --watch`: the long-running daemon. Wires the reconcile loop to its triggers
+// (chokidar on the config dir, xenstore watches on the backend trees and @introduceDomain /
+// @releaseDomain, a periodic resync, SIGHUP), to systemd (READY, STATUS, WATCHDOG, STOPPING, the fd
+// store, LISTEN_FDS) and to the control socket. Stopping never detaches anything: the fds go to the
+// keeper (and stay in systemd's fd store), so every backend stays served.
+import { watch as chokidarWatch, type FSWatcher } from 'chokidar';
+import { openSync, constants as fsc } from 'node:fs';
+import type { XsClient } from '../xenstore/api.js';
+import type { LoopRegistry } from '../linux/registry.js';
+import type { PeerCred } from './libc.js';
+import { ControlError, ControlServer, type ControlRequest } from './control.js';
+import { DaemonEngine, type EngineDeps } from './engine.js';
+import { FdStore } from './fdstore.js';
+import { Reconciler, type PassOutcome } from './reconciler.js';
+import { listenFds, Notifier, watchdogIntervalMs } from './systemd.js';
+import { connectKeeper, ensureKeeper } from './keeper-client.js';
+
+export interface DaemonOptions extends Omit<EngineDeps, 'fdStore' | 'log'> {
+  runDir: string;
+  controlPath: string;
+  /** Periodic resync (ms); 0 = none. */
+  resyncMs: number;
+  /** Debounce of triggers (ms). */
+  debounceMs?: number;
+  backoffMaxMs?: number;
+  log?: (line: string) => void;
+  /** Hand the held fds to the keeper on stop (default true). */
+  handoffOnStop?: boolean;
+  env?: NodeJS.ProcessEnv;
+}
+
+function stamp(): string {
+  return new Date().toISOString();
+}
+
+export class Daemon {
+  readonly notifier: Notifier;
+  readonly fdStore: FdStore;
+  readonly engine: DaemonEngine;
+  readonly reconciler: Reconciler;
+  private control: ControlServer | undefined;
+  private watcher: FSWatcher | undefined;
+  private xsWatch: XsClient | undefined;
+  private timers: NodeJS.Timeout[] = [];
+  private stopping: Promise<void> | undefined;
+  private readonly log: (line: string) => void;
+  private watchedBackends = new Set<number>();
+  readonly registry: LoopRegistry;
+
+  constructor(private readonly o: DaemonOptions) {
+    this.log = o.log ?? ((l) => process.stderr.write(`${stamp()} ${l}\n`));
+    this.registry = o.registry;
+    this.notifier = new Notifier(o.env ? { env: o.env } : {});
+    this.fdStore = new FdStore(this.notifier, o.registry, this.log);
+    this.engine = new DaemonEngine({ ...o, fdStore: this.fdStore, log: this.log });
+    this.reconciler = new Reconciler(this.engine, {
+      log: this.log,
+      debounceMs: o.debounceMs ?? 200,
+      maxDelayMs: 2_000,
+      backoffBaseMs: 1_000,
+      backoffMaxMs: o.backoffMaxMs ?? 60_000,
+    });
+    this.reconciler.onPass((p) => this.afterPass(p));
+  }
+
+  /** Takes back fds (systemd's fd store, the keeper), listens, watches, runs the first pass, READY=1. */
+  async start(): Promise<void> {
+    const env = this.o.env ?? process.env;
+    const lf = listenFds(env);
+    if (lf.fds.length > 0) {
+      const r = await this.fdStore.adoptListenFds(lf.fds);
+      this.log(`fd store: took back ${r.adopted.length} loop fd(s) from systemd${r.adopted.length ? ` (${r.adopted.map((a) => `${a.name}@${a.diskseq}`).join(', ')})` : ''}`);
+      for (const x of r.refused) this.log(`fd store: refused fd ${x.fd} "${x.fdName}": ${x.reason}`);
+    }
+    await this.takeOverFromKeeper();
+    this.control = await ControlServer.listen((req, peer) => this.handle(req, peer), { path: this.o.controlPath, log: this.log });
+    await this.startTriggers();
+    const first = await this.reconciler.trigger('start', { urgent: true }).catch((e: Error) => {
+      this.log(`first pass failed: ${e.message}`);
+      return undefined;
+    });
+    await this.notifier.ready(first ? statusLine(first) : 'running').catch((e: Error) => this.log(`sd_notify: ${e.message}`));
+    const wd = watchdogIntervalMs(env);
+    if (wd) {
+      this.log(`watchdog: pinging every ${Math.round(wd / 2)} ms`);
+      this.timers.push(setInterval(() => void this.notifier.watchdog().catch(() => undefined), Math.max(100, Math.floor(wd / 2))));
+    }
+  }
+
+  /** Fds a keeper holds (from an `apply` or hook while no daemon ran) come to the daemon. */
+  private async takeOverFromKeeper(): Promise<void> {
+    let conn;
+    try {
+      conn = await connectKeeper(this.o.runDir);
+    } catch {
+      return; // no keeper
+    }
+    try {
+      const list = await conn.request({ op: 'list' });
+      let taken = 0;
+      for (const h of list.held ?? []) {
+        if (!h.live || !h.diskseq) continue;
+        let fd: number;
+        try {
+          // The keeper's fd pins the device: this open reaches the very same device.
+          fd = openSync(`/proc/${list.pid}/fd/${h.fd}`, fsc.O_RDONLY | fsc.O_NONBLOCK | fsc.O_NOCTTY);
+        } catch (err) {
+          this.log(`keeper: cannot reopen its fd for ${h.backend}: ${(err as Error).message}`);
+          continue;
+        }
+        try {
+          const got = this.registry.adopt(fd, [h.backend]);
+          if (got.diskseq !== h.diskseq) {
+            this.registry.release(h.backend);
+            this.log(`keeper: fd for ${h.backend} is diskseq ${got.diskseq}, not ${h.diskseq}; left with the keeper`);
+            continue;
+          }
+        } catch (err) {
+          this.log(`keeper: fd for ${h.backend} refused: ${(err as Error).message}`);
+          try {
+            (await import('./libc.js')).closeFd(fd);
+          } catch {
+            // adopt may have closed it
+          }
+          continue;
+        }
+        await conn.request({ op: 'drop', backend: h.backend, diskseq: h.diskseq });
+        taken++;
+      }
+      if (taken > 0) this.log(`keeper: took over ${taken} fd(s) from the keeper (pid ${list.pid})`);
+    } catch (err) {
+      this.log(`keeper: take-over failed: ${(err as Error).message}`);
+    } finally {
+      conn.close();
+    }
+  }
+
+  private async startTriggers(): Promise<void> {
+    // Config dir: any change of a *.yaml / *.yml (editors' atomic renames included).
+    this.watcher = chokidarWatch(this.o.configDir, {
+      ignoreInitial: true,
+      depth: 0,
+      ignored: (p: string, st?: { isFile(): boolean }) => Boolean(st?.isFile()) && !/\.ya?ml$/.test(p),
+    });
+    const onCfg = (p: string) => {
+      if (/\.ya?ml$/.test(p)) void this.reconciler.trigger('config', { skipBackoff: true }).catch(() => undefined);
+    };
+    this.watcher.on('add', onCfg).on('change', onCfg).on('unlink', onCfg);
+    this.watcher.on('error', (e) => this.log(`config watch: ${(e as Error).message}`));
+
+    // xenstore: a connection of its own, so its events() are only the triggers.
+    await this.connectWatches();
+
+    if (this.o.resyncMs > 0) {
+      this.timers.push(setInterval(() => void this.reconciler.trigger('resync').catch(() => undefined), this.o.resyncMs));
+    }
+    process.on('SIGHUP', this.onHup);
+  }
+
+  private onHup = () => {
+    this.log('SIGHUP: pass now');
+    void this.reconciler.trigger('SIGHUP', { urgent: true }).catch(() => undefined);
+  };
+
+  private async connectWatches(): Promise<void> {
+    let xs: XsClient;
+    try {
+      xs = await this.o.connect();
+    } catch (err) {
+      this.log(`xenstore watches: cannot connect (${(err as Error).message}); retrying in 5 s`);
+      this.timers.push(setTimeout(() => void this.connectWatches(), 5_000));
+      return;
+    }
+    this.xsWatch = xs;
+    this.watchedBackends.clear();
+    await xs.watch('@introduceDomain', 'xvbd-domain');
+    await xs.watch('@releaseDomain', 'xvbd-domain');
+    await this.watchBackends();
+    void (async () => {
+      let first = true;
+      try {
+        for await (const ev of xs.events()) {
+          if (ev.token === 'xvbd-domain') void this.reconciler.trigger(ev.path === '@introduceDomain' ? 'domain introduced' : 'domain released').catch(() => undefined);
+          else if (ev.token.startsWith('xvbd-vbd-')) void this.reconciler.trigger('xenstore').catch(() => undefined);
+          first = false;
+        }
+      } catch {
+        // connection ended
+      }
+      void first;
+      if (!this.stopping && this.xsWatch === xs) {
+        this.log('xenstore watches: connection lost; reconnecting in 1 s');
+        this.xsWatch = undefined;
+        this.timers.push(setTimeout(() => void this.connectWatches().then(() => this.reconciler.trigger('xenstore reconnected').catch(() => undefined)), 1_000));
+      }
+    })();
+  }
+
+  /** Watches /local/domain/<be>/backend/vbd for every backend domain the desired state names. */
+  private async watchBackends(): Promise<void> {
+    const xs = this.xsWatch;
+    if (!xs) return;
+    const want = new Set<number>([0]);
+    for (const d of this.reconciler.desired?.domains ?? []) for (const k of d.disks) want.add(k.backendDomid);
+    for (const be of want) {
+      if (this.watchedBackends.has(be)) continue;
+      try {
+        await xs.watch(`/local/domain/${be}/backend/vbd`, `xvbd-vbd-${be}`);
+        this.watchedBackends.add(be);
+      } catch (err) {
+        this.log(`xenstore watch on backend domain ${be}: ${(err as Error).message}`);
+      }
+    }
+  }
+
+  private afterPass(p: PassOutcome): void {
+    void this.notifier.status(statusLine(p)).catch(() => undefined);
+    void this.watchBackends().catch(() => undefined);
+  }
+
+  private async handle(req: ControlRequest, _peer: PeerCred | undefined): Promise<Record<string, unknown>> {
+    switch (req.op) {
+      case 'ping':
+        return { pid: process.pid, passes: this.reconciler.queue.stats.passes };
+      case 'status': {
+        const last = this.reconciler.last;
+        return {
+          pid: process.pid,
+          stats: this.reconciler.queue.stats,
+          failures: this.reconciler.queue.failures,
+          configValid: last?.configOk ?? null,
+          last: last ? outcomeJson(last) : null,
+          held: this.registry.fds().map((f) => ({ name: f.name, diskseq: f.diskseq, users: f.users })),
+          parked: this.fdStore.parkedDiskseqs,
+        };
+      }
+      case 'reconcile': {
+        const o = await this.reconciler.trigger(`control (${String(req.reason ?? 'request').slice(0, 40)})`, { urgent: true });
+        return { pass: outcomeJson(o) };
+      }
+      case 'serve':
+        return this.serve(req);
+      case 'release':
+        return this.release(req);
+      default:
+        throw new ControlError(`unknown op "${req.op}" (ping, status, reconcile, serve, release)`);
+    }
+  }
+
+  /** The hook asks: serve this backend now. A pass runs; the answer says whether it is served. */
+  private async serve(req: ControlRequest): Promise<Record<string, unknown>> {
+    const path = backendArg(req);
+    const o = await this.reconciler.trigger(`hook serve ${path}`, { urgent: true });
+    const step = o.steps.find((s) => s.target === path);
+    if (step && !step.ok) throw new ControlError(`serving ${path} failed: ${step.error ?? 'error'}`);
+    // Whether the pass acted or not, the answer is what a fresh look says.
+    const b = await this.lookBackend(path);
+    if (!b.exists) throw new ControlError(`${path} does not exist`);
+    if (!b.ours || !b.physicalDevice) {
+      const why = o.configOk ? (o.plan?.findings.find((f) => f.backend?.path === path)?.message ?? 'the desired state does not name this disk') : 'the config is invalid';
+      throw new ControlError(`not serving ${path}: ${why}`);
+    }
+    return { served: true, backend: path, physicalDevice: b.physicalDevice, diskseq: b.diskseq ?? null, pass: o.seq };
+  }
+
+  /** The hook's `remove`: the backend is going away; let go of its fd now. */
+  private async release(req: ControlRequest): Promise<Record<string, unknown>> {
+    const path = backendArg(req);
+    return this.reconciler.exclusive(async () => {
+      const r = this.registry.release(path);
+      await this.fdStore.sync().catch(() => undefined);
+      return { released: r !== undefined, closed: r?.closed ?? false, device: r?.handle.name ?? null };
+    });
+  }
+
+  private async lookBackend(path: string): Promise<{ exists: boolean; ours: boolean; physicalDevice?: string; diskseq?: string }> {
+    const xs = await this.engine.client();
+    const [marker, pd, ds, params] = await Promise.all([xs.read(`${path}/xvbd`), xs.read(`${path}/physical-device`), xs.read(`${path}/diskseq`), xs.read(`${path}/frontend-id`)]);
+    const exists = marker !== undefined || pd !== undefined || params !== undefined || (await xs.directory(path)).length > 0;
+    return { exists, ours: marker === '1', ...(pd ? { physicalDevice: pd } : {}), ...(ds ? { diskseq: ds } : {}) };
+  }
+
+  /**
+   * Stops: STOPPING=1, no new pass, the running one finishes; triggers and the control socket close.
+   * Nothing is detached: held fds go to the keeper (and stay parked in systemd's store) and are closed here.
+   */
+  stop(reason = 'stop'): Promise<void> {
+    if (!this.stopping) this.stopping = this.doStop(reason);
+    return this.stopping;
+  }
+
+  private async doStop(reason: string): Promise<void> {
+    this.log(`stopping (${reason}); backends stay served`);
+    await this.notifier.stopping(`stopping (${reason})`).catch(() => undefined);
+    process.off('SIGHUP', this.onHup);
+    for (const t of this.timers) clearTimeout(t);
+    await this.watcher?.close().catch(() => undefined);
+    await this.reconciler.stop();
+    await this.control?.close().catch(() => undefined);
+    const xsw = this.xsWatch;
+    this.xsWatch = undefined;
+    await xsw?.close().catch(() => undefined);
+    if (this.o.handoffOnStop !== false) await this.handOff();
+    await this.engine.close();
+    this.registry.closeAll();
+    this.notifier.close();
+  }
+
+  /** Gives every held fd (one per backend using it) to the keeper, which holds it until the backend is gone. */
+  private async handOff(): Promise<void> {
+    const fds = this.registry.fds().filter((f) => f.users.length > 0);
+    if (fds.length === 0) return;
+    try {
+      const k = await ensureKeeper(this.o.runDir);
+      let n = 0;
+      for (const f of fds) {
+        for (const backend of f.users) {
+          await k.request({ op: 'adopt', pid: process.pid, fd: f.fd, backend, diskseq: f.diskseq });
+          n++;
+        }
+      }
+      k.close();
+      this.log(`handed ${n} fd(s) to the keeper`);
+    } catch (err) {
+      this.log(`hand-off to the keeper failed: ${(err as Error).message}; the fd store${this.notifier.enabled ? '' : ' (none: not under systemd)'} keeps what it has`);
+    }
+  }
+}
+
+function backendArg(req: ControlRequest): string {
+  const raw = req.backend;
+  if (typeof raw !== 'string' || raw.length > 256) throw new ControlError('"backend" must be a backend path');
+  // XENBUS_PATH as libxl gives it to the hook (relative to dom0's home), or the absolute path.
+  const m = /^(?:\/local\/domain\/(\d{1,5})\/)?backend\/vbd\/(\d{1,5})\/(\d{1,10})$/.exec(raw);
+  if (!m) throw new ControlError(`"${raw.slice(0, 80)}" is not a vbd backend path (backend/vbd/<domid>/<devid>)`);
+  const be = m[1] ?? '0';
+  return `/local/domain/${Number(be)}/backend/vbd/${Number(m[2])}/${Number(m[3])}`;
+}
+
+export function statusLine(p: PassOutcome): string {
+  if (p.error) return `pass ${p.seq} failed: ${p.error}`.slice(0, 200);
+  const cfg = p.configOk ? '' : ' (config invalid: last good state)';
+  const failed = p.steps.filter((s) => !s.ok).length;
+  return `${p.synced}/${p.disks} disks synced, ${p.findings} findings${failed ? `, ${failed} steps failed` : ''}${cfg}; pass ${p.seq}`;
+}
+
+export function outcomeJson(o: PassOutcome): Record<string, unknown> {
+  const { plan, observed, ...rest } = o;
+  void observed;
+  return { ...rest, planActions: plan?.actions.length ?? 0 };
+}

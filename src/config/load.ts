@@ -376,7 +376,8 @@ export function checkConfigTexts(inputs: readonly ConfigFileText[], extraErrors:
         }
         continue;
       }
-      if (doc.contents === null) continue; // an empty document (`---` alone, or only comments)
+      // An empty document (`---` alone, or only comments).
+      if (doc.contents === null || (isScalar(doc.contents) && doc.contents.value === null)) continue;
       const rootLoc = fc.at(nodeOffset(doc.contents as YamlNode) ?? 0);
       if (!isMap(doc.contents)) {
         ck.add(rootLoc, 'a document must be a mapping with `apiVersion` and `kind`', undefined, index);

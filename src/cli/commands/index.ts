@@ -13,6 +13,8 @@ export interface CommandEntry {
 // Each command adds its own line here when its module lands.
 export const COMMANDS: CommandEntry[] = [
   { name: 'validate', summary: 'check the desired-state YAML (schema, duplicates, sharing, paths)', load: () => import('./validate.js') },
+  { name: 'apply', summary: 'carry out the plan: attach, serve, (with --prune) detach and free', load: () => import('./apply.js') },
+  { name: 'hook', summary: "libxl's script= for xvbd disks: hook add|remove (XENBUS_PATH)", load: () => import('./hook.js') },
   { name: 'keeper', summary: 'hold loop-device fds for backends when no daemon runs (started on demand)', load: () => import('./keeper.js') },
   { name: 'reconcile', summary: 'converge once (exit 0/2/1), or --watch: the daemon (systemd notify, fd store, control socket)', load: () => import('./reconcile.js') },
 ];

@@ -1,0 +1,105 @@
+// One apply session, shared by `xvbd apply`, the demo, the benchmark and the tests: load the config,
+// take the lock, observe, plan, execute with the keeper as the fd holder.
+import { existsSync } from 'node:fs';
+import { loadConfig, formatErrors } from '../config/index.js';
+import { LoopRegistry, mountedDevices } from '../linux/index.js';
+import type { DesiredState, Policy } from '../model/desired.js';
+import type { ObservedState } from '../model/observed.js';
+import type { Plan } from '../model/plan.js';
+import { observe } from '../observe/observe.js';
+import { plan as makePlan } from '../plan/index.js';
+import type { XsClient } from '../xenstore/api.js';
+import { connect } from '../xenstore/client.js';
+import { execute, type ExecuteResult, type FdHolder, type StepEvent } from './execute.js';
+import { KeeperHolder } from './holder.js';
+import { RegistryDevices } from './linux-devices.js';
+import { acquireApplyLock, runDir, type ApplyLock } from './lock.js';
+
+export const DEFAULT_HOOK_SCRIPT = '/usr/local/bin/xvbd-hook';
+
+/** The backend's `script`: $XVBD_HOOK_SCRIPT, else the installed hook if present, else none. */
+export function hookScriptPath(env: NodeJS.ProcessEnv = process.env): string | undefined {
+  if (env.XVBD_HOOK_SCRIPT !== undefined) return env.XVBD_HOOK_SCRIPT || undefined;
+  return existsSync(DEFAULT_HOOK_SCRIPT) ? DEFAULT_HOOK_SCRIPT : undefined;
+}
+
+export class ConfigInvalid extends Error {
+  constructor(readonly text: string) {
+    super('the configuration is invalid');
+  }
+}
+
+export async function loadDesired(configDir: string): Promise<DesiredState> {
+  const r = await loadConfig(configDir);
+  if (!r.desired) throw new ConfigInvalid(formatErrors(r.errors));
+  return r.desired;
+}
+
+export function backendDomids(desired: DesiredState): number[] {
+  return [...new Set([desired.policy.defaults.backendDomid, ...desired.domains.flatMap((d) => d.disks.map((k) => k.backendDomid))])];
+}
+
+export async function observeFor(xs: XsClient, registry: LoopRegistry, desired: DesiredState): Promise<ObservedState> {
+  return observe({
+    xs,
+    loops: () => registry.listLoops(),
+    sources: [...new Set(desired.domains.flatMap((d) => d.disks.map((k) => k.source)))],
+    backendDomids: backendDomids(desired),
+    mountedDevs: () => mountedDevices().devs,
+  });
+}
+
+export interface ApplyOptions {
+  configDir: string;
+  prune?: boolean;
+  /** Plan only. */
+  dryRun?: boolean;
+  /** Called with the plan before executing; return false to stop (the CLI asks here). */
+  approve?: (plan: Plan, desired: DesiredState) => Promise<boolean>;
+  onEvent?: (e: StepEvent) => void;
+  /** Default: the keeper in $XVBD_RUN_DIR. */
+  holder?: FdHolder;
+  xs?: XsClient;
+  /** Wait for the apply lock this long (default 0: fail at once). */
+  lockWaitMs?: number;
+}
+
+export interface ApplyOutcome {
+  desired: DesiredState;
+  policy: Policy;
+  plan: Plan;
+  result?: ExecuteResult;
+  approved: boolean;
+}
+
+export async function applyOnce(opts: ApplyOptions): Promise<ApplyOutcome> {
+  const desired = await loadDesired(opts.configDir);
+  const policy: Policy = { ...desired.policy, prune: opts.prune || desired.policy.prune };
+  let lock: ApplyLock | undefined;
+  if (!opts.dryRun) lock = await acquireApplyLock({ waitMs: opts.lockWaitMs ?? 0 });
+  const xs = opts.xs ?? (await connect());
+  const registry = new LoopRegistry({ allowedRoots: policy.allowedRoots });
+  const holder = opts.holder ?? new KeeperHolder(runDir());
+  try {
+    const observed = await observeFor(xs, registry, desired);
+    const plan = makePlan(desired, observed, policy);
+    if (opts.dryRun || plan.actions.length === 0) return { desired, policy, plan, approved: false };
+    const approved = opts.approve ? await opts.approve(plan, desired) : true;
+    if (!approved) return { desired, policy, plan, approved };
+    const result = await execute(plan, {
+      xs,
+      devices: new RegistryDevices(registry),
+      policy,
+      holder,
+      hookScript: hookScriptPath(),
+      onEvent: opts.onEvent,
+    });
+    return { desired, policy, plan, result, approved };
+  } finally {
+    if (holder instanceof KeeperHolder) holder.close();
+    // the keeper has its own fds for everything committed; ours go (autoclear frees what nobody holds)
+    registry.closeAll();
+    if (!opts.xs) await xs.close();
+    lock?.release();
+  }
+}

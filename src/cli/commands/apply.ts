@@ -1,0 +1,125 @@
+// `xvbd apply`: show the plan, ask (or --auto-approve), execute step by step, exit 0 on success, 1 on failure.
+import { createInterface } from 'node:readline/promises';
+import { parseArgs } from 'node:util';
+import { defaultConfigDir } from '../../config/index.js';
+import { LockHeldError } from '../../apply/lock.js';
+import { applyOnce, ConfigInvalid } from '../../apply/session.js';
+import type { StepEvent } from '../../apply/execute.js';
+import type { Plan } from '../../model/plan.js';
+import { CliError } from '../errors.js';
+import { renderPlanText } from '../../apply/render.js';
+
+const USAGE = `Usage: xvbd apply [--config DIR] [--auto-approve] [--dry-run] [--prune]
+
+Computes the plan (as \`xvbd plan\` shows it), asks for confirmation on a terminal, then carries it out:
+attaches and serves disks, and with --prune detaches backends and frees loop devices of xvbd's that
+nothing desires. One applier at a time per host ($XVBD_RUN_DIR/apply.lock).
+
+Options:
+  --config DIR     the desired-state directory (default $XVBD_CONFIG or /etc/xvbd)
+  --auto-approve   do not ask (required when stdin is not a terminal)
+  --dry-run        show the plan and stop
+  --prune          also detach and free what is ours but no longer desired (as policy prune: true)
+Exit status: 0 success (or nothing to do), 1 failure (config invalid, a step failed, refused).`;
+
+function stepLine(e: StepEvent): string | undefined {
+  const n = 'index' in e ? `[${e.index + 1}]` : '';
+  switch (e.type) {
+    case 'step-start':
+      return `${n} ${e.summary} ...`;
+    case 'step-progress':
+      return `${n}   ${e.message}`;
+    case 'step-done':
+      return `${n} done in ${e.ms.toFixed(0)} ms: ${e.detail ?? ''}`;
+    case 'step-failed':
+      return `${n} FAILED after ${e.ms.toFixed(0)} ms: ${e.error}`;
+  }
+}
+
+async function ask(plan: Plan): Promise<boolean> {
+  const rl = createInterface({ input: process.stdin, output: process.stdout });
+  try {
+    const a = await rl.question(`\nDo you want to perform these ${plan.actions.length} action(s)? Only 'yes' will be accepted: `);
+    return a.trim() === 'yes';
+  } finally {
+    rl.close();
+  }
+}
+
+export async function run(argv: string[]): Promise<number> {
+  let values;
+  try {
+    ({ values } = parseArgs({
+      args: argv,
+      options: {
+        help: { type: 'boolean', short: 'h' },
+        config: { type: 'string' },
+        'auto-approve': { type: 'boolean' },
+        'dry-run': { type: 'boolean' },
+        prune: { type: 'boolean' },
+      },
+      strict: true,
+      allowPositionals: false,
+    }));
+  } catch (err) {
+    throw new CliError(`${(err as Error).message}\n\n${USAGE}`);
+  }
+  if (values.help) {
+    process.stdout.write(USAGE + '\n');
+    return 0;
+  }
+  const configDir = values.config ?? defaultConfigDir();
+  const autoApprove = values['auto-approve'] ?? false;
+  const dryRun = values['dry-run'] ?? false;
+  if (!autoApprove && !dryRun && !process.stdin.isTTY) {
+    // decided before anything is touched: a script must say so explicitly
+    throw new CliError('refusing to apply without a terminal to ask on: pass --auto-approve (or --dry-run)');
+  }
+  try {
+    const out = await applyOnce({
+      configDir,
+      prune: values.prune ?? false,
+      dryRun,
+      approve: async (plan) => {
+        process.stdout.write(renderPlanText(plan));
+        if (autoApprove) return true;
+        return ask(plan);
+      },
+      onEvent: (e) => {
+        const l = stepLine(e);
+        if (l) process.stdout.write(l + '\n');
+      },
+    });
+    if (out.plan.actions.length === 0) {
+      process.stdout.write(renderPlanText(out.plan));
+      process.stdout.write('No changes. The host matches the desired state.\n');
+      return 0;
+    }
+    if (dryRun) {
+      process.stdout.write(renderPlanText(out.plan));
+      process.stdout.write('Dry run: nothing was changed.\n');
+      return 0;
+    }
+    if (!out.approved) {
+      process.stdout.write('Apply cancelled.\n');
+      return 1;
+    }
+    const r = out.result!;
+    const ok = r.steps.filter((s) => s.ok).length;
+    const failed = r.steps.filter((s) => !s.ok).length;
+    const counts = new Map<string, number>();
+    for (const s of r.steps) if (s.ok) counts.set(s.action.kind, (counts.get(s.action.kind) ?? 0) + 1);
+    const parts = [...counts].map(([k, n]) => `${n} ${k}`);
+    process.stdout.write(
+      `\nApply ${failed === 0 ? 'complete' : 'FAILED'}: ${ok} of ${r.steps.length} step(s) done${parts.length ? ` (${parts.join(', ')})` : ''}${failed ? `, ${failed} failed` : ''}.\n`,
+    );
+    return failed === 0 ? 0 : 1;
+  } catch (err) {
+    if (err instanceof ConfigInvalid) {
+      process.stderr.write(err.text.endsWith('\n') ? err.text : err.text + '\n');
+      throw new CliError('the configuration is invalid: nothing was changed');
+    }
+    if (err instanceof LockHeldError) throw new CliError(err.message);
+    throw err;
+  }
+}

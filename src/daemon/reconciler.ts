@@ -252,7 +252,7 @@ export function summarize(o: PassOutcome): string {
     else {
       const failed = o.steps.filter((s) => !s.ok);
       const done = o.steps.filter((s) => s.ok);
-      const list = o.steps.map((s) => `${SIGN[s.kind]}${s.kind} ${s.label ?? s.target} ${s.ok ? 'ok' : `FAILED (${s.error ?? 'error'})`}`);
+      const list = o.steps.map((s) => `${SIGN[s.kind]}${s.label ?? `${s.kind} ${s.target}`} ${s.ok ? 'ok' : `FAILED (${s.error ?? 'error'})`}`);
       parts.push(`${done.length}/${o.actions} done${failed.length ? `, ${failed.length} failed` : ''}: ${list.join('; ')}`);
     }
     if (o.released.length > 0) parts.push(`released ${o.released.length} fd(s) of backends gone`);

@@ -1,0 +1,364 @@
+// A simulated xen-blkback (Linux drivers/block/xen-blkback/xenbus.c + xenbus_probe), as
+// observed on Xen 4.17 (see /work/shared/xenlab/README.md):
+//  - a new backend dir backend/vbd/<domid>/<devid> whose own state is 1 is probed: needs
+//    frontend-id + frontend and an existing frontend dir, else it is left alone for good
+//    (until the dir goes away);
+//  - probe writes feature-max-indirect-segments=256, multi-queue-max-queues=2,
+//    max-ring-page-order=4 and moves to 2 (InitWait);
+//  - physical-device (hex major:minor) makes it open the device FOR REAL (O_RDONLY/O_RDWR by
+//    mode) and publish <sysfs>/vbd-<domid>-<devid>/physical_device and mode;
+//  - a frontend at 3/4 with event-channel + ring-ref connects (4) once the device is open;
+//    without them: "22 reading <frontend>/event-channel" under /local/domain/0/error/... and 5;
+//  - frontend 5 -> 5; frontend 6 -> 6 (device closed), and unregistered when online != 1;
+//    frontend 1 while closed -> 2 again and the device reopened ("prepare for reconnect");
+//  - the backend dir removed -> the device is released.
+import { closeSync, mkdirSync, openSync, readFileSync, rmSync, unlinkSync, writeFileSync, constants as fsc } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { join } from 'node:path';
+import type { Caller, Store } from './store.js';
+import { KernelWatcher } from './kwatch.js';
+
+const KERNEL: Caller = { domid: 0, privileged: true };
+const BE_ROOT = '/local/domain/0/backend/vbd';
+const BE_RE = /^\/local\/domain\/0\/backend\/vbd\/(\d+)\/(\d+)(?:\/|$)/;
+
+export const XenbusState = {
+  Unknown: 0,
+  Initialising: 1,
+  InitWait: 2,
+  Initialised: 3,
+  Connected: 4,
+  Closing: 5,
+  Closed: 6,
+  Reconfiguring: 7,
+  Reconfigured: 8,
+} as const;
+
+export interface BackendInfo {
+  domid: number;
+  devid: number;
+  /** 'ignored': probe failed (frontend missing), nothing happens until the dir is removed. */
+  status: 'ignored' | 'probed';
+  /** "major:minor" (hex) of the device held open, if any. */
+  held: string | undefined;
+  mode: 'r' | 'w' | undefined;
+  connected: boolean;
+}
+
+interface Vbd {
+  domid: number;
+  devid: number;
+  root: string;
+  status: 'ignored' | 'probed';
+  frontend: string;
+  fd: number | undefined;
+  major: number;
+  minor: number;
+  writable: boolean;
+  ringsConnected: boolean;
+  sysDir: string;
+}
+
+export class Blkback {
+  private readonly vbds = new Map<string, Vbd>();
+  private readonly w: KernelWatcher;
+  /** Called when a backend reaches InitWait (used for auto-connecting simulated guests). */
+  onInitWait: ((domid: number, devid: number) => void) | undefined;
+
+  constructor(
+    private readonly store: Store,
+    private readonly sysfsDir: string,
+  ) {
+    this.w = new KernelWatcher(store, KERNEL, (p, t) => this.event(p, t));
+    this.w.watch(BE_ROOT, 'be');
+  }
+
+  list(): BackendInfo[] {
+    return [...this.vbds.values()].map((v) => ({
+      domid: v.domid,
+      devid: v.devid,
+      status: v.status,
+      held: v.fd !== undefined ? `${v.major.toString(16)}:${v.minor.toString(16)}` : undefined,
+      mode: v.fd !== undefined ? (v.writable ? 'w' : 'r') : undefined,
+      connected: v.ringsConnected,
+    }));
+  }
+
+  async settle(): Promise<void> {
+    for (let i = 0; i < 1000 && this.w.busy; i++) await this.w.drained();
+  }
+
+  shutdown(): void {
+    this.w.stop();
+    for (const v of this.vbds.values()) this.unregister(v, false);
+  }
+
+  // ---- xenstore helpers ----------------------------------------------------------------------
+  private read(path: string): string | undefined {
+    const n = this.store.nodes.get(path);
+    return n ? n.value.toString('utf8') : undefined;
+  }
+
+  private write(path: string, value: string): void {
+    this.store.write(this.store.main, KERNEL, path, Buffer.from(value));
+  }
+
+  private beState(v: Vbd): number {
+    return Number.parseInt(this.read(`${v.root}/state`) ?? '', 10) || 0;
+  }
+
+  /** xenbus_switch_state: only if the state node still exists. */
+  private switchState(v: Vbd, state: number): void {
+    if (this.read(`${v.root}/state`) === undefined) return;
+    if (this.beState(v) === state) return;
+    this.write(`${v.root}/state`, String(state));
+    if (state === XenbusState.InitWait) this.onInitWait?.(v.domid, v.devid);
+  }
+
+  /** xenbus_dev_fatal: "<errno> <message>" under /local/domain/0/error/<nodename>/error, then Closing. */
+  private fatal(v: Vbd, errno: number, message: string): void {
+    this.write(`/local/domain/0/error/backend/vbd/${v.domid}/${v.devid}/error`, `${errno} ${message}`);
+    this.switchState(v, XenbusState.Closing);
+  }
+
+  // ---- events --------------------------------------------------------------------------------
+  private event(path: string, token: string): void {
+    if (token === 'be') return this.devChanged(path);
+    const [kind, key] = token.split(':') as [string, string];
+    const v = this.vbds.get(key);
+    if (!v) return;
+    if (kind === 'pd') this.backendChanged(v);
+    else if (kind === 'fe') this.frontendChanged(v);
+  }
+
+  /** xenbus_dev_changed for the backend bus. */
+  private devChanged(path: string): void {
+    if (path === BE_ROOT || !path.startsWith(BE_ROOT + '/')) {
+      // The whole tree may have gone: drop every device whose dir is missing.
+      for (const v of [...this.vbds.values()]) if (!this.store.nodes.has(v.root)) this.unregister(v, true);
+      return;
+    }
+    const m = BE_RE.exec(path);
+    if (!m) {
+      // backend/vbd/<domid> removed: its children fired too, but be thorough
+      for (const v of [...this.vbds.values()]) if (!this.store.nodes.has(v.root)) this.unregister(v, true);
+      return;
+    }
+    const domid = Number(m[1]);
+    const devid = Number(m[2]);
+    const key = `${domid}/${devid}`;
+    const root = `${BE_ROOT}/${domid}/${devid}`;
+    const v = this.vbds.get(key);
+    if (!this.store.nodes.has(root)) {
+      if (v) this.unregister(v, true);
+      return;
+    }
+    if (v) return;
+    // xenbus_probe_node: only a new device (own state Initialising) is probed.
+    if (this.read(`${root}/state`) !== '1') return;
+    this.probe(domid, devid, key, root);
+  }
+
+  private probe(domid: number, devid: number, key: string, root: string): void {
+    const sysDir = join(this.sysfsDir, `vbd-${domid}-${devid}`);
+    const v: Vbd = {
+      domid, devid, root, status: 'ignored', frontend: '', fd: undefined, major: 0, minor: 0,
+      writable: false, ringsConnected: false, sysDir,
+    };
+    this.vbds.set(key, v);
+    try {
+      mkdirSync(sysDir, { recursive: true });
+      writeFileSync(join(sysDir, 'devtype'), 'vbd\n');
+      writeFileSync(join(sysDir, 'nodename'), `backend/vbd/${domid}/${devid}\n`);
+      writeFileSync(join(sysDir, 'modalias'), 'xen-backend:vbd\n');
+    } catch {
+      // sysfs mirror is best effort
+    }
+    // talk_to_otherend -> xenbus_read_otherend_details
+    const feId = this.read(`${root}/frontend-id`);
+    const fe = this.read(`${root}/frontend`);
+    if (feId === undefined || fe === undefined || !/^\d+$/.test(feId)) return;
+    if (fe.length === 0 || !fe.startsWith('/') || !this.store.nodes.has(fe)) return;
+    v.frontend = fe;
+    v.status = 'probed';
+    // blkback_probe
+    this.write(`${root}/feature-max-indirect-segments`, '256');
+    this.write(`${root}/multi-queue-max-queues`, '2');
+    this.write(`${root}/max-ring-page-order`, '4');
+    this.w.watch(`${root}/physical-device`, `pd:${key}`);
+    this.switchState(v, XenbusState.InitWait);
+    // watch_otherend
+    this.w.watch(`${fe}/state`, `fe:${key}`);
+  }
+
+  /** The physical-device watch (backend_changed in xen-blkback/xenbus.c). */
+  private backendChanged(v: Vbd): void {
+    if (v.fd !== undefined) return;
+    const pd = this.read(`${v.root}/physical-device`);
+    if (pd === undefined) return; // fires once at registration: wait for the hotplug script
+    const m = /^([0-9a-fA-F]{1,8}):([0-9a-fA-F]{1,8})$/.exec(pd.trim());
+    if (!m) {
+      this.fatal(v, 34, 'reading physical-device');
+      return;
+    }
+    const mode = this.read(`${v.root}/mode`);
+    if (mode === undefined) {
+      this.fatal(v, 2, 'reading mode');
+      return;
+    }
+    this.open(v, Number.parseInt(m[1]!, 16), Number.parseInt(m[2]!, 16), mode.includes('w'));
+    if (v.fd !== undefined) this.updateStatus(v);
+  }
+
+  private open(v: Vbd, major: number, minor: number, writable: boolean): void {
+    const node = join(this.sysfsDir, `.dev-${process.pid}-${v.domid}-${v.devid}`);
+    let fd: number | undefined;
+    try {
+      rmSync(node, { force: true });
+      execFileSync('mknod', [node, 'b', String(major), String(minor)], { stdio: 'ignore' });
+      fd = openSync(node, (writable ? fsc.O_RDWR : fsc.O_RDONLY));
+    } catch {
+      fd = undefined;
+    } finally {
+      try {
+        unlinkSync(node);
+      } catch {
+        // not created
+      }
+    }
+    if (fd === undefined) {
+      // xen_vbd_create: "device %08x could not be opened" -> -ENOENT
+      this.fatal(v, 2, 'creating vbd structure');
+      return;
+    }
+    v.fd = fd;
+    v.major = major;
+    v.minor = minor;
+    v.writable = writable;
+    try {
+      writeFileSync(join(v.sysDir, 'physical_device'), `${major.toString(16)}:${minor.toString(16)}\n`);
+      writeFileSync(join(v.sysDir, 'mode'), `${writable ? 'w' : 'r'}\n`);
+    } catch {
+      // best effort
+    }
+  }
+
+  private closeDevice(v: Vbd): void {
+    if (v.fd === undefined) return;
+    try {
+      closeSync(v.fd);
+    } catch {
+      // already closed
+    }
+    v.fd = undefined;
+    v.major = 0;
+    v.minor = 0;
+    rmSync(join(v.sysDir, 'physical_device'), { force: true });
+    rmSync(join(v.sysDir, 'mode'), { force: true });
+  }
+
+  /** frontend_changed in xen-blkback/xenbus.c. */
+  private frontendChanged(v: Vbd): void {
+    if (v.status !== 'probed') return;
+    const raw = this.read(`${v.frontend}/state`);
+    const fs = raw === undefined ? XenbusState.Unknown : Number.parseInt(raw, 10) || 0;
+    const be = this.beState(v);
+    switch (fs) {
+      case XenbusState.Initialising:
+        if (be === XenbusState.Closed) {
+          // "prepare for reconnect": back to InitWait, and take the device again
+          this.switchState(v, XenbusState.InitWait);
+          this.backendChanged(v);
+        }
+        break;
+      case XenbusState.Initialised:
+      case XenbusState.Connected: {
+        if (be === XenbusState.Connected) break;
+        v.ringsConnected = false;
+        if (!this.connectRing(v)) break;
+        this.updateStatus(v);
+        break;
+      }
+      case XenbusState.Closing:
+        this.switchState(v, XenbusState.Closing);
+        break;
+      case XenbusState.Closed: {
+        v.ringsConnected = false;
+        this.closeDevice(v);
+        this.switchState(v, XenbusState.Closed);
+        if (this.read(`${v.root}/online`) === '1') break;
+        this.unregister(v, false);
+        break;
+      }
+      case XenbusState.Unknown:
+        this.unregister(v, false);
+        break;
+      default:
+        this.fatal(v, 22, `saw state ${fs} at frontend`);
+    }
+  }
+
+  /** connect_ring: the frontend's event-channel and ring-ref(s). */
+  private connectRing(v: Vbd): boolean {
+    const fe = v.frontend;
+    const proto = this.read(`${fe}/protocol`);
+    if (proto !== undefined && !['x86_32-abi', 'x86_64-abi', 'arm-abi'].includes(proto)) {
+      this.fatal(v, 38, `unknown fe protocol ${proto}`);
+      return false;
+    }
+    const evtchn = this.read(`${fe}/event-channel`);
+    if (evtchn === undefined || !/^\d+$/.test(evtchn.trim())) {
+      this.fatal(v, 22, `reading ${fe}/event-channel`);
+      return false;
+    }
+    const ring = this.read(`${fe}/ring-ref`) ?? this.read(`${fe}/ring-ref0`);
+    if (ring === undefined || !/^\d+$/.test(ring.trim())) {
+      this.fatal(v, 22, `reading ${fe}/ring-ref`);
+      return false;
+    }
+    v.ringsConnected = true;
+    return true;
+  }
+
+  /** xen_update_blkif_status + connect(): Connected once rings and device are both there. */
+  private updateStatus(v: Vbd): void {
+    if (this.beState(v) === XenbusState.Connected) return;
+    if (!v.ringsConnected || v.fd === undefined) return;
+    const sys = `/sys/dev/block/${v.major}:${v.minor}`;
+    const num = (f: string, dflt: string) => {
+      try {
+        return readFileSync(join(sys, f), 'utf8').trim() || dflt;
+      } catch {
+        return dflt;
+      }
+    };
+    const r = v.root;
+    this.write(`${r}/feature-flush-cache`, '1');
+    if (this.read(`${r}/discard-enable`) !== '0') {
+      this.write(`${r}/discard-granularity`, num('queue/discard_granularity', '4096'));
+      this.write(`${r}/discard-alignment`, num('discard_alignment', '0'));
+      this.write(`${r}/discard-secure`, '0');
+      this.write(`${r}/feature-discard`, '1');
+    }
+    this.write(`${r}/feature-barrier`, '1');
+    this.write(`${r}/feature-persistent`, '1');
+    this.write(`${r}/sectors`, num('size', '0'));
+    const cdrom = this.read(`${r}/device-type`) === 'cdrom';
+    this.write(`${r}/info`, String((v.writable ? 0 : 4) | (cdrom ? 1 : 0)));
+    this.write(`${r}/sector-size`, num('queue/logical_block_size', '512'));
+    this.write(`${r}/physical-sector-size`, num('queue/physical_block_size', '512'));
+    this.switchState(v, XenbusState.Connected);
+  }
+
+  /** device_unregister: the device is closed and the sysfs entry goes. */
+  private unregister(v: Vbd, dirGone: boolean): void {
+    this.closeDevice(v);
+    v.ringsConnected = false;
+    const key = `${v.domid}/${v.devid}`;
+    this.w.unwatch(`${v.root}/physical-device`, `pd:${key}`);
+    if (v.frontend) this.w.unwatch(`${v.frontend}/state`, `fe:${key}`);
+    if (!dirGone) this.switchState(v, XenbusState.Closed);
+    this.vbds.delete(key);
+    rmSync(v.sysDir, { recursive: true, force: true });
+  }
+}

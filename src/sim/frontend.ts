@@ -1,0 +1,143 @@
+// A simulated guest's blkfront for one vbd: it writes as the guest domain (unprivileged, so
+// the frontend dir's permissions matter, as on a real host) and follows its backend like
+// Linux blkfront: backend Closing -> frontend Closed.
+import type { Caller, Store } from './store.js';
+import { KernelWatcher } from './kwatch.js';
+import type { Blkback } from './blkback.js';
+
+export class SimFrontend {
+  readonly path: string;
+  private readonly caller: Caller;
+  private watcher: KernelWatcher | undefined;
+  private static ringRef = 8;
+
+  constructor(
+    private readonly store: Store,
+    readonly domid: number,
+    readonly devid: number,
+    private readonly blkback: Blkback,
+  ) {
+    this.path = `/local/domain/${domid}/device/vbd/${devid}`;
+    this.caller = { domid, privileged: false };
+  }
+
+  private read(p: string): string | undefined {
+    const n = this.store.nodes.get(p);
+    return n ? n.value.toString('utf8') : undefined;
+  }
+
+  /** Writes a node of the frontend dir as the guest (throws StoreError EACCES if not allowed). */
+  writeNode(name: string, value: string): void {
+    this.store.write(this.store.main, this.caller, `${this.path}/${name}`, Buffer.from(value));
+  }
+
+  state(): number | undefined {
+    const s = this.read(`${this.path}/state`);
+    return s === undefined ? undefined : Number.parseInt(s, 10);
+  }
+
+  backendPath(): string | undefined {
+    return this.read(`${this.path}/backend`);
+  }
+
+  backendState(): number | undefined {
+    const be = this.backendPath();
+    const s = be ? this.read(`${be}/state`) : undefined;
+    return s === undefined ? undefined : Number.parseInt(s, 10);
+  }
+
+  private follow(): void {
+    const be = this.backendPath();
+    if (!be || this.watcher) return;
+    this.watcher = new KernelWatcher(this.store, this.caller, () => {
+      // blkback_changed in blkfront: backend Closing -> we close; Connected -> we are connected.
+      const bs = this.backendState();
+      const fs = this.state();
+      try {
+        if (bs === 5 && fs !== undefined && fs !== 6) this.writeNode('state', '6');
+        else if (bs === 4 && fs === 3) this.writeNode('state', '4');
+      } catch {
+        // the frontend dir went away
+      }
+    });
+    this.watcher.watch(`${be}/state`, 'be');
+  }
+
+  private unfollow(): void {
+    this.watcher?.stop();
+    this.watcher = undefined;
+  }
+
+  /**
+   * Connects as blkfront does: ring-ref, event-channel, protocol, state 3; moves to 4 once the
+   * backend is Connected. Resolves after the simulator has settled; returns the frontend state.
+   */
+  async connect(): Promise<number | undefined> {
+    const ref = SimFrontend.ringRef++;
+    this.writeNode('ring-ref', String(ref));
+    this.writeNode('event-channel', String(ref));
+    this.writeNode('protocol', 'x86_64-abi');
+    this.writeNode('feature-persistent', '1');
+    this.follow();
+    this.writeNode('state', '3');
+    await this.settle();
+    return this.state();
+  }
+
+  /** A broken frontend: Initialised (3) without ring-ref / event-channel. */
+  async connectWithoutRing(): Promise<void> {
+    this.follow();
+    this.writeNode('state', '3');
+    await this.settle();
+  }
+
+  /** The guest unplugs the disk: Closing then Closed (blkback closes the device). */
+  async disconnect(): Promise<void> {
+    this.writeNode('state', '5');
+    await this.settle();
+    this.writeNode('state', '6');
+    await this.settle();
+    this.unfollow();
+  }
+
+  /** Disconnects (if needed), re-initialises (1) and connects again. */
+  async reconnect(): Promise<number | undefined> {
+    if (this.state() !== 6) await this.disconnect();
+    this.writeNode('state', '1');
+    await this.settle();
+    return this.connect();
+  }
+
+  /** Frontend Closed (6) straight away. */
+  async close(): Promise<void> {
+    this.writeNode('state', '6');
+    await this.settle();
+    this.unfollow();
+  }
+
+  /** Used by auto-connect: connect when the frontend is still Initialising; ignore failures. */
+  async autoConnect(): Promise<void> {
+    try {
+      if (this.state() === 1 || this.state() === 6) {
+        if (this.state() === 6) this.writeNode('state', '1');
+        await this.connect();
+      }
+    } catch {
+      // perms or a vanished dir: a real guest would just not connect
+    }
+  }
+
+  async settle(): Promise<void> {
+    for (let i = 0; i < 20; i++) {
+      await this.blkback.settle();
+      if (this.watcher?.busy) await this.watcher.drained();
+      else if (!this.watcher || !this.watcher.busy) {
+        await new Promise((r) => setImmediate(r));
+        if (!this.watcher?.busy) {
+          await this.blkback.settle();
+          return;
+        }
+      }
+    }
+  }
+}

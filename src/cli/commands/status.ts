@@ -1,0 +1,63 @@
+// `xvbd status`: every desired disk (and every backend of xvbd's nobody desires) with its sync and
+// health kept apart, its loop device, diskseq, sharing, backend/frontend states; then the findings.
+import { parseArgs } from 'node:util';
+import { CliError } from '../errors.js';
+import { renderStatus } from '../render/status.js';
+import { wantColor } from '../render/style.js';
+import { loadSnapshot } from '../../observe/cli.js';
+
+const USAGE = `Usage: xvbd status [--config DIR] [--json] [--color|--no-color]
+
+One row per desired disk (and per backend of xvbd's that nothing desires):
+  SYNC     synced | out-of-sync | pending (domain not running) | unknown
+  HEALTH   healthy (both ends Connected) | progressing | degraded (with the reason) | missing
+plus the loop device, its diskseq, how many backends share it, the backend and frontend states;
+then the drift findings with their fixes. Changes nothing.
+
+Options:
+  --config DIR          config directory (default: $XVBD_CONFIG, else /etc/xvbd)
+  --json                print {disks, findings, host} as JSON
+  --color / --no-color  colour the text (default: when stdout is a terminal and NO_COLOR is unset)
+  -h, --help            this help
+
+Exit status: 0 (whatever the status), 1 error (invalid config, xenstore unreachable).`;
+
+export async function run(argv: string[]): Promise<number> {
+  let values;
+  try {
+    ({ values } = parseArgs({
+      args: argv,
+      options: {
+        config: { type: 'string' },
+        json: { type: 'boolean' },
+        color: { type: 'boolean' },
+        'no-color': { type: 'boolean' },
+        help: { type: 'boolean', short: 'h' },
+      },
+      strict: true,
+      allowPositionals: false,
+    }));
+  } catch (err) {
+    throw new CliError(`${(err as Error).message}\n\n${USAGE}`);
+  }
+  if (values.help) {
+    process.stdout.write(USAGE + '\n');
+    return 0;
+  }
+  const snap = await loadSnapshot({ configDir: values.config, command: 'status' });
+  const { plan, observed } = snap;
+  if (values.json) {
+    const host = {
+      domains: observed.domains,
+      backends: observed.backends.length,
+      loops: observed.loops.length,
+      xvbdLoops: observed.loops.filter((l) => l.ours).length,
+    };
+    process.stdout.write(JSON.stringify({ disks: plan.disks, findings: plan.findings, host }, null, 2) + '\n');
+    return 0;
+  }
+  const color = values['no-color'] ? false : values.color ? true : wantColor(process.stdout);
+  const header = `xvbd status: ${snap.configDir}; observed in ${snap.timings.observeMs.toFixed(0)} ms`;
+  process.stdout.write(renderStatus(plan, { color, header, observed }));
+  return 0;
+}

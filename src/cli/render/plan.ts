@@ -1,0 +1,131 @@
+// Terraform-style text of a Plan: `+` attach/serve, `-` detach/free, `~` replace, `!` findings, each
+// with its reason, then one summary line. Used by `xvbd plan`, `xvbd apply` and the TUI.
+import type { Action, Finding, Plan } from '../../model/plan.js';
+import { devidToVdev } from '../../plan/vdev.js';
+import { columns, palette, plural, type Palette, type RenderOptions } from './style.js';
+
+export const ACTION_SIGN: Record<Action['kind'], '+' | '-' | '~'> = {
+  attach: '+',
+  serve: '+',
+  detach: '-',
+  'free-loop': '-',
+  replace: '~',
+};
+
+export interface PlanCounts {
+  /** attach + serve */
+  add: number;
+  /** replace */
+  change: number;
+  /** detach + free-loop */
+  remove: number;
+  findings: number;
+  errors: number;
+}
+
+export function planCounts(plan: Plan): PlanCounts {
+  const c: PlanCounts = { add: 0, change: 0, remove: 0, findings: plan.findings.length, errors: 0 };
+  for (const a of plan.actions) {
+    if (a.kind === 'attach' || a.kind === 'serve') c.add++;
+    else if (a.kind === 'replace') c.change++;
+    else c.remove++;
+  }
+  for (const f of plan.findings) if (f.severity === 'error') c.errors++;
+  return c;
+}
+
+/** "Plan: 3 to attach, 0 to change, 1 to detach; 2 findings" */
+export function summaryLine(plan: Plan): string {
+  const c = planCounts(plan);
+  return `Plan: ${c.add} to attach, ${c.change} to change, ${c.remove} to detach; ${plural(c.findings, 'finding')}`;
+}
+
+function modeOf(a: { disk: { mode: string } }): string {
+  return a.disk.mode;
+}
+
+/** The cells of one action: sign, verb, target, what, reason. */
+export function actionCells(a: Action, p: Palette = palette(false)): string[] {
+  const sign = ACTION_SIGN[a.kind];
+  const paint = sign === '+' ? p.green : sign === '-' ? p.red : p.yellow;
+  switch (a.kind) {
+    case 'attach':
+      return [
+        paint(sign),
+        paint('attach'),
+        `${a.domain} ${a.disk.vdev}`,
+        `${a.disk.source} (${modeOf(a)})`,
+        a.reuseLoop ? `shares /dev/${a.reuseLoop.name} (diskseq ${a.reuseLoop.diskseq})` : a.disk.sourceKind === 'block' ? 'block device, no loop' : 'new loop device',
+      ];
+    case 'serve':
+      return [
+        paint(sign),
+        paint('serve'),
+        `${a.domain} ${a.disk.vdev}`,
+        `${a.disk.source} (${modeOf(a)})`,
+        `toolstack backend awaits its hotplug script${a.reuseLoop ? `; shares /dev/${a.reuseLoop.name}` : ''}`,
+      ];
+    case 'replace':
+      return [paint(sign), paint('replace'), `${a.domain} ${a.disk.vdev}`, `${a.disk.source} (${modeOf(a)})`, a.reason];
+    case 'detach':
+      return [
+        paint(sign),
+        paint('detach'),
+        `${a.domain ?? `domid ${a.backend.frontendDomid}`} ${devidToVdev(a.backend.devid)}`,
+        a.backend.path,
+        a.reason,
+      ];
+    case 'free-loop':
+      return [paint(sign), paint('free'), `/dev/${a.loop.name}`, `diskseq ${a.loop.diskseq}, inode ${a.loop.backing.dev}:${a.loop.backing.ino}`, a.reason];
+  }
+}
+
+/** One line per action (no colour): "+ attach  web xvda  /srv/a.img (rw)  new loop device". */
+export function actionLine(a: Action): string {
+  return actionCells(a).join('  ');
+}
+
+export function severityLabel(f: Finding, p: Palette): string {
+  return f.severity === 'error' ? p.red('error') : f.severity === 'warning' ? p.yellow('warning') : p.cyan('info');
+}
+
+/** The findings block: "! warning  loop-leaked  message" and an indented "fix:" line each. */
+export function renderFindings(findings: Finding[], opts: RenderOptions = {}): string[] {
+  const p = palette(opts.color);
+  const out: string[] = [];
+  for (const f of findings) {
+    const where = f.at ? ` (${f.at.file}:${f.at.line})` : '';
+    out.push(`  ${p.bold('!')} ${severityLabel(f, p)} ${f.kind}: ${f.message}${p.dim(where)}`);
+    out.push(`      ${p.dim('fix:')} ${f.fix}`);
+  }
+  return out;
+}
+
+export interface PlanTextOptions extends RenderOptions {
+  /** A header line (e.g. "xvbd plan: config /etc/xvbd, 12 disks, observed in 8 ms"). */
+  header?: string;
+}
+
+/** The whole plan as text, ending with the summary line and a newline. */
+export function renderPlan(plan: Plan, opts: PlanTextOptions = {}): string {
+  const p = palette(opts.color);
+  const lines: string[] = [];
+  if (opts.header) lines.push(opts.header, '');
+  if (plan.actions.length === 0) {
+    lines.push(p.green('No changes.') + ' The host matches the desired state' + (plan.findings.length ? ' (see the findings).' : '.'));
+  } else {
+    lines.push('xvbd will perform these actions (+ attach/serve, - detach/free, ~ replace):', '');
+    lines.push(...columns(plan.actions.map((a) => actionCells(a, p)), '  '));
+  }
+  if (plan.findings.length > 0) {
+    lines.push('', `Findings (${plan.findings.length}):`);
+    lines.push(...renderFindings(plan.findings, opts));
+  }
+  lines.push('', p.bold(summaryLine(plan)));
+  return lines.join('\n') + '\n';
+}
+
+/** Same as renderPlan without options (the name src/apply used before this module existed). */
+export function renderPlanText(plan: Plan): string {
+  return renderPlan(plan);
+}

@@ -1,0 +1,36 @@
+// The CLI side of snapshot(): config errors and an unreachable xenstore become CliErrors with
+// a clear message (the config's errors printed compiler-style on stderr first).
+import { CliError } from '../cli/errors.js';
+import { snapshot, type Snapshot } from './snapshot.js';
+
+export interface LoadSnapshotOptions {
+  configDir?: string | undefined;
+  prune?: boolean;
+  /** For messages: "plan", "status". */
+  command: string;
+}
+
+/** snapshot() for a command: returns a snapshot with desired, observed and plan, or throws CliError. */
+export async function loadSnapshot(opts: LoadSnapshotOptions): Promise<Snapshot & Required<Pick<Snapshot, 'desired' | 'observed' | 'plan'>>> {
+  let snap: Snapshot;
+  try {
+    snap = await snapshot({ ...(opts.configDir !== undefined ? { configDir: opts.configDir } : {}), ...(opts.prune ? { policy: { prune: true } } : {}) });
+  } catch (err) {
+    const e = err as { errno?: string; message?: string; code?: string };
+    if (e.errno !== undefined || e.code === 'ECONNREFUSED' || e.code === 'ENOENT') {
+      throw new CliError(
+        `cannot read xenstore: ${e.message ?? String(err)}\n(is xenstored running? to use the simulator, set XENSTORED_PATH to its socket)`,
+      );
+    }
+    throw err;
+  }
+  if (!snap.desired) {
+    const { formatErrors } = await import('../config/index.js');
+    if (snap.errors.length > 0) {
+      process.stderr.write(formatErrors(snap.errors, { color: process.stderr.isTTY === true && !process.env.NO_COLOR }) + '\n');
+      throw new CliError(`the config in ${snap.configDir} is invalid (${snap.errors.length} error${snap.errors.length === 1 ? '' : 's'}); nothing was planned`);
+    }
+    throw new CliError(`no desired state in ${snap.configDir}`);
+  }
+  return snap as Snapshot & Required<Pick<Snapshot, 'desired' | 'observed' | 'plan'>>;
+}

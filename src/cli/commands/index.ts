@@ -14,8 +14,6 @@ export interface CommandEntry {
 export const COMMANDS: CommandEntry[] = [
   { name: 'plan', summary: 'show what apply would do (+ attach, - detach, ~ replace) and the drift findings', load: () => import('./plan.js') },
   { name: 'status', summary: 'every disk: sync and health, loop device, diskseq, sharing, states; then the findings', load: () => import('./status.js') },
-  { name: 'plan', summary: 'show what apply would do (+ attach, - detach, ~ replace) and the drift findings', load: () => import('./plan.js') },
-  { name: 'status', summary: 'every disk: sync and health, loop device, diskseq, sharing, states; then the findings', load: () => import('./status.js') },
   { name: 'sim', summary: 'serve a simulated xenstore + blkback on a unix socket (no Xen needed)', load: () => import('./sim.js') },
   { name: 'validate', summary: 'check the desired-state YAML (schema, duplicates, sharing, paths)', load: () => import('./validate.js') },
   { name: 'apply', summary: 'carry out the plan: attach, serve, (with --prune) detach and free', load: () => import('./apply.js') },

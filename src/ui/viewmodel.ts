@@ -19,6 +19,8 @@ export interface ViewMeta {
   observedAt?: number;
   /** How long the last observe + plan took (ms). */
   observeMs?: number;
+  /** Shown in the header (e.g. the config is invalid and the last good one is used). */
+  warning?: string;
 }
 
 export interface HeaderVM {
@@ -28,6 +30,7 @@ export interface HeaderVM {
   /** "19:58:03" (UTC) or "never". */
   observedAt: string;
   observeMs?: number;
+  warning?: string;
   domainsDesired: number;
   domainsRunning: number;
   disks: number;
@@ -486,6 +489,7 @@ export function buildViewModel(input: BuildInput): ViewModel {
     loopsOurs: observed.loops.filter((l) => l.ours).length,
   };
   if (meta.observeMs !== undefined) header.observeMs = meta.observeMs;
+  if (meta.warning !== undefined) header.warning = meta.warning;
 
   return sanitizeDeep({ header, rows, findings, actions, summary: planSummary(plan), details });
 }

@@ -40,6 +40,11 @@ export function Header({ header: h, activity, error }: HeaderProps) {
         <Text>  loop devices {h.loops} ({h.loopsOurs} ours)</Text>
         <Text>  pending actions {h.actions}</Text>
       </Text>
+      {h.warning ? (
+        <Text color="yellow" wrap="truncate-end">
+          {h.warning}
+        </Text>
+      ) : null}
       {error ? (
         <Text color="red" wrap="truncate-end">
           observe failed: {error} (showing the previous observation)

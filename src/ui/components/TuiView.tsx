@@ -65,7 +65,7 @@ export function TuiView({ vm, ui, width, height, canApply, activity, error, appl
   }
 
   // Line budget: header (2-3) + gap + table header + rows + gap + findings + gap + plan + gap + status.
-  const headerLines = error ? 4 : 3;
+  const headerLines = 3 + (error ? 1 : 0) + (vm.header.warning ? 1 : 0);
   const logShown = applyLog.slice(-6);
   const findingsMax = Math.min(vm.findings.length, Math.max(2, Math.floor(height / 6)));
   const actionsMax = Math.min(vm.actions.length, Math.max(2, Math.floor(height / 8)));

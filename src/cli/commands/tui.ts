@@ -1,0 +1,72 @@
+// `xvbd tui`: a live terminal UI of the disks, their drift and the pending plan (src/ui).
+import { parseArgs } from 'node:util';
+import { CliError } from '../errors.js';
+
+const USAGE = `Usage: xvbd tui [--config DIR] [--interval SECONDS] [--no-apply]
+
+A live view of every desired disk and every backend of xvbd's: sync and health (with the reason),
+loop device, diskseq, sharing, backend and frontend states; the drift findings; the pending plan.
+It re-observes on xenstore watch events and config changes, and every --interval seconds.
+
+Keys: arrows or j/k select a disk, Enter shows its details (Esc back), a applies the pending plan
+after a y/n confirmation, r refreshes now, q quits.
+
+Options:
+  --config DIR        the desired-state directory (default $XVBD_CONFIG or /etc/xvbd)
+  --interval SECONDS  periodic refresh (default 5; 0 = only on events)
+  --no-apply          view only: the a key is disabled
+Environment: XENSTORED_PATH selects the xenstore socket (e.g. the simulator's).
+Needs a terminal on stdin and stdout.`;
+
+export async function run(argv: string[]): Promise<number> {
+  let values;
+  try {
+    ({ values } = parseArgs({
+      args: argv,
+      options: {
+        help: { type: 'boolean', short: 'h' },
+        config: { type: 'string' },
+        interval: { type: 'string' },
+        'no-apply': { type: 'boolean' },
+      },
+      strict: true,
+      allowPositionals: false,
+    }));
+  } catch (err) {
+    throw new CliError(`${(err as Error).message}\n\n${USAGE}`);
+  }
+  if (values.help) {
+    process.stdout.write(USAGE + '\n');
+    return 0;
+  }
+  let periodMs = 5000;
+  if (values.interval !== undefined) {
+    const s = values.interval;
+    if (!/^\d+(\.\d+)?$/.test(s) || Number(s) > 86400) throw new CliError(`--interval: expected seconds between 0 and 86400, got ${JSON.stringify(s)}`);
+    periodMs = Math.round(Number(s) * 1000);
+  }
+  if (!process.stdout.isTTY) throw new CliError('stdout is not a terminal: the TUI needs one (use `xvbd status` for text output)');
+  if (!process.stdin.isTTY) throw new CliError('stdin is not a terminal: the TUI reads keys from it (use `xvbd status` for text output)');
+
+  const { resolveConfigDir } = await import('../../observe/snapshot.js');
+  const configDir = resolveConfigDir(values.config);
+  const [{ render }, { createElement }, { LiveApp }, { XenSource }, { makeApply }] = await Promise.all([
+    import('ink'),
+    import('react'),
+    import('../../ui/LiveApp.js'),
+    import('../../ui/xen-source.js'),
+    import('../../ui/apply.js'),
+  ]);
+  const source = new XenSource({
+    configDir,
+    ...(process.env.XENSTORED_PATH ? { socket: process.env.XENSTORED_PATH } : {}),
+    ...(values['no-apply'] ? {} : { apply: makeApply(configDir) }),
+  });
+  const app = render(createElement(LiveApp, { source, options: { periodMs } }), { exitOnCtrlC: true });
+  try {
+    await app.waitUntilExit();
+  } finally {
+    await source.close();
+  }
+  return 0;
+}

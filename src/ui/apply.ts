@@ -1,0 +1,51 @@
+// The TUI's apply: the same session `xvbd apply` runs (lock, fresh observation, plan, execute with
+// the keeper holding the fds), approved only if the fresh plan is exactly the one the user saw and
+// confirmed: if anything changed in between, nothing is done and the screen shows the new plan.
+import { applyOnce } from '../apply/session.js';
+import type { StepEvent } from '../apply/execute.js';
+import type { Action } from '../model/plan.js';
+import type { ApplyFn } from './xen-source.js';
+
+export function stepLine(e: StepEvent): string {
+  const n = `[${e.index + 1}]`;
+  switch (e.type) {
+    case 'step-start':
+      return `${n} ${e.summary} …`;
+    case 'step-progress':
+      return `${n}   ${e.message}`;
+    case 'step-done':
+      return `${n} done in ${e.ms.toFixed(0)} ms${e.detail ? `: ${e.detail}` : ''}`;
+    case 'step-failed':
+      return `${n} FAILED after ${e.ms.toFixed(0)} ms: ${e.error}`;
+  }
+}
+
+/** Two plans' actions are the same (order included). */
+export function sameActions(a: readonly Action[], b: readonly Action[]): boolean {
+  return a.length === b.length && JSON.stringify(a) === JSON.stringify(b);
+}
+
+export function makeApply(configDir: string): ApplyFn {
+  return async (shown, _desired, onLine) => {
+    let changed: number | undefined;
+    const out = await applyOnce({
+      configDir,
+      approve: async (fresh) => {
+        if (sameActions(fresh.actions, shown.actions)) return true;
+        changed = fresh.actions.length;
+        return false;
+      },
+      onEvent: (e) => onLine(stepLine(e)),
+    });
+    if (changed !== undefined) {
+      return { ok: false, summary: `Nothing done: the plan changed since it was shown (${changed} action(s) now). Review it and press a again.` };
+    }
+    if (!out.result) return { ok: true, summary: 'Nothing to do: the host already matches the config.' };
+    const done = out.result.steps.filter((s) => s.ok).length;
+    const failed = out.result.steps.length - done;
+    return {
+      ok: out.result.ok,
+      summary: `${out.result.ok ? 'Apply complete' : 'Apply FAILED'}: ${done} done, ${failed} failed.`,
+    };
+  };
+}

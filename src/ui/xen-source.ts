@@ -1,0 +1,194 @@
+// The real LiveSource: desired state from the config dir, observed state from xenstore (the real
+// one, or the simulator's socket via XENSTORED_PATH) and the loop devices, the pure planner.
+// Triggers: xenstore watches on the backend trees, the error trees and the frontends' state nodes
+// of the disks shown, @introduceDomain / @releaseDomain; chokidar on the config dir's YAML files.
+import { hostname } from 'node:os';
+import { watch as chokidarWatch, type FSWatcher } from 'chokidar';
+import { errorHeadline } from '../config/index.js';
+import type { DesiredState } from '../model/desired.js';
+import type { Plan } from '../model/plan.js';
+import { snapshot, type Snapshot } from '../observe/snapshot.js';
+import type { XsClient } from '../xenstore/api.js';
+import { connect, defaultPaths } from '../xenstore/client.js';
+import type { ApplyOutcome, LiveSource, Observation } from './source.js';
+
+export type ApplyFn = (plan: Plan, desired: DesiredState, onLine: (line: string) => void) => Promise<ApplyOutcome>;
+
+export interface XenSourceOptions {
+  configDir: string;
+  /** xenstore socket; default as libxenstore chooses (XENSTORED_PATH, ...). */
+  socket?: string;
+  /** Executes a plan (the command passes the executor when it is available). */
+  apply?: ApplyFn;
+  /** Where blkback's devices appear (default from the environment, see conventions). */
+  xenBackendSysfs?: string;
+}
+
+const BACKEND_TOKEN = 'xvbd-tui-be';
+const DOMAIN_TOKEN = 'xvbd-tui-dom';
+const FRONTEND_TOKEN = 'xvbd-tui-fe';
+
+export class XenSource implements LiveSource {
+  readonly host = hostname();
+  readonly socket: string;
+  readonly configDir: string;
+  readonly apply?: ApplyFn;
+  private xs: XsClient | undefined;
+  private watchXs: XsClient | undefined;
+  private lastGood: DesiredState | undefined;
+  private watchedBackends = new Set<number>();
+  private watchedFrontends = new Set<string>();
+  private onChange: ((why: string) => void) | undefined;
+  private closed = false;
+
+  constructor(private readonly o: XenSourceOptions) {
+    this.configDir = o.configDir;
+    this.socket = o.socket ?? defaultPaths()[0] ?? 'xenstore';
+    if (o.apply) this.apply = o.apply;
+  }
+
+  private async client(): Promise<XsClient> {
+    if (!this.xs) this.xs = await connect(this.o.socket !== undefined ? { path: this.o.socket } : {});
+    return this.xs;
+  }
+
+  /** The connection used for reads and for apply (opened on first use, reopened after a failure). */
+  async connection(): Promise<XsClient> {
+    return this.client();
+  }
+
+  async load(): Promise<Observation> {
+    const t0 = performance.now();
+    const xs = await this.client();
+    const sysfs = this.o.xenBackendSysfs !== undefined ? { xenBackendSysfs: this.o.xenBackendSysfs } : {};
+    let snap: Snapshot;
+    let warning: string | undefined;
+    try {
+      snap = await snapshot({ configDir: this.configDir, xs, ...sysfs });
+      if (!snap.desired || snap.errors.length > 0) {
+        const first = snap.errors[0];
+        const what = first ? errorHeadline(first) : 'no desired state';
+        const more = snap.errors.length > 1 ? ` (+${snap.errors.length - 1} more)` : '';
+        if (!this.lastGood) throw new Error(`config ${this.configDir} is invalid: ${what}${more}`);
+        warning = `config invalid, showing the last good one: ${what}${more}`;
+        snap = await snapshot({ configDir: this.configDir, xs, desired: this.lastGood, ...sysfs });
+      } else {
+        this.lastGood = snap.desired;
+      }
+    } catch (err) {
+      // A broken connection (xenstored restarted, the simulator went away): reconnect next time.
+      if (!(err instanceof Error && err.message.startsWith('config '))) {
+        this.xs = undefined;
+        await xs.close().catch(() => undefined);
+      }
+      throw err;
+    }
+    if (!snap.desired || !snap.observed || !snap.plan) throw new Error('no observation');
+    const o: Observation = { desired: snap.desired, observed: snap.observed, plan: snap.plan, observedAt: Date.now(), observeMs: performance.now() - t0 };
+    if (warning !== undefined) o.warning = warning;
+    return o;
+  }
+
+  subscribe(onChange: (why: string) => void): () => Promise<void> {
+    this.onChange = onChange;
+    const watcher: FSWatcher = chokidarWatch(this.configDir, {
+      ignoreInitial: true,
+      depth: 0,
+      ignored: (p: string, st?: { isFile(): boolean }) => Boolean(st?.isFile()) && !/\.ya?ml$/.test(p),
+    });
+    const onCfg = (p: string) => {
+      if (/\.ya?ml$/.test(p)) onChange('config');
+    };
+    watcher.on('add', onCfg).on('change', onCfg).on('unlink', onCfg);
+    watcher.on('error', () => undefined);
+    void this.connectWatches();
+    return async () => {
+      this.onChange = undefined;
+      await watcher.close().catch(() => undefined);
+    };
+  }
+
+  private async connectWatches(): Promise<void> {
+    if (this.closed) return;
+    let xs: XsClient;
+    try {
+      xs = await connect(this.o.socket !== undefined ? { path: this.o.socket } : {});
+    } catch {
+      setTimeout(() => void this.connectWatches(), 2000).unref();
+      return;
+    }
+    if (this.closed) {
+      await xs.close().catch(() => undefined);
+      return;
+    }
+    this.watchXs = xs;
+    this.watchedBackends.clear();
+    this.watchedFrontends.clear();
+    try {
+      await xs.watch('@introduceDomain', DOMAIN_TOKEN);
+      await xs.watch('@releaseDomain', DOMAIN_TOKEN);
+      await this.watchBackend(0);
+    } catch {
+      // the event loop below ends when the connection fails
+    }
+    void (async () => {
+      try {
+        for await (const ev of xs.events()) {
+          if (ev.token === DOMAIN_TOKEN || ev.token.startsWith(BACKEND_TOKEN) || ev.token === FRONTEND_TOKEN) this.onChange?.(`xenstore ${ev.path}`);
+        }
+      } catch {
+        // connection ended
+      }
+      if (!this.closed && this.watchXs === xs) {
+        this.watchXs = undefined;
+        setTimeout(() => void this.connectWatches(), 1000).unref();
+      }
+    })();
+  }
+
+  private async watchBackend(be: number): Promise<void> {
+    const xs = this.watchXs;
+    if (!xs || this.watchedBackends.has(be)) return;
+    this.watchedBackends.add(be);
+    await xs.watch(`/local/domain/${be}/backend/vbd`, `${BACKEND_TOKEN}-${be}`);
+    await xs.watch(`/local/domain/${be}/error/backend/vbd`, `${BACKEND_TOKEN}-${be}`);
+  }
+
+  /** After each load: watch every backend domain desired and every frontend state node seen. */
+  observed(o: Observation): void {
+    const xs = this.watchXs;
+    if (!xs) return;
+    void (async () => {
+      try {
+        for (const d of o.desired.domains) for (const k of d.disks) await this.watchBackend(k.backendDomid);
+        const want = new Set<string>();
+        for (const b of o.observed.backends) {
+          // Only well-formed frontend paths (the guest cannot write them; libxl or we did).
+          if (b.frontendPath && /^\/local\/domain\/\d+\/device\/vbd\/\d+$/.test(b.frontendPath)) want.add(`${b.frontendPath}/state`);
+        }
+        for (const p of want) {
+          if (this.watchedFrontends.has(p)) continue;
+          this.watchedFrontends.add(p);
+          await xs.watch(p, FRONTEND_TOKEN);
+        }
+        for (const p of [...this.watchedFrontends]) {
+          if (want.has(p)) continue;
+          this.watchedFrontends.delete(p);
+          await xs.unwatch(p, FRONTEND_TOKEN).catch(() => undefined);
+        }
+      } catch {
+        // the watch connection failed: it reconnects by itself
+      }
+    })();
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    this.onChange = undefined;
+    const a = this.xs;
+    const b = this.watchXs;
+    this.xs = undefined;
+    this.watchXs = undefined;
+    await Promise.all([a?.close(), b?.close()].map((p) => p?.catch(() => undefined)));
+  }
+}

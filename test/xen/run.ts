@@ -1,0 +1,187 @@
+// `npm run test:xen` = node dist/test/xen/run.js: the Xen suite, host side.
+//   1. set-up of the lab (packages, kernel, initramfs in the cache dir; a no-op when up to date)
+//   2. ONE VM boot: dom0 runs dist/test/xen/guest.js = the `xen` part of every scenario (real Xen)
+//   3. the `host` part of every scenario, with what its `xen` part recorded (e.g. simulator vs real)
+//   4. TAP on stdout, a summary, exit 1 if any case failed or dom0 gave no result.
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { Tap, makeSuiteContext, runPart, type CaseResult, type HostContext } from './framework.js';
+import { loadScenarios, splitOnly, type NamedScenario } from './scenarios.js';
+import { labDir, repoRoot, runInDom0, setupLab } from './lab/vm.js';
+
+const USAGE = `usage: node dist/test/xen/run.js [options]
+  --only NAME[,NAME]   run only these scenarios (repeatable); names are test/xen/scenarios/<name>.ts
+  --list               list the scenarios and exit
+  --setup              only set the lab up (install packages, build images) and exit
+  --force-setup        rebuild the lab images even when up to date
+  --records DIR        skip the VM: run the host parts against DIR (a previous run's out/ dir,
+                       e.g. ${labDir()}/runs/run-*/out)
+  --timeout SEC        hard limit for the VM run (default 480)
+  -v, --verbose        also show dom0's console lines outside the job
+  -h, --help
+env: XVBD_XENLAB=cache dir (default /var/tmp/xvbd-xenlab)`;
+
+async function main(): Promise<number> {
+  let values;
+  try {
+    ({ values } = parseArgs({
+      options: {
+        only: { type: 'string', multiple: true },
+        list: { type: 'boolean' },
+        setup: { type: 'boolean' },
+        'force-setup': { type: 'boolean' },
+        records: { type: 'string' },
+        timeout: { type: 'string', default: '480' },
+        verbose: { type: 'boolean', short: 'v' },
+        help: { type: 'boolean', short: 'h' },
+      },
+    }));
+  } catch (e) {
+    process.stderr.write(`${(e as Error).message}\n${USAGE}\n`);
+    return 2;
+  }
+  if (values.help) {
+    process.stdout.write(USAGE + '\n');
+    return 0;
+  }
+  const only = splitOnly(values.only);
+  let scenarios: NamedScenario[];
+  try {
+    scenarios = await loadScenarios(only);
+  } catch (e) {
+    process.stderr.write(`${(e as Error).message}\n`);
+    return 2;
+  }
+  if (values.list) {
+    for (const { name, scenario } of scenarios) {
+      const parts = [scenario.xen ? 'xen' : '', scenario.host ? 'host' : ''].filter(Boolean).join('+');
+      process.stdout.write(`${name.padEnd(24)} [${parts}] ${scenario.description}\n`);
+    }
+    return 0;
+  }
+  const timeoutSec = Number(values.timeout);
+  if (!Number.isFinite(timeoutSec) || timeoutSec <= 0) {
+    process.stderr.write(`--timeout: not a positive number: ${values.timeout}\n`);
+    return 2;
+  }
+  const tStart = Date.now();
+  const tap = new Tap();
+  tap.header();
+  const figures: string[] = [];
+
+  // ---- the real Xen host ----
+  let outDir: string;
+  let guestOk = true;
+  if (values.records) {
+    outDir = values.records;
+    if (!existsSync(outDir)) {
+      process.stderr.write(`--records: no such directory: ${outDir}\n`);
+      return 2;
+    }
+  } else {
+    if (process.getuid?.() !== 0) {
+      process.stderr.write('the Xen suite needs root (apt-get, QEMU 9p passthrough)\n');
+      return 2;
+    }
+    const setup = setupLab({ force: values['force-setup'] });
+    figures.push(`setup ${(setup.ms / 1000).toFixed(1)} s`);
+    if (values.setup) {
+      process.stdout.write(`lab ready in ${setup.lab}\n`);
+      return 0;
+    }
+    if (!existsSync(join(repoRoot(), 'dist/test/xen/guest.js'))) {
+      process.stderr.write('dist/test/xen/guest.js missing: build first (npm run build)\n');
+      return 2;
+    }
+    const withXen = scenarios.filter((s) => s.scenario.xen).map((s) => s.name);
+    if (withXen.length > 0) {
+      const job = [
+        'set -u',
+        `cd '${repoRoot()}'`,
+        `exec node dist/test/xen/guest.js --out /host/out${withXen.map((n) => ` --only ${n}`).join('')}`,
+        '',
+      ].join('\n');
+      tap.comment(`booting Xen under QEMU for: ${withXen.join(', ')}`);
+      const res = await runInDom0({
+        job,
+        timeoutMs: timeoutSec * 1000,
+        onJobLine: (l) => process.stdout.write(`# dom0| ${l}\n`),
+      });
+      outDir = res.outDir;
+      figures.push(
+        `VM wall ${(res.wallMs / 1000).toFixed(1)} s (job start at ${res.jobStartMs !== undefined ? (res.jobStartMs / 1000).toFixed(1) : '-'} s, end at ${res.jobEndMs !== undefined ? (res.jobEndMs / 1000).toFixed(1) : '-'} s)`,
+      );
+      tap.comment(`VM run dir ${res.runDir}; serial console ${res.serialLog}`);
+      if (values.verbose) tap.comment(readFileSync(res.serialLog, 'utf8'));
+      let guest: CaseResult[] = [];
+      try {
+        guest = JSON.parse(readFileSync(join(outDir, 'results.json'), 'utf8')) as CaseResult[];
+      } catch {
+        // reported below
+      }
+      for (const r of guest) tap.add(r);
+      for (const name of withXen) {
+        if (!guest.some((r) => r.scenario === name)) {
+          guestOk = false;
+          tap.add({
+            scenario: name,
+            phase: 'xen',
+            name: '(no result from dom0)',
+            status: 'fail',
+            ms: 0,
+            detail: [
+              res.timedOut ? `VM timed out after ${timeoutSec} s` : `job exit code ${res.rc ?? 'none'}`,
+              ...res.crash,
+              `see ${res.serialLog}`,
+            ].join('\n'),
+          });
+        }
+      }
+      if (res.rc === null) {
+        guestOk = false;
+        tap.comment(`dom0 job gave no exit code (${res.timedOut ? 'time-out' : 'boot failure or crash'}); serial console: ${res.serialLog}`);
+      }
+    } else {
+      outDir = '';
+    }
+  }
+
+  // ---- host parts ----
+  for (const { name, scenario } of scenarios) {
+    if (!scenario.host) continue;
+    let records: Record<string, unknown> = {};
+    try {
+      records = JSON.parse(readFileSync(join(outDir, 'records', `${name}.json`), 'utf8')) as Record<string, unknown>;
+    } catch {
+      // the host part decides what a missing record means
+    }
+    const ctx: HostContext = {
+      ...makeSuiteContext({ scenario: name, phase: 'host', repoRoot: repoRoot(), tmpDir: join('/tmp', `xvbd-xen-host-${process.pid}`, name), tap }),
+      recorded: <T>(k: string) => records[k] as T | undefined,
+      recordedKeys: () => Object.keys(records),
+    };
+    const s0 = Date.now();
+    await runPart(ctx, tap, () => scenario.host!(ctx), 300_000);
+    figures.push(`${name} [host] ${Date.now() - s0} ms`);
+  }
+
+  tap.plan();
+  const s = tap.summary();
+  figures.push(`total ${((Date.now() - tStart) / 1000).toFixed(1)} s`);
+  tap.comment(figures.join('; '));
+  tap.comment(`pass ${s.pass} fail ${s.fail} skip ${s.skip}`);
+  if (s.fail > 0) {
+    tap.comment('failed:');
+    for (const r of tap.results.filter((x) => x.status === 'fail')) tap.comment(`  ${r.scenario} [${r.phase}] ${r.name}`);
+  }
+  return s.fail > 0 || !guestOk ? 1 : 0;
+}
+
+main().then(
+  (code) => process.exit(code),
+  (e: unknown) => {
+    process.stderr.write(`xen suite: ${e instanceof Error ? e.stack ?? e.message : String(e)}\n`);
+    process.exit(1);
+  },
+);

@@ -149,8 +149,9 @@ export class LoopRegistry {
           this.checkAlive(e);
           return this.addUser(e, spec.key);
         }
+        // A writer needs the file to itself ('in-use'); a reader must not sit next to a writer ('rw-conflict').
         throw new RegistryError(
-          e.handle.readOnly ? 'rw-conflict' : 'in-use',
+          spec.readOnly ? 'rw-conflict' : 'in-use',
           `${spec.source} is already served ${e.handle.readOnly ? 'read-only' : 'read-write'} by ${e.handle.name} (users: ${[...e.users].join(', ') || 'none'})`,
         );
       }

@@ -627,5 +627,8 @@ export async function checkConfigDir(dir: string): Promise<ConfigCheck> {
   if (inputs.length === 0 && readErrors.length === 0) return dirError('the config directory has no *.yaml or *.yml files');
   const res = checkConfigTexts(inputs, readErrors);
   res.files = names.map((n) => join(dir, n)).filter((f) => inputs.some((i) => i.file === f) || readErrors.some((e) => e.file === f));
+  // Files that could not be read take their place in name order (the sort is stable).
+  const order = new Map(res.files.map((f, i) => [f, i]));
+  res.errors.sort((a, b) => (order.get(a.file) ?? -1) - (order.get(b.file) ?? -1) || a.line - b.line || a.column - b.column);
   return res;
 }

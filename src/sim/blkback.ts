@@ -160,9 +160,16 @@ export class Blkback {
   }
 
   private probe(domid: number, devid: number, key: string, root: string): void {
+    // Observed on 4.17 / Linux 6.1: while frontend-id/frontend are missing or the frontend dir
+    // does not exist, nothing is registered (no sysfs entry, no error, state stays 1); the
+    // next change under the backend dir tries again.
+    const feId = this.read(`${root}/frontend-id`);
+    const fe = this.read(`${root}/frontend`);
+    if (feId === undefined || fe === undefined || !/^\d+$/.test(feId)) return;
+    if (fe.length === 0 || !fe.startsWith('/') || !this.store.nodes.has(fe)) return;
     const sysDir = join(this.sysfsDir, `vbd-${domid}-${devid}`);
     const v: Vbd = {
-      domid, devid, root, status: 'ignored', frontend: '', fd: undefined, major: 0, minor: 0,
+      domid, devid, root, status: 'probed', frontend: fe, fd: undefined, major: 0, minor: 0,
       writable: false, ringsConnected: false, sysDir,
     };
     this.vbds.set(key, v);
@@ -174,13 +181,6 @@ export class Blkback {
     } catch {
       // sysfs mirror is best effort
     }
-    // talk_to_otherend -> xenbus_read_otherend_details
-    const feId = this.read(`${root}/frontend-id`);
-    const fe = this.read(`${root}/frontend`);
-    if (feId === undefined || fe === undefined || !/^\d+$/.test(feId)) return;
-    if (fe.length === 0 || !fe.startsWith('/') || !this.store.nodes.has(fe)) return;
-    v.frontend = fe;
-    v.status = 'probed';
     // blkback_probe
     this.write(`${root}/feature-max-indirect-segments`, '256');
     this.write(`${root}/multi-queue-max-queues`, '2');

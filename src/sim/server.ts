@@ -44,7 +44,7 @@ function parsePermStr(s: string): XsPerm {
   if (!m) throw new StoreError('EINVAL');
   const domid = Number(m[2]);
   if (domid > 0xffff) throw new StoreError('EINVAL');
-  return { perm: m[1] as XsPerm['perm'], domid };
+  return { domid, perm: m[1] as XsPerm['perm'] };
 }
 
 export class Connection implements Watcher {

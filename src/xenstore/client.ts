@@ -89,7 +89,7 @@ class XsConnection implements XsClient {
           description: path,
         };
         sock.on('data', (chunk: Buffer) => this.onData(chunk));
-        sock.on('error', (err) => this.fail(`xenstore connection error on ${path}: ${err.message}`));
+        sock.on('error', (err) => this.fail(`xenstore connection to ${path} lost: ${err.message}`));
         sock.on('close', () => this.fail(`xenstore connection to ${path} closed`));
         resolve();
       });

@@ -78,7 +78,7 @@ export function parsePerm(s: string): XsPerm {
   if (!m || !PERM_CHARS.has(m[1]!)) throw new XsError('EINVAL', `invalid xenstore permission "${s}" (want n|r|w|b followed by a domid)`);
   const domid = Number(m[2]);
   if (domid > 0xffff) throw new XsError('EINVAL', `invalid xenstore permission "${s}": domid out of range`);
-  return { perm: m[1] as XsPerm['perm'], domid };
+  return { domid, perm: m[1] as XsPerm['perm'] };
 }
 
 /** Parses a permission list: "n0,r5" or "n0 r5" or an array of entries. */

@@ -1,0 +1,110 @@
+// Runs the client conformance suite against the simulator, plus what only a simulator can
+// show (connection loss, reconnecting, how the socket is chosen).
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { connect, defaultPaths } from '../../src/xenstore/client.js';
+import { XsError } from '../../src/xenstore/errors.js';
+import { parsePerms, formatPerms, checkPath } from '../../src/xenstore/paths.js';
+import type { XsClient } from '../../src/xenstore/api.js';
+import { startSimulator, type Simulator } from '../../src/sim/index.js';
+import { conformanceCases } from './conformance.js';
+
+let dir: string;
+let sim: Simulator;
+let c: XsClient;
+
+before(async () => {
+  dir = mkdtempSync(join(tmpdir(), 'xvbd-xs-'));
+  sim = await startSimulator({ socketPath: join(dir, 'xs.sock') });
+  c = await connect({ path: sim.socketPath });
+});
+
+after(async () => {
+  await c?.close();
+  await sim?.close();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+let n = 0;
+for (const k of conformanceCases()) {
+  test(`conformance: ${k.name}`, async () => {
+    const base = `/test/xvbd-conf-${++n}`;
+    await k.run(c, { base });
+    assert.equal(await c.read(base), undefined, 'the case cleaned up after itself');
+  });
+}
+
+test('connection loss rejects pending calls and ends events(); connecting again works', async () => {
+  const sock = join(dir, 'loss.sock');
+  const s2 = await startSimulator({ socketPath: sock, sysfsDir: join(dir, 'loss.sysfs') });
+  const cl = await connect({ path: sock });
+  await cl.write('/x', '1');
+  const it = cl.events()[Symbol.asyncIterator]();
+  const ended = it.next();
+  const pending = Promise.all(Array.from({ length: 50 }, () => cl.read('/x')));
+  await s2.close(); // drops every connection
+  await assert.rejects(pending, (e: unknown) => e instanceof XsError && e.errno === 'EIO');
+  assert.deepEqual(await ended, { value: undefined, done: true });
+  await assert.rejects(cl.read('/x'), (e: unknown) => e instanceof XsError && e.errno === 'EIO' && /closed|lost/.test(e.message));
+  const s3 = await startSimulator({ socketPath: sock, sysfsDir: join(dir, 'loss.sysfs') });
+  try {
+    const again = await connect({ path: sock });
+    assert.equal(await again.read('/local/domain/0/name'), 'Domain-0');
+    await again.close();
+  } finally {
+    await s3.close();
+  }
+});
+
+test('connect fails clearly when nothing listens', async () => {
+  await assert.rejects(connect({ path: join(dir, 'nothing.sock') }), (e: unknown) => e instanceof XsError && /nothing\.sock/.test(e.message));
+});
+
+test('socket choice follows libxenstore: XENSTORED_PATH, XENSTORED_RUNDIR, then the xenbus device', () => {
+  const table: [NodeJS.ProcessEnv, string[]][] = [
+    [{ XENSTORED_PATH: '/tmp/s' }, ['/tmp/s']],
+    [{ XENSTORED_RUNDIR: '/r' }, ['/r/socket', '/dev/xen/xenbus', '/proc/xen/xenbus']],
+    [{}, ['/run/xenstored/socket', '/var/run/xenstored/socket', '/dev/xen/xenbus', '/proc/xen/xenbus']],
+  ];
+  for (const [env, want] of table) assert.deepEqual(defaultPaths(env), want, JSON.stringify(env));
+});
+
+test('connect() without a path uses XENSTORED_PATH', async () => {
+  const old = process.env.XENSTORED_PATH;
+  process.env.XENSTORED_PATH = sim.socketPath;
+  try {
+    const cl = await connect();
+    assert.equal(await cl.read('/local/domain/0/domid'), '0');
+    await cl.close();
+  } finally {
+    if (old === undefined) delete process.env.XENSTORED_PATH;
+    else process.env.XENSTORED_PATH = old;
+  }
+});
+
+test('parsePerms / formatPerms', () => {
+  const table: [string, string][] = [
+    ['n0', 'n0'],
+    ['n0,r5', 'n0,r5'],
+    ['b3 w4 r0', 'b3,w4,r0'],
+  ];
+  for (const [input, out] of table) assert.equal(formatPerms(parsePerms(input)), out);
+  for (const bad of ['', 'x0', 'n', 'r-1', 'n99999', 'n0,', 'rr1']) {
+    if (bad === 'n0,') {
+      assert.deepEqual(parsePerms(bad), [{ domid: 0, perm: 'n' }]);
+      continue;
+    }
+    assert.throws(() => parsePerms(bad), (e: unknown) => e instanceof XsError && e.errno === 'EINVAL', bad);
+  }
+});
+
+test('path rules (table)', () => {
+  const good = ['/', '/a', '/local/domain/0/backend/vbd/1/51712', 'relative/x', 'a-b_c@d', `/local/domain/5/${'a'.repeat(2048)}`];
+  const bad = ['', '//', '/a/', '/a//b', '/a b', '/ä', '@x', `/${'a'.repeat(2049)}`, `/local/domain/5/${'a'.repeat(2049)}`, 'a'.repeat(2049)];
+  for (const p of good) assert.doesNotThrow(() => checkPath(p), p.slice(0, 30));
+  for (const p of bad) assert.throws(() => checkPath(p), (e: unknown) => e instanceof XsError && e.errno === 'EINVAL', p.slice(0, 30));
+  assert.doesNotThrow(() => checkPath('@introduceDomain', { allowSpecial: true }));
+});

@@ -123,6 +123,24 @@ export async function readXenstore(ops: XsOps, backendDomids: number[], sysfs: s
 async function readBackends(ops: XsOps, backendDomid: number, sysfs: string): Promise<BackendObs[]> {
   const base = `/local/domain/${backendDomid}/backend/vbd`;
   const errBase = `/local/domain/${backendDomid}/error/backend/vbd`;
+  // Error nodes are rare: list where they are instead of probing one path per backend (an ENOENT
+  // reply per backend costs more than the whole listing).
+  const errorsP = (async () => {
+    const out = new Map<string, string>();
+    const fes = (await dirOpt(ops, errBase)).filter((x) => parseDomid(x) !== undefined);
+    await Promise.all(
+      fes.map(async (fe) => {
+        const devids = (await dirOpt(ops, `${errBase}/${fe}`)).filter((x) => parseDevid(x) !== undefined);
+        await Promise.all(
+          devids.map(async (devid) => {
+            const v = await readOpt(ops, `${errBase}/${fe}/${devid}/error`);
+            if (v !== undefined) out.set(`${Number(fe)}/${Number(devid)}`, v);
+          }),
+        );
+      }),
+    );
+    return out;
+  })();
   const fes = (await dirOpt(ops, base))
     .map(parseDomid)
     .filter((x): x is number => x !== undefined)
@@ -133,24 +151,22 @@ async function readBackends(ops: XsOps, backendDomid: number, sysfs: string): Pr
         .map(parseDevid)
         .filter((x): x is number => x !== undefined)
         .sort((a, b) => a - b);
-      return Promise.all(devids.map((devid) => readBackend(ops, backendDomid, fe, devid, `${base}/${fe}/${devid}`, `${errBase}/${fe}/${devid}/error`, sysfs)));
+      return Promise.all(devids.map((devid) => readBackend(ops, backendDomid, fe, devid, `${base}/${fe}/${devid}`, sysfs)));
     }),
   );
-  return perFe.flat();
+  const errors = await errorsP;
+  const all = perFe.flat();
+  for (const b of all) {
+    const err = errors.get(`${b.frontendDomid}/${b.devid}`);
+    if (err !== undefined) b.error = cleanText(err);
+  }
+  return all;
 }
 
-async function readBackend(
-  ops: XsOps,
-  backendDomid: number,
-  fe: number,
-  devid: number,
-  path: string,
-  errorPath: string,
-  sysfs: string,
-): Promise<BackendObs> {
-  const valuesP = Promise.all(BACKEND_NODES.map((n) => readOpt(ops, `${path}/${n}`)));
-  const errorP = readOpt(ops, errorPath);
-  const values = await valuesP;
+async function readBackend(ops: XsOps, backendDomid: number, fe: number, devid: number, path: string, sysfs: string): Promise<BackendObs> {
+  // List the dir, then read only the nodes that exist (a missing node costs an error reply).
+  const present = new Set(await dirOpt(ops, path));
+  const values = await Promise.all(BACKEND_NODES.map((n) => (present.has(n) ? readOpt(ops, `${path}/${n}`) : undefined)));
   const v = {} as Record<BackendNode, string | undefined>;
   BACKEND_NODES.forEach((n, i) => (v[n] = values[i]));
   const malformed: string[] = [];
@@ -182,9 +198,6 @@ async function readBackend(
   if (v.online !== undefined) b.online = v.online === '1';
   if (v['hotplug-status'] !== undefined) b.hotplugStatus = cleanText(v['hotplug-status'], 64);
   if (v.script !== undefined) b.script = cleanText(v.script);
-
-  const error = await errorP;
-  if (error !== undefined) b.error = cleanText(error);
 
   // The frontend: its path comes from the backend dir (dom0's); its state is the guest's.
   if (v.frontend !== undefined) {

@@ -1,0 +1,158 @@
+// listLoops: every field against the kernel's own view (sysfs, losetup), deleted backing files,
+// mounts and holders, and a speed figure.
+import { test, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, readFileSync, rmSync, unlinkSync } from 'node:fs';
+import { listLoops } from '../../src/linux/list.js';
+import { LoopRegistry } from '../../src/linux/registry.js';
+import { Scratch, losetup, losetupDetach, sysfs } from './helpers.js';
+
+const scratch = new Scratch('list');
+
+after(() => scratch.finish());
+
+test('our device as LoopObs: every field matches sysfs and the file', async () => {
+  const img = scratch.image('ours.img');
+  const reg = new LoopRegistry({ allowedRoots: [scratch.dir] });
+  try {
+    const h = await reg.acquire({ key: 'k', source: img, readOnly: true, blockSize: 4096 });
+    const l = reg.listLoops().find((x) => x.name === h.name);
+    assert.ok(l);
+    assert.deepEqual(l, {
+      name: h.name,
+      number: h.number,
+      major: 7,
+      minor: Number(sysfs(h.name, 'dev').split(':')[1]),
+      diskseq: sysfs(h.name, 'diskseq'),
+      backing: scratch.inode(img),
+      backingPath: img,
+      backingDeleted: false,
+      readOnly: true,
+      autoclear: true,
+      directIo: false,
+      offset: '0',
+      sizeLimit: '0',
+      ours: true,
+      mounted: false,
+      holders: [],
+      heldByUs: true,
+    });
+    assert.equal(sysfs(h.name, 'dev'), `${l.major}:${l.minor}`);
+  } finally {
+    reg.closeAll();
+  }
+  assert.deepEqual(await scratch.waitNoneBound(), []);
+});
+
+test('a foreign device: not ours, its flags and offsets as losetup set them', () => {
+  const img = scratch.image('theirs.img', 8);
+  const theirs = losetup(img, '-r', '-o', '1048576', '--sizelimit', '2097152');
+  try {
+    const l = listLoops().find((x) => x.name === theirs);
+    assert.ok(l);
+    assert.equal(l.ours, false);
+    assert.equal(l.heldByUs, false);
+    assert.equal(l.readOnly, true);
+    assert.equal(l.autoclear, false);
+    assert.equal(l.offset, '1048576');
+    assert.equal(l.sizeLimit, '2097152');
+    assert.deepEqual(l.backing, scratch.inode(img));
+    assert.equal(l.backingPath, img);
+    assert.equal(l.diskseq, sysfs(theirs, 'diskseq'));
+  } finally {
+    losetupDetach(theirs);
+  }
+  assert.equal(listLoops().find((x) => x.name === theirs), undefined, 'unbound devices are not listed');
+});
+
+test('deleted backing file is seen as stale; a file really named "... (deleted)" is not', async () => {
+  const img = scratch.image('gone.img');
+  const tricky = scratch.image('tricky (deleted)');
+  const reg = new LoopRegistry({ allowedRoots: [scratch.dir] });
+  try {
+    const h = await reg.acquire({ key: 'g', source: img, readOnly: true });
+    const t = await reg.acquire({ key: 't', source: tricky, readOnly: true });
+    unlinkSync(img);
+    const all = reg.listLoops();
+    const l = all.find((x) => x.name === h.name);
+    assert.equal(l?.backingDeleted, true);
+    assert.equal(l?.backingPath, `${img} (deleted)`);
+    const lt = all.find((x) => x.name === t.name);
+    assert.equal(lt?.backingDeleted, false);
+    assert.equal(lt?.backingPath, tricky);
+  } finally {
+    reg.closeAll();
+  }
+  assert.deepEqual(await scratch.waitNoneBound(), []);
+});
+
+test('mounted in dom0: the device itself, or one of its partitions', { timeout: 30_000 }, () => {
+  const img = scratch.image('fs.img', 16);
+  execFileSync('mkfs.ext4', ['-q', '-F', img]);
+  const parted = scratch.image('parted.img', 16);
+  const whole = losetup(img);
+  const withParts = losetup(parted, '-P');
+  const mnt = `${scratch.dir}/mnt`;
+  mkdirSync(mnt);
+  let mounted = false;
+  try {
+    execFileSync('mount', ['-t', 'ext4', `/dev/${whole}`, mnt]);
+    mounted = true;
+    assert.equal(listLoops().find((x) => x.name === whole)?.mounted, true);
+    execFileSync('umount', [mnt]);
+    mounted = false;
+    assert.equal(listLoops().find((x) => x.name === whole)?.mounted, false);
+
+    // This kernel may parse no partition table at all: add the partition by BLKPG (addpart), and make
+    // its node ourselves from sysfs in case udev is not running.
+    execFileSync('addpart', [`/dev/${withParts}`, '1', '2048', String(16 * 2048 - 2048)]);
+    const dev = readFileSync(`/sys/block/${withParts}/${withParts}p1/dev`, 'utf8').trim();
+    const part = `${scratch.dir}/part1`;
+    execFileSync('mknod', [part, 'b', ...dev.split(':')]);
+    execFileSync('mkfs.ext4', ['-q', '-F', part]);
+    execFileSync('mount', ['-t', 'ext4', part, mnt]);
+    mounted = true;
+    const l = listLoops().find((x) => x.name === withParts);
+    assert.equal(l?.mounted, true, 'a mounted partition counts as mounted');
+    assert.equal(listLoops().find((x) => x.name === whole)?.mounted, false);
+  } finally {
+    if (mounted) execFileSync('umount', [mnt]);
+    losetupDetach(whole);
+    losetupDetach(withParts);
+    rmSync(mnt, { recursive: true, force: true });
+  }
+});
+
+test('holders (device-mapper on top) are seen', { timeout: 30_000 }, (t) => {
+  if (!readFileSync('/proc/misc', 'utf8').includes('device-mapper')) {
+    t.skip('no device-mapper in this kernel (not in /proc/misc)');
+    return;
+  }
+  const img = scratch.image('dm.img', 8);
+  const theirs = losetup(img);
+  const dmName = `xvbd-test-${process.pid}`;
+  let dm = false;
+  try {
+    assert.deepEqual(listLoops().find((x) => x.name === theirs)?.holders, []);
+    execFileSync('dmsetup', ['create', dmName, '--table', `0 ${sysfs(theirs, 'size')} linear /dev/${theirs} 0`]);
+    dm = true;
+    const l = listLoops().find((x) => x.name === theirs);
+    assert.equal(l?.holders.length, 1);
+    assert.match(l!.holders[0]!, /^dm-\d+$/);
+  } finally {
+    if (dm) execFileSync('dmsetup', ['remove', dmName]);
+    losetupDetach(theirs);
+  }
+});
+
+test('listLoops speed on this host (figure, not a target)', () => {
+  listLoops();
+  const n = 20;
+  const t0 = process.hrtime.bigint();
+  let count = 0;
+  for (let i = 0; i < n; i++) count = listLoops().length;
+  const ms = Number(process.hrtime.bigint() - t0) / 1e6 / n;
+  // Generous bound: a regression to per-device process spawning or similar would blow it.
+  assert.ok(ms < 50 + count * 0.5, `listLoops took ${ms.toFixed(2)} ms for ${count} devices`);
+});

@@ -140,6 +140,9 @@ export class Daemon {
     this.watcher = chokidarWatch(this.o.configDir, {
       ignoreInitial: true,
       depth: 0,
+      // An editor writing in place: wait until the file stops changing (a pass never plans from half a file
+      // because of this event; writing by rename, as git and most editors do, is atomic anyway).
+      awaitWriteFinish: { stabilityThreshold: 60, pollInterval: 20 },
       ignored: (p: string, st?: { isFile(): boolean }) => Boolean(st?.isFile()) && !/\.ya?ml$/.test(p),
     });
     const onCfg = (p: string) => {

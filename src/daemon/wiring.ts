@@ -20,12 +20,27 @@ export function desiredScope(desired: DesiredState): { sources: string[]; backen
   return { sources: [...sources].sort(), backendDomids: [...bes].sort((a, b) => a - b) };
 }
 
+/** The kernel's backing path (sysfs backing_file, maybe " (deleted)") lies under one of the roots. */
+export function backedUnder(backingPath: string, roots: string[]): boolean {
+  const p = backingPath.replace(/ \(deleted\)$/, '');
+  return roots.some((r) => p === r || p.startsWith(r.endsWith('/') ? r : `${r}/`));
+}
+
+/**
+ * observe() as the daemon runs it. With allowedRoots set, only loop devices backed by a file under
+ * them are looked at: xvbd cannot have made any other (every source lies under the roots), so a
+ * loop device elsewhere is never ours to report or free, whatever its lo_file_name says.
+ */
 export function observeWith(registry: LoopRegistry): (xs: XsClient, desired: DesiredState) => Promise<ObservedState> {
   return (xs, desired) => {
     const scope = desiredScope(desired);
+    const roots = desired.policy.allowedRoots;
     return observe({
       xs,
-      loops: () => registry.listLoops(),
+      loops: () => {
+        const all = registry.listLoops();
+        return roots.length === 0 ? all : all.filter((l) => backedUnder(l.backingPath, roots));
+      },
       sources: scope.sources,
       backendDomids: scope.backendDomids,
       mountedDevs: () => mountedDevices().devs,

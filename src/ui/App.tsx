@@ -4,7 +4,7 @@
 import { useEffect, useRef, useState } from 'react';
 import { useApp, useInput, useStdout } from 'ink';
 import { TuiView } from './components/TuiView.js';
-import { INITIAL_UI, reconcileSelection, reduceKey, type UiState } from './keys.js';
+import { INITIAL_UI, reconcileSelection, reduceKey, splitKeys, type UiState } from './keys.js';
 import type { ViewModel } from './viewmodel.js';
 
 export interface AppProps {
@@ -65,17 +65,23 @@ export function App(props: AppProps) {
   const latest = useRef({ vm, applying, onApply, onRefresh, onQuit, height });
   latest.current = { vm, applying, onApply, onRefresh, onQuit, height };
 
-  useInput((input, key) => {
-    const l = latest.current;
-    const { state, effect } = reduceKey(uiRef.current, input, key, {
-      rowKeys: rowKeysRef.current,
-      actionCount: l.vm?.actions.length ?? 0,
-      canApply: l.onApply !== undefined,
-      applying: l.applying,
-      pageSize: Math.max(1, l.height - 20),
-    });
-    if (state !== uiRef.current) setUi(state);
-    if (effect !== 'none') runEffect(effect);
+  useInput((rawInput, rawKey) => {
+    let applyStarted = false;
+    for (const { input, key } of splitKeys(rawInput, rawKey)) {
+      const l = latest.current;
+      const { state, effect } = reduceKey(uiRef.current, input, key, {
+        rowKeys: rowKeysRef.current,
+        actionCount: l.vm?.actions.length ?? 0,
+        canApply: l.onApply !== undefined,
+        // an apply started by an earlier key of this same chunk counts too
+        applying: l.applying || applyStarted,
+        pageSize: Math.max(1, l.height - 20),
+      });
+      if (state !== uiRef.current) setUi(state);
+      if (effect === 'apply') applyStarted = true;
+      if (effect !== 'none') runEffect(effect);
+      if (effect === 'quit') break;
+    }
   });
 
   function runEffect(effect: 'refresh' | 'apply' | 'quit') {

@@ -111,3 +111,20 @@ export function reduceKey(state: UiState, input: string, key: KeyInfo, ctx: KeyC
   }
   return none(state);
 }
+
+/**
+ * Ink delivers a run of plain characters that arrived in one read (fast typing, key repeat, a paste,
+ * tmux send-keys) as ONE input "jjj\r". Splits it into single keys so each one acts; a lone key or
+ * an escape sequence passes through unchanged.
+ */
+export function splitKeys(input: string, key: KeyInfo): { input: string; key: KeyInfo }[] {
+  const special = key.upArrow || key.downArrow || key.pageUp || key.pageDown || key.home || key.end || key.escape || key.leftArrow;
+  if (special || input.length <= 1 || input.includes('\u001b')) return [{ input, key }];
+  const out: { input: string; key: KeyInfo }[] = [];
+  for (const ch of input) {
+    if (ch === '\r' || ch === '\n') out.push({ input: '', key: { return: true } });
+    else if (ch === '\u007f' || ch === '\b') out.push({ input: '', key: { backspace: true } });
+    else out.push({ input: ch, key: {} });
+  }
+  return out;
+}

@@ -120,8 +120,9 @@ export function rowLine(r: DiskRowVM, selected: boolean, width: number): string 
   return cols.map(cell).join(' ').trimEnd();
 }
 
+/** The reason gets a line of its own when something is wrong or moving (missing rows have the plan's + and the findings). */
 function hasReason(r: DiskRowVM): boolean {
-  return r.healthReason !== undefined && r.health !== 'healthy';
+  return r.healthReason !== undefined && (r.health === 'degraded' || r.health === 'progressing');
 }
 
 /** Lines a row takes: one, plus one for its reason. */

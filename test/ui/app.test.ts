@@ -1,0 +1,160 @@
+// The interactive App in a fake terminal: keys written to stdin, frames read from stdout.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { createElement as h } from 'react';
+import { App, type AppProps } from '../../src/ui/App.js';
+import { splitKeys } from '../../src/ui/keys.js';
+import { buildViewModel } from '../../src/ui/viewmodel.js';
+import { host, cleanHost } from './fixtures.js';
+import { KEY, renderTerm } from './harness.js';
+
+const META = { host: 'h1', socket: '/tmp/xs.sock', configDir: '/etc/xvbd' };
+
+function setup(over: Partial<AppProps> = {}) {
+  const calls = { refresh: 0, apply: 0, quit: 0 };
+  const props: AppProps = {
+    vm: buildViewModel({ ...host(), meta: META }),
+    onRefresh: () => calls.refresh++,
+    onApply: () => calls.apply++,
+    onQuit: () => calls.quit++,
+    ...over,
+  };
+  const term = renderTerm(h(App, props), 120, 50);
+  return { term, calls, props };
+}
+
+function selectedLine(frame: string): string {
+  return frame.split('\n').find((l) => l.startsWith('>')) ?? '';
+}
+
+test('arrows and j/k move the selection; Enter shows the details; Esc goes back', async () => {
+  const { term } = setup();
+  try {
+    let f = await term.waitFor('DOMAIN');
+    assert.match(selectedLine(f), /build\s+xvda/);
+    f = await term.press('j');
+    assert.match(selectedLine(f), /^>\s+db\s+xvda\s+\S*db\.img/);
+    f = await term.press(KEY.down);
+    assert.match(selectedLine(f), /template\.img/);
+    f = await term.press('k');
+    assert.match(selectedLine(f), /db\.img/);
+    f = await term.press(KEY.enter);
+    assert.match(f, /db \(domid 2\) xvda \(devid 51712\)/);
+    assert.match(f, /error\s+22 reading/);
+    f = await term.press('j');
+    assert.match(f, /db \(domid 2\) xvdb \(devid 51728\)/, 'j in details shows the next disk');
+    f = await term.press(KEY.escape, 120);
+    assert.match(f, /DOMAIN\s+VDEV/);
+    assert.match(selectedLine(f), /template\.img/);
+  } finally {
+    await term.close();
+  }
+});
+
+test('keys arriving in one chunk each act (fast typing, tmux send-keys, paste)', async () => {
+  const { term } = setup();
+  try {
+    await term.waitFor('DOMAIN');
+    const f = await term.press('jjj\r');
+    assert.match(f, /db \(domid 2\) xvdc \(devid 51744\)/);
+  } finally {
+    await term.close();
+  }
+  assert.deepEqual(splitKeys('ab\r\u007f', {}), [
+    { input: 'a', key: {} },
+    { input: 'b', key: {} },
+    { input: '', key: { return: true } },
+    { input: '', key: { backspace: true } },
+  ]);
+  assert.deepEqual(splitKeys('j', {}), [{ input: 'j', key: {} }]);
+  assert.deepEqual(splitKeys('', { upArrow: true }), [{ input: '', key: { upArrow: true } }]);
+});
+
+test('a asks, n cancels, a then y applies exactly once', async () => {
+  const { term, calls } = setup();
+  try {
+    await term.waitFor('DOMAIN');
+    let f = await term.press('a');
+    assert.match(f, /Apply 3 actions now\? \(y\/n\)/);
+    f = await term.press('n');
+    assert.match(f, /Apply cancelled\./);
+    assert.equal(calls.apply, 0);
+    await term.press('a');
+    f = await term.press('y');
+    assert.equal(calls.apply, 1);
+    assert.doesNotMatch(f, /\(y\/n\)/);
+    // "ay" in one chunk: one apply, not two
+    await term.press('ay');
+    assert.equal(calls.apply, 2);
+    await term.press('ayay');
+    assert.equal(calls.apply, 3, 'a second apply in the same chunk is refused');
+  } finally {
+    await term.close();
+  }
+});
+
+test('a with nothing to do, or no apply function, says so', async () => {
+  const clean = setup({ vm: buildViewModel({ ...cleanHost(), meta: META }) });
+  try {
+    await clean.term.waitFor('DOMAIN');
+    const f = await clean.term.press('a');
+    assert.match(f, /Nothing to apply: the plan is empty\./);
+    assert.equal(clean.calls.apply, 0);
+  } finally {
+    await clean.term.close();
+  }
+  const noApply = setup();
+  delete (noApply.props as Partial<AppProps>).onApply;
+  const t2 = renderTerm(h(App, { ...noApply.props, onApply: undefined } as AppProps), 120, 50);
+  try {
+    await t2.waitFor('DOMAIN');
+    const f = await t2.press('a');
+    assert.match(f, /Apply is not available here\./);
+    assert.doesNotMatch(f, /a apply/);
+  } finally {
+    await t2.close();
+    await noApply.term.close();
+  }
+});
+
+test('while applying, q is refused; r refreshes; q quits and exits the app', async () => {
+  const busy = setup({ applying: true, applyLog: ['[1] attach db xvdc …'] });
+  try {
+    let f = await busy.term.waitFor('applying…');
+    assert.match(f, /Last apply\n\s+\[1\] attach db xvdc …/);
+    f = await busy.term.press('q');
+    assert.match(f, /An apply is running/);
+    assert.equal(busy.calls.quit, 0);
+  } finally {
+    await busy.term.close();
+  }
+  const { term, calls } = setup();
+  await term.waitFor('DOMAIN');
+  const exited = term.instance.waitUntilExit();
+  await term.press('r');
+  assert.equal(calls.refresh, 1);
+  await term.press('q');
+  assert.equal(calls.quit, 1);
+  await exited;
+  await term.close();
+});
+
+test('the selection stays on its disk when the rows change', async () => {
+  const { term, props } = setup();
+  try {
+    await term.waitFor('DOMAIN');
+    await term.press('jj');
+    let f = term.stdout.last();
+    assert.match(selectedLine(f), /template\.img/);
+    // A new disk sorts first: the selection follows db/xvdb to its new index.
+    const h2 = host();
+    h2.plan.disks.unshift({ domain: 'aaa', vdev: 'xvda', devid: 51712, source: '/x.img', mode: 'rw', sync: 'out-of-sync', health: 'missing', sharedBy: 0 });
+    term.instance.rerender(h(App, { ...props, vm: buildViewModel({ ...h2, meta: META }) }));
+    f = await term.waitFor('aaa');
+    await new Promise((r) => setTimeout(r, 50));
+    f = term.stdout.last();
+    assert.match(selectedLine(f), /template\.img/);
+  } finally {
+    await term.close();
+  }
+});

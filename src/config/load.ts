@@ -231,6 +231,7 @@ function schemaErrors(d: DocCtx, kind: string, errs: ErrorObject[], ck: Checker)
         break;
       }
       case 'oneOf': {
+        if (!isObject(err.data as Json)) continue; // not a mapping: its type error says it
         const passing = err.params.passingSchemas;
         if (Array.isArray(passing)) {
           // Point at whichever of the two keys comes second.
@@ -354,7 +355,7 @@ export function checkConfigTexts(inputs: readonly ConfigFileText[], extraErrors:
     const fc = new FileCtx(input.file, index, input.text, lc);
     let docs: Document.Parsed[];
     try {
-      docs = [...parseAllDocuments(input.text, { lineCounter: lc, prettyErrors: false, uniqueKeys: true })] as Document.Parsed[];
+      docs = [...parseAllDocuments(input.text, { lineCounter: lc, prettyErrors: false, uniqueKeys: true, logLevel: 'error' })] as Document.Parsed[];
     } catch (err) {
       ck.add({ file: input.file, line: 0, column: 0 }, `cannot parse: ${(err as Error).message}`, undefined, index);
       return;
@@ -393,12 +394,12 @@ export function checkConfigTexts(inputs: readonly ConfigFileText[], extraErrors:
       if (!isObject(js)) continue;
       const d: DocCtx = { fc, doc, js };
       // The header: apiVersion and kind.
-      if (!('apiVersion' in js)) {
+      if (!Object.hasOwn(js, 'apiVersion')) {
         ck.add(rootLoc, `the document has no \`apiVersion\`; add \`apiVersion: ${API_VERSION}\``, undefined, index);
       } else if (js.apiVersion !== API_VERSION) {
         ck.add(locate(d, '/apiVersion'), `unsupported apiVersion ${describe(js.apiVersion).replace(/^the string /, '')}; this xvbd reads \`${API_VERSION}\``, undefined, index);
       }
-      if (!('kind' in js)) {
+      if (!Object.hasOwn(js, 'kind')) {
         ck.add(rootLoc, 'the document has no `kind`; add `kind: Domain` or `kind: Policy`', undefined, index);
         continue;
       }
@@ -407,7 +408,9 @@ export function checkConfigTexts(inputs: readonly ConfigFileText[], extraErrors:
         const s = typeof kind === 'string' ? suggest(kind, KINDS) : undefined;
         ck.add(
           locate(d, '/kind'),
-          `unknown kind ${describe(kind).replace(/^the string /, '')}; ${s !== undefined ? `did you mean \`${s}\`?` : 'expected `Domain` or `Policy`'}`,
+          typeof kind === 'string'
+            ? `unknown kind \`${kind}\`; ${s !== undefined ? `did you mean \`${s}\`?` : 'expected `Domain` or `Policy`'}`
+            : `\`kind\` must be \`Domain\` or \`Policy\`, not ${describe(kind)}`,
           undefined,
           index,
         );
@@ -445,12 +448,17 @@ export function checkConfigTexts(inputs: readonly ConfigFileText[], extraErrors:
     }
     if (Array.isArray(p.allowedRoots)) {
       rootsLoc = locate(first, '/allowedRoots', true);
+      let rootsOk = true;
       p.allowedRoots.forEach((r, i) => {
-        if (typeof r !== 'string') return;
+        if (typeof r !== 'string') return void (rootsOk = false);
         const problem = pathProblem(r);
-        if (problem) ck.add(locate(first, `/allowedRoots/${i}`), `allowed root \`${r}\` ${problem}`, undefined, first.fc.index);
-        else policy.allowedRoots.push(r);
+        if (problem) {
+          rootsOk = false;
+          ck.add(locate(first, `/allowedRoots/${i}`), `allowed root \`${r}\` ${problem}`, undefined, first.fc.index);
+        } else policy.allowedRoots.push(r);
       });
+      // With a broken root, "outside the allowed roots" would only be noise: check sources once it is fixed.
+      if (!rootsOk) policy.allowedRoots = [];
     }
     if (isObject(p.defaults)) {
       const df = p.defaults;
@@ -518,8 +526,8 @@ export function checkConfigTexts(inputs: readonly ConfigFileText[], extraErrors:
       // source
       let source: string | undefined;
       let sourceKind: SourceKind | undefined;
-      const hasFile = 'file' in item;
-      const hasDevice = 'device' in item;
+      const hasFile = Object.hasOwn(item, 'file');
+      const hasDevice = Object.hasOwn(item, 'device');
       if (hasFile !== hasDevice) {
         const key = hasFile ? 'file' : 'device';
         const raw = item[key];

@@ -37,7 +37,7 @@ const CASES: [string, Record<string, string>, string[]][] = [
   ['wrong apiVersion', { 'a.yaml': 'apiVersion: v1\nkind: Policy\n' }, ['a.yaml:1:13: unsupported apiVersion `v1`; this xvbd reads `xvbd/v1`']],
   ['missing kind', { 'a.yaml': `${H}name: w\n` }, ['a.yaml:1:1: the document has no `kind`; add `kind: Domain` or `kind: Policy`']],
   ['unknown kind with suggestion', { 'a.yaml': `${H}kind: policy\n` }, ['a.yaml:2:7: unknown kind `policy`; did you mean `Policy`?']],
-  ['kind not a string', { 'a.yaml': `${H}kind: [Domain]\n` }, ['a.yaml:2:7: unknown kind a list; expected `Domain` or `Policy`']],
+  ['kind not a string', { 'a.yaml': `${H}kind: [Domain]\n` }, ['a.yaml:2:7: `kind` must be `Domain` or `Policy`, not a list']],
   [
     'unknown keys: suggestion or the list',
     { 'a.yaml': dom('w', disk('xvda', `flie: ${IMG}/a.img`)) + `prune: true\n` },
@@ -162,6 +162,20 @@ const CASES: [string, Record<string, string>, string[]][] = [
     { 'a.yaml': `${H}kind: Domain\nname: w\ndisks:\n  - vdev: xvda\n    file: ${IMG}/a.img\n    options: &o {discard: maybe}\n  - vdev: xvdb\n    file: ${IMG}/b.img\n    options: *o\n` },
     ['a.yaml:7:27: `discard` must be `true` or `false`, not the string `maybe`'],
   ],
+  ['kind a number', { 'a.yaml': `${H}kind: 5\n` }, ['a.yaml:2:7: `kind` must be `Domain` or `Policy`, not the number 5']],
+  [
+    'disk items that are not mappings: the type error only',
+    { 'a.yaml': `${H}kind: Domain\nname: w\ndisks:\n  -\n  - [xvda]\n` },
+    ['a.yaml:5:4: an item of `disks` must be a mapping, not empty', 'a.yaml:6:5: an item of `disks` must be a mapping, not a list'],
+  ],
+  [
+    'a broken allowed root does not make every source "outside"',
+    { 'p.yaml': `${H}kind: Policy\nallowedRoots: [${IMG}/, /dev/vg0]\n`, 'a.yaml': dom('a', disk('xvda', `file: ${IMG}/a.img`)) },
+    [`p.yaml:3:16: allowed root \`${IMG}/\` is not normalised; write \`${IMG}\``],
+  ],
+  ['__proto__ is just an unknown key', { 'a.yaml': `${H}kind: Policy\n__proto__: {prune: true}\n` }, ['a.yaml:3:1: unknown key `__proto__` in the Policy document; expected `apiVersion`, `kind`, `prune`, `allowedRoots`, `serve`, `detachTimeout` or `defaults`']],
+  ['CRLF line endings and a BOM', { 'a.yaml': `\uFEFF${dom('w', disk('xvda0', 'file: /a'))}`.replace(/\n/g, '\r\n') }, ['a.yaml:5:11: vdev `xvda0` names partition 0; the whole disk is written `xvda`']],
+  ['mode in capitals gets a suggestion', { 'a.yaml': dom('w', disk('xvda', 'file: /a', '    mode: RO\n')) }, ['a.yaml:7:11: `mode` must be `ro` or `rw`, not the string `RO`; did you mean `ro`?']],
 ];
 
 for (const [rule, files, expected] of CASES) {

@@ -9,8 +9,10 @@
 //    mode) and publish <sysfs>/vbd-<domid>-<devid>/physical_device and mode;
 //  - a frontend at 3/4 with event-channel + ring-ref connects (4) once the device is open;
 //    without them: "22 reading <frontend>/event-channel" under /local/domain/0/error/... and 5;
-//  - frontend 5 -> 5; frontend 6 -> 6 (device closed), and unregistered when online != 1;
-//    frontend 1 while closed -> 2 again and the device reopened ("prepare for reconnect");
+//  - frontend 5 -> 5; frontend 6 -> 6 (the device stays held while online=1), and when
+//    online != 1 unregistered: device closed, sysfs entry gone (state left as it was);
+//    frontend 1 while closed -> 2 again ("prepare for reconnect"), device still held;
+//  - a frontend state node that disappears (Unknown) -> unregistered as well;
 //  - the backend dir removed -> the device is released.
 import { closeSync, mkdirSync, openSync, readFileSync, rmSync, unlinkSync, writeFileSync, constants as fsc } from 'node:fs';
 import { execFileSync } from 'node:child_process';
@@ -90,7 +92,7 @@ export class Blkback {
 
   shutdown(): void {
     this.w.stop();
-    for (const v of this.vbds.values()) this.unregister(v, false);
+    for (const v of this.vbds.values()) this.unregister(v);
   }
 
   // ---- xenstore helpers ----------------------------------------------------------------------
@@ -135,13 +137,13 @@ export class Blkback {
   private devChanged(path: string): void {
     if (path === BE_ROOT || !path.startsWith(BE_ROOT + '/')) {
       // The whole tree may have gone: drop every device whose dir is missing.
-      for (const v of [...this.vbds.values()]) if (!this.store.nodes.has(v.root)) this.unregister(v, true);
+      for (const v of [...this.vbds.values()]) if (!this.store.nodes.has(v.root)) this.unregister(v);
       return;
     }
     const m = BE_RE.exec(path);
     if (!m) {
       // backend/vbd/<domid> removed: its children fired too, but be thorough
-      for (const v of [...this.vbds.values()]) if (!this.store.nodes.has(v.root)) this.unregister(v, true);
+      for (const v of [...this.vbds.values()]) if (!this.store.nodes.has(v.root)) this.unregister(v);
       return;
     }
     const domid = Number(m[1]);
@@ -150,7 +152,7 @@ export class Blkback {
     const root = `${BE_ROOT}/${domid}/${devid}`;
     const v = this.vbds.get(key);
     if (!this.store.nodes.has(root)) {
-      if (v) this.unregister(v, true);
+      if (v) this.unregister(v);
       return;
     }
     if (v) return;
@@ -196,9 +198,12 @@ export class Blkback {
     if (v.fd !== undefined) return;
     const pd = this.read(`${v.root}/physical-device`);
     if (pd === undefined) return; // fires once at registration: wait for the hotplug script
-    const m = /^([0-9a-fA-F]{1,8}):([0-9a-fA-F]{1,8})$/.exec(pd.trim());
-    if (!m) {
-      this.fatal(v, 34, 'reading physical-device');
+    // xenbus_scanf("%x:%x"): no conversion at all counts as "not there yet" (-ERANGE, ignored,
+    // as observed); one conversion is a fatal "-1 reading physical-device".
+    const m = /^\s*(?:0[xX])?([0-9a-fA-F]+)(?::\s*(?:0[xX])?([0-9a-fA-F]+))?/.exec(pd);
+    if (!m) return;
+    if (m[2] === undefined) {
+      this.fatal(v, -1, 'reading physical-device');
       return;
     }
     const mode = this.read(`${v.root}/mode`);
@@ -265,11 +270,8 @@ export class Blkback {
     const be = this.beState(v);
     switch (fs) {
       case XenbusState.Initialising:
-        if (be === XenbusState.Closed) {
-          // "prepare for reconnect": back to InitWait, and take the device again
-          this.switchState(v, XenbusState.InitWait);
-          this.backendChanged(v);
-        }
+        // "prepare for reconnect": back to InitWait. The device stays open (observed).
+        if (be === XenbusState.Closed) this.switchState(v, XenbusState.InitWait);
         break;
       case XenbusState.Initialised:
       case XenbusState.Connected: {
@@ -283,15 +285,16 @@ export class Blkback {
         this.switchState(v, XenbusState.Closing);
         break;
       case XenbusState.Closed: {
+        // xen_blkif_disconnect only frees the rings: the device stays held while online=1
+        // (observed: losetup -d then only sets autoclear). online=0: unregistered, released.
         v.ringsConnected = false;
-        this.closeDevice(v);
         this.switchState(v, XenbusState.Closed);
         if (this.read(`${v.root}/online`) === '1') break;
-        this.unregister(v, false);
+        this.unregister(v);
         break;
       }
       case XenbusState.Unknown:
-        this.unregister(v, false);
+        this.unregister(v);
         break;
       default:
         this.fatal(v, 22, `saw state ${fs} at frontend`);
@@ -351,13 +354,12 @@ export class Blkback {
   }
 
   /** device_unregister: the device is closed and the sysfs entry goes. */
-  private unregister(v: Vbd, dirGone: boolean): void {
+  private unregister(v: Vbd): void {
     this.closeDevice(v);
     v.ringsConnected = false;
     const key = `${v.domid}/${v.devid}`;
     this.w.unwatch(`${v.root}/physical-device`, `pd:${key}`);
     if (v.frontend) this.w.unwatch(`${v.frontend}/state`, `fe:${key}`);
-    if (!dirGone) this.switchState(v, XenbusState.Closed);
     this.vbds.delete(key);
     rmSync(v.sysDir, { recursive: true, force: true });
   }

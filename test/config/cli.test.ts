@@ -140,3 +140,16 @@ test('--color paints, --no-color and pipes do not', () => {
   const n = xvbd(['validate', '--config', 'examples/invalid/rw-shared']);
   assert.doesNotMatch(n.stderr, /\x1b\[/);
 });
+
+test('loadDesired: the desired state, or ConfigInvalidError carrying the errors', async () => {
+  const { loadDesired, ConfigInvalidError } = await import('../../src/config/index.js');
+  const d = await loadDesired(join(ROOT, 'examples/host'));
+  assert.equal(d.domains.length, 4);
+  const dir = join(ROOT, 'examples/invalid/rw-shared');
+  await assert.rejects(loadDesired(dir), (err: unknown) => {
+    assert.ok(err instanceof ConfigInvalidError);
+    assert.equal(err.errors.length, 1);
+    assert.match(err.message, /^the config in .*rw-shared is not valid \(1 error\):\n.*guests\.yaml:15:11: source /);
+    return true;
+  });
+});

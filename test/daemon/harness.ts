@@ -172,6 +172,11 @@ export class Host {
     }
   }
 
+  /** A keeper's socket exists (it unlinks it first when it exits). Polling this does not keep it alive, pings do. */
+  keeperSocketExists(): boolean {
+    return existsSync(join(this.runDir, 'keeper.sock'));
+  }
+
   /** The keeper's pid, if one runs for this run dir. */
   async keeperPid(): Promise<number | undefined> {
     try {

@@ -2,6 +2,7 @@
 // key (e.g. a backend path). Read-only disks of the same file (st_dev, st_ino) share one device; the last
 // release closes the fd and autoclear frees the device once nobody else (blkback, a mount) holds it.
 import { fstatSync, readdirSync } from 'node:fs';
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { LoopObs } from '../model/observed.js';
 import { LOOP_MAJOR, LO_FLAGS_READ_ONLY, O_CLOEXEC, O_NOCTTY, O_NONBLOCK, O_RDONLY, sysClose, sysOpenErr } from './ffi.js';
 import { listLoops } from './list.js';
@@ -71,6 +72,8 @@ export interface RegistryOptions {
    * whose file has a writable one, and reuse our own read-only device from an earlier run. Default true.
    */
   checkHost?: boolean;
+  /** How long a conflicting device of ours may take to go away after its release (default 250 ms). */
+  settleMs?: number;
 }
 
 export type RegistryRefusal = 'key-in-use' | 'in-use' | 'rw-conflict' | 'stale' | 'not-loop' | 'not-ours' | 'users';
@@ -96,7 +99,7 @@ export class LoopRegistry {
   private readonly byUser = new Map<string, Entry>();
   private readonly byIdentity = new Map<string, Set<Entry>>();
   private queue: Promise<unknown> = Promise.resolve();
-  readonly opts: Required<RegistryOptions>;
+  readonly opts: Required<Omit<RegistryOptions, 'settleMs'>> & Pick<RegistryOptions, 'settleMs'>;
   /** Retry and fallback counters across all attaches (diagnostics, benchmarks). */
   readonly stats: AttachStats = { attempts: 0, retries: {}, ctlAdd: 0, legacy: 0 };
 
@@ -106,6 +109,7 @@ export class LoopRegistry {
       legacy: opts.legacy ?? false,
       noOpenat2: opts.noOpenat2 ?? false,
       checkHost: opts.checkHost ?? true,
+      settleMs: opts.settleMs,
     };
   }
 
@@ -163,7 +167,7 @@ export class LoopRegistry {
       }
 
       if (this.opts.checkHost) {
-        const reuse = this.checkHost(src.devB, src.inoB, spec);
+        const reuse = await this.checkHost(src.devB, src.inoB, spec);
         if (reuse) return this.addUser(reuse, spec.key);
       }
 
@@ -378,15 +382,29 @@ export class LoopRegistry {
   }
 
   /** Look at the host's loop devices for the same file; maybe reuse our own read-only one. */
-  private checkHost(dev: bigint, ino: bigint, spec: AcquireSpec): Entry | undefined {
-    for (const found of scanBacking(dev, ino)) {
-      if (!spec.readOnly) {
-        throw new RegistryError(
-          'in-use',
-          `${spec.source} already has ${found.name} (${found.ours ? 'made by xvbd earlier' : 'not ours'}, ${found.readOnly ? 'ro' : 'rw'}): refusing a second writable device`,
-        );
+  private async checkHost(dev: bigint, ino: bigint, spec: AcquireSpec): Promise<Entry | undefined> {
+    // A device of ours that was just released goes away at its last close; if some passer-by (a scan,
+    // udev) had it open at that moment, that is a few ms later. Give such a device a short while.
+    const deadline = Date.now() + (this.opts.settleMs ?? 250);
+    for (;;) {
+      let conflict: RegistryError | undefined;
+      let waitable = true;
+      for (const found of scanBacking(dev, ino)) {
+        if (!spec.readOnly) {
+          conflict ??= new RegistryError(
+            'in-use',
+            `${spec.source} already has ${found.name} (${found.ours ? 'made by xvbd earlier' : 'not ours'}, ${found.readOnly ? 'ro' : 'rw'}): refusing a second writable device`,
+          );
+        } else if (!found.readOnly) {
+          conflict ??= new RegistryError('rw-conflict', `${spec.source} is attached writable as ${found.name}`);
+        } else {
+          continue;
+        }
+        if (!found.ours) waitable = false;
       }
-      if (!found.readOnly) throw new RegistryError('rw-conflict', `${spec.source} is attached writable as ${found.name}`);
+      if (!conflict) break;
+      if (!waitable || Date.now() >= deadline) throw conflict;
+      await sleep(5 + Math.random() * 10);
     }
     for (const found of scanBacking(dev, ino)) {
       if (!found.ours || !found.readOnly) continue;

@@ -56,7 +56,7 @@ export interface Term {
   /** Writes keys, then waits for the frame to settle. */
   press(keys: string, waitMs?: number): Promise<string>;
   /** Waits until the last frame contains text (or throws after timeoutMs, showing the frame). */
-  waitFor(text: string | RegExp, timeoutMs?: number): Promise<string>;
+  waitFor(text: string | RegExp | ((frame: string) => boolean), timeoutMs?: number): Promise<string>;
   close(): Promise<void>;
 }
 
@@ -94,7 +94,7 @@ export function renderTerm(node: ReactNode, columns = 120, rows = 50): Term {
       const deadline = Date.now() + timeoutMs;
       for (;;) {
         const f = stdout.last();
-        if (typeof text === 'string' ? f.includes(text) : text.test(f)) return f;
+        if (typeof text === 'string' ? f.includes(text) : typeof text === 'function' ? text(f) : text.test(f)) return f;
         if (Date.now() > deadline) throw new Error(`timed out waiting for ${String(text)}; last frame:\n${f}`);
         await sleep(20);
       }

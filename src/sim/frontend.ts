@@ -63,6 +63,11 @@ export class SimFrontend {
     this.watcher.watch(`${be}/state`, 'be');
   }
 
+  /** Forgets this frontend (its domain went away). */
+  dispose(): void {
+    this.unfollow();
+  }
+
   private unfollow(): void {
     this.watcher?.stop();
     this.watcher = undefined;
@@ -84,9 +89,8 @@ export class SimFrontend {
     return this.state();
   }
 
-  /** A broken frontend: Initialised (3) without ring-ref / event-channel. */
+  /** A broken frontend (no driver behind it): Initialised (3) without ring-ref / event-channel. */
   async connectWithoutRing(): Promise<void> {
-    this.follow();
     this.writeNode('state', '3');
     await this.settle();
   }

@@ -80,7 +80,11 @@ export async function startSimulator(opts: SimulatorOptions): Promise<Simulator>
     addDomain: (name, domid) => domains.add(name, domid).domid,
     removeDomain: (domid) => {
       domains.remove(domid);
-      for (const [k, f] of frontends) if (f.domid === domid) frontends.delete(k);
+      for (const [k, f] of frontends) {
+        if (f.domid !== domid) continue;
+        f.dispose();
+        frontends.delete(k);
+      }
     },
     domains: () => [...domains.byId.values()],
     frontend: frontendOf,
@@ -99,6 +103,7 @@ export async function startSimulator(opts: SimulatorOptions): Promise<Simulator>
       if (closed) return;
       closed = true;
       await srv.close();
+      for (const f of frontends.values()) f.dispose();
       blkback.shutdown();
       if (opts.sysfsDir === undefined) rmSync(sysfsDir, { recursive: true, force: true });
     },

@@ -8,6 +8,7 @@ interface BenchEntry {
 
 // Each benchmark adds its own line here when it lands.
 const BENCHES: BenchEntry[] = [
+  { name: 'observe', summary: 'observe() at 1,000 backends: one transaction vs plain reads, quiet and under churn; plan on it', load: () => import('./observe.js') },
 ];
 
 const [name, ...rest] = process.argv.slice(2);

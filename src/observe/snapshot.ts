@@ -13,7 +13,7 @@ export interface ObserveForOptions {
   loops?: () => LoopObs[];
   /** Default $XVBD_XEN_BACKEND_SYSFS or /sys/bus/xen-backend/devices. */
   xenBackendSysfs?: string;
-  /** Read xenstore in one transaction (default true). */
+  /** Read xenstore in one transaction (default false; see src/observe/observe.ts). */
   transaction?: boolean;
   /** Mounted block devices "major:minor" (default: src/linux mountedDevices()). */
   mountedDevs?: () => Set<string>;

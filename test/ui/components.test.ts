@@ -161,3 +161,23 @@ test('window and cell helpers (table)', () => {
   assert.equal(fitLeft('/a/b/c.img', 6), '…c.img');
   assert.equal(fit('a\u001bb', 5), 'a?b  ');
 });
+
+test('many findings of one kind are grouped into one line', () => {
+  const h0 = host();
+  const leaks = Array.from({ length: 200 }, (_, i) => ({
+    kind: 'loop-leaked' as const,
+    severity: 'warning' as const,
+    message: `loop${i + 10} is ours and nothing uses it`,
+    fix: 'apply with prune',
+    loops: [{ name: `loop${i + 10}`, diskseq: String(500 + i), backing: { dev: '1', ino: String(i) } }],
+  }));
+  h0.plan.findings = [...h0.plan.findings, ...leaks];
+  const s = screen({ vm: buildViewModel({ ...h0, meta: META }) });
+  assert.match(s, /Findings \(205\)/);
+  assert.match(s, /! loop-leaked ×201 \[loop7, loop10, loop11, loop12, …\]: e\.g\. loop7 is ours and nothing uses it/);
+  assert.match(s, /✖ backend-error \[db\/xvda\]/);
+  assert.match(s, /i domain-not-running \[build\]/);
+  assert.doesNotMatch(s, /… and \d+ more\n\nPending/);
+  // details list every finding of the disk, never grouped
+  assert.equal(s.split('\n').filter((l) => l.includes('loop-leaked')).length, 1);
+});

@@ -53,7 +53,7 @@ export interface Term {
   stdout: FakeStdout;
   stdin: FakeStdin;
   instance: Instance;
-  /** Writes keys, then waits for the frame to settle. */
+  /** Writes keys, then waits for the next frame (at most waitMs) and lets it settle. */
   press(keys: string, waitMs?: number): Promise<string>;
   /** Waits until the last frame contains text (or throws after timeoutMs, showing the frame). */
   waitFor(text: string | RegExp | ((frame: string) => boolean), timeoutMs?: number): Promise<string>;
@@ -85,9 +85,13 @@ export function renderTerm(node: ReactNode, columns = 120, rows = 50): Term {
     stdout,
     stdin,
     instance,
-    async press(keys, waitMs = 60) {
+    async press(keys, waitMs = 2000) {
+      // Waits for the frame the keys cause (a loaded machine can be slow), at most waitMs.
+      const n = stdout.frames.length;
       stdin.write(keys);
-      await sleep(waitMs);
+      const end = Date.now() + waitMs;
+      while (stdout.frames.length === n && Date.now() < end) await sleep(10);
+      await sleep(30);
       return stdout.last();
     },
     async waitFor(text, timeoutMs = 3000) {

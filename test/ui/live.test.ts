@@ -114,7 +114,7 @@ test('live: no xenstore -> the error is shown, r retries, the UI stays responsiv
     const f = await term.waitFor(/observe failed: .*none\.sock/, 10_000);
     assert.match(f, /r refresh/);
     const n = loads;
-    await term.press('r', 300);
+    await term.press('r', 500);
     assert.equal(loads, n + 1);
     const exited = term.instance.waitUntilExit();
     await term.press('q');

@@ -3,7 +3,7 @@ import type { UiState } from '../keys.js';
 import type { ViewModel } from '../viewmodel.js';
 import { Details } from './Details.js';
 import { DiskTable } from './DiskTable.js';
-import { Findings } from './Findings.js';
+import { Findings, groupFindings } from './Findings.js';
 import { Header } from './Header.js';
 import { PendingPlan } from './PendingPlan.js';
 import { StatusLine } from './StatusLine.js';
@@ -67,9 +67,10 @@ export function TuiView({ vm, ui, width, height, canApply, activity, error, appl
   // Line budget: header (2-3) + gap + table header + rows + gap + findings + gap + plan + gap + status.
   const headerLines = 3 + (error ? 1 : 0) + (vm.header.warning ? 1 : 0);
   const logShown = applyLog.slice(-6);
-  const findingsMax = Math.min(vm.findings.length, Math.max(2, Math.floor(height / 6)));
+  const findingLines = groupFindings(vm.findings).length;
+  const findingsMax = Math.min(findingLines, Math.max(2, Math.floor(height / 6)));
   const actionsMax = Math.min(vm.actions.length, Math.max(2, Math.floor(height / 8)));
-  const findingsLines = 1 + Math.max(1, findingsMax) + (vm.findings.length > findingsMax ? 1 : 0);
+  const findingsLines = 1 + Math.max(1, findingsMax) + (findingLines > findingsMax ? 1 : 0);
   const planLines = 1 + Math.max(1, actionsMax) + (vm.actions.length > actionsMax ? 1 : 0) + 1;
   const logLines = logShown.length > 0 ? logShown.length + 2 : 0;
   const fixed = headerLines + 1 + 1 + 1 + findingsLines + 1 + planLines + logLines + 1 + 1;

@@ -62,11 +62,17 @@ export async function run(argv: string[]): Promise<number> {
     ...(process.env.XENSTORED_PATH ? { socket: process.env.XENSTORED_PATH } : {}),
     ...(values['no-apply'] ? {} : { apply: makeApply(configDir) }),
   });
-  const app = render(createElement(LiveApp, { source, options: { periodMs } }), { exitOnCtrlC: true });
+  // The alternate screen, as full-screen terminal programs do: the shell's screen comes back on exit.
+  process.stdout.write('\u001b[?1049h\u001b[H');
+  const leave = () => process.stdout.write('\u001b[?1049l');
+  process.once('exit', leave);
   try {
+    const app = render(createElement(LiveApp, { source, options: { periodMs } }), { exitOnCtrlC: true });
     await app.waitUntilExit();
   } finally {
     await source.close();
+    process.off('exit', leave);
+    leave();
   }
   return 0;
 }

@@ -85,14 +85,14 @@ function headerLine(width: number): string {
   return cols.map((c) => (c === 'source' ? fit(TITLES[c], source) : c === 'mark' ? fit('', W.mark - 1) : fit(TITLES[c], W[c]))).join(' ').trimEnd();
 }
 
-export function rowLine(r: DiskRowVM, selected: boolean, width: number): string {
+export function rowLine(r: DiskRowVM, selected: boolean, width: number, showDomain = r.firstOfDomain): string {
   const { cols, source } = layout(width);
   const cell = (c: Col): string => {
     switch (c) {
       case 'mark':
         return fit(selected ? '>' : '', W.mark - 1);
       case 'domain':
-        return fit(r.firstOfDomain ? r.domain : '', W.domain);
+        return fit(showDomain ? r.domain : '', W.domain);
       case 'vdev':
         return fit(r.vdev, W.vdev);
       case 'source':
@@ -170,7 +170,7 @@ export function DiskTable({ rows, selected, width, maxLines }: DiskTableProps) {
         return (
           <Box key={r.key} flexDirection="column">
             <Text color={r.tone} inverse={isSel} bold={isSel} wrap="truncate-end">
-              {rowLine(r, isSel, width)}
+              {rowLine(r, isSel, width, r.firstOfDomain || i === 0)}
             </Text>
             {showReason ? (
               <Text color={r.tone} wrap="truncate-end">

@@ -14,7 +14,7 @@
 // evidence, the executor re-checks under the apply lock, and the next pass re-observes.
 // Loop devices are listed BEFORE the xenstore walk: a loop whose backend existed when it was listed
 // is then always seen together with that backend.
-import { existsSync, lstatSync, realpathSync } from 'node:fs';
+import { existsSync, lstatSync, readFileSync, readdirSync, realpathSync } from 'node:fs';
 import type { XsClient, XsOps } from '../xenstore/api.js';
 import type { BackendObs, DomainObs, LoopObs, ObservedState, SourceObs } from '../model/observed.js';
 import {
@@ -277,11 +277,32 @@ function observeSource(path: string, mountedInodes: Set<string>, mountedDevs: Se
     const major = Number(((rdev >> 8n) & 0xfffn) | ((rdev >> 32n) & ~0xfffn));
     const minor = Number((rdev & 0xffn) | ((rdev >> 12n) & ~0xffn));
     s.rdev = `${major}:${minor}`;
-    s.mounted = mountedDevs.has(s.rdev);
+    s.mounted = mountedDevs.has(s.rdev) || partitionMounted(s.rdev, mountedDevs);
   } else {
     s.kind = 'other';
   }
   return s;
+}
+
+/** Whether a partition of the whole disk `rdev` is mounted (/sys/dev/block/M:m/<part>/dev). */
+function partitionMounted(rdev: string, mountedDevs: Set<string>): boolean {
+  if (mountedDevs.size === 0) return false;
+  const dir = `/sys/dev/block/${rdev}`;
+  let entries: string[];
+  try {
+    entries = readdirSync(dir);
+  } catch {
+    return false;
+  }
+  for (const e of entries) {
+    try {
+      if (!existsSync(`${dir}/${e}/partition`)) continue;
+      if (mountedDevs.has(readFileSync(`${dir}/${e}/dev`, 'utf8').trim())) return true;
+    } catch {
+      // vanished meanwhile
+    }
+  }
+  return false;
 }
 
 /** Reads the xenstore half, in one transaction or not. Exposed for the benchmark. */

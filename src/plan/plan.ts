@@ -142,6 +142,15 @@ export function plan(desired: DesiredState, observed: ObservedState, policy: Pol
 
   // ---- loops ---------------------------------------------------------------------------------
   const loops = [...observed.loops].sort((a, b) => a.number - b.number || cmp(a.name, b.name));
+  // With allowedRoots, xvbd can only ever have made loop devices of files under them: one elsewhere
+  // is never ours to share, report or free, whatever its lo_file_name says.
+  const roots = policy.allowedRoots.map((r) => (r.length > 1 && r.endsWith('/') ? r.slice(0, -1) : r));
+  const ownLoop = (l: LoopObs): boolean => {
+    if (!l.ours) return false;
+    if (roots.length === 0) return true;
+    const p = l.backingPath.replace(/ \(deleted\)$/, '');
+    return roots.some((r) => r === '/' || p === r || p.startsWith(`${r}/`));
+  };
   const loopByDev = new Map<string, LoopObs>();
   for (const l of loops) loopByDev.set(devKey(l), l);
 
@@ -256,7 +265,7 @@ export function plan(desired: DesiredState, observed: ObservedState, policy: Pol
   // ---- loop devices available for sharing (ours, read-only, by backing inode) -----------------
   const roLoopsByInode = new Map<string, LoopObs[]>();
   for (const l of loops) {
-    if (!l.ours || !l.readOnly || l.backingDeleted) continue;
+    if (!ownLoop(l) || !l.readOnly || l.backingDeleted) continue;
     if (l.offset !== '0' || l.sizeLimit !== '0') continue;
     const k = fileKey(l.backing);
     const arr = roLoopsByInode.get(k);
@@ -617,7 +626,7 @@ export function plan(desired: DesiredState, observed: ObservedState, policy: Pol
   // ---- loop devices ------------------------------------------------------------------------------
   const freed = new Set<string>();
   for (const l of loops) {
-    if (!l.ours) continue;
+    if (!ownLoop(l)) continue;
     const used = loopUsers.get(l.name) ?? [];
     if (used.length === 0 && !recordedDiskseqs.has(l.diskseq) && !reusedInPlan.has(l.name)) {
       if (l.mounted || l.holders.length > 0) continue; // something in dom0 uses it: not ours to judge

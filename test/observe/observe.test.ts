@@ -2,11 +2,11 @@
 // real loop devices of our own; then plan() on what was observed.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync, symlinkSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, symlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { connect } from '../../src/xenstore/client.js';
-import { listLoops } from '../../src/linux/list.js';
-import { observe, observeFor } from '../../src/observe/index.js';
+import { listLoops, mountedDevices } from '../../src/linux/list.js';
+import { observe, observeFor, observeSources } from '../../src/observe/index.js';
 import { plan } from '../../src/plan/index.js';
 import { DEFAULT_POLICY, type DesiredState } from '../../src/model/desired.js';
 import { setup } from './helpers.js';
@@ -231,4 +231,30 @@ test('observeFor: reads every backend domain the desired state names, and 200 ba
     await xs.close();
     await e.close();
   }
+});
+
+test('observeSources: a block device mounted in dom0 is reported mounted (real mountinfo)', (t) => {
+  const devs = mountedDevices().devs;
+  let node: string | undefined;
+  for (const mm of [...devs].sort()) {
+    if (mm.startsWith('7:')) continue; // other tests' loop devices come and go
+    try {
+      const m = /^DEVNAME=(.+)$/m.exec(readFileSync(`/sys/dev/block/${mm}/uevent`, 'utf8'));
+      if (m && existsSync(`/dev/${m[1]}`)) {
+        node = `/dev/${m[1]}`;
+        break;
+      }
+    } catch {
+      // not a block device with a node
+    }
+  }
+  if (!node) {
+    t.skip('no mounted block device with a /dev node here');
+    return;
+  }
+  const s = observeSources([node, '/dev/null'], [], devs);
+  assert.equal(s[node]!.kind, 'block');
+  assert.equal(s[node]!.mounted, true, node);
+  assert.equal(s['/dev/null']!.kind, 'other', 'a character device is neither file nor block');
+  assert.equal(s['/dev/null']!.mounted, false);
 });

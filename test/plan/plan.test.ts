@@ -381,6 +381,23 @@ const cases: Case[] = [
     },
   },
   {
+    name: 'with allowedRoots, marked loops of files elsewhere are never ours: not shared, reported or freed',
+    desired: desired({ web: [disk('xvda', A, 'ro')] }),
+    policy: { prune: true, allowedRoots: ['/srv/'] },
+    observed: observed({
+      domains: DOMS,
+      sources: sources(fileSrc(A, 11)),
+      loops: [
+        loop(1, 11, { readOnly: true, backingPath: '/elsewhere/a-hardlink.img' }),
+        loop(2, 30, { backingPath: '/tmp/other-test/x.img' }),
+        loop(3, 31, { backingPath: '/srv/old.img (deleted)' }),
+        loop(4, 32, { backingPath: '/srvx/y.img' }),
+      ],
+    }),
+    actions: ['attach web xvda', 'free-loop loop3'],
+    findings: [],
+  },
+  {
     name: 'read-only disk shares the existing read-only loop of its inode',
     desired: desired({ web: [disk('xvda', A, 'ro')], db: [disk('xvda', A, 'ro')] }),
     observed: observed({

@@ -55,6 +55,8 @@ export interface HostContext extends SuiteContext {
 export interface XenScenario {
   /** one line, shown by --list */
   description: string;
+  /** run order (lower first, then by name); default 50 */
+  order?: number;
   /** runs in dom0 (real Xen, real xenstored, xen-blkback, root, loop devices) */
   xen?(t: XenContext): Promise<void>;
   /** runs on the host after the VM run (e.g. the same operations against the simulator) */

@@ -11,7 +11,7 @@ export interface NamedScenario {
 
 export const scenarioDir = join(dirname(fileURLToPath(import.meta.url)), 'scenarios');
 
-/** Scenario names on disk, sorted (the run order). */
+/** Scenario names on disk, sorted by name. */
 export function scenarioNames(): string[] {
   return readdirSync(scenarioDir)
     .filter((f) => f.endsWith('.js'))
@@ -33,7 +33,7 @@ export async function loadScenarios(only: string[] = []): Promise<NamedScenario[
     }
     out.push({ name, scenario: mod.scenario });
   }
-  return out;
+  return out.sort((a, b) => (a.scenario.order ?? 50) - (b.scenario.order ?? 50) || a.name.localeCompare(b.name));
 }
 
 /** "--only a,b --only c" -> [a, b, c] */

@@ -8,6 +8,7 @@ const sh = (cmd: string, args: string[]) => execFileSync(cmd, args, { encoding: 
 
 export const scenario: XenScenario = {
   description: 'dom0 is a real Xen 4.17 dom0: xenstored socket, xenbus, xen-blkback, loop devices',
+  order: 0,
   async xen(t) {
     await t.test('running on Xen as dom0', () => {
       assert.equal(readFileSync('/sys/hypervisor/type', 'utf8').trim(), 'xen');

@@ -1,0 +1,327 @@
+// Blkback sequences: the same backend/frontend xenstore writes played against the real xen-blkback
+// (dom0) and the simulated one (src/sim on the host). After each step, once the state is stable, a
+// snapshot is taken: the backend dir, the frontend state, the error node, the xen-backend sysfs entry
+// (its physical_device/mode files appear only while blkback holds the device) and the loop device
+// (bound, autoclear). The loop device's name and numbers are normalized, so the snapshots compare.
+import { execFileSync } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { RawXs, XS_TYPES, pv, z } from './rawxs.js';
+
+export interface BlkEnv {
+  socketPath: string;
+  /** where vbd-<domid>-<devid>/ appear: /sys/bus/xen-backend/devices, or the simulator's sysfsDir */
+  sysfsDir: string;
+  /** wait for the backend to process what is pending (the simulator's settle(); a no-op for real Xen) */
+  settle(): Promise<void>;
+  /** a snapshot is taken when two consecutive ones, pollMs apart, are equal */
+  pollMs: number;
+  tmpDir: string;
+}
+
+export interface Snapshot {
+  backend: Record<string, string> | null;
+  frontendState: string | null;
+  error: string | null;
+  sysfs: { entry: boolean; physical_device: string | null; mode: string | null };
+  loop: { bound: boolean; autoclear: string | null };
+}
+
+export interface SeqCtx {
+  xs: RawXs;
+  B: string;
+  F: string;
+  devid: number;
+  loopDev: string;
+  pd: string;
+}
+
+export interface SeqStep {
+  name: string;
+  run(c: SeqCtx): Promise<void>;
+}
+
+export interface Sequence {
+  name: string;
+  devid: number;
+  steps: SeqStep[];
+}
+
+export interface StepSnap {
+  step: string;
+  snap: Snapshot;
+  /** ms until stable */
+  ms: number;
+}
+
+const FE_DOMID = 1;
+
+async function write(xs: RawXs, path: string, value: string, tx = 0): Promise<void> {
+  await xs.ok(XS_TYPES.WRITE, pv(path, value), tx);
+}
+async function rm(xs: RawXs, path: string): Promise<void> {
+  const r = await xs.call(XS_TYPES.RM, z(path));
+  if (r.type === XS_TYPES.ERROR && r.payload.toString() !== 'ENOENT\0') throw new Error(`rm ${path}: ${r.payload.toString()}`);
+}
+
+async function frontendDir(c: SeqCtx, state = '1', tx = 0): Promise<void> {
+  await write(c.xs, `${c.F}/state`, state, tx);
+  await write(c.xs, `${c.F}/backend`, c.B, tx);
+  await write(c.xs, `${c.F}/backend-id`, '0', tx);
+  await write(c.xs, `${c.F}/virtual-device`, String(c.devid), tx);
+  await write(c.xs, `${c.F}/device-type`, 'disk', tx);
+}
+
+async function backendDir(c: SeqCtx, o: { mode?: string | null; tx?: number } = {}): Promise<void> {
+  const tx = o.tx ?? 0;
+  await write(c.xs, `${c.B}/frontend`, c.F, tx);
+  await write(c.xs, `${c.B}/frontend-id`, String(FE_DOMID), tx);
+  await write(c.xs, `${c.B}/online`, '1', tx);
+  await write(c.xs, `${c.B}/state`, '1', tx);
+  await write(c.xs, `${c.B}/params`, c.loopDev, tx);
+  if (o.mode !== null) await write(c.xs, `${c.B}/mode`, o.mode ?? 'w', tx);
+  await write(c.xs, `${c.B}/type`, 'phy', tx);
+  await write(c.xs, `${c.B}/device-type`, 'disk', tx);
+}
+
+const step = (name: string, run: (c: SeqCtx) => Promise<void>): SeqStep => ({ name, run });
+const feDir = step('frontend dir written (state 1)', (c) => frontendDir(c));
+const beDir = step('backend dir written (state 1, online 1, params, mode w, type phy)', (c) => backendDir(c));
+const physDev = step('physical-device written (hex major:minor)', (c) => write(c.xs, `${c.B}/physical-device`, c.pd));
+const feState = (s: string, why = '') => step(`frontend state ${s}${why}`, (c) => write(c.xs, `${c.F}/state`, s));
+const rmBackend = step('backend dir removed', (c) => rm(c.xs, c.B));
+const rmFrontend = step('frontend dir removed', (c) => rm(c.xs, c.F));
+const detach = step('losetup -d on the loop device', async (c) => {
+  execFileSync('losetup', ['-d', c.loopDev]);
+});
+
+/** The sequences, as a table: each has its own devid and its own loop device. */
+export function sequences(): Sequence[] {
+  return [
+    {
+      name: 'frontend first, whole life',
+      devid: 51712,
+      steps: [feDir, beDir, physDev, detach, feState('3', ' without ring-ref/event-channel'), feState('6'), rmBackend, rmFrontend],
+    },
+    {
+      name: 'backend before frontend',
+      devid: 51728,
+      steps: [
+        beDir,
+        feDir,
+        physDev,
+        step('backend online rewritten (1)', (c) => write(c.xs, `${c.B}/online`, '1')),
+        rmBackend,
+        step('backend dir written again, frontend exists', (c) => backendDir(c)),
+        physDev,
+        detach,
+        rmBackend,
+        rmFrontend,
+      ],
+    },
+    {
+      name: 'frontend and backend in one transaction, close and reconnect',
+      devid: 51744,
+      steps: [
+        step('frontend + backend dirs in one transaction', async (c) => {
+          const id = Number.parseInt(await c.xs.ok(XS_TYPES.TRANSACTION_START, z('')), 10);
+          await frontendDir(c, '1', id);
+          await backendDir(c, { tx: id });
+          await c.xs.ok(XS_TYPES.TRANSACTION_END, z('T'), id);
+        }),
+        physDev,
+        feState('5'),
+        feState('6'),
+        feState('1', ' (reconnect after Closed)'),
+        detach,
+        rmBackend,
+        rmFrontend,
+      ],
+    },
+    {
+      name: 'online 0, then the frontend closes',
+      devid: 51760,
+      steps: [feDir, beDir, physDev, detach, step('backend online 0', (c) => write(c.xs, `${c.B}/online`, '0')), feState('6'), rmBackend, rmFrontend],
+    },
+    {
+      name: 'bad physical-device, missing mode, read-only',
+      devid: 51776,
+      steps: [
+        feDir,
+        beDir,
+        step('physical-device "zz" (not hex major:minor)', (c) => write(c.xs, `${c.B}/physical-device`, 'zz')),
+        rmBackend,
+        step('backend dir written again without mode', (c) => backendDir(c, { mode: null })),
+        physDev,
+        rmBackend,
+        step('backend dir written again with mode r', (c) => backendDir(c, { mode: 'r' })),
+        physDev,
+        detach,
+        rmBackend,
+        rmFrontend,
+      ],
+    },
+  ];
+}
+
+function readText(p: string): string | null {
+  try {
+    return readFileSync(p, 'utf8').trim();
+  } catch {
+    return null;
+  }
+}
+
+async function listTree(xs: RawXs, path: string, rel = ''): Promise<Record<string, string>> {
+  const out: Record<string, string> = {};
+  const v = await xs.call(XS_TYPES.READ, z(path));
+  if (v.type !== XS_TYPES.ERROR && rel) out[rel] = v.payload.toString('utf8');
+  const d = await xs.call(XS_TYPES.DIRECTORY, z(path));
+  if (d.type === XS_TYPES.ERROR) return out;
+  const kids = d.payload.toString('utf8').split('\0').filter(Boolean).sort();
+  for (const k of kids) Object.assign(out, await listTree(xs, `${path}/${k}`, rel ? `${rel}/${k}` : k));
+  return out;
+}
+
+async function snapshot(env: BlkEnv, c: SeqCtx): Promise<Snapshot> {
+  const norm = (s: string | null) => (s === null ? null : s === c.loopDev ? '<loop>' : s === c.pd ? '<loop major:minor>' : s);
+  const exists = await c.xs.call(XS_TYPES.READ, z(c.B));
+  let backend: Record<string, string> | null = null;
+  if (exists.type !== XS_TYPES.ERROR) {
+    backend = {};
+    for (const [k, v] of Object.entries(await listTree(c.xs, c.B))) backend[k] = norm(v)!;
+  }
+  const fs = await c.xs.call(XS_TYPES.READ, z(`${c.F}/state`));
+  const err = await c.xs.call(XS_TYPES.READ, z(`/local/domain/0/error/backend/vbd/${FE_DOMID}/${c.devid}/error`));
+  const sys = join(env.sysfsDir, `vbd-${FE_DOMID}-${c.devid}`);
+  const lname = c.loopDev.replace('/dev/', '');
+  const backing = readText(`/sys/block/${lname}/loop/backing_file`);
+  return {
+    backend,
+    frontendState: fs.type === XS_TYPES.ERROR ? null : fs.payload.toString('utf8'),
+    error: err.type === XS_TYPES.ERROR ? null : err.payload.toString('utf8'),
+    sysfs: { entry: existsSync(sys), physical_device: norm(readText(join(sys, 'physical_device'))), mode: readText(join(sys, 'mode')) },
+    loop: { bound: backing !== null && backing !== '', autoclear: backing ? readText(`/sys/block/${lname}/loop/autoclear`) : null },
+  };
+}
+
+async function stableSnapshot(env: BlkEnv, c: SeqCtx): Promise<{ snap: Snapshot; ms: number }> {
+  const t0 = Date.now();
+  await env.settle();
+  let prev = JSON.stringify(await snapshot(env, c));
+  for (let i = 0; i < 20; i++) {
+    await new Promise((r) => setTimeout(r, env.pollMs));
+    await env.settle();
+    const cur = await snapshot(env, c);
+    const s = JSON.stringify(cur);
+    if (s === prev) return { snap: cur, ms: Date.now() - t0 };
+    prev = s;
+  }
+  return { snap: JSON.parse(prev) as Snapshot, ms: Date.now() - t0 };
+}
+
+/** Plays one sequence with a fresh loop device (freed at the end whatever happens). */
+export async function playSequence(env: BlkEnv, seq: Sequence): Promise<StepSnap[]> {
+  const img = join(env.tmpDir, `seq-${seq.devid}.img`);
+  execFileSync('truncate', ['-s', '8M', img]);
+  const loopDev = execFileSync('losetup', ['-f', '--show', img], { encoding: 'utf8' }).trim();
+  const lname = loopDev.replace('/dev/', '');
+  const pd = readFileSync(`/sys/block/${lname}/dev`, 'utf8')
+    .trim()
+    .split(':')
+    .map((n) => Number(n).toString(16))
+    .join(':');
+  const xs = await RawXs.open(env.socketPath);
+  const c: SeqCtx = {
+    xs,
+    devid: seq.devid,
+    B: `/local/domain/0/backend/vbd/${FE_DOMID}/${seq.devid}`,
+    F: `/local/domain/${FE_DOMID}/device/vbd/${seq.devid}`,
+    loopDev,
+    pd,
+  };
+  const out: StepSnap[] = [];
+  try {
+    await rm(xs, c.B);
+    await rm(xs, c.F);
+    await rm(xs, `/local/domain/0/error/backend/vbd/${FE_DOMID}/${seq.devid}`);
+    await env.settle();
+    for (const s of seq.steps) {
+      await s.run(c);
+      const { snap, ms } = await stableSnapshot(env, c);
+      out.push({ step: s.name, snap, ms });
+    }
+  } finally {
+    await rm(xs, c.B).catch(() => undefined);
+    await rm(xs, c.F).catch(() => undefined);
+    await env.settle();
+    xs.close();
+    // our own loop device only: detach if still bound to our image (autoclear may have freed it)
+    for (let i = 0; i < 50; i++) {
+      const b = readText(`/sys/block/${lname}/loop/backing_file`);
+      if (!b || !b.endsWith(`seq-${seq.devid}.img`)) break;
+      try {
+        execFileSync('losetup', ['-d', loopDev], { stdio: 'ignore' });
+      } catch {
+        // busy: blkback still closing
+      }
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+  return out;
+}
+
+export interface SnapDiff {
+  index: number;
+  step: string;
+  fields: { field: string; real: unknown; sim: unknown }[];
+}
+
+function flatten(s: Snapshot | undefined): Record<string, unknown> {
+  if (!s) return {};
+  const f: Record<string, unknown> = {
+    'frontend state': s.frontendState,
+    'error node': s.error,
+    'sysfs vbd entry': s.sysfs.entry,
+    'sysfs physical_device': s.sysfs.physical_device,
+    'sysfs mode': s.sysfs.mode,
+    'loop bound': s.loop.bound,
+    'loop autoclear': s.loop.autoclear,
+    'backend dir': s.backend === null ? 'absent' : 'present',
+  };
+  for (const [k, v] of Object.entries(s.backend ?? {})) f[`backend ${k}`] = v;
+  return f;
+}
+
+/** Per step, the fields whose values differ between the real and the simulated blkback. */
+export function diffSnaps(real: StepSnap[], sim: StepSnap[]): SnapDiff[] {
+  const out: SnapDiff[] = [];
+  for (let i = 0; i < Math.max(real.length, sim.length); i++) {
+    const a = flatten(real[i]?.snap);
+    const b = flatten(sim[i]?.snap);
+    const fields: SnapDiff['fields'] = [];
+    for (const k of new Set([...Object.keys(a), ...Object.keys(b)])) {
+      if (JSON.stringify(a[k]) !== JSON.stringify(b[k])) fields.push({ field: k, real: a[k] ?? '(absent)', sim: b[k] ?? '(absent)' });
+    }
+    if (fields.length > 0) out.push({ index: i, step: real[i]?.step ?? sim[i]?.step ?? '?', fields });
+  }
+  return out;
+}
+
+export function formatSnapDiffs(d: SnapDiff[]): string {
+  return d
+    .map((x) => `step ${x.index + 1}: ${x.step}\n${x.fields.map((f) => `    ${f.field}: real ${JSON.stringify(f.real)}, simulator ${JSON.stringify(f.sim)}`).join('\n')}`)
+    .join('\n');
+}
+
+/** One line per step: what the real blkback did (for the README and the log). */
+export function summarize(snaps: StepSnap[]): string {
+  return snaps
+    .map((s, i) => {
+      const b = s.snap.backend;
+      const held = s.snap.sysfs.physical_device ? 'held' : s.snap.sysfs.entry ? 'probed' : 'no vbd';
+      const loop = s.snap.loop.bound ? `loop bound${s.snap.loop.autoclear === '1' ? ' (autoclear)' : ''}` : 'loop freed';
+      return `${i + 1}. ${s.step}: backend ${b ? `state ${b.state ?? '-'}` : 'absent'}, frontend ${s.snap.frontendState ?? '-'}, ${held}, ${loop}${s.snap.error ? `, error "${s.snap.error}"` : ''} (${s.ms} ms)`;
+    })
+    .join('\n');
+}

@@ -183,6 +183,7 @@ export function plan(desired: DesiredState, observed: ObservedState, policy: Pol
 
   // ---- desired disks, in order -----------------------------------------------------------------
   const domains = [...desired.domains].sort((a, b) => cmp(a.name, b.name));
+  const desiredNames = new Set(domains.map((d) => d.name));
   interface DiskCtx {
     dom: DomainSpec;
     disk: DiskSpec;
@@ -358,6 +359,8 @@ export function plan(desired: DesiredState, observed: ObservedState, policy: Pol
         'rename or destroy the stale domain',
         { ...base, ...sortExtra },
       );
+      // Whichever of them is meant, its backend on this vdev is desired: never detach it.
+      for (const id of c.ambiguous) for (const i of backendsAt.get(feKey(id, disk.devid)) ?? []) matchedBackends.add(i);
       continue;
     }
     if (c.domid === undefined) {
@@ -496,6 +499,9 @@ export function plan(desired: DesiredState, observed: ObservedState, policy: Pol
       problems.push({ kind: 'source-mismatch', text: `serves ${describeIdentity(bi)}, desired ${disk.source}` });
     }
     if (!modeOk) problems.push({ kind: 'mode-mismatch', text: modeText });
+    else if (wantW && bi.loopAtPd && bi.loopReused === 'no' && bi.loopAtPd.readOnly) {
+      problems.push({ kind: 'mode-mismatch', text: `mode w, but /dev/${bi.loopAtPd.name} is read-only` });
+    }
 
     if (!b.ours) {
       if (problems.length === 0 && bi.identity !== undefined && bi.identity === c.identity) {
@@ -581,11 +587,15 @@ export function plan(desired: DesiredState, observed: ObservedState, policy: Pol
     const name = nameByDomid.get(b.frontendDomid);
     const label = domLabel(nameByDomid, b.frontendDomid);
     const vdev = devidToVdev(b.devid);
+    // A running domain whose name cannot be read: we cannot tell whether it is desired.
+    const nameless = running && name === undefined;
     const reason = !running
       ? `frontend domain ${b.frontendDomid} is not running`
-      : desired.domains.some((d) => d.name === name)
-        ? `${vdev} is no longer in ${label}'s config`
-        : `${label} is not in the config`;
+      : nameless
+        ? `the name of domain ${b.frontendDomid} is missing or unreadable`
+        : desiredNames.has(name!)
+          ? `${vdev} is no longer in ${label}'s config`
+          : `${label} is not in the config`;
     const h = health(i);
     const row: DiskStatus = {
       domain: label,
@@ -607,7 +617,7 @@ export function plan(desired: DesiredState, observed: ObservedState, policy: Pol
     disks.push(row);
     backendChecks(i, label, vdev);
     const sortDomain = name ?? `\uffff${String(b.frontendDomid).padStart(10, '0')}`;
-    if (policy.prune) {
+    if (policy.prune && !nameless) {
       const a: Action = { kind: 'detach', backend: i.ref, reason };
       if (name !== undefined) a.domain = name;
       addAction(a, sortDomain, b.frontendDomid, b.devid);
@@ -619,7 +629,13 @@ export function plan(desired: DesiredState, observed: ObservedState, policy: Pol
         sortDevid: b.devid,
       };
       if (name !== undefined) f.domain = name;
-      addFinding('unexpected-backend', 'warning', `${label} ${vdev}: xvbd's backend ${b.path} is not desired (${reason})`, 'apply with prune detaches it, or add the disk back to the config', f);
+      addFinding(
+        'unexpected-backend',
+        'warning',
+        `${label} ${vdev}: xvbd's backend ${b.path} is not desired (${reason})`,
+        nameless ? 'xvbd leaves it alone until the domain has a readable name' : 'apply with prune detaches it, or add the disk back to the config',
+        f,
+      );
     }
   }
 

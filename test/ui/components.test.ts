@@ -181,3 +181,13 @@ test('many findings of one kind are grouped into one line', () => {
   // details list every finding of the disk, never grouped
   assert.equal(s.split('\n').filter((l) => l.includes('loop-leaked')).length, 1);
 });
+
+test('details fit the terminal: cut with a note when it is too small', () => {
+  const sel = vm.rows.findIndex((r) => r.key === 'db/xvda');
+  const big = screen({ vm, ui: { mode: 'details', selected: sel }, height: 60 });
+  assert.doesNotMatch(big, /more lines/);
+  const small = screen({ vm, ui: { mode: 'details', selected: sel }, height: 20 });
+  assert.ok(small.split('\n').length <= 20, `${small.split('\n').length} lines:\n${small}`);
+  assert.match(small, /… \d+ more lines: enlarge the terminal to see them/);
+  assert.match(small, /Esc\/Enter back/);
+});

@@ -57,7 +57,7 @@ export function TuiView({ vm, ui, width, height, canApply, activity, error, appl
       <Box flexDirection="column">
         {header}
         <Text> </Text>
-        <Details details={details} />
+        <Details details={details} maxLines={Math.max(3, height - (3 + (error ? 1 : 0) + (vm.header.warning ? 1 : 0)) - 3)} />
         <Text> </Text>
         <StatusLine {...statusProps} />
       </Box>

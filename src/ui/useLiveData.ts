@@ -4,7 +4,7 @@
 import { useCallback, useEffect, useMemo, useRef, useState } from 'react';
 import { Coalescer } from './coalesce.js';
 import type { LiveSource, Observation } from './source.js';
-import { buildViewModel, type ViewModel } from './viewmodel.js';
+import { buildViewModel, sanitizeText, type ViewModel } from './viewmodel.js';
 
 export interface LiveOptions {
   /** Periodic refresh (ms); 0 = none. Loop devices have no watch: this catches them. */
@@ -29,7 +29,7 @@ export interface LiveData {
 
 function message(err: unknown): string {
   const m = err instanceof Error ? err.message : String(err);
-  return m.split('\n')[0]!.slice(0, 500);
+  return sanitizeText(m.split('\n')[0]!.slice(0, 500));
 }
 
 export function useLiveData(source: LiveSource, opts: LiveOptions = {}): LiveData {
@@ -92,7 +92,7 @@ export function useLiveData(source: LiveSource, opts: LiveOptions = {}): LiveDat
     setApplying(true);
     setApplyLog([`Applying ${o.plan.actions.length} action(s) planned at ${new Date(o.observedAt).toISOString().slice(11, 19)}…`]);
     const add = (line: string) => {
-      if (mounted.current) setApplyLog((l) => [...l.slice(-200), line]);
+      if (mounted.current) setApplyLog((l) => [...l.slice(-200), sanitizeText(line.slice(0, 1000))]);
     };
     void source
       .apply(o.plan, o.desired, add)

@@ -108,6 +108,10 @@ const c_openat = libc.func('openat', 'int', ['int', 'str', 'int', 'uint32']);
 const c_close = libc.func('close', 'int', ['int']);
 const c_flock = libc.func('flock', 'int', ['int', 'int']);
 const c_syscall_openat2 = libc.func('syscall', 'long', ['long', 'int', 'str', 'void *', 'size_t']);
+const c_socket = libc.func('socket', 'int', ['int', 'int', 'int']);
+const c_bind = libc.func('bind', 'int', ['int', 'void *', 'uint32']);
+const c_setsockopt = libc.func('setsockopt', 'int', ['int', 'int', 'int', 'void *', 'uint32']);
+const c_recv = libc.func('recv', 'long', ['int', 'void *', 'size_t', 'int']);
 
 function errno(): number {
   return koffi.errno();
@@ -178,6 +182,39 @@ export function sysTryFlock(fd: number, op: number): boolean {
     throw new SysError('flock', e);
   }
   return true;
+}
+
+// ---- netlink (kernel uevents) ----
+export const AF_NETLINK = 16;
+export const SOCK_DGRAM = 2;
+export const SOCK_NONBLOCK = 0o4000;
+export const SOCK_CLOEXEC = 0o2000000;
+export const NETLINK_KOBJECT_UEVENT = 15;
+export const SOL_SOCKET = 1;
+export const SO_RCVBUF = 8;
+export const SO_RCVBUFFORCE = 33;
+export const MSG_DONTWAIT = 0x40;
+
+export function sysSocket(domain: number, type: number, protocol: number): number {
+  const fd = c_socket(domain, type, protocol) as number;
+  if (fd < 0) throw new SysError('socket', errno());
+  return fd;
+}
+
+export function sysBind(fd: number, addr: Buffer): void {
+  if ((c_bind(fd, addr, addr.length) as number) < 0) throw new SysError('bind', errno());
+}
+
+export function sysSetsockoptInt(fd: number, level: number, name: number, value: number): boolean {
+  const b = Buffer.alloc(4);
+  b.writeInt32LE(value, 0);
+  return (c_setsockopt(fd, level, name, b, 4) as number) >= 0;
+}
+
+/** recv(2) with flags; returns the length, or -errno. */
+export function sysRecvErr(fd: number, buf: Buffer, flags: number): number {
+  const n = Number(c_recv(fd, buf, buf.length, flags));
+  return n < 0 ? -errno() : n;
 }
 
 const IOCTL_NAMES: Record<number, string> = {

@@ -24,6 +24,7 @@ import {
   tryGetStatus,
 } from './loopdev.js';
 import { type SourceKind, closeSource, openSource } from './source.js';
+import { LoopUevents } from './uevent.js';
 
 /** One device the registry holds (a loop device we made, or a block device used as is). */
 export interface LoopHandle {
@@ -74,6 +75,13 @@ export interface RegistryOptions {
   checkHost?: boolean;
   /** How long a conflicting device of ours may take to go away after its release (default 250 ms). */
   settleMs?: number;
+  /**
+   * The host check keeps an index of what every loop device backs, updated from kernel uevents (so it
+   * is exact for every attach that has returned). Only where uevents are unavailable is it a plain scan
+   * reused for this long (default 500 ms; 0 = scan on every acquire). A conflict is always confirmed by
+   * a fresh full scan before we refuse.
+   */
+  hostScanTtlMs?: number;
 }
 
 export type RegistryRefusal = 'key-in-use' | 'in-use' | 'rw-conflict' | 'stale' | 'not-loop' | 'not-ours' | 'users';
@@ -99,7 +107,8 @@ export class LoopRegistry {
   private readonly byUser = new Map<string, Entry>();
   private readonly byIdentity = new Map<string, Set<Entry>>();
   private queue: Promise<unknown> = Promise.resolve();
-  readonly opts: Required<Omit<RegistryOptions, 'settleMs'>> & Pick<RegistryOptions, 'settleMs'>;
+  readonly opts: Required<Omit<RegistryOptions, 'settleMs' | 'hostScanTtlMs'>> & Pick<RegistryOptions, 'settleMs' | 'hostScanTtlMs'>;
+  private readonly host: HostIndex;
   /** Retry and fallback counters across all attaches (diagnostics, benchmarks). */
   readonly stats: AttachStats = { attempts: 0, retries: {}, ctlAdd: 0, legacy: 0 };
 
@@ -110,7 +119,9 @@ export class LoopRegistry {
       noOpenat2: opts.noOpenat2 ?? false,
       checkHost: opts.checkHost ?? true,
       settleMs: opts.settleMs,
+      hostScanTtlMs: opts.hostScanTtlMs,
     };
+    this.host = new HostIndex(opts.hostScanTtlMs ?? 500);
   }
 
   /**
@@ -193,6 +204,7 @@ export class LoopRegistry {
         devPath: attached.devPath,
         kind: 'loop',
       };
+      this.host.note(attached.name, attached.backing.dev, attached.backing.ino, attached.readOnly);
       return this.addUser(this.insert(handle, identity), spec.key);
     } finally {
       if (!srcOwnedByEntry) closeSource(src);
@@ -322,6 +334,7 @@ export class LoopRegistry {
   /** Close every fd (shutdown without an fd store): devices nobody else holds are freed by autoclear. */
   closeAll(): void {
     for (const e of this.byDiskseq.values()) sysClose(e.handle.fd);
+    this.host.close();
     this.byDiskseq.clear();
     this.byUser.clear();
     this.byIdentity.clear();
@@ -389,7 +402,10 @@ export class LoopRegistry {
     for (;;) {
       let conflict: RegistryError | undefined;
       let waitable = true;
-      for (const found of scanBacking(dev, ino)) {
+      // Cached scan first; anything suspicious is looked at again, fresh.
+      let candidates = this.host.lookup(dev, ino, false);
+      if (candidates.some((f) => !spec.readOnly || !f.readOnly)) candidates = this.host.lookup(dev, ino, true);
+      for (const found of candidates) {
         if (!spec.readOnly) {
           conflict ??= new RegistryError(
             'in-use',
@@ -406,7 +422,7 @@ export class LoopRegistry {
       if (!waitable || Date.now() >= deadline) throw conflict;
       await sleep(5 + Math.random() * 10);
     }
-    for (const found of scanBacking(dev, ino)) {
+    for (const found of this.host.lookup(dev, ino, false)) {
       if (!found.ours || !found.readOnly) continue;
       // Ours, read-only, same file: open it and adopt it (verified under our own fd).
       const fd = sysOpenErr(`/dev/${found.name}`, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
@@ -427,9 +443,15 @@ export class LoopRegistry {
   }
 }
 
-/** Light scan: loop devices currently backing (dev, ino): one open + LOOP_GET_STATUS64 each. */
-export function scanBacking(dev: bigint, ino: bigint): Array<{ name: string; readOnly: boolean; ours: boolean }> {
-  const out: Array<{ name: string; readOnly: boolean; ours: boolean }> = [];
+export interface BackingFound {
+  name: string;
+  readOnly: boolean;
+  ours: boolean;
+}
+
+/** Light scan of every loop device (one open + LOOP_GET_STATUS64 each), keyed by "st_dev:st_ino". */
+export function scanAllBacking(): Map<string, BackingFound[]> {
+  const out = new Map<string, BackingFound[]>();
   const buf = Buffer.alloc(LOOP_INFO64_SIZE);
   let names: string[];
   try {
@@ -442,14 +464,130 @@ export function scanBacking(dev: bigint, ino: bigint): Array<{ name: string; rea
     if (fd < 0) continue;
     try {
       const info = tryGetStatus(fd, buf);
-      if (info && info.device === dev && info.inode === ino) {
-        out.push({ name, readOnly: (info.flags & LO_FLAGS_READ_ONLY) !== 0, ours: markerMatches(info) });
-      }
+      if (!info) continue;
+      const key = `${info.device}:${info.inode}`;
+      let list = out.get(key);
+      if (!list) out.set(key, (list = []));
+      list.push({ name, readOnly: (info.flags & LO_FLAGS_READ_ONLY) !== 0, ours: markerMatches(info) });
     } finally {
       sysClose(fd);
     }
   }
   return out;
+}
+
+/** Loop devices currently backing (dev, ino), from a fresh scan. */
+export function scanBacking(dev: bigint, ino: bigint): BackingFound[] {
+  return scanAllBacking().get(`${dev}:${ino}`) ?? [];
+}
+
+/** Probe one loop device: what it backs now, or undefined if unbound or gone. */
+function probeOne(name: string, buf: Buffer): { key: string; found: BackingFound } | undefined {
+  const fd = sysOpenErr(`/dev/${name}`, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
+  if (fd < 0) return undefined;
+  try {
+    const info = tryGetStatus(fd, buf);
+    if (!info) return undefined;
+    return {
+      key: `${info.device}:${info.inode}`,
+      found: { name, readOnly: (info.flags & LO_FLAGS_READ_ONLY) !== 0, ours: markerMatches(info) },
+    };
+  } finally {
+    sysClose(fd);
+  }
+}
+
+/**
+ * What every loop device backs, kept current by kernel uevents: after one full scan, each lookup only
+ * re-probes the devices that announced a change. Without uevents (or after an overrun, or after
+ * maxAgeMs) it scans everything again; with uevents unavailable it falls back to a scan per ttlMs.
+ */
+class HostIndex {
+  private byKey = new Map<string, BackingFound[]>();
+  private keyOf = new Map<string, string>();
+  private takenAt = -Infinity;
+  private uevents: LoopUevents | undefined;
+  private uneventsTried = false;
+  private readonly buf = Buffer.alloc(LOOP_INFO64_SIZE);
+  constructor(
+    private readonly ttlMs: number,
+    private readonly maxAgeMs = 10_000,
+  ) {}
+
+  lookup(dev: bigint, ino: bigint, fresh: boolean): BackingFound[] {
+    this.refresh(fresh);
+    return this.byKey.get(`${dev}:${ino}`) ?? [];
+  }
+
+  private refresh(fresh: boolean): void {
+    if (!this.uneventsTried) {
+      this.uneventsTried = true;
+      try {
+        this.uevents = new LoopUevents();
+      } catch {
+        this.uevents = undefined;
+      }
+    }
+    const age = Date.now() - this.takenAt;
+    if (this.uevents) {
+      const changes = this.uevents.drain(); // drain first: what changes during the scan shows up next time
+      if (fresh || changes.overrun || age > this.maxAgeMs) return this.full();
+      for (const name of changes.names) this.reprobe(name);
+      return;
+    }
+    if (fresh || age > this.ttlMs) this.full();
+  }
+
+  private full(): void {
+    this.byKey.clear();
+    this.keyOf.clear();
+    let names: string[] = [];
+    try {
+      names = readLoopNames();
+    } catch {
+      // no sysfs: nothing to see
+    }
+    for (const name of names) {
+      const p = probeOne(name, this.buf);
+      if (p) this.put(name, p.key, p.found);
+    }
+    this.takenAt = Date.now();
+  }
+
+  private reprobe(name: string): void {
+    this.drop(name);
+    const p = probeOne(name, this.buf);
+    if (p) this.put(name, p.key, p.found);
+  }
+
+  private put(name: string, key: string, found: BackingFound): void {
+    this.drop(name);
+    let list = this.byKey.get(key);
+    if (!list) this.byKey.set(key, (list = []));
+    list.push(found);
+    this.keyOf.set(name, key);
+  }
+
+  private drop(name: string): void {
+    const key = this.keyOf.get(name);
+    if (key === undefined) return;
+    this.keyOf.delete(name);
+    const list = this.byKey.get(key)?.filter((f) => f.name !== name);
+    if (list && list.length > 0) this.byKey.set(key, list);
+    else this.byKey.delete(key);
+  }
+
+  /** A device we just attached (its uevent will re-probe it anyway). */
+  note(name: string, dev: bigint, ino: bigint, readOnly: boolean): void {
+    this.put(name, `${dev}:${ino}`, { name, readOnly, ours: true });
+  }
+
+  close(): void {
+    this.uevents?.close();
+    this.uevents = undefined;
+    this.uneventsTried = false;
+    this.takenAt = -Infinity;
+  }
 }
 
 function readLoopNames(): string[] {

@@ -82,6 +82,8 @@ export interface DiskStatus {
   health: Health;
   /** Why the health is what it is (for degraded / progressing / missing). */
   healthReason?: string;
+  /** Why the sync is not `synced`: the planned action, or the finding that blocks one. */
+  syncReason?: string;
   backend?: BackendRef;
   loop?: LoopRef;
   /** How many backends share this disk's loop device (read-only sharing). */

@@ -685,6 +685,7 @@ export function plan(desired: DesiredState, observed: ObservedState, policy: Pol
   // ---- results ---------------------------------------------------------------------------------
   actions.sort((x, y) => cmpTuple(x.key, y.key));
   findings.sort((x, y) => cmpTuple(x.key, y.key));
+  explainSync(disks, actions.map((x) => x.a), findings.map((x) => x.f));
   disks.sort((x, y) => cmp(x.domain, y.domain) || x.devid - y.devid);
   return { actions: actions.map((x) => x.a), findings: findings.map((x) => x.f), disks };
 
@@ -733,6 +734,38 @@ export function plan(desired: DesiredState, observed: ObservedState, policy: Pol
       return;
     }
     addFinding(kind, 'warning', `${c.dom.name} ${c.disk.vdev}: backend ${text}`, 'apply with prune replaces the backend', f);
+  }
+}
+
+const SEVERITY_RANK: Record<Severity, number> = { error: 0, warning: 1, info: 2 };
+
+/** Fills DiskStatus.syncReason of every row not synced: its planned action, else its worst finding. */
+function explainSync(rows: DiskStatus[], actions: Action[], findings: Finding[]): void {
+  const byDisk = new Map<string, string>();
+  for (const a of actions) {
+    if (a.kind === 'attach' || a.kind === 'serve') byDisk.set(`${a.domain}\0${a.disk.devid}`, `${a.kind} planned`);
+    else if (a.kind === 'replace') byDisk.set(`${a.domain}\0${a.disk.devid}`, `replace planned: ${a.reason}`);
+    else if (a.kind === 'detach') byDisk.set(`be:${a.backend.path}`, `detach planned: ${a.reason}`);
+  }
+  const worst = new Map<string, Finding>();
+  const keep = (k: string, f: Finding) => {
+    const prev = worst.get(k);
+    if (!prev || SEVERITY_RANK[f.severity] < SEVERITY_RANK[prev.severity]) worst.set(k, f);
+  };
+  for (const f of findings) {
+    if (f.domain !== undefined && f.vdev !== undefined) keep(`${f.domain}\0${f.vdev}`, f);
+    if (f.backend) keep(`be:${f.backend.path}`, f);
+  }
+  for (const r of rows) {
+    if (r.sync === 'synced' || r.sync === 'pending') continue; // pending: healthReason says why
+    const planned = byDisk.get(`${r.domain}\0${r.devid}`) ?? (r.backend ? byDisk.get(`be:${r.backend.path}`) : undefined);
+    if (planned !== undefined) {
+      r.syncReason = planned;
+      continue;
+    }
+    const f = worst.get(`${r.domain}\0${r.vdev}`) ?? (r.backend ? worst.get(`be:${r.backend.path}`) : undefined);
+    if (f) r.syncReason = f.kind;
+    else if (r.sync === 'unknown') r.syncReason = 'what the backend serves is unknown';
   }
 }
 

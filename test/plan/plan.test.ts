@@ -61,6 +61,7 @@ const cases: Case[] = [
     findings: [],
     check: (p) => {
       assert.equal(p.disks[0]!.sync, 'out-of-sync');
+      assert.equal(p.disks[0]!.syncReason, 'attach planned');
       assert.equal(p.disks[0]!.health, 'missing');
       const a = p.actions[0]!;
       assert.equal(a.kind === 'attach' && a.domid, 3);
@@ -247,6 +248,7 @@ const cases: Case[] = [
     check: (p) => {
       const a = p.actions[0]!;
       assert.ok(a.kind === 'detach' && /no longer in web's config/.test(a.reason), JSON.stringify(a));
+      assert.equal(p.disks[0]!.syncReason, "detach planned: xvda is no longer in web's config");
       assert.equal(a.kind === 'detach' && a.backend.diskseq, la.diskseq);
     },
   },
@@ -343,6 +345,7 @@ const cases: Case[] = [
     observed: observed({ domains: DOMS, sources: sources(fileSrc(A, 11)), loops: [la], backends: [backend(3, 'xvda', {}, la)] }),
     actions: [],
     findings: ['mode-mismatch warning web xvda'],
+    check: (p) => assert.equal(p.disks[0]!.syncReason, 'mode-mismatch'),
   },
   {
     name: 'mode differs, prune: replace',
@@ -354,6 +357,7 @@ const cases: Case[] = [
     check: (p) => {
       const a = p.actions[0]!;
       assert.ok(a.kind === 'replace' && /mode w, desired r/.test(a.reason));
+      assert.equal(p.disks[0]!.syncReason, 'replace planned: mode w, desired r');
     },
   },
   {
@@ -772,14 +776,20 @@ test('performance: a no-op plan at 1,000 disks / 100 domains takes <= 30 ms', ()
   assert.equal(first.actions.length + first.findings.length, 0);
   assert.equal(xvd('xvdj'), 51856);
   for (let k = 0; k < 5; k++) plan(d, obs, d.policy); // warm up the JIT: the daemon plans on every event
-  const times: number[] = [];
+  // CPU time of this process per plan (wall time on this shared 2-core machine mostly measures the
+  // other engineers' builds); wall time is printed alongside.
+  const cpu: number[] = [];
+  const wall: number[] = [];
   for (let k = 0; k < 31; k++) {
+    const c0 = process.cpuUsage();
     const t0 = process.hrtime.bigint();
     plan(d, obs, d.policy);
-    times.push(Number(process.hrtime.bigint() - t0) / 1e6);
+    wall.push(Number(process.hrtime.bigint() - t0) / 1e6);
+    const c = process.cpuUsage(c0);
+    cpu.push((c.user + c.system) / 1000);
   }
-  times.sort((a, b) => a - b);
-  const median = times[Math.floor(times.length / 2)]!;
-  process.stdout.write(`# plan no-op 1000 disks: median ${median.toFixed(2)} ms, min ${times[0]!.toFixed(2)} ms\n`);
+  const med = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+  const median = med(cpu);
+  process.stdout.write(`# plan no-op 1000 disks: median CPU ${median.toFixed(2)} ms, median wall ${med(wall).toFixed(2)} ms, min wall ${Math.min(...wall).toFixed(2)} ms\n`);
   assert.ok(median <= 30, `median ${median} ms`);
 });

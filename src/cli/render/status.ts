@@ -30,7 +30,7 @@ export function statusCells(d: DiskStatus, p: Palette = palette(false)): string[
     d.sharedBy > 0 ? String(d.sharedBy) : '-',
     d.backend ? stateName(d.backendState) : '-',
     d.backend ? stateName(d.frontendState) : '-',
-    d.healthReason ?? '',
+    [d.syncReason, d.healthReason].filter((x) => x !== undefined && x !== '').join('; '),
   ];
 }
 

@@ -8,6 +8,7 @@ interface BenchEntry {
 
 // Each benchmark adds its own line here when it lands.
 const BENCHES: BenchEntry[] = [
+  { name: 'loops', summary: 'loop attach: xvbd registry vs losetup -f vs bare ioctls, and listLoops() at N devices', load: () => import('./loops.js') },
   { name: 'xenstore', summary: 'xenstore client round trips/s vs the simulator: sequential, pipelined, transactions; vs forked xenstore-read', load: () => import('./xenstore.js') },
   { name: 'observe', summary: 'observe() at 1,000 backends: one transaction vs plain reads, quiet and under churn; plan on it', load: () => import('./observe.js') },
 ];

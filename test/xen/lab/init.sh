@@ -21,6 +21,7 @@ for m in xen-evtchn xen-gntdev xen-gntalloc xen-privcmd xenfs xen-blkback loop v
   modprobe $m || ts "modprobe $m FAILED"
 done
 mount -t xenfs xenfs /proc/xen || ts "mount xenfs FAILED"
+ts "modules loaded"
 mkdir -p /dev/pts /dev/shm; mount -t devpts devpts /dev/pts; mount -t tmpfs tmpfs /dev/shm
 ln -sf /proc/self/fd /dev/fd; ln -sf fd/0 /dev/stdin; ln -sf fd/1 /dev/stdout; ln -sf fd/2 /dev/stderr
 

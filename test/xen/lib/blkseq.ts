@@ -205,16 +205,23 @@ async function snapshot(env: BlkEnv, c: SeqCtx): Promise<Snapshot> {
   };
 }
 
+/**
+ * A loop device with autoclear that blkback no longer holds is being freed: the kernel clears it when
+ * the last opener goes, possibly a little later (its rundown is asynchronous on recent kernels, and
+ * udev may have it open for a moment). Such a snapshot is not final yet.
+ */
+const inTransit = (s: Snapshot) => s.loop.bound && s.loop.autoclear === '1' && s.sysfs.physical_device === null;
+
 async function stableSnapshot(env: BlkEnv, c: SeqCtx): Promise<{ snap: Snapshot; ms: number }> {
   const t0 = Date.now();
   await env.settle();
   let prev = JSON.stringify(await snapshot(env, c));
-  for (let i = 0; i < 20; i++) {
+  for (let i = 0; i < 40; i++) {
     await new Promise((r) => setTimeout(r, env.pollMs));
     await env.settle();
     const cur = await snapshot(env, c);
     const s = JSON.stringify(cur);
-    if (s === prev) return { snap: cur, ms: Date.now() - t0 };
+    if (s === prev && (!inTransit(cur) || Date.now() - t0 > 3000)) return { snap: cur, ms: Date.now() - t0 };
     prev = s;
   }
   return { snap: JSON.parse(prev) as Snapshot, ms: Date.now() - t0 };

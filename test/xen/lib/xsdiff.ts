@@ -37,12 +37,15 @@ export type StepRecord = { step: string; msgs: (NormMsg | { on: string; closed: 
 
 const BARRIER_BASE = 0x70000000;
 
+/** JSON string with NULs shown as \\0 (payloads are NUL-separated). */
+const show = (s: string) => JSON.stringify(s).replace(/\\u0000/g, '\\0');
+
 export function describe(s: Step): string {
   switch (s.k) {
     case 'op': {
       const t = typeof s.type === 'number' ? `type ${s.type}` : s.type;
       const tx = s.tx !== undefined && s.tx !== 0 ? `@${s.tx}` : '';
-      const p = s.payload.length > 80 ? `${JSON.stringify(s.payload.subarray(0, 40).toString('utf8'))}...(${s.payload.length} bytes)` : JSON.stringify(s.payload.toString('utf8'));
+      const p = s.payload.length > 80 ? `${show(s.payload.subarray(0, 40).toString('utf8'))}...(${s.payload.length} bytes)` : show(s.payload.toString('utf8'));
       return `${s.c}: ${t}${tx} ${p}${s.bind ? ` -> ${s.bind}` : ''}`;
     }
     case 'ls':
@@ -203,7 +206,7 @@ function fmtMsgs(m: StepRecord['msgs'] | undefined): string {
       if ('closed' in x) return `${x.on} connection closed`;
       if ('timeout' in x) return `${x.on} no reply`;
       const extra = [x.req !== undefined && x.req !== 'echo' ? `req_id=${x.req}` : '', x.tx && x.tx !== '0' ? `tx=${x.tx}` : ''].filter(Boolean).join(' ');
-      return `${x.on} ${x.type} ${JSON.stringify(x.payload)}${extra ? ` (${extra})` : ''}`;
+      return `${x.on} ${x.type} ${show(x.payload)}${extra ? ` (${extra})` : ''}`;
     })
     .join('; ');
 }

@@ -15,7 +15,7 @@ export const scenario: XenScenario = {
     for (const seq of sequences()) {
       await t.test(`record "${seq.name}" (${seq.steps.length} steps) from the real xen-blkback`, async () => {
         const snaps = await playSequence(
-          { socketPath: t.xenstoredSocket, sysfsDir: '/sys/bus/xen-backend/devices', settle: async () => {}, pollMs: 400, tmpDir: t.tmpDir },
+          { socketPath: t.xenstoredSocket, sysfsDir: '/sys/bus/xen-backend/devices', settle: async () => {}, pollMs: 300, tmpDir: t.tmpDir },
           seq,
         );
         t.record(key(seq.devid), snaps);
@@ -32,7 +32,7 @@ export const scenario: XenScenario = {
         await t.test(`"${seq.name}": simulated blkback == real xen-blkback`, async () => {
           const real = t.recorded<StepSnap[]>(key(seq.devid));
           assert.ok(real, `no recording of "${seq.name}" from real Xen (its xen part failed)`);
-          const simSnaps = await playSequence({ socketPath: sim.socketPath, sysfsDir: sim.sysfsDir, settle: () => sim.settle(), pollMs: 60, tmpDir: t.tmpDir }, seq);
+          const simSnaps = await playSequence({ socketPath: sim.socketPath, sysfsDir: sim.sysfsDir, settle: () => sim.settle(), pollMs: 100, tmpDir: t.tmpDir }, seq);
           const d = diffSnaps(real, simSnaps);
           assert.ok(d.length === 0, `${d.length} of ${seq.steps.length} steps differ:\n${formatSnapDiffs(d)}\nreal:\n${summarize(real)}\nsimulator:\n${summarize(simSnaps)}`);
         });

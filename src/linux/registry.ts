@@ -4,7 +4,7 @@
 import { fstatSync, readdirSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { LoopObs } from '../model/observed.js';
-import { LOOP_MAJOR, LO_FLAGS_READ_ONLY, O_CLOEXEC, O_NOCTTY, O_NONBLOCK, O_RDONLY, sysClose, sysOpenErr } from './ffi.js';
+import { LOOP_MAJOR, LO_FLAGS_READ_ONLY, O_CLOEXEC, O_EXCL, O_NOCTTY, O_NONBLOCK, O_RDONLY, O_RDWR, SysError, sysClose, sysOpenErr } from './ffi.js';
 import { listLoops } from './list.js';
 import {
   type AttachStats,
@@ -23,7 +23,7 @@ import {
   markerMatches,
   tryGetStatus,
 } from './loopdev.js';
-import { type SourceKind, closeSource, openSource } from './source.js';
+import { type OpenedSource, type SourceKind, SourceError, closeSource, openSource } from './source.js';
 import { LoopUevents } from './uevent.js';
 
 /** One device the registry holds (a loop device we made, or a block device used as is). */
@@ -141,10 +141,9 @@ export class LoopRegistry {
       allowedRoots: spec.allowedRoots ?? this.opts.allowedRoots,
       readOnly: spec.readOnly,
       kind,
-      direct: spec.directIo ?? false,
+      direct: kind === 'file' && (spec.directIo ?? false),
       noOpenat2: this.opts.noOpenat2,
     });
-    let srcOwnedByEntry = false;
     try {
       const identity = kind === 'block' ? `blk:${src.stat.major}:${src.stat.minor}` : `${src.stat.dev}:${src.stat.ino}`;
       const mine = this.byUser.get(spec.key);
@@ -172,9 +171,7 @@ export class LoopRegistry {
       }
 
       if (kind === 'block') {
-        const entry = this.blockEntry(src, spec.readOnly, identity);
-        srcOwnedByEntry = true;
-        return this.addUser(entry, spec.key);
+        return this.addUser(this.blockEntry(src, spec, identity), spec.key);
       }
 
       if (this.opts.checkHost) {
@@ -207,7 +204,7 @@ export class LoopRegistry {
       this.host.note(attached.name, attached.backing.dev, attached.backing.ino, attached.readOnly);
       return this.addUser(this.insert(handle, identity), spec.key);
     } finally {
-      if (!srcOwnedByEntry) closeSource(src);
+      closeSource(src);
     }
   }
 
@@ -376,22 +373,39 @@ export class LoopRegistry {
     }
   }
 
-  private blockEntry(src: ReturnType<typeof openSource>, readOnly: boolean, identity: string): Entry {
-    const major = src.stat.major ?? 0;
-    const minor = src.stat.minor ?? 0;
-    const handle: LoopHandle = {
-      name: blockName(major, minor) ?? `${major}:${minor}`,
-      number: -1,
-      major,
-      minor,
-      diskseq: String(getDiskseq(src.fd)),
-      backing: { dev: src.stat.dev, ino: src.stat.ino },
-      readOnly,
-      fd: src.fd,
-      devPath: src.path,
-      kind: 'block',
-    };
-    return this.insert(handle, identity);
+  /**
+   * A block device used as is. We hold it open O_EXCL (reopened from the fd we identified it by, so no
+   * path lookup happens again): that fails if dom0 has it mounted or claimed (LVM, md, a mount), and
+   * keeps dom0 from mounting it while a guest uses it. blkback's own open is not exclusive.
+   */
+  private blockEntry(src: OpenedSource, spec: AcquireSpec, identity: string): Entry {
+    const fd = sysOpenErr(`/proc/self/fd/${src.fd}`, (spec.readOnly ? O_RDONLY : O_RDWR) | O_CLOEXEC | O_NONBLOCK | O_NOCTTY | O_EXCL);
+    if (fd < 0) {
+      const code = new SysError('open', -fd).code;
+      throw new SourceError(spec.source, code === 'EBUSY' ? 'busy' : 'io', code === 'EBUSY' ? 'is in use in dom0 (mounted or claimed)' : `cannot claim: ${code}`, code);
+    }
+    try {
+      const st = fstatSync(fd, { bigint: true });
+      if (String(st.rdev) !== src.stat.rdev) throw new SourceError(spec.source, 'io', 'changed while being opened');
+      const major = src.stat.major ?? 0;
+      const minor = src.stat.minor ?? 0;
+      const handle: LoopHandle = {
+        name: blockName(major, minor) ?? `${major}:${minor}`,
+        number: -1,
+        major,
+        minor,
+        diskseq: String(getDiskseq(fd)),
+        backing: { dev: src.stat.dev, ino: src.stat.ino },
+        readOnly: spec.readOnly,
+        fd,
+        devPath: src.path,
+        kind: 'block',
+      };
+      return this.insert(handle, identity);
+    } catch (e) {
+      sysClose(fd);
+      throw e;
+    }
   }
 
   /** Look at the host's loop devices for the same file; maybe reuse our own read-only one. */

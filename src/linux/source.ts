@@ -133,6 +133,9 @@ export function openSource(path: string, opts: OpenSourceOptions): OpenedSource 
   try {
     fd = openNoSymlinks(norm, flags, opts.noOpenat2 ?? false);
   } catch (e) {
+    if (opts.direct && e instanceof SysError && e.code === 'EINVAL') {
+      throw new SourceError(path, 'denied', 'its file system does not support direct I/O (O_DIRECT)', e.code);
+    }
     throw asSourceError(path, e);
   }
   try {

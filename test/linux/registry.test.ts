@@ -1,7 +1,7 @@
 // LoopRegistry: sharing read-only devices by inode, user counting, refusals, adopt, fds, host checks.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { closeSync, linkSync, openSync } from 'node:fs';
+import { closeSync, constants as fsc, linkSync, openSync } from 'node:fs';
 import { LoopRegistry, RegistryError } from '../../src/linux/registry.js';
 import { SourceError } from '../../src/linux/source.js';
 import { listLoops } from '../../src/linux/list.js';
@@ -196,10 +196,21 @@ test('kind: block uses the block device as is (no loop device made); a file path
     assert.equal(h.diskseq, sysfs(theirs, 'diskseq'));
     assert.equal(`${h.major}:${h.minor}`, sysfs(theirs, 'dev'));
     assert.deepEqual(scratch.bound(), before, 'no new loop device');
+    // Held exclusively: dom0 cannot mount or claim it meanwhile; a second reader shares the handle.
+    assert.throws(() => openSync(`/dev/${theirs}`, fsc.O_RDONLY | fsc.O_EXCL), /EBUSY/);
+    assert.equal((await reg.acquire({ key: 'b2', source: `/dev/${theirs}`, readOnly: true, kind: 'block' })).fd, h.fd);
+    reg.release('b2');
     await refuses(reg.acquire({ key: 'c', source: img, readOnly: true, kind: 'block' }), 'not-block');
     await refuses(reg.acquire({ key: 'd', source: `/dev/${theirs}`, readOnly: true }), 'not-regular');
     reg.release('b');
     assert.equal(sysfs(theirs, 'loop/autoclear'), '0', 'untouched');
+    // Claimed by someone in dom0 (a mount, LVM): refused.
+    const claim = openSync(`/dev/${theirs}`, fsc.O_RDONLY | fsc.O_EXCL);
+    try {
+      await refuses(reg.acquire({ key: 'e', source: `/dev/${theirs}`, readOnly: true, kind: 'block' }), 'busy');
+    } finally {
+      closeSync(claim);
+    }
   } finally {
     reg.closeAll();
     losetupDetach(theirs);

@@ -211,7 +211,7 @@ export class Store {
     const n = this.lookup(v, c, name, 'w');
     if (n) v.put(name, { ...n, value, gen: 0 });
     else this.create(v, c, name, value);
-    v.change({ path: name, exact: false, perms: undefined });
+    v.change({ path: name, exact: false, perms: v.get(name)!.perms });
   }
 
   mkdir(v: View, c: Caller, path: string): void {
@@ -219,7 +219,7 @@ export class Store {
     const n = this.lookup(v, c, name, 'w');
     if (n) return;
     this.create(v, c, name, Buffer.alloc(0));
-    v.change({ path: name, exact: false, perms: undefined });
+    v.change({ path: name, exact: false, perms: v.get(name)!.perms });
   }
 
   /** construct_node: implicit parents, perms inherited from the parent, unprivileged own theirs. */

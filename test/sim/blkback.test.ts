@@ -32,16 +32,18 @@ async function writeVbd(
   o: { frontend?: boolean; mode?: string; pd?: string; online?: string; state?: string } = {},
 ): Promise<void> {
   await c.transaction(async (tx) => {
+    // as libxl__device_generic_add: mknod the dirs with their perms, then the nodes inherit them
     if (o.frontend !== false) {
+      await tx.mkdir(fe(d, n));
+      await tx.setPerms(fe(d, n), [{ domid: d, perm: 'n' }, { domid: 0, perm: 'r' }]);
       await tx.write(`${fe(d, n)}/backend`, be(d, n));
       await tx.write(`${fe(d, n)}/backend-id`, '0');
       await tx.write(`${fe(d, n)}/state`, '1');
       await tx.write(`${fe(d, n)}/virtual-device`, String(n));
       await tx.write(`${fe(d, n)}/device-type`, 'disk');
-      await tx.setPerms(fe(d, n), [{ domid: d, perm: 'n' }, { domid: 0, perm: 'r' }]);
-      for (const k of ['backend', 'backend-id', 'state', 'virtual-device', 'device-type'])
-        await tx.setPerms(`${fe(d, n)}/${k}`, [{ domid: d, perm: 'n' }, { domid: 0, perm: 'r' }]);
     }
+    await tx.mkdir(be(d, n));
+    await tx.setPerms(be(d, n), [{ domid: 0, perm: 'n' }, { domid: d, perm: 'r' }]);
     await tx.write(`${be(d, n)}/frontend`, fe(d, n));
     await tx.write(`${be(d, n)}/frontend-id`, String(d));
     await tx.write(`${be(d, n)}/online`, o.online ?? '1');
@@ -49,7 +51,6 @@ async function writeVbd(
     if (o.mode !== '') await tx.write(`${be(d, n)}/mode`, o.mode ?? 'w');
     await tx.write(`${be(d, n)}/type`, 'phy');
     await tx.write(`${be(d, n)}/device-type`, 'disk');
-    await tx.setPerms(be(d, n), [{ domid: 0, perm: 'n' }, { domid: d, perm: 'r' }]);
     if (o.pd !== undefined) await tx.write(`${be(d, n)}/physical-device`, o.pd);
   });
   await E.sim.settle();
@@ -291,10 +292,12 @@ test('autoConnect: simulated guests connect by themselves once the backend is re
   const loop = makeLoop(E.dir, 'auto');
   try {
     await cl.transaction(async (tx) => {
+      await tx.mkdir(fe(3, 51712));
+      await tx.setPerms(fe(3, 51712), [{ domid: 3, perm: 'n' }, { domid: 0, perm: 'r' }]);
       await tx.write(`${fe(3, 51712)}/state`, '1');
       await tx.write(`${fe(3, 51712)}/backend`, be(3, 51712));
-      await tx.setPerms(fe(3, 51712), [{ domid: 3, perm: 'n' }, { domid: 0, perm: 'r' }]);
-      await tx.setPerms(`${fe(3, 51712)}/state`, [{ domid: 3, perm: 'n' }, { domid: 0, perm: 'r' }]);
+      await tx.mkdir(be(3, 51712));
+      await tx.setPerms(be(3, 51712), [{ domid: 0, perm: 'n' }, { domid: 3, perm: 'r' }]);
       await tx.write(`${be(3, 51712)}/frontend`, fe(3, 51712));
       await tx.write(`${be(3, 51712)}/frontend-id`, '3');
       await tx.write(`${be(3, 51712)}/online`, '1');

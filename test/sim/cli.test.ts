@@ -1,0 +1,51 @@
+// `xvbd sim` as a process: serves until SIGTERM, the real tools list its domains.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, dirname } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const MAIN = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'src', 'cli', 'main.js');
+
+test('xvbd sim --socket S --domain work --domain db=5 serves; xenstore-ls lists /local/domain; SIGTERM stops it', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'xvbd-simcli-'));
+  const sock = join(dir, 'x.sock');
+  const child = spawn(process.execPath, [MAIN, 'sim', '--socket', sock, '--domain', 'work', '--domain', 'db=5'], { stdio: ['ignore', 'ignore', 'pipe'] });
+  let stderr = '';
+  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+  try {
+    for (let i = 0; i < 200 && !existsSync(sock); i++) await new Promise((r) => setTimeout(r, 25));
+    assert.ok(existsSync(sock), `socket appeared (${stderr})`);
+    const env = { ...process.env, XENSTORED_PATH: sock };
+    const ls = spawnSync('xenstore-list', ['/local/domain'], { env, encoding: 'utf8' });
+    assert.equal(ls.stdout, '0\n1\n5\n');
+    assert.equal(spawnSync('xenstore-read', ['/local/domain/1/name', '/local/domain/5/name'], { env, encoding: 'utf8' }).stdout, 'work\ndb\n');
+    const tree = spawnSync('xenstore-ls', ['/local/domain'], { env, encoding: 'utf8' });
+    assert.match(tree.stdout, /^0 = ""\n control = ""\n/);
+    assert.match(stderr, /XENSTORED_PATH=.*x\.sock XVBD_XEN_BACKEND_SYSFS=.*x\.sock\.sysfs/);
+    assert.ok(existsSync(`${sock}.sysfs`), 'default sysfs dir');
+  } finally {
+    child.kill('SIGTERM');
+    const code = await new Promise((r) => child.once('exit', r));
+    assert.equal(code, 0);
+    assert.equal(existsSync(sock), false, 'socket removed');
+    assert.equal(existsSync(`${sock}.sysfs`), false, 'default sysfs dir removed');
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('xvbd sim: --help, bad --domain, unknown option', () => {
+  const help = spawnSync(process.execPath, [MAIN, 'sim', '--help'], { encoding: 'utf8' });
+  assert.equal(help.status, 0);
+  assert.match(help.stdout, /^Usage: xvbd sim /);
+  const bad = spawnSync(process.execPath, [MAIN, 'sim', '--domain', 'no spaces'], { encoding: 'utf8' });
+  assert.equal(bad.status, 2);
+  assert.match(bad.stderr, /invalid --domain "no spaces"/);
+  const bad2 = spawnSync(process.execPath, [MAIN, 'sim', '--domain', 'x=0'], { encoding: 'utf8' });
+  assert.equal(bad2.status, 2);
+  const unk = spawnSync(process.execPath, [MAIN, 'sim', '--bogus'], { encoding: 'utf8' });
+  assert.equal(unk.status, 2);
+  assert.match(unk.stderr, /bogus/);
+});

@@ -106,6 +106,7 @@ const c_ioctl_int = libc.func('ioctl', 'int', ['int', 'unsigned long', 'unsigned
 const c_open = libc.func('open', 'int', ['str', 'int', 'uint32']);
 const c_openat = libc.func('openat', 'int', ['int', 'str', 'int', 'uint32']);
 const c_close = libc.func('close', 'int', ['int']);
+const c_read = libc.func('read', 'long', ['int', 'void *', 'size_t']);
 const c_flock = libc.func('flock', 'int', ['int', 'int']);
 const c_syscall_openat2 = libc.func('syscall', 'long', ['long', 'int', 'str', 'void *', 'size_t']);
 const c_socket = libc.func('socket', 'int', ['int', 'int', 'int']);
@@ -162,6 +163,33 @@ export function sysOpenat2(dirfd: number, path: string, flags: number, resolve: 
   const fd = Number(c_syscall_openat2(SYS_openat2, dirfd, path, how, 24));
   if (fd < 0) throw new SysError('openat2', errno(), path);
   return fd;
+}
+
+/**
+ * Read a small file (sysfs, procfs) in one open/read/close, without Node's fs layer (hot loops).
+ * Returns undefined if it cannot be opened or read.
+ */
+export function readSmallFile(path: string, buf: Buffer): string | undefined {
+  const fd = c_open(path, O_RDONLY | O_CLOEXEC, 0) as number;
+  if (fd < 0) return undefined;
+  try {
+    let len = 0;
+    for (;;) {
+      const n = Number(c_read(fd, len === 0 ? buf : buf.subarray(len), buf.length - len));
+      if (n < 0) {
+        if (errno() === E.EINTR) continue;
+        return undefined;
+      }
+      if (n === 0 || len + n >= buf.length) {
+        len += n;
+        break;
+      }
+      len += n;
+    }
+    return buf.toString('utf8', 0, len);
+  } finally {
+    c_close(fd);
+  }
 }
 
 export function sysClose(fd: number): void {

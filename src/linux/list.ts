@@ -2,10 +2,25 @@
 // Per device: one read-only open (it pins the binding while we look, so status, diskseq and sysfs agree),
 // LOOP_GET_STATUS64, BLKGETDISKSEQ, fstat, sysfs backing_file and holders/. Mounts from one read of
 // /proc/self/mountinfo. Opening a loop device read-only changes nothing (no udev event, no rescan).
-import { fstatSync, readFileSync, readdirSync, readlinkSync, statSync } from 'node:fs';
+import { readFileSync, readdirSync, readlinkSync, statSync } from 'node:fs';
 import type { LoopObs } from '../model/observed.js';
-import { LO_FLAGS_AUTOCLEAR, LO_FLAGS_DIRECT_IO, LO_FLAGS_READ_ONLY, O_CLOEXEC, O_NOCTTY, O_NONBLOCK, O_RDONLY, sysClose, sysOpenErr } from './ffi.js';
-import { LOOP_INFO64_SIZE, devMajor, devMinor, getDiskseq, markerMatches, tryGetStatus } from './loopdev.js';
+import { LOOP_MAJOR, LO_FLAGS_AUTOCLEAR, LO_FLAGS_DIRECT_IO, LO_FLAGS_READ_ONLY, O_CLOEXEC, O_NOCTTY, O_NONBLOCK, O_RDONLY, readSmallFile, sysClose, sysOpenErr } from './ffi.js';
+import { LOOP_INFO64_SIZE, getDiskseq, markerMatches, tryGetStatus } from './loopdev.js';
+
+let partShiftCache: number | undefined;
+/** The loop driver's part_shift: fls(max_part) (drivers/block/loop.c), 0 without partitions per device. */
+export function partShift(): number {
+  if (partShiftCache === undefined) {
+    let maxPart = 0;
+    try {
+      maxPart = Number(readFileSync('/sys/module/loop/parameters/max_part', 'utf8').trim()) || 0;
+    } catch {
+      // built-in without the parameter exposed: the default is 0
+    }
+    partShiftCache = maxPart > 0 ? 32 - Math.clz32(maxPart) : 0;
+  }
+  return partShiftCache;
+}
 
 export interface ListOptions {
   /** Diskseqs (decimal strings) this process holds an fd to: they get heldByUs = true. */
@@ -63,9 +78,10 @@ export function listLoops(opts: ListOptions = {}): LoopObs[] {
   const mounts = mountedDevices();
   const buf = Buffer.alloc(LOOP_INFO64_SIZE);
   const seqBuf = Buffer.alloc(8);
+  const pathBuf = Buffer.alloc(8192); // PATH_MAX plus " (deleted)"
   const out: LoopObs[] = [];
   for (const name of names) {
-    const obs = observeOne(name, buf, seqBuf, mounts, opts.held);
+    const obs = observeOne(name, buf, seqBuf, pathBuf, mounts, opts.held);
     if (obs) out.push(obs);
   }
   out.sort((x, y) => x.number - y.number);
@@ -76,6 +92,7 @@ function observeOne(
   name: string,
   buf: Buffer,
   seqBuf: Buffer,
+  pathBuf: Buffer,
   mounts: { devs: Set<string>; loopNames: Set<string> },
   held: ReadonlySet<string> | undefined,
 ): LoopObs | undefined {
@@ -85,16 +102,12 @@ function observeOne(
     const info = tryGetStatus(fd, buf);
     if (!info) return undefined;
     const diskseq = String(getDiskseq(fd, seqBuf));
-    const st = fstatSync(fd, { bigint: true });
-    const major = devMajor(st.rdev);
-    const minor = devMinor(st.rdev);
-    let backingPath = '';
-    try {
-      backingPath = readFileSync(`/sys/block/${name}/loop/backing_file`, 'utf8');
-      if (backingPath.endsWith('\n')) backingPath = backingPath.slice(0, -1);
-    } catch {
-      // bound but no sysfs loop/ dir yet: leave the path empty
-    }
+    // loop_add(): first_minor = index << part_shift (no fstat needed).
+    const major = LOOP_MAJOR;
+    const minor = info.number * 2 ** partShift();
+    // Bound but no sysfs loop/ dir yet: leave the path empty.
+    let backingPath = readSmallFile(`/sys/block/${name}/loop/backing_file`, pathBuf) ?? '';
+    if (backingPath.endsWith('\n')) backingPath = backingPath.slice(0, -1);
     let backingDeleted = false;
     if (backingPath.endsWith(' (deleted)')) {
       // d_path() appends " (deleted)" to an unlinked file; a file really named so still stats to the inode.

@@ -257,7 +257,7 @@ export function plan(desired: DesiredState, observed: ObservedState, policy: Pol
     addFinding(
       'rw-shared',
       'error',
-      `${what} is used read-write by one and by others too: ${list.map((u) => `${u.label} (${u.writable ? 'rw' : 'ro'})`).join(', ')}; xvbd refuses to add another use`,
+      `${what} is wanted or used by ${list.length} disks, at least one read-write: ${list.map((u) => `${u.label} (${u.writable ? 'rw' : 'ro'})`).join(', ')}; xvbd adds no further use`,
       'give a read-write file to one domain only (or make every use ro), then apply',
       f,
     );

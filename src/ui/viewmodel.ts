@@ -5,6 +5,7 @@
 import type { DesiredState } from '../model/desired.js';
 import type { BackendObs, LoopObs, ObservedState } from '../model/observed.js';
 import type { Action, DiskStatus, Finding, Health, Plan, Severity, SyncStatus } from '../model/plan.js';
+import { summaryLine } from '../cli/render/plan.js';
 
 /** Colours the components use (names Ink/chalk understand). */
 export type Tone = 'green' | 'yellow' | 'red' | 'gray' | 'cyan';
@@ -113,7 +114,11 @@ export interface ViewModel {
   actions: ActionVM[];
   /** "Plan: 3 to attach, 0 to change, 1 to detach; 2 findings" */
   summary: string;
-  details: Record<string, DetailsVM>;
+  /**
+   * Everything about one disk, by row key. Built on demand (only the disk on screen needs it: at
+   * 1,000 disks building them all would cost more than the rest of the view model) and cached.
+   */
+  details(key: string): DetailsVM | undefined;
 }
 
 const STATE_NAMES = [
@@ -225,19 +230,9 @@ function describeAction(a: Action): { summary: string; reason?: string; domain?:
   }
 }
 
-/** The Terraform-style summary line. */
+/** The Terraform-style summary line, worded as `xvbd plan` prints it. */
 export function planSummary(plan: Plan): string {
-  let add = 0;
-  let change = 0;
-  let destroy = 0;
-  for (const a of plan.actions) {
-    const s = actionSign(a.kind);
-    if (s === '+') add++;
-    else if (s === '~') change++;
-    else destroy++;
-  }
-  const n = plan.findings.length;
-  return `Plan: ${add} to attach, ${change} to change, ${destroy} to detach; ${n} finding${n === 1 ? '' : 's'}`;
+  return summaryLine(plan);
 }
 
 function findingWhere(f: Finding): string {
@@ -385,8 +380,19 @@ export function buildViewModel(input: BuildInput): ViewModel {
     else actionsByKey.set(a.rowKey, [a]);
   }
 
-  const details: Record<string, DetailsVM> = {};
-  for (const d of plan.disks) {
+  const statusByKey = new Map<string, DiskStatus>();
+  for (const d of plan.disks) statusByKey.set(sanitizeText(statusKey(d)), d);
+  const detailsCache = new Map<string, DetailsVM>();
+  const details = (key: string): DetailsVM | undefined => {
+    const cached = detailsCache.get(key);
+    if (cached) return cached;
+    const d = statusByKey.get(key);
+    if (!d) return undefined;
+    const det = sanitizeDeep(buildDetails(d));
+    detailsCache.set(key, det);
+    return det;
+  };
+  const buildDetails = (d: DiskStatus): DetailsVM => {
     const k = statusKey(d);
     const spec = specByKey.get(k);
     const desiredPairs: [string, string][] = [];
@@ -459,8 +465,8 @@ export function buildViewModel(input: BuildInput): ViewModel {
       actions: actionsByKey.get(k) ?? [],
     };
     if (d.backend) det.backendPath = d.backend.path;
-    details[k] = det;
-  }
+    return det;
+  };
 
   const health: Record<Health, number> = { healthy: 0, progressing: 0, degraded: 0, missing: 0 };
   const sync: Record<SyncStatus, number> = { synced: 0, 'out-of-sync': 0, pending: 0, unknown: 0 };
@@ -509,6 +515,7 @@ function sanitizeDeep<T>(v: T): T {
     for (let i = 0; i < v.length; i++) v[i] = sanitizeDeep(v[i]);
     return v;
   }
+  if (typeof v === 'function') return v;
   if (v !== null && typeof v === 'object') {
     const o = v as Record<string, unknown>;
     for (const k of Object.keys(o)) {

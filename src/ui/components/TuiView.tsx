@@ -44,7 +44,7 @@ export function TuiView({ vm, ui, width, height, canApply, activity, error, appl
     );
   }
   const selectedKey = vm.rows[ui.selected]?.key;
-  const details = ui.mode === 'details' && selectedKey !== undefined ? vm.details[selectedKey] : undefined;
+  const details = ui.mode === 'details' && selectedKey !== undefined ? vm.details(selectedKey) : undefined;
   const statusProps = {
     mode: ui.mode,
     canApply,

@@ -15,6 +15,7 @@ export class RegistryDevices implements DeviceProvider {
   async provide(disk: DiskSpec, key: string, opts: { allowedRoots: string[]; reuse?: LoopRef }): Promise<ProvidedDevice> {
     const readOnly = disk.mode === 'ro';
     const before = this.registry.heldDiskseqs();
+    const attempts = this.registry.stats.attempts;
     const spec = {
       key,
       source: disk.source,
@@ -36,7 +37,8 @@ export class RegistryDevices implements DeviceProvider {
             throw e;
           }
         }
-        const shared = h.kind === 'loop' && (before.has(h.diskseq) || opts.reuse?.diskseq === h.diskseq || this.registry.users(h.diskseq).length > 1);
+        // not made by this acquire: held already, or our read-only device adopted from the host
+        const shared = h.kind === 'loop' && (before.has(h.diskseq) || this.registry.stats.attempts === attempts);
         return {
           key,
           kind: h.kind,

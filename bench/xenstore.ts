@@ -28,18 +28,18 @@ function rate(n: number, ns: bigint): number {
 export async function run(argv: string[]): Promise<number> {
   const { values } = parseArgs({
     args: argv,
-    options: { json: { type: 'boolean' }, n: { type: 'string' }, forks: { type: 'string' }, depth: { type: 'string' }, help: { type: 'boolean' } },
+    options: { json: { type: 'boolean' }, path: { type: 'string' }, n: { type: 'string' }, forks: { type: 'string' }, depth: { type: 'string' }, help: { type: 'boolean' } },
   });
   if (values.help) {
-    process.stdout.write('usage: npm run bench -- xenstore [--json] [--n 20000] [--forks 300] [--depth 64]\n');
+    process.stdout.write('usage: npm run bench -- xenstore [--json] [--path SOCKET (an existing xenstored instead of a fresh simulator)] [--n 20000] [--forks 300] [--depth 64]\n');
     return 0;
   }
   const n = Number(values.n ?? 20000);
   const forks = Number(values.forks ?? 300);
   const depth = Number(values.depth ?? 64);
   const dir = mkdtempSync(join(tmpdir(), 'xvbd-bench-xs-'));
-  const sock = join(dir, 'xs.sock');
-  const sim = await startSim(sock);
+  const sock = values.path ?? join(dir, 'xs.sock');
+  const sim = values.path === undefined ? await startSim(sock) : undefined;
   try {
     const c = await connect({ path: sock });
     const base = '/bench/xenstore';
@@ -89,7 +89,7 @@ export async function run(argv: string[]): Promise<number> {
 
     const result = {
       bench: 'xenstore',
-      target: 'xvbd sim (separate process, unix socket)',
+      target: values.path === undefined ? 'xvbd sim (separate process, unix socket)' : values.path,
       n,
       pipelineDepth: depth,
       clientSequentialReadsPerSec: Math.round(seqRead),
@@ -118,8 +118,10 @@ export async function run(argv: string[]): Promise<number> {
     }
     return 0;
   } finally {
-    sim.kill('SIGTERM');
-    await new Promise((r) => sim.once('exit', r));
+    if (sim) {
+      sim.kill('SIGTERM');
+      await new Promise((r) => sim.once('exit', r));
+    }
     rmSync(dir, { recursive: true, force: true });
   }
 }

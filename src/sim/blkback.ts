@@ -243,6 +243,8 @@ export class Blkback {
     try {
       writeFileSync(join(v.sysDir, 'physical_device'), `${major.toString(16)}:${minor.toString(16)}\n`);
       writeFileSync(join(v.sysDir, 'mode'), `${writable ? 'w' : 'r'}\n`);
+      mkdirSync(join(v.sysDir, 'statistics'), { recursive: true });
+      for (const f of ['oo_req', 'rd_req', 'wr_req', 'f_req', 'ds_req', 'rd_sect', 'wr_sect']) writeFileSync(join(v.sysDir, 'statistics', f), '0\n');
     } catch {
       // best effort
     }
@@ -260,6 +262,7 @@ export class Blkback {
     v.minor = 0;
     rmSync(join(v.sysDir, 'physical_device'), { force: true });
     rmSync(join(v.sysDir, 'mode'), { force: true });
+    rmSync(join(v.sysDir, 'statistics'), { recursive: true, force: true });
   }
 
   /** frontend_changed in xen-blkback/xenbus.c. */

@@ -76,6 +76,8 @@ export class Domains {
     mk(`${dp}/device/suspend/event-channel`, rw);
     mk(`${dp}/control`, ro);
     for (const c of ['shutdown', 'feature-poweroff', 'feature-reboot', 'feature-suspend', 'sysrq']) mk(`${dp}/control/${c}`, rw);
+    // what the running guest's kernel writes into them (recorded: "1", owner the guest)
+    for (const c of ['feature-poweroff', 'feature-reboot', 'feature-suspend']) w(`${dp}/control/${c}`, '1');
     mk(`${dp}/control/platform-feature-multiprocessor-suspend`, ro, '1');
     mk(`${dp}/control/platform-feature-xs_reset_watches`, ro, '1');
     for (const c of ['data', 'drivers', 'feature', 'attr', 'error']) mk(`${dp}/${c}`, rw);

@@ -107,6 +107,8 @@ const c_open = libc.func('open', 'int', ['str', 'int', 'uint32']);
 const c_openat = libc.func('openat', 'int', ['int', 'str', 'int', 'uint32']);
 const c_close = libc.func('close', 'int', ['int']);
 const c_read = libc.func('read', 'long', ['int', 'void *', 'size_t']);
+const c_syscall_getdents64 = libc.func('syscall', 'long', ['long', 'int', 'void *', 'size_t']);
+const SYS_getdents64 = process.arch === 'arm64' ? 61 : 217;
 const c_flock = libc.func('flock', 'int', ['int', 'int']);
 const c_syscall_openat2 = libc.func('syscall', 'long', ['long', 'int', 'str', 'void *', 'size_t']);
 const c_socket = libc.func('socket', 'int', ['int', 'int', 'int']);
@@ -187,6 +189,39 @@ export function readSmallFile(path: string, buf: Buffer): string | undefined {
       len += n;
     }
     return buf.toString('utf8', 0, len);
+  } finally {
+    c_close(fd);
+  }
+}
+
+/**
+ * Names in a directory (without "." and ".."), via getdents64 into `buf`: one open, one or two
+ * getdents64, one close. Returns undefined if the directory cannot be opened.
+ * struct linux_dirent64 { u64 d_ino; s64 d_off; u16 d_reclen; u8 d_type; char d_name[]; }
+ */
+export function readDirNames(path: string, buf: Buffer): string[] | undefined {
+  const fd = c_open(path, O_RDONLY | O_CLOEXEC | O_DIRECTORY, 0) as number;
+  if (fd < 0) return undefined;
+  const out: string[] = [];
+  try {
+    for (;;) {
+      const n = Number(c_syscall_getdents64(SYS_getdents64, fd, buf, buf.length));
+      if (n < 0) {
+        if (errno() === E.EINTR) continue;
+        return undefined;
+      }
+      if (n === 0) break;
+      for (let off = 0; off < n; ) {
+        const reclen = buf.readUInt16LE(off + 16);
+        if (reclen === 0) break;
+        const start = off + 19;
+        const end = buf.indexOf(0, start);
+        const name = buf.toString('utf8', start, end < 0 || end > off + reclen ? off + reclen : end);
+        if (name !== '.' && name !== '..') out.push(name);
+        off += reclen;
+      }
+    }
+    return out;
   } finally {
     c_close(fd);
   }

@@ -4,7 +4,7 @@
 // /proc/self/mountinfo. Opening a loop device read-only changes nothing (no udev event, no rescan).
 import { readFileSync, readdirSync, readlinkSync, statSync } from 'node:fs';
 import type { LoopObs } from '../model/observed.js';
-import { LOOP_MAJOR, LO_FLAGS_AUTOCLEAR, LO_FLAGS_DIRECT_IO, LO_FLAGS_READ_ONLY, O_CLOEXEC, O_NOCTTY, O_NONBLOCK, O_RDONLY, readSmallFile, sysClose, sysOpenErr } from './ffi.js';
+import { LOOP_MAJOR, LO_FLAGS_AUTOCLEAR, LO_FLAGS_DIRECT_IO, LO_FLAGS_READ_ONLY, O_CLOEXEC, O_NOCTTY, O_NONBLOCK, O_RDONLY, readDirNames, readSmallFile, sysClose, sysOpenErr } from './ffi.js';
 import { LOOP_INFO64_SIZE, getDiskseq, markerMatches, tryGetStatus } from './loopdev.js';
 
 let partShiftCache: number | undefined;
@@ -70,7 +70,7 @@ export function listLoops(opts: ListOptions = {}): LoopObs[] {
     names = opts.names.filter((n) => /^loop\d+$/.test(n));
   } else {
     try {
-      names = readdirSync('/sys/block').filter((n) => n.startsWith('loop') && /^loop\d+$/.test(n));
+      names = (readDirNames('/sys/block', Buffer.alloc(65536)) ?? readdirSync('/sys/block')).filter((n) => /^loop\d+$/.test(n));
     } catch {
       return [];
     }
@@ -79,9 +79,10 @@ export function listLoops(opts: ListOptions = {}): LoopObs[] {
   const buf = Buffer.alloc(LOOP_INFO64_SIZE);
   const seqBuf = Buffer.alloc(8);
   const pathBuf = Buffer.alloc(8192); // PATH_MAX plus " (deleted)"
+  const dirBuf = Buffer.alloc(8192);
   const out: LoopObs[] = [];
   for (const name of names) {
-    const obs = observeOne(name, buf, seqBuf, pathBuf, mounts, opts.held);
+    const obs = observeOne(name, buf, seqBuf, pathBuf, dirBuf, mounts, opts.held);
     if (obs) out.push(obs);
   }
   out.sort((x, y) => x.number - y.number);
@@ -93,6 +94,7 @@ function observeOne(
   buf: Buffer,
   seqBuf: Buffer,
   pathBuf: Buffer,
+  dirBuf: Buffer,
   mounts: { devs: Set<string>; loopNames: Set<string> },
   held: ReadonlySet<string> | undefined,
 ): LoopObs | undefined {
@@ -119,12 +121,7 @@ function observeOne(
         // gone: deleted
       }
     }
-    let holders: string[] = [];
-    try {
-      holders = readdirSync(`/sys/block/${name}/holders`);
-    } catch {
-      // no holders dir
-    }
+    const holders = (readDirNames(`/sys/block/${name}/holders`, dirBuf) ?? []).sort();
     return {
       name,
       number: Number(name.slice(4)),

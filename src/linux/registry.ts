@@ -4,7 +4,7 @@
 import { fstatSync, readdirSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { LoopObs } from '../model/observed.js';
-import { LOOP_MAJOR, LO_FLAGS_READ_ONLY, O_CLOEXEC, O_EXCL, O_NOCTTY, O_NONBLOCK, O_RDONLY, O_RDWR, SysError, sysClose, sysOpenErr } from './ffi.js';
+import { LOOP_MAJOR, LO_FLAGS_READ_ONLY, O_CLOEXEC, O_EXCL, O_NOCTTY, O_NONBLOCK, O_RDONLY, O_RDWR, SysError, readDirNames, sysClose, sysOpenErr } from './ffi.js';
 import { listLoops } from './list.js';
 import {
   type AttachStats,
@@ -605,7 +605,7 @@ class HostIndex {
 }
 
 function readLoopNames(): string[] {
-  return readdirSync('/sys/block').filter((n) => /^loop\d+$/.test(n));
+  return (readDirNames('/sys/block', Buffer.alloc(65536)) ?? readdirSync('/sys/block')).filter((n) => /^loop\d+$/.test(n));
 }
 
 export { LoopFreeRefused };

@@ -3,7 +3,7 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { statSync } from 'node:fs';
+import { mkdirSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import {
   LOOP_CONFIG_OFFSETS,
   LOOP_CONFIG_SIZE,
@@ -18,7 +18,7 @@ import {
   makeMarker,
   parseMarker,
 } from '../../src/linux/loopdev.js';
-import { LO_FLAGS_AUTOCLEAR, LO_FLAGS_READ_ONLY, O_CLOEXEC, O_RDONLY, sysClose, sysOpen } from '../../src/linux/ffi.js';
+import { LO_FLAGS_AUTOCLEAR, LO_FLAGS_READ_ONLY, O_CLOEXEC, O_RDONLY, readDirNames, sysClose, sysOpen } from '../../src/linux/ffi.js';
 import { closeSource, openSource } from '../../src/linux/source.js';
 import { Scratch, losetup, losetupDetach, sysfs } from './helpers.js';
 
@@ -170,4 +170,17 @@ test('decode lo_file_name written by an independent writer (losetup sets it to t
   } finally {
     losetupDetach(name);
   }
+});
+
+test('readDirNames (getdents64) lists what readdir lists, across several getdents batches', () => {
+  const dir = `${scratch.dir}/many`;
+  mkdirSync(dir);
+  const names = Array.from({ length: 700 }, (_, i) => `f${i}-${'x'.repeat(i % 40)}${i % 7 === 0 ? '-é✓' : ''}`);
+  for (const n of names) writeFileSync(`${dir}/${n}`, '');
+  const small = Buffer.alloc(1024); // forces many getdents64 calls
+  assert.deepEqual(readDirNames(dir, small)?.sort(), readdirSync(dir).sort());
+  assert.deepEqual(readDirNames('/sys/block', Buffer.alloc(65536))?.sort(), readdirSync('/sys/block').sort());
+  assert.equal(readDirNames(`${dir}/missing`, small), undefined);
+  assert.equal(readDirNames(`${dir}/${names[0]}`, small), undefined, 'not a directory');
+  rmSync(dir, { recursive: true });
 });

@@ -107,6 +107,7 @@ const c_open = libc.func('open', 'int', ['str', 'int', 'uint32']);
 const c_openat = libc.func('openat', 'int', ['int', 'str', 'int', 'uint32']);
 const c_close = libc.func('close', 'int', ['int']);
 const c_read = libc.func('read', 'long', ['int', 'void *', 'size_t']);
+const c_access = libc.func('access', 'int', ['str', 'int']);
 const c_syscall_getdents64 = libc.func('syscall', 'long', ['long', 'int', 'void *', 'size_t']);
 const SYS_getdents64 = process.arch === 'arm64' ? 61 : 217;
 const c_flock = libc.func('flock', 'int', ['int', 'int']);
@@ -225,6 +226,11 @@ export function readDirNames(path: string, buf: Buffer): string[] | undefined {
   } finally {
     c_close(fd);
   }
+}
+
+/** access(path, F_OK): one syscall, no exception. */
+export function exists(path: string): boolean {
+  return (c_access(path, 0) as number) === 0;
 }
 
 export function sysClose(fd: number): void {

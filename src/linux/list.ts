@@ -4,7 +4,7 @@
 // /proc/self/mountinfo. Opening a loop device read-only changes nothing (no udev event, no rescan).
 import { readFileSync, readdirSync, readlinkSync, statSync } from 'node:fs';
 import type { LoopObs } from '../model/observed.js';
-import { LOOP_MAJOR, LO_FLAGS_AUTOCLEAR, LO_FLAGS_DIRECT_IO, LO_FLAGS_READ_ONLY, O_CLOEXEC, O_NOCTTY, O_NONBLOCK, O_RDONLY, readDirNames, readSmallFile, sysClose, sysOpenErr } from './ffi.js';
+import { LOOP_MAJOR, LO_FLAGS_AUTOCLEAR, LO_FLAGS_DIRECT_IO, LO_FLAGS_READ_ONLY, O_CLOEXEC, O_NOCTTY, O_NONBLOCK, O_RDONLY, exists, readDirNames, readSmallFile, sysClose, sysOpenErr } from './ffi.js';
 import { LOOP_INFO64_SIZE, getDiskseq, markerMatches, tryGetStatus } from './loopdev.js';
 
 let partShiftCache: number | undefined;
@@ -98,6 +98,9 @@ function observeOne(
   mounts: { devs: Set<string>; loopNames: Set<string> },
   held: ReadonlySet<string> | undefined,
 ): LoopObs | undefined {
+  // An unbound device has no sysfs loop/ directory: skip it without opening it (most of a host's loop
+  // devices are unbound, and a block device open and last close cost far more than a lookup).
+  if (!exists(`/sys/block/${name}/loop`)) return undefined;
   const fd = sysOpenErr(`/dev/${name}`, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
   if (fd < 0) return undefined; // ENXIO: being torn down; ENOENT: no node (yet)
   try {

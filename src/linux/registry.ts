@@ -4,7 +4,7 @@
 import { fstatSync, readdirSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { LoopObs } from '../model/observed.js';
-import { LOOP_MAJOR, LO_FLAGS_READ_ONLY, O_CLOEXEC, O_EXCL, O_NOCTTY, O_NONBLOCK, O_RDONLY, O_RDWR, SysError, readDirNames, sysClose, sysOpenErr } from './ffi.js';
+import { LOOP_MAJOR, LO_FLAGS_READ_ONLY, O_CLOEXEC, O_EXCL, O_NOCTTY, O_NONBLOCK, O_RDONLY, O_RDWR, SysError, exists, readDirNames, sysClose, sysOpenErr } from './ffi.js';
 import { listLoops } from './list.js';
 import {
   type AttachStats,
@@ -474,18 +474,11 @@ export function scanAllBacking(): Map<string, BackingFound[]> {
     return out;
   }
   for (const name of names) {
-    const fd = sysOpenErr(`/dev/${name}`, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
-    if (fd < 0) continue;
-    try {
-      const info = tryGetStatus(fd, buf);
-      if (!info) continue;
-      const key = `${info.device}:${info.inode}`;
-      let list = out.get(key);
-      if (!list) out.set(key, (list = []));
-      list.push({ name, readOnly: (info.flags & LO_FLAGS_READ_ONLY) !== 0, ours: markerMatches(info) });
-    } finally {
-      sysClose(fd);
-    }
+    const p = probeOne(name, buf);
+    if (!p) continue;
+    let list = out.get(p.key);
+    if (!list) out.set(p.key, (list = []));
+    list.push(p.found);
   }
   return out;
 }
@@ -497,6 +490,7 @@ export function scanBacking(dev: bigint, ino: bigint): BackingFound[] {
 
 /** Probe one loop device: what it backs now, or undefined if unbound or gone. */
 function probeOne(name: string, buf: Buffer): { key: string; found: BackingFound } | undefined {
+  if (!exists(`/sys/block/${name}/loop`)) return undefined; // unbound: no need to open it
   const fd = sysOpenErr(`/dev/${name}`, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
   if (fd < 0) return undefined;
   try {

@@ -1,0 +1,87 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { connectKeeper } from '../../src/daemon/keeper-client.js';
+import { runCli, startBench, waitUntil } from './helpers.js';
+
+function diskseqOf(dev: string): string | undefined {
+  try {
+    const name = dev.replace('/dev/', '');
+    readFileSync(`/sys/block/${name}/loop/backing_file`, 'utf8');
+    return readFileSync(`/sys/block/${name}/diskseq`, 'utf8').trim();
+  } catch {
+    return undefined; // unbound
+  }
+}
+
+test('after a one-shot apply exits, the keeper keeps the devices through a frontend reconnect; removing the backend frees them', async () => {
+  const b = await startBench({ withBlockDevice: false });
+  try {
+    const r = await runCli(['apply', '--auto-approve'], b.env);
+    assert.equal(r.code, 0, r.out);
+    assert.match(r.out, /Apply complete: 9 of 9 step\(s\) done \(9 attach\)/);
+
+    const k = await connectKeeper(b.runDir);
+    let list = await k.request({ op: 'list' });
+    assert.equal(list.held?.length, 9, 'one fd per backend');
+    // each entry turns live when the keeper's watch sees its committed backend
+    await waitUntil('every entry to be live', async () => (list = await k.request({ op: 'list' })).held!.every((h) => h.live));
+    k.close();
+    assert.notEqual(list.pid, process.pid);
+
+    const web1 = 1;
+    const be = `/local/domain/0/backend/vbd/${web1}/51728`;
+    const dev = b.sim.read(`${be}/physical-device-path`)!;
+    const seq = b.sim.read(`${be}/diskseq`)!;
+    assert.equal(diskseqOf(dev), seq);
+    await b.sim.settle();
+    const fe = b.sim.frontend(web1, 51728);
+    assert.equal(await fe.connect(), 4);
+    await fe.disconnect();
+    await b.sim.settle();
+    await new Promise((res) => setTimeout(res, 200));
+    assert.equal(diskseqOf(dev), seq, `${dev} survived the disconnect with the same diskseq`);
+    assert.equal(await fe.reconnect(), 4);
+    assert.ok(b.sim.backends().find((x) => x.domid === web1 && x.devid === 51728)?.held, 'blkback holds it again');
+    assert.equal(diskseqOf(dev), seq);
+
+    // blkback lets go while the backend dir still exists when its xenbus device is unregistered, e.g. the
+    // guest removes its frontend's state node (Unknown). With the keeper's fd the device stays bound...
+    const be2 = `/local/domain/0/backend/vbd/${web1}/51744`;
+    const dev2 = b.sim.read(`${be2}/physical-device-path`)!;
+    const seq2 = b.sim.read(`${be2}/diskseq`)!;
+    const be3 = `/local/domain/0/backend/vbd/2/51744`;
+    const dev3 = b.sim.read(`${be3}/physical-device-path`)!;
+    await b.sim.settle();
+    for (const [domid, bePath] of [[web1, be2], [2, be3]] as const) {
+      assert.ok(b.sim.backends().find((x) => x.domid === domid && x.devid === 51744)?.held, `blkback holds ${bePath}`);
+    }
+    // ...and the control: the same with the keeper's fd dropped frees the device under the backend
+    const k2 = await connectKeeper(b.runDir);
+    await k2.request({ op: 'drop', backend: be3 });
+    k2.close();
+    assert.ok(diskseqOf(dev3), 'still bound while blkback holds it');
+    await b.xs.rm(`/local/domain/${web1}/device/vbd/51744/state`);
+    await b.xs.rm(`/local/domain/2/device/vbd/51744/state`);
+    await b.sim.settle();
+    assert.equal(b.sim.backends().find((x) => x.domid === web1 && x.devid === 51744)?.held, undefined, 'blkback let go');
+    await waitUntil(`${dev3} to be freed without a holder`, () => diskseqOf(dev3) === undefined);
+    await new Promise((res) => setTimeout(res, 200));
+    assert.equal(diskseqOf(dev2), seq2, `${dev2} is still bound: the keeper holds it for ${be2}`);
+
+    // removing a backend dir: the keeper closes its fd, blkback lets go, autoclear frees the device
+    await b.xs.rm(be);
+    await b.xs.rm(`/local/domain/${web1}/device/vbd/51728`);
+    await waitUntil(`${dev} to be freed after its backend went`, () => diskseqOf(dev) === undefined);
+    const k3 = await connectKeeper(b.runDir);
+    const after = await k3.request({ op: 'list' });
+    k3.close();
+    assert.equal(after.held?.length, 7);
+    assert.ok(!after.held!.some((h) => h.backend === be || h.backend === be3));
+    assert.ok(after.held!.some((h) => h.backend === be2));
+    assert.ok(existsSync(join(b.runDir, 'keeper.log')));
+  } finally {
+    await b.cleanup();
+  }
+});

@@ -78,15 +78,16 @@ function secondXvbd(file: string): Churn {
   return churn(process.execPath, ['--input-type=module', '-e', script]);
 }
 
-test('250 attaches against losetup churn and a second xvbd: right inode, our marker, no leaks', { timeout: 120_000 }, async (t) => {
-  const ours = Array.from({ length: 10 }, (_, i) => scratch.image(`ours-${i}.img`, 2));
-  const shared = scratch.image('shared-ro.img', 2);
-  const theirs = [scratch.image('theirs-a.img', 2), scratch.image('theirs-b.img', 2)];
-  const other = scratch.image('other-xvbd.img', 2);
+for (const { legacy, N } of [{ legacy: false, N: 250 }, { legacy: true, N: 100 }]) {
+test(`${N} attaches (${legacy ? 'LOOP_SET_FD path' : 'LOOP_CONFIGURE'}) against losetup churn and a second xvbd: right inode, our marker, no leaks`, { timeout: 120_000 }, async (t) => {
+  const tag = legacy ? 'legacy' : 'configure';
+  const ours = Array.from({ length: 10 }, (_, i) => scratch.image(`${tag}-ours-${i}.img`, 2));
+  const shared = scratch.image(`${tag}-shared-ro.img`, 2);
+  const theirs = [scratch.image(`${tag}-theirs-a.img`, 2), scratch.image(`${tag}-theirs-b.img`, 2)];
+  const other = scratch.image(`${tag}-other-xvbd.img`, 2);
   const theirInodes = new Set(theirs.map((f) => scratch.inode(f).ino).concat(scratch.inode(other).ino));
   const churners = [losetupLoop(theirs[0]!), losetupLoop(theirs[1]!), secondXvbd(other)];
-  const reg = new LoopRegistry({ allowedRoots: [scratch.dir] });
-  const N = 250;
+  const reg = new LoopRegistry({ allowedRoots: [scratch.dir], legacy });
   let sharedUsers = 0;
   try {
     // Let the churn get going.
@@ -141,6 +142,8 @@ test('250 attaches against losetup churn and a second xvbd: right inode, our mar
     }
   }
   t.diagnostic(`registry stats: ${JSON.stringify(reg.stats)}`);
+  // Every attempt that did not end in a retry attached a device: with legacy, all of them by LOOP_SET_FD.
+  if (legacy) assert.ok(reg.stats.legacy >= reg.stats.attempts - Object.values(reg.stats.retries).reduce((a, b) => a + b, 0), JSON.stringify(reg.stats));
   t.diagnostic(`churn rounds: losetup ${churners[0]!.ok}+${churners[1]!.ok}, second xvbd ${churners[2]!.ok}`);
   assert.ok(churners[0]!.ok + churners[1]!.ok > 20, 'the losetup churn hardly ran: the race was not exercised');
   assert.ok(churners[2]!.ok > 20, 'the second xvbd hardly ran');
@@ -156,3 +159,4 @@ test('250 attaches against losetup churn and a second xvbd: right inode, our mar
   });
   assert.deepEqual(left, []);
 });
+}

@@ -47,3 +47,28 @@ test('the lock: another process holds it; waiting works; kill -9 frees it', asyn
     rmSync(join(dir, '..'), { recursive: true, force: true });
   }
 });
+
+test('xvbd apply refuses while another applier holds the lock, naming its pid', async () => {
+  const { prepareExampleHost } = await import('../../src/apply/example-host.js');
+  const { runCli } = await import('./helpers.js');
+  const dir = mkdtempSync(join(tmpdir(), 'xvbd-lock-'));
+  const host = prepareExampleHost({ workDir: join(dir, 'host'), withBlockDevice: false });
+  try {
+    const runDir = join(dir, 'run');
+    const held = await acquireApplyLock({ dir: runDir });
+    try {
+      const env = { ...process.env, XVBD_RUN_DIR: runDir, XENSTORED_PATH: join(dir, 'nothing.sock'), NODE_TEST_CONTEXT: undefined };
+      const r = await runCli(['apply', '--auto-approve', '--config', host.configDir], env);
+      assert.equal(r.code, 1);
+      assert.equal(r.out, `xvbd apply: another xvbd apply (pid ${process.pid}) holds ${join(runDir, 'apply.lock')}\n`);
+      const noTty = await runCli(['apply', '--config', host.configDir], env);
+      assert.equal(noTty.code, 1);
+      assert.match(noTty.out, /refusing to apply without a terminal to ask on: pass --auto-approve/);
+    } finally {
+      held.release();
+    }
+  } finally {
+    host.cleanup();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

@@ -273,6 +273,10 @@ const RETRYABLE = new Set(['EBUSY', 'ENXIO', 'ENODEV', 'ENOENT', 'EAGAIN', 'EUCL
  * we keep. Retries (bounded, randomized backoff) when another allocator races us to the device.
  */
 export async function attachLoop(backing: BackingFd, opts: AttachOptions): Promise<AttachedLoop> {
+  const bs = opts.blockSize;
+  if (bs !== undefined && bs !== 0 && !(Number.isInteger(bs) && bs >= 512 && bs <= 4096 && (bs & (bs - 1)) === 0)) {
+    throw new RangeError(`block size ${bs}: must be 512, 1024, 2048 or 4096`);
+  }
   const maxAttempts = opts.maxAttempts ?? 64;
   const stats = opts.stats;
   const control = sysOpen('/dev/loop-control', O_RDWR | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);

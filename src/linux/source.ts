@@ -1,10 +1,11 @@
 // Opening a disk's source safely: no symlink anywhere in the path, only under the allowed roots, a
 // regular file (or, for `kind: block`, a block device), opened once and then judged by its fd, so a
 // symlink swapped in between a check and the open cannot redirect us.
-import { fstatSync } from 'node:fs';
+import { fstatSync, realpathSync } from 'node:fs';
 import { posix } from 'node:path';
 import {
   AT_FDCWD,
+  E,
   O_CLOEXEC,
   O_DIRECT,
   O_DIRECTORY,
@@ -27,7 +28,11 @@ import { devMajor, devMinor } from './loopdev.js';
 export type SourceKind = 'file' | 'block';
 
 export interface OpenSourceOptions {
-  /** Absolute directories the source must lie under. Empty = anywhere. */
+  /**
+   * Absolute directories the source must lie under (checked on the path as given). Empty = anywhere.
+   * Files: no symlink anywhere in the path. Block devices: links inside /dev (udev's) are followed to a
+   * node inside /dev; `path` in the result is then the node's real path.
+   */
   allowedRoots: string[];
   readOnly: boolean;
   /** What the path must name (default 'file'). */
@@ -130,8 +135,18 @@ export function openSource(path: string, opts: OpenSourceOptions): OpenedSource 
   }
 
   let fd: number;
+  let opened = norm;
   try {
-    fd = openNoSymlinks(norm, flags, opts.noOpenat2 ?? false);
+    try {
+      fd = openNoSymlinks(norm, flags, opts.noOpenat2 ?? false);
+    } catch (e) {
+      // Block devices are usually named by udev's links (/dev/vg/lv, /dev/mapper/x, /dev/disk/by-id/...).
+      // Links inside /dev are root's (udev's) own, not an attacker's: resolve them, but only to a node
+      // in /dev, and open that node again with no symlink allowed.
+      if (kind !== 'block' || !(e instanceof SysError && e.code === 'ELOOP') || !norm.startsWith('/dev/')) throw e;
+      opened = resolveDevLink(path, norm);
+      fd = openNoSymlinks(opened, flags, opts.noOpenat2 ?? false);
+    }
   } catch (e) {
     if (opts.direct && e instanceof SysError && e.code === 'EINVAL') {
       throw new SourceError(path, 'denied', 'its file system does not support direct I/O (O_DIRECT)', e.code);
@@ -157,11 +172,28 @@ export function openSource(path: string, opts: OpenSourceOptions): OpenedSource 
       stat.major = devMajor(st.rdev);
       stat.minor = devMinor(st.rdev);
     }
-    return { fd, path: norm, stat, devB: st.dev, inoB: st.ino };
+    return { fd, path: opened, stat, devB: st.dev, inoB: st.ino };
   } catch (e) {
     sysClose(fd);
     throw e instanceof SourceError ? e : asSourceError(path, e);
   }
+}
+
+function resolveDevLink(path: string, norm: string): string {
+  let real: string;
+  try {
+    real = realpathSync(norm);
+  } catch (e) {
+    throw asSourceError(path, e instanceof Error && 'code' in e ? new SysError('realpath', errnoOf(String((e as NodeJS.ErrnoException).code))) : e);
+  }
+  if (!real.startsWith('/dev/') || real.includes('/../')) {
+    throw new SourceError(path, 'symlink', `is a link out of /dev (to ${real})`);
+  }
+  return real;
+}
+
+function errnoOf(code: string): number {
+  return (E as Record<string, number>)[code] ?? E.EIO;
 }
 
 export function closeSource(src: { fd: number }): void {

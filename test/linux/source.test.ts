@@ -3,10 +3,11 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { closeSync, fstatSync, linkSync, mkdirSync, openSync, symlinkSync, writeFileSync } from 'node:fs';
+import { closeSync, fstatSync, linkSync, mkdirSync, openSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
 import { SourceError, closeSource, isUnderRoots, openSource } from '../../src/linux/source.js';
-import { Scratch } from './helpers.js';
+import { attachLoop } from '../../src/linux/loopdev.js';
+import { Scratch, losetup, losetupDetach, sysfs } from './helpers.js';
 
 const scratch = new Scratch('source');
 after(() => scratch.finish());
@@ -159,3 +160,39 @@ for (const noOpenat2 of [false, true]) {
     for (const r of Object.keys(seen)) assert.ok(['ok', 'symlink', 'not-found'].includes(r), `unexpected refusal ${r}`);
   });
 }
+
+test('block sources: udev-style links inside /dev are followed to a /dev node; links out of /dev are not', () => {
+  const img = scratch.image('blk-link.img');
+  const theirs = losetup(img);
+  const inDev = `/dev/xvbd-test-${process.pid}-blk`;
+  const outOfDev = `/dev/xvbd-test-${process.pid}-out`;
+  symlinkSync(`/dev/${theirs}`, inDev);
+  symlinkSync(img, outOfDev);
+  try {
+    const s = openSource(inDev, { allowedRoots: ['/dev'], readOnly: true, kind: 'block' });
+    try {
+      assert.equal(s.path, `/dev/${theirs}`);
+      assert.equal(`${s.stat.major}:${s.stat.minor}`, sysfs(theirs, 'dev'));
+    } finally {
+      closeSource(s);
+    }
+    assert.equal(why(() => openSource(outOfDev, { allowedRoots: [], readOnly: true, kind: 'block' })), 'symlink');
+    assert.equal(why(() => openSource(inDev, { allowedRoots: [], readOnly: true, kind: 'file' })), 'symlink');
+    assert.equal(why(() => openSource(inDev, { allowedRoots: [root], readOnly: true, kind: 'block' })), 'outside-roots');
+  } finally {
+    unlinkSync(inDev);
+    unlinkSync(outOfDev);
+    losetupDetach(theirs);
+  }
+});
+
+test('block size must be one the kernel takes', async () => {
+  const s = openSource(good, { allowedRoots: [root], readOnly: true });
+  try {
+    for (const bs of [100, 513, 8192, 3000]) {
+      await assert.rejects(attachLoop({ fd: s.fd, dev: s.devB, ino: s.inoB }, { readOnly: true, blockSize: bs }), RangeError);
+    }
+  } finally {
+    closeSource(s);
+  }
+});

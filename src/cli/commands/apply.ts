@@ -7,7 +7,8 @@ import { applyOnce, ConfigInvalid } from '../../apply/session.js';
 import type { StepEvent } from '../../apply/execute.js';
 import type { Plan } from '../../model/plan.js';
 import { CliError } from '../errors.js';
-import { renderPlanText } from '../../apply/render.js';
+import { renderPlan } from '../render/plan.js';
+import { wantColor } from '../render/style.js';
 
 const USAGE = `Usage: xvbd apply [--config DIR] [--auto-approve] [--dry-run] [--prune]
 
@@ -71,6 +72,7 @@ export async function run(argv: string[]): Promise<number> {
   const configDir = values.config ?? defaultConfigDir();
   const autoApprove = values['auto-approve'] ?? false;
   const dryRun = values['dry-run'] ?? false;
+  const color = wantColor(process.stdout);
   if (!autoApprove && !dryRun && !process.stdin.isTTY) {
     // decided before anything is touched: a script must say so explicitly
     throw new CliError('refusing to apply without a terminal to ask on: pass --auto-approve (or --dry-run)');
@@ -81,7 +83,7 @@ export async function run(argv: string[]): Promise<number> {
       prune: values.prune ?? false,
       dryRun,
       approve: async (plan) => {
-        process.stdout.write(renderPlanText(plan));
+        process.stdout.write(renderPlan(plan, { color }));
         if (autoApprove) return true;
         return ask(plan);
       },
@@ -91,12 +93,11 @@ export async function run(argv: string[]): Promise<number> {
       },
     });
     if (out.plan.actions.length === 0) {
-      process.stdout.write(renderPlanText(out.plan));
-      process.stdout.write('No changes. The host matches the desired state.\n');
+      process.stdout.write(renderPlan(out.plan, { color }));
       return 0;
     }
     if (dryRun) {
-      process.stdout.write(renderPlanText(out.plan));
+      process.stdout.write(renderPlan(out.plan, { color }));
       process.stdout.write('Dry run: nothing was changed.\n');
       return 0;
     }

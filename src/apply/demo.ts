@@ -1,0 +1,168 @@
+// `xvbd demo`: the README's main job on a laptop, no Xen needed. A simulator with the example guests,
+// a copy of examples/host pointing at sparse images in a temp dir, apply, status, simulated guests
+// connecting, the shared read-only loop device; then everything it made is removed (also on Ctrl-C).
+import { mkdtempSync, readFileSync, readdirSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline/promises';
+import { loadConfig } from '../config/index.js';
+import { LoopRegistry, listLoops } from '../linux/index.js';
+import { snapshot } from '../observe/snapshot.js';
+import { renderPlan } from '../cli/render/plan.js';
+import { renderStatus } from '../cli/render/status.js';
+import { startSimulator, type Simulator } from '../sim/index.js';
+import type { XsClient } from '../xenstore/api.js';
+import { connect } from '../xenstore/client.js';
+import { detachBackend, selfHolder, type StepEvent } from './execute.js';
+import { prepareExampleHost, type ExampleHost } from './example-host.js';
+import { RegistryDevices } from './linux-devices.js';
+import { applyOnce } from './session.js';
+
+export interface DemoOptions {
+  /** Wait for Enter before cleaning up (default: when stdin is a terminal). */
+  wait?: boolean;
+  color?: boolean;
+  out?: (s: string) => void;
+}
+
+function loopsUnder(dir: string): Map<string, string> {
+  const m = new Map<string, string>();
+  for (const n of readdirSync('/sys/block')) {
+    if (!/^loop\d+$/.test(n)) continue;
+    try {
+      const f = readFileSync(`/sys/block/${n}/loop/backing_file`, 'utf8').trim();
+      if (f.startsWith(dir + '/')) m.set(n, f);
+    } catch {
+      // unbound
+    }
+  }
+  return m;
+}
+
+export async function runDemo(opts: DemoOptions = {}): Promise<number> {
+  const out = opts.out ?? ((s: string) => process.stdout.write(s));
+  const say = (s = '') => out(s + '\n');
+  const h1 = (s: string) => say(`\n=== ${s} ${'='.repeat(Math.max(3, 72 - s.length))}`);
+  const work = mkdtempSync(join(tmpdir(), 'xvbd-demo-'));
+  let host: ExampleHost | undefined;
+  let sim: Simulator | undefined;
+  let xs: XsClient | undefined;
+  const saved = { ...process.env };
+  let cleaned: Promise<void> | undefined;
+
+  const cleanup = (): Promise<void> =>
+    (cleaned ??= (async () => {
+      h1('Cleaning up: detach every backend, stop the simulator, remove the files');
+      try {
+        if (xs && host) {
+          const desired = (await loadConfig(host.configDir)).desired;
+          const policy = { ...desired!.policy, detachTimeoutMs: 2000 };
+          const ctx = { xs, devices: new RegistryDevices(new LoopRegistry()), policy, holder: selfHolder };
+          for (const fe of await xs.directory('/local/domain/0/backend/vbd')) {
+            for (const devid of await xs.directory(`/local/domain/0/backend/vbd/${fe}`)) {
+              const path = `/local/domain/0/backend/vbd/${fe}/${devid}`;
+              const r = await detachBackend(ctx, { path, backendDomid: 0, frontendDomid: Number(fe), devid: Number(devid) });
+              say(`  - ${path}: ${r}`);
+            }
+          }
+          await sim?.settle();
+        }
+      } catch (err) {
+        say(`  cleanup: ${(err as Error).message}`);
+      } finally {
+        await xs?.close().catch(() => {});
+        await sim?.close().catch(() => {});
+        if (host) {
+          const dir = host.imagesDir;
+          const deadline = Date.now() + 8000;
+          while (Date.now() < deadline && [...loopsUnder(dir).keys()].some((n) => `/dev/${n}` !== host!.blockDev)) {
+            await new Promise((r) => setTimeout(r, 50));
+          }
+          const left = [...loopsUnder(dir).keys()].filter((n) => `/dev/${n}` !== host!.blockDev);
+          host.cleanup();
+          const after = loopsUnder(dir);
+          if (left.length === 0 && after.size === 0) say('  no loop device left behind; temp files removed.');
+          else say(`  WARNING: still bound: ${[...after.keys(), ...left].join(', ')}`);
+        }
+        process.env = saved;
+      }
+    })());
+
+  const onSig = () => {
+    void cleanup().then(() => process.exit(130));
+  };
+  process.once('SIGINT', onSig);
+  process.once('SIGTERM', onSig);
+  try {
+    h1('1. A host: the example config, sparse images, a simulated xenstore with the guests');
+    host = prepareExampleHost({ workDir: join(work, 'host') });
+    const loaded = await loadConfig(host.configDir);
+    if (!loaded.desired) throw new Error('the example config copy is invalid');
+    const desired = loaded.desired;
+    say(`config:  ${host.configDir} (a copy of examples/host; /var/lib/xvbd/images -> ${host.imagesDir})`);
+    if (host.blockDev) say(`block:   /dev/vg0/db-data (an LVM volume on a real host) -> ${host.blockDev} (made with losetup)`);
+    say(`images:  ${host.files.length} sparse files`);
+    const domains = desired.domains.map((d, i) => ({ name: d.name, domid: i + 1 }));
+    sim = await startSimulator({ socketPath: join(work, 'xenstored.sock'), sysfsDir: join(work, 'sysfs'), domains });
+    process.env.XENSTORED_PATH = sim.socketPath;
+    process.env.XVBD_XEN_BACKEND_SYSFS = sim.sysfsDir;
+    process.env.XVBD_RUN_DIR = join(work, 'run');
+    process.env.XVBD_HOOK_SCRIPT = '';
+    say(`xenstore: simulator on ${sim.socketPath} (try: XENSTORED_PATH=${sim.socketPath} xenstore-ls)`);
+    say(`domains: ${domains.map((d) => `${d.name} (${d.domid})`).join(', ')}`);
+    xs = await connect({ path: sim.socketPath });
+
+    h1('2. xvbd apply --auto-approve');
+    const onEvent = (e: StepEvent) => {
+      if (e.type === 'step-done') say(`  [${e.index + 1}] ${e.summary}\n      ${e.detail ?? ''} (${e.ms.toFixed(1)} ms)`);
+      if (e.type === 'step-failed') say(`  [${e.index + 1}] FAILED ${e.summary}: ${e.error}`);
+    };
+    const applied = await applyOnce({
+      configDir: host.configDir,
+      xs,
+      approve: async (plan) => {
+        out(renderPlan(plan, { color: opts.color }));
+        say();
+        return true;
+      },
+      onEvent,
+    });
+    if (!applied.result?.ok) throw new Error('apply failed');
+
+    h1('3. xvbd status (guests not connected yet: blkback waits in InitWait)');
+    await sim.settle();
+    let snap = await snapshot({ configDir: host.configDir, xs });
+    out(renderStatus(snap.plan!, { color: opts.color, observed: snap.observed }));
+
+    h1('4. The guests boot: their blkfront connects');
+    for (const b of sim.backends()) await sim.frontend(b.domid, b.devid).connect();
+    snap = await snapshot({ configDir: host.configDir, xs });
+    out(renderStatus(snap.plan!, { color: opts.color, observed: snap.observed }));
+
+    h1('5. One read-only loop device for the shared template');
+    const template = host.files.find((f) => f.includes('template'));
+    for (const l of listLoops()) {
+      if (!l.backingPath.startsWith(host.imagesDir + '/')) continue;
+      const users = snap.observed!.backends.filter((b) => b.physicalDevicePath === `/dev/${l.name}`);
+      const who = users.map((b) => `${desired.domains[b.frontendDomid - 1]?.name ?? b.frontendDomid}/${b.devid}`).join(', ');
+      const mark = l.backingPath === template ? '  <- shared' : '';
+      say(`  /dev/${l.name}  diskseq ${l.diskseq}  ${l.readOnly ? 'ro' : 'rw'}  autoclear=${l.autoclear}  ${l.backingPath.slice(host.imagesDir.length + 1)}  used by ${users.length}: ${who}${mark}`);
+    }
+    say(`\nThe loop devices are held by the keeper (${join(work, 'run')}/keeper.sock): see docs/fd-holding.md.`);
+
+    const wait = opts.wait ?? process.stdin.isTTY === true;
+    if (wait) {
+      const rl = createInterface({ input: process.stdin, output: process.stdout });
+      await rl.question('\nPress Enter to clean up (or Ctrl-C) ');
+      rl.close();
+    }
+    return 0;
+  } catch (err) {
+    say(`demo failed: ${(err as Error).message}`);
+    return 1;
+  } finally {
+    await cleanup();
+    process.off('SIGINT', onSig);
+    process.off('SIGTERM', onSig);
+  }
+}

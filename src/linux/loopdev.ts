@@ -331,14 +331,18 @@ function configureOne(nr: number, backing: BackingFd, opts: AttachOptions): Atta
   const devPath = `/dev/loop${nr}`;
   const exclusive = opts.exclusive ?? true;
   // O_RDWR for a read-write disk: the kernel makes the device read-only if the opener cannot write.
-  const fd = sysOpen(devPath, (opts.readOnly ? O_RDONLY : O_RDWR) | O_CLOEXEC | O_NONBLOCK | O_NOCTTY | (exclusive ? O_EXCL : 0));
-  let lockFd = -1;
+  // First a plain read-only fd: the BSD lock udev and systemd honour (on a second fd, so that closing
+  // it later wakes udev), and a look whether someone bound the device meanwhile. A device that turns
+  // out to be somebody else's has then only seen a read-only open and close from us.
+  const lockFd = sysOpen(devPath, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
+  let fd = -1;
   let bound = false;
   try {
-    // The BSD lock udev and systemd honour, on a second fd (closing it later wakes udev).
-    lockFd = sysOpen(devPath, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
     // Somebody (udev probing, systemd-dissect, another xvbd) has it locked: treat it as taken.
     if (!sysTryFlock(lockFd, LOCK_EX)) throw new SysError('flock', E.EBUSY, `${devPath} is locked by another process`);
+    if (tryGetStatus(lockFd) !== undefined) throw new SysError('attach', E.EBUSY, `${devPath} already bound`);
+    fd = sysOpen(devPath, (opts.readOnly ? O_RDONLY : O_RDWR) | O_CLOEXEC | O_NONBLOCK | O_NOCTTY | (exclusive ? O_EXCL : 0));
+    // Bound between our look and the exclusive open (by a tool that does not lock): still taken.
     if (tryGetStatus(fd) !== undefined) throw new SysError('attach', E.EBUSY, `${devPath} already bound`);
 
     const readOnly = opts.readOnly;
@@ -391,7 +395,7 @@ function configureOne(nr: number, backing: BackingFd, opts: AttachOptions): Atta
         // already clearing
       }
     }
-    sysClose(fd);
+    if (fd >= 0) sysClose(fd);
     throw e;
   } finally {
     sysClose(lockFd);

@@ -3,11 +3,13 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect, defaultPaths } from '../../src/xenstore/client.js';
 import { XsError } from '../../src/xenstore/errors.js';
 import { parsePerms, formatPerms, checkPath } from '../../src/xenstore/paths.js';
+import { FrameDecoder, XS, encodeFrame, nulJoin, type Frame } from '../../src/xenstore/wire.js';
 import type { XsClient } from '../../src/xenstore/api.js';
 import { startSimulator, type Simulator } from '../../src/sim/index.js';
 import { conformanceCases } from './conformance.js';
@@ -107,4 +109,85 @@ test('path rules (table)', () => {
   for (const p of good) assert.doesNotThrow(() => checkPath(p), p.slice(0, 30));
   for (const p of bad) assert.throws(() => checkPath(p), (e: unknown) => e instanceof XsError && e.errno === 'EINVAL', p.slice(0, 30));
   assert.doesNotThrow(() => checkPath('@introduceDomain', { allowSpecial: true }));
+});
+
+/** A fake xenstored whose replies a test scripts: handler(frame, socket). */
+async function fakeServer(path: string, handler: (f: Frame, s: Socket) => void): Promise<Server> {
+  const srv = createServer((s) => {
+    const dec = new FrameDecoder();
+    s.on('data', (d: Buffer) => {
+      for (const f of dec.push(d)) handler(f, s);
+    });
+    s.on('error', () => undefined);
+  });
+  await new Promise<void>((r) => srv.listen(path, () => r()));
+  return srv;
+}
+
+test('replies are matched by req_id, not by order (a server answering backwards)', async () => {
+  const path = join(dir, 'backwards.sock');
+  const held: { f: Frame; s: Socket }[] = [];
+  const srv = await fakeServer(path, (f, s) => {
+    held.push({ f, s });
+    if (held.length === 3) {
+      for (const h of held.reverse()) {
+        const p = h.f.payload.toString('utf8', 0, h.f.payload.length - 1);
+        h.s.write(encodeFrame(XS.READ, h.f.reqId, 0, Buffer.from(`value of ${p}`)));
+      }
+    }
+  });
+  const cl = await connect({ path });
+  try {
+    assert.deepEqual(await Promise.all([cl.read('/a'), cl.read('/b'), cl.read('/c')]), ['value of /a', 'value of /b', 'value of /c']);
+  } finally {
+    await cl.close();
+    srv.close();
+  }
+});
+
+test('a reply of the wrong type is an EIO error; an oversized frame fails the connection', async () => {
+  const path = join(dir, 'liar.sock');
+  const srv = await fakeServer(path, (f, s) => {
+    const p = f.payload.toString('utf8', 0, f.payload.length - 1);
+    if (p === '/wrong') s.write(encodeFrame(XS.WRITE, f.reqId, 0, nulJoin('OK')));
+    else if (p === '/error') s.write(encodeFrame(XS.ERROR, f.reqId, 0, nulJoin('EACCES')));
+    else {
+      const hdr = Buffer.alloc(16);
+      hdr.writeUInt32LE(XS.READ, 0);
+      hdr.writeUInt32LE(f.reqId, 4);
+      hdr.writeUInt32LE(0x7fffffff, 12);
+      s.write(hdr);
+    }
+  });
+  const cl = await connect({ path });
+  try {
+    await assert.rejects(cl.read('/wrong'), (e: unknown) => e instanceof XsError && e.errno === 'EIO' && /WRITE to READ/.test(e.message));
+    await assert.rejects(cl.read('/error'), (e: unknown) => e instanceof XsError && e.errno === 'EACCES' && e.path === '/error');
+    await assert.rejects(cl.read('/huge'), (e: unknown) => e instanceof XsError && e.errno === 'EIO' && /protocol error/.test(e.message));
+    await assert.rejects(cl.read('/after'), (e: unknown) => e instanceof XsError && e.errno === 'EIO');
+  } finally {
+    await cl.close();
+    srv.close();
+  }
+});
+
+test('events(): every open iterator sees every event; events before the first iterator are kept', async () => {
+  const cl = await connect({ path: sim.socketPath });
+  try {
+    await cl.watch('/ev-test', 'tk');
+    await cl.write('/ev-test', '1'); // initial + change arrive before anyone iterates
+    const a = cl.events()[Symbol.asyncIterator]();
+    assert.equal((await a.next()).value?.path, '/ev-test');
+    assert.equal((await a.next()).value?.path, '/ev-test');
+    const b = cl.events()[Symbol.asyncIterator]();
+    await cl.write('/ev-test/x', '2');
+    assert.equal((await a.next()).value?.path, '/ev-test/x');
+    assert.equal((await b.next()).value?.path, '/ev-test/x');
+    await b.return!();
+    await cl.write('/ev-test/y', '3');
+    assert.equal((await a.next()).value?.path, '/ev-test/y');
+    await cl.rm('/ev-test');
+  } finally {
+    await cl.close();
+  }
 });

@@ -54,19 +54,20 @@ export function paramsPath(params: string | undefined): string | undefined {
     if (!m) break;
     p = m[1]!;
   }
-  if (!p.startsWith('/') || p.includes('\0')) return undefined;
+  // "//host/..." after a prefix is a URL (iscsi://, nbd://), not a local path.
+  if (!p.startsWith('/') || p.startsWith('//') || p.includes('\0')) return undefined;
   return posix.normalize(p);
 }
 
 /**
  * Whether xvbd may serve a toolstack-created backend with this `script`: none written (our own
- * attach, or a toolstack that runs no script), or a script whose basename names xvbd (libxl
- * `script=xvbd`, which libxl makes absolute under /etc/xen/scripts). Xen's own `block` script does
- * its own losetup: serving such a backend too would race it.
+ * attach, or a toolstack that runs no script), or a script whose path names xvbd (libxl
+ * `script=xvbd` becomes /etc/xen/scripts/xvbd; /usr/lib/xvbd/hook works too). Xen's own `block`
+ * script does its own losetup: serving such a backend too would race it.
  */
 export function scriptIsOurs(script: string | undefined): boolean {
   if (script === undefined || script === '') return true;
-  return /xvbd/.test(posix.basename(script));
+  return /xvbd/.test(script);
 }
 
 export function backendRef(b: BackendObs): BackendRef {

@@ -1,7 +1,7 @@
 // `xvbd demo`: the README's main job on a laptop, no Xen needed. A simulator with the example guests,
 // a copy of examples/host pointing at sparse images in a temp dir, apply, status, simulated guests
 // connecting, the shared read-only loop device; then everything it made is removed (also on Ctrl-C).
-import { mkdtempSync, readFileSync, readdirSync } from 'node:fs';
+import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline/promises';
@@ -80,6 +80,7 @@ export async function runDemo(opts: DemoOptions = {}): Promise<number> {
           }
           const left = [...loopsUnder(dir).keys()].filter((n) => `/dev/${n}` !== host!.blockDev);
           host.cleanup();
+          rmSync(work, { recursive: true, force: true });
           const after = loopsUnder(dir);
           if (left.length === 0 && after.size === 0) say('  no loop device left behind; temp files removed.');
           else say(`  WARNING: still bound: ${[...after.keys(), ...left].join(', ')}`);
@@ -108,6 +109,7 @@ export async function runDemo(opts: DemoOptions = {}): Promise<number> {
     process.env.XVBD_XEN_BACKEND_SYSFS = sim.sysfsDir;
     process.env.XVBD_RUN_DIR = join(work, 'run');
     process.env.XVBD_HOOK_SCRIPT = '';
+    process.env.XVBD_KEEPER_XS_LOST_EXIT_MS = '15000'; // if the demo is killed, its keeper lets go too
     say(`xenstore: simulator on ${sim.socketPath} (try: XENSTORED_PATH=${sim.socketPath} xenstore-ls)`);
     say(`domains: ${domains.map((d) => `${d.name} (${d.domid})`).join(', ')}`);
     xs = await connect({ path: sim.socketPath });

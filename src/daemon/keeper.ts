@@ -95,6 +95,12 @@ export interface KeeperOptions {
   connectXs: () => Promise<XsClient>;
   /** Exit this long after the last fd was released (ms). */
   idleExitMs?: number;
+  /**
+   * Let go of everything and exit when xenstore has been unreachable this long (ms). Default: never
+   * (on a real host xenstored comes back and the backends still need their devices). For throw-away
+   * environments: the simulator of a test or of the demo that was killed.
+   */
+  xsLostExitMs?: number;
   log?: (line: string) => void;
 }
 
@@ -107,6 +113,8 @@ export class Keeper {
   private timers = new Map<string, NodeJS.Timeout>();
   private closed = false;
   private giverTimer: NodeJS.Timeout | undefined;
+  /** When the xenstore connection was lost (undefined while connected). */
+  xsLostAt: number | undefined;
   onEmpty: () => void = () => {};
   onNonEmpty: () => void = () => {};
 
@@ -258,11 +266,13 @@ export class Keeper {
           try {
             const xs = await this.connectXs();
             this.xs = xs;
+            this.xsLostAt = undefined;
             void this.pump(xs);
             for (const b of this.held.keys()) await xs.watch(b, b);
             return;
           } catch (err) {
             if (this.closed) return;
+            this.xsLostAt ??= Date.now();
             this.log(`xenstore connect failed (${(err as Error).message}); retrying`);
             await new Promise((r) => setTimeout(r, delay));
             delay = Math.min(delay * 2, 5000);
@@ -291,6 +301,7 @@ export class Keeper {
       // connection lost
     }
     if (this.xs === xs) this.xs = undefined;
+    this.xsLostAt ??= Date.now();
     if (!this.closed && this.size > 0) {
       this.log('xenstore connection lost; holding everything and reconnecting');
       await this.connect();
@@ -465,6 +476,18 @@ export async function runKeeper(opts: KeeperOptions): Promise<void> {
   server.on('error', (err) => log(`server error: ${err.message}`));
   log(`keeper ${process.pid} listening on ${sockPath}`);
   armIdle();
+  if (opts.xsLostExitMs !== undefined) {
+    const lostMs = opts.xsLostExitMs;
+    const t = setInterval(() => {
+      if (keeper.xsLostAt !== undefined && Date.now() - keeper.xsLostAt >= lostMs) {
+        log(`xenstore unreachable for ${lostMs} ms: letting go of everything`);
+        clearInterval(t);
+        keeper.releaseAll();
+        void stop();
+      }
+    }, Math.min(1000, lostMs));
+    t.unref();
+  }
   await finished;
   keeper.releaseAll();
 }

@@ -70,6 +70,8 @@ export async function startBench(opts: { withBlockDevice?: boolean; domains?: { 
       XVBD_RUN_DIR: runDir,
       XVBD_CONFIG: host.configDir,
       XVBD_HOOK_SCRIPT: '/usr/local/bin/xvbd-hook',
+      // a test killed by a time-out takes its simulator with it: its keeper must not hold devices forever
+      XVBD_KEEPER_XS_LOST_EXIT_MS: '15000',
       NODE_TEST_CONTEXT: undefined,
     };
     // the in-process parts (applyOnce, keeper client) read the same environment
@@ -78,6 +80,7 @@ export async function startBench(opts: { withBlockDevice?: boolean; domains?: { 
       XVBD_XEN_BACKEND_SYSFS: env.XVBD_XEN_BACKEND_SYSFS,
       XVBD_RUN_DIR: runDir,
       XVBD_HOOK_SCRIPT: env.XVBD_HOOK_SCRIPT,
+      XVBD_KEEPER_XS_LOST_EXIT_MS: env.XVBD_KEEPER_XS_LOST_EXIT_MS,
     });
     const xs = await connect({ path: sim.socketPath });
     const s = sim;
@@ -92,7 +95,8 @@ export async function startBench(opts: { withBlockDevice?: boolean; domains?: { 
       async cleanup() {
         try {
           // backends gone -> the keeper lets go and exits; blkback lets go
-          for (const d of await xs.directory('/local/domain/0/backend/vbd')) await xs.rm(`/local/domain/0/backend/vbd/${d}`);
+          const dirs = await xs.directory('/local/domain/0/backend/vbd').catch(() => [] as string[]); // the sim may be closed already
+          for (const d of dirs) await xs.rm(`/local/domain/0/backend/vbd/${d}`);
           await s.settle();
           const k = await connectKeeper(runDir).catch(() => undefined);
           if (k) {

@@ -85,3 +85,19 @@ test('after a one-shot apply exits, the keeper keeps the devices through a front
     await b.cleanup();
   }
 });
+
+test('a keeper whose xenstore is gone for good lets go when XVBD_KEEPER_XS_LOST_EXIT_MS says so (a killed test or demo leaks nothing)', async () => {
+  const b = await startBench({ withBlockDevice: false });
+  try {
+    const r = await runCli(['apply', '--auto-approve'], { ...b.env, XVBD_KEEPER_XS_LOST_EXIT_MS: '300' });
+    assert.equal(r.code, 0, r.out);
+    assert.equal(b.loops().size, 7);
+    await b.sim.close(); // blkback lets go; only the keeper holds the devices now
+    await new Promise((res) => setTimeout(res, 150));
+    assert.equal(b.loops().size, 7, 'the keeper still holds them right after the loss');
+    await waitUntil('the keeper to exit', () => !existsSync(join(b.runDir, 'keeper.sock')), 10_000);
+    await waitUntil('the devices to be freed', () => b.loops().size === 0);
+  } finally {
+    await b.cleanup();
+  }
+});

@@ -16,7 +16,8 @@ reconnect (blkback closes and reopens the device) cannot let autoclear free them
 Options:
   --list           print what the running keeper holds (JSON) and exit
   --idle-exit MS   exit this long after the last fd was released (default 3000)
-Environment: XVBD_RUN_DIR (default /run/xvbd), XENSTORED_PATH.`;
+Environment: XVBD_RUN_DIR (default /run/xvbd), XENSTORED_PATH, XVBD_KEEPER_XS_LOST_EXIT_MS (let go and
+exit when xenstore stays unreachable that long; unset = never, the right choice on a real host).`;
 
 export async function run(argv: string[]): Promise<number> {
   const { values } = parseArgs({
@@ -45,6 +46,8 @@ export async function run(argv: string[]): Promise<number> {
   if (idle !== undefined && (!Number.isInteger(idle) || idle < 0)) throw new CliError('--idle-exit needs a number of milliseconds');
   const log = (line: string) => process.stderr.write(`${new Date().toISOString()} keeper[${process.pid}]: ${line}\n`);
   process.on('SIGHUP', () => log('SIGHUP ignored (the keeper never lets go of a live backend)'));
-  await runKeeper({ runDir: dir, connectXs: () => connect(), idleExitMs: idle, log });
+  const lostEnv = process.env.XVBD_KEEPER_XS_LOST_EXIT_MS;
+  const xsLostExitMs = lostEnv && /^[0-9]+$/.test(lostEnv) ? Number(lostEnv) : undefined;
+  await runKeeper({ runDir: dir, connectXs: () => connect(), idleExitMs: idle, log, xsLostExitMs });
   return 0;
 }

@@ -258,3 +258,39 @@ test('observeSources: a block device mounted in dom0 is reported mounted (real m
   assert.equal(s['/dev/null']!.kind, 'other', 'a character device is neither file nor block');
   assert.equal(s['/dev/null']!.mounted, false);
 });
+
+test('observe in one transaction under churn: retried, then plain reads; never fails', async () => {
+  const e = await setup('churn', [{ name: 'web', domid: 3 }]);
+  const xs = await connect({ path: e.sim.socketPath });
+  const writer = await connect({ path: e.sim.socketPath });
+  try {
+    const pairs: Record<string, string> = {};
+    for (let i = 0; i < 50; i++) {
+      const devid = XVDA + i * 16;
+      pairs[`/local/domain/0/backend/vbd/3/${devid}/frontend`] = `/local/domain/3/device/vbd/${devid}`;
+      pairs[`/local/domain/0/backend/vbd/3/${devid}/state`] = '1';
+      pairs[`/local/domain/3/device/vbd/${devid}/state`] = '1';
+    }
+    await e.write(pairs);
+    let stop = false;
+    let n = 0;
+    const churn = (async () => {
+      while (!stop) await writer.write(`/local/domain/3/device/vbd/${XVDA + (n++ % 50) * 16}/state`, n % 2 ? '3' : '1');
+    })();
+    try {
+      for (let k = 0; k < 3; k++) {
+        const obs = await observe({ xs, loops: () => [], sources: [], transaction: true, xenBackendSysfs: e.sim.sysfsDir });
+        assert.equal(obs.backends.length, 50);
+        for (const b of obs.backends) assert.ok(b.frontendState === 1 || b.frontendState === 3, String(b.frontendState));
+      }
+    } finally {
+      stop = true;
+      await churn;
+    }
+    assert.ok(n > 10, `the writer ran (${n} writes)`);
+  } finally {
+    await writer.close();
+    await xs.close();
+    await e.close();
+  }
+});

@@ -150,20 +150,23 @@ async function readBackends(ops: XsOps, backendDomid: number, sysfs: string): Pr
     );
     return out;
   })();
-  const fes = (await dirOpt(ops, base))
-    .map(parseDomid)
-    .filter((x): x is number => x !== undefined)
-    .sort((a, b) => a - b);
-  const perFe = await Promise.all(
-    fes.map(async (fe) => {
-      const devids = (await dirOpt(ops, `${base}/${fe}`))
-        .map(parseDevid)
-        .filter((x): x is number => x !== undefined)
-        .sort((a, b) => a - b);
-      return Promise.all(devids.map((devid) => readBackend(ops, backendDomid, fe, devid, `${base}/${fe}/${devid}`, sysfs)));
-    }),
-  );
-  const errors = await errorsP;
+  const perFeP = (async () => {
+    const fes = (await dirOpt(ops, base))
+      .map(parseDomid)
+      .filter((x): x is number => x !== undefined)
+      .sort((a, b) => a - b);
+    return Promise.all(
+      fes.map(async (fe) => {
+        const devids = (await dirOpt(ops, `${base}/${fe}`))
+          .map(parseDevid)
+          .filter((x): x is number => x !== undefined)
+          .sort((a, b) => a - b);
+        return Promise.all(devids.map((devid) => readBackend(ops, backendDomid, fe, devid, `${base}/${fe}/${devid}`, sysfs)));
+      }),
+    );
+  })();
+  // Both awaited together: a failure of either never leaves the other's rejection unhandled.
+  const [errors, perFe] = await Promise.all([errorsP, perFeP]);
   const all = perFe.flat();
   for (const b of all) {
     const err = errors.get(`${b.frontendDomid}/${b.devid}`);

@@ -1,4 +1,4 @@
 // The planner's public surface.
-export { plan, health, stateName } from './plan.js';
+export { plan, stateName } from './plan.js';
 export { devidToVdev, diskLetters } from './vdev.js';
 export { fileKey, blockKey, parseHexDev, parseDecDev, paramsPath, scriptIsOurs } from './identity.js';

@@ -185,6 +185,15 @@ test('xvbd plan / status: invalid config, unreachable xenstore, usage', async ()
     assert.equal(r.code, 1);
     assert.match(r.stderr, /cannot read xenstore/);
     assert.doesNotMatch(r.stderr, /\n\s+at /, 'no stack trace');
+    // A regular file as the "device": the connection fails mid-walk; still a clean error.
+    const notSock = join(e.dir, 'not-a-socket');
+    writeFileSync(notSock, '\n');
+    for (const cmd of ['plan', 'status']) {
+      const r2 = await xvbd({ ...e.env, XENSTORED_PATH: notSock }, cmd, '--config', good);
+      assert.equal(r2.code, 1, r2.stderr);
+      assert.match(r2.stderr, /cannot read xenstore/);
+      assert.doesNotMatch(r2.stderr, /\n\s+at /, 'no stack trace');
+    }
     const h = await xvbd(e.env, 'plan', '--help');
     assert.equal(h.code, 0);
     assert.match(h.stdout, /--detailed-exitcode/);

@@ -4,7 +4,7 @@
 // (its physical_device/mode files appear only while blkback holds the device) and the loop device
 // (bound, autoclear). The loop device's name and numbers are normalized, so the snapshots compare.
 import { execFileSync } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync, readlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { RawXs, XS_TYPES, pv, z } from './rawxs.js';
 
@@ -22,13 +22,18 @@ export interface BlkEnv {
 export interface Snapshot {
   backend: Record<string, string> | null;
   frontendState: string | null;
+  /** names of the frontend dir's nodes (values like ring-ref differ by nature) */
+  frontendKeys: string[] | null;
   error: string | null;
+  /** the frontend's error node (xenbus_dev_fatal of a frontend driver) */
+  feError: string | null;
   sysfs: { entry: boolean; physical_device: string | null; mode: string | null };
   loop: { bound: boolean; autoclear: string | null };
 }
 
 export interface SeqCtx {
   xs: RawXs;
+  feDomid: number;
   B: string;
   F: string;
   devid: number;
@@ -39,11 +44,17 @@ export interface SeqCtx {
 export interface SeqStep {
   name: string;
   run(c: SeqCtx): Promise<void>;
+  /** keep polling (up to 20 s) until this holds, then until stable: for multi-stage reactions */
+  until?(s: Snapshot): boolean;
 }
 
 export interface Sequence {
   name: string;
   devid: number;
+  /** the frontend's domain: 1 (absent: a fake frontend, no driver) unless a real driver is wanted */
+  feDomid?: number;
+  /** dom0's xen-blkfront drives the frontend (real Xen); the simulator's auto-connecting frontend (host) */
+  blkfront?: boolean;
   steps: SeqStep[];
 }
 
@@ -54,7 +65,7 @@ export interface StepSnap {
   ms: number;
 }
 
-const FE_DOMID = 1;
+const FAKE_FE_DOMID = 1;
 
 async function write(xs: RawXs, path: string, value: string, tx = 0): Promise<void> {
   await xs.ok(XS_TYPES.WRITE, pv(path, value), tx);
@@ -75,7 +86,7 @@ async function frontendDir(c: SeqCtx, state = '1', tx = 0): Promise<void> {
 async function backendDir(c: SeqCtx, o: { mode?: string | null; tx?: number } = {}): Promise<void> {
   const tx = o.tx ?? 0;
   await write(c.xs, `${c.B}/frontend`, c.F, tx);
-  await write(c.xs, `${c.B}/frontend-id`, String(FE_DOMID), tx);
+  await write(c.xs, `${c.B}/frontend-id`, String(c.feDomid), tx);
   await write(c.xs, `${c.B}/online`, '1', tx);
   await write(c.xs, `${c.B}/state`, '1', tx);
   await write(c.xs, `${c.B}/params`, c.loopDev, tx);
@@ -91,6 +102,8 @@ const physDev = step('physical-device written (hex major:minor)', (c) => write(c
 const feState = (s: string, why = '') => step(`frontend state ${s}${why}`, (c) => write(c.xs, `${c.F}/state`, s));
 const rmBackend = step('backend dir removed', (c) => rm(c.xs, c.B));
 const rmFrontend = step('frontend dir removed', (c) => rm(c.xs, c.F));
+const bothConnected = (s: Snapshot) => s.backend?.state === '4' && s.frontendState === '4';
+const bothClosed = (s: Snapshot) => s.backend?.state === '6' && s.frontendState === '6';
 const detach = step('losetup -d on the loop device', async (c) => {
   execFileSync('losetup', ['-d', c.loopDev]);
 });
@@ -161,6 +174,39 @@ export function sequences(): Sequence[] {
         rmFrontend,
       ],
     },
+    {
+      name: 'a real frontend (blkfront in dom0): frontend dir written before its backend dir',
+      devid: 51808,
+      feDomid: 0,
+      blkfront: true,
+      steps: [feDir, beDir, physDev, rmBackend, rmFrontend],
+    },
+    {
+      name: 'a real frontend (blkfront in dom0) connects, then the toolstack closes it',
+      devid: 51824,
+      feDomid: 0,
+      blkfront: true,
+      steps: [
+        step('frontend + backend dirs in one transaction', async (c) => {
+          const id = Number.parseInt(await c.xs.ok(XS_TYPES.TRANSACTION_START, z('')), 10);
+          await frontendDir(c, '1', id);
+          await backendDir(c, { tx: id });
+          await c.xs.ok(XS_TYPES.TRANSACTION_END, z('T'), id);
+        }),
+        { ...physDev, name: 'physical-device written: both ends connect', until: bothConnected },
+        detach,
+        {
+          name: 'toolstack closes: backend online 0, state 5 (frontend follows to 6)',
+          run: async (c) => {
+            await write(c.xs, `${c.B}/online`, '0');
+            await write(c.xs, `${c.B}/state`, '5');
+          },
+          until: bothClosed,
+        },
+        rmBackend,
+        rmFrontend,
+      ],
+    },
   ];
 }
 
@@ -192,14 +238,18 @@ async function snapshot(env: BlkEnv, c: SeqCtx): Promise<Snapshot> {
     for (const [k, v] of Object.entries(await listTree(c.xs, c.B))) backend[k] = norm(v)!;
   }
   const fs = await c.xs.call(XS_TYPES.READ, z(`${c.F}/state`));
-  const err = await c.xs.call(XS_TYPES.READ, z(`/local/domain/0/error/backend/vbd/${FE_DOMID}/${c.devid}/error`));
-  const sys = join(env.sysfsDir, `vbd-${FE_DOMID}-${c.devid}`);
+  const fk = await c.xs.call(XS_TYPES.DIRECTORY, z(c.F));
+  const err = await c.xs.call(XS_TYPES.READ, z(`/local/domain/0/error/backend/vbd/${c.feDomid}/${c.devid}/error`));
+  const feErr = await c.xs.call(XS_TYPES.READ, z(`/local/domain/${c.feDomid}/error/device/vbd/${c.devid}/error`));
+  const sys = join(env.sysfsDir, `vbd-${c.feDomid}-${c.devid}`);
   const lname = c.loopDev.replace('/dev/', '');
   const backing = readText(`/sys/block/${lname}/loop/backing_file`);
   return {
     backend,
     frontendState: fs.type === XS_TYPES.ERROR ? null : fs.payload.toString('utf8'),
+    frontendKeys: fk.type === XS_TYPES.ERROR ? null : fk.payload.toString('utf8').split('\0').filter(Boolean).sort(),
     error: err.type === XS_TYPES.ERROR ? null : err.payload.toString('utf8'),
+    feError: feErr.type === XS_TYPES.ERROR ? null : feErr.payload.toString('utf8'),
     sysfs: { entry: existsSync(sys), physical_device: norm(readText(join(sys, 'physical_device'))), mode: readText(join(sys, 'mode')) },
     loop: { bound: backing !== null && backing !== '', autoclear: backing ? readText(`/sys/block/${lname}/loop/autoclear`) : null },
   };
@@ -212,16 +262,44 @@ async function snapshot(env: BlkEnv, c: SeqCtx): Promise<Snapshot> {
  */
 const inTransit = (s: Snapshot) => s.loop.bound && s.loop.autoclear === '1' && s.sysfs.physical_device === null;
 
-async function stableSnapshot(env: BlkEnv, c: SeqCtx): Promise<{ snap: Snapshot; ms: number }> {
+/** Whether a process other than this one has the device open (other tests scanning loop devices). */
+function openedElsewhere(dev: string): boolean {
+  let pids: string[];
+  try {
+    pids = readdirSync('/proc').filter((p) => /^\d+$/.test(p) && Number(p) !== process.pid);
+  } catch {
+    return false;
+  }
+  for (const p of pids) {
+    let fds: string[];
+    try {
+      fds = readdirSync(`/proc/${p}/fd`);
+    } catch {
+      continue;
+    }
+    for (const fd of fds) {
+      try {
+        if (readlinkSync(`/proc/${p}/fd/${fd}`) === dev) return true;
+      } catch {
+        // gone
+      }
+    }
+  }
+  return false;
+}
+
+async function stableSnapshot(env: BlkEnv, c: SeqCtx, until?: (s: Snapshot) => boolean): Promise<{ snap: Snapshot; ms: number }> {
   const t0 = Date.now();
   await env.settle();
   let prev = JSON.stringify(await snapshot(env, c));
-  for (let i = 0; i < 40; i++) {
+  for (let i = 0; i < 100; i++) {
     await new Promise((r) => setTimeout(r, env.pollMs));
     await env.settle();
     const cur = await snapshot(env, c);
     const s = JSON.stringify(cur);
-    if (s === prev && (!inTransit(cur) || Date.now() - t0 > 3000)) return { snap: cur, ms: Date.now() - t0 };
+    const transitLimit = inTransit(cur) && openedElsewhere(c.loopDev) ? 15_000 : 3000;
+    const waiting = (until && !until(cur) && Date.now() - t0 < 20_000) || (inTransit(cur) && Date.now() - t0 < transitLimit);
+    if (s === prev && !waiting) return { snap: cur, ms: Date.now() - t0 };
     prev = s;
   }
   return { snap: JSON.parse(prev) as Snapshot, ms: Date.now() - t0 };
@@ -239,11 +317,13 @@ export async function playSequence(env: BlkEnv, seq: Sequence): Promise<StepSnap
     .map((n) => Number(n).toString(16))
     .join(':');
   const xs = await RawXs.open(env.socketPath);
+  const feDomid = seq.feDomid ?? FAKE_FE_DOMID;
   const c: SeqCtx = {
     xs,
+    feDomid,
     devid: seq.devid,
-    B: `/local/domain/0/backend/vbd/${FE_DOMID}/${seq.devid}`,
-    F: `/local/domain/${FE_DOMID}/device/vbd/${seq.devid}`,
+    B: `/local/domain/0/backend/vbd/${feDomid}/${seq.devid}`,
+    F: `/local/domain/${feDomid}/device/vbd/${seq.devid}`,
     loopDev,
     pd,
   };
@@ -251,11 +331,12 @@ export async function playSequence(env: BlkEnv, seq: Sequence): Promise<StepSnap
   try {
     await rm(xs, c.B);
     await rm(xs, c.F);
-    await rm(xs, `/local/domain/0/error/backend/vbd/${FE_DOMID}/${seq.devid}`);
+    await rm(xs, `/local/domain/0/error/backend/vbd/${feDomid}/${seq.devid}`);
+    await rm(xs, `/local/domain/${feDomid}/error/device/vbd/${seq.devid}`);
     await env.settle();
     for (const s of seq.steps) {
       await s.run(c);
-      const { snap, ms } = await stableSnapshot(env, c);
+      const { snap, ms } = await stableSnapshot(env, c, s.until);
       out.push({ step: s.name, snap, ms });
     }
   } finally {
@@ -288,7 +369,9 @@ function flatten(s: Snapshot | undefined): Record<string, unknown> {
   if (!s) return {};
   const f: Record<string, unknown> = {
     'frontend state': s.frontendState,
+    'frontend nodes': s.frontendKeys === null ? null : s.frontendKeys.join(' '),
     'error node': s.error,
+    'frontend error node': s.feError,
     'sysfs vbd entry': s.sysfs.entry,
     'sysfs physical_device': s.sysfs.physical_device,
     'sysfs mode': s.sysfs.mode,
@@ -328,7 +411,7 @@ export function summarize(snaps: StepSnap[]): string {
       const b = s.snap.backend;
       const held = s.snap.sysfs.physical_device ? 'held' : s.snap.sysfs.entry ? 'probed' : 'no vbd';
       const loop = s.snap.loop.bound ? `loop bound${s.snap.loop.autoclear === '1' ? ' (autoclear)' : ''}` : 'loop freed';
-      return `${i + 1}. ${s.step}: backend ${b ? `state ${b.state ?? '-'}` : 'absent'}, frontend ${s.snap.frontendState ?? '-'}, ${held}, ${loop}${s.snap.error ? `, error "${s.snap.error}"` : ''} (${s.ms} ms)`;
+      return `${i + 1}. ${s.step}: backend ${b ? `state ${b.state ?? '-'}` : 'absent'}, frontend ${s.snap.frontendState ?? '-'}, ${held}, ${loop}${s.snap.error ? `, error "${s.snap.error}"` : ''}${s.snap.feError ? `, frontend error "${s.snap.feError}"` : ''} (${s.ms} ms)`;
     })
     .join('\n');
 }

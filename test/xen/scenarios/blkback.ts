@@ -1,10 +1,12 @@
 // The simulated blkback against the real xen-blkback: the same backend/frontend writes (frontend first
 // or not, physical-device, online 0, frontend to 3 without a ring, to 5, to 6 and back to 1, backend
-// removal, bad physical-device, no mode, read-only) give the same backend states and nodes, the same
-// error node, and the loop device is held (sysfs physical_device) and released at the same steps.
+// removal, bad physical-device, no mode, read-only, and a real frontend: xen-blkfront in dom0 connecting
+// and closing) give the same backend states and nodes, the same error node, the same frontend state and
+// node names, and the loop device is held (sysfs physical_device) and released at the same steps.
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import type { XenScenario } from '../framework.js';
+import { sh } from '../lib/dom0.js';
 import { diffSnaps, formatSnapDiffs, playSequence, sequences, summarize, type StepSnap } from '../lib/blkseq.js';
 
 const key = (devid: number) => `seq-${devid}`;
@@ -14,6 +16,7 @@ export const scenario: XenScenario = {
   async xen(t) {
     for (const seq of sequences()) {
       await t.test(`record "${seq.name}" (${seq.steps.length} steps) from the real xen-blkback`, async () => {
+        if (seq.blkfront) await sh('modprobe', ['xen-blkfront']);
         const snaps = await playSequence(
           { socketPath: t.xenstoredSocket, sysfsDir: '/sys/bus/xen-backend/devices', settle: async () => {}, pollMs: 300, tmpDir: t.tmpDir },
           seq,
@@ -26,9 +29,12 @@ export const scenario: XenScenario = {
   },
   async host(t) {
     const { startSimulator } = await import('../../../src/sim/index.js');
-    const sim = await startSimulator({ socketPath: join(t.tmpDir, 'xs.sock') });
+    // fake frontends (no driver) on one simulator; driven frontends on one whose guests auto-connect
+    const sim0 = await startSimulator({ socketPath: join(t.tmpDir, 'xs.sock') });
+    const sim1 = await startSimulator({ socketPath: join(t.tmpDir, 'xs-auto.sock'), autoConnect: true });
     try {
       for (const seq of sequences()) {
+        const sim = seq.blkfront ? sim1 : sim0;
         await t.test(`"${seq.name}": simulated blkback == real xen-blkback`, async () => {
           const real = t.recorded<StepSnap[]>(key(seq.devid));
           assert.ok(real, `no recording of "${seq.name}" from real Xen (its xen part failed)`);
@@ -38,7 +44,8 @@ export const scenario: XenScenario = {
         });
       }
     } finally {
-      await sim.close();
+      await sim0.close();
+      await sim1.close();
     }
   },
 };

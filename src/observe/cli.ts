@@ -8,6 +8,8 @@ export interface LoadSnapshotOptions {
   prune?: boolean;
   /** For messages: "plan", "status". */
   command: string;
+  /** --json: an invalid config is also reported on stdout as {"valid": false, "errors": [...]}. */
+  json?: boolean;
 }
 
 /** snapshot() for a command: returns a snapshot with desired, observed and plan, or throws CliError. */
@@ -27,6 +29,7 @@ export async function loadSnapshot(opts: LoadSnapshotOptions): Promise<Snapshot 
   if (!snap.desired) {
     const { formatErrors } = await import('../config/index.js');
     if (snap.errors.length > 0) {
+      if (opts.json) process.stdout.write(JSON.stringify({ valid: false, configDir: snap.configDir, errors: snap.errors }, null, 2) + '\n');
       process.stderr.write(formatErrors(snap.errors, { color: process.stderr.isTTY === true && !process.env.NO_COLOR }) + '\n');
       throw new CliError(`the config in ${snap.configDir} is invalid (${snap.errors.length} error${snap.errors.length === 1 ? '' : 's'}); nothing was planned`);
     }

@@ -179,6 +179,11 @@ test('xvbd plan / status: invalid config, unreachable xenstore, usage', async ()
       assert.match(r.stderr, /web\.yaml:5:\d+: /, 'the config errors are printed compiler-style');
       assert.match(r.stderr, /config in .* is invalid/);
       assert.equal(r.stdout, '');
+      const j = await xvbd(e.env, cmd, '--config', bad, '--json');
+      assert.equal(j.code, 1);
+      const out = JSON.parse(j.stdout) as { valid: boolean; errors: { file: string; line: number; message: string }[] };
+      assert.equal(out.valid, false);
+      assert.ok(out.errors.some((x) => x.file.endsWith('web.yaml') && x.line === 5), j.stdout);
     }
     const good = writeConfig(e, { 'web.yaml': `apiVersion: xvbd/v1\nkind: Domain\nname: web\ndisks:\n  - vdev: xvda\n    file: ${join(e.dir, 'x.img')}\n` });
     const r = await xvbd({ ...e.env, XENSTORED_PATH: join(e.dir, 'no-such.sock') }, 'plan', '--config', good);

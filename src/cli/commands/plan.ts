@@ -48,7 +48,7 @@ export async function run(argv: string[]): Promise<number> {
     process.stdout.write(USAGE + '\n');
     return 0;
   }
-  const snap = await loadSnapshot({ configDir: values.config, prune: values.prune === true, command: 'plan' });
+  const snap = await loadSnapshot({ configDir: values.config, prune: values.prune === true, command: 'plan', json: values.json === true });
   const plan = snap.plan!;
   if (values.json) {
     process.stdout.write(JSON.stringify(plan, null, 2) + '\n');

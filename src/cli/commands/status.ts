@@ -44,7 +44,7 @@ export async function run(argv: string[]): Promise<number> {
     process.stdout.write(USAGE + '\n');
     return 0;
   }
-  const snap = await loadSnapshot({ configDir: values.config, command: 'status' });
+  const snap = await loadSnapshot({ configDir: values.config, command: 'status', json: values.json === true });
   const { plan, observed } = snap;
   if (values.json) {
     const host = {

@@ -14,7 +14,7 @@ then the findings (each with its fix) and a summary line. Nothing is changed.
 
 Options:
   --config DIR          config directory (default: $XVBD_CONFIG, else /etc/xvbd)
-  --json                print the plan (actions, findings, disks) as JSON
+  --json                print the plan (actions, findings, disks) as JSON ({valid:false, errors} if the config is invalid)
   --detailed-exitcode   exit 0 = nothing to do, 2 = changes to make, 1 = error
   --prune               plan as if policy prune were true (what \`apply --prune\` would do)
   --color / --no-color  colour the text (default: when stdout is a terminal and NO_COLOR is unset)

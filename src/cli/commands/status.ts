@@ -16,7 +16,7 @@ then the drift findings with their fixes. Changes nothing.
 
 Options:
   --config DIR          config directory (default: $XVBD_CONFIG, else /etc/xvbd)
-  --json                print {disks, findings, host} as JSON
+  --json                print {disks, findings, host} as JSON ({valid:false, errors} if the config is invalid)
   --color / --no-color  colour the text (default: when stdout is a terminal and NO_COLOR is unset)
   -h, --help            this help
 

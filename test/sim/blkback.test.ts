@@ -343,3 +343,21 @@ test('closing the simulator releases every device it holds', async () => {
   assert.ok(await waitFor(() => !loop.bound()), 'freed by close()');
   void XsError;
 });
+
+test('destroying the guest (its frontend state node goes: Unknown) makes blkback let go although the backend dir stays', async () => {
+  const d = E.sim.addDomain('bb-j');
+  const loop = makeLoop(E.dir, 'j');
+  try {
+    await writeVbd(d, 51712, { pd: loop.mm });
+    assert.equal(await E.sim.frontend(d, 51712).connect(), 4);
+    spawnSync('losetup', ['-d', loop.dev]);
+    assert.ok(loop.bound(), 'held');
+    E.sim.removeDomain(d); // this backend is not listed under /libxl/<domid>: it stays
+    await E.sim.settle();
+    assert.equal(await st(be(d, 51712)), '4', 'backend dir untouched (recorded: state left as it was)');
+    assert.ok(await waitFor(() => !loop.bound()), 'released');
+    assert.equal(existsSync(sysfs(d, 51712)), false);
+  } finally {
+    await cleanup(d, [loop]);
+  }
+});

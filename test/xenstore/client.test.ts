@@ -191,3 +191,36 @@ test('events(): every open iterator sees every event; events before the first it
     await cl.close();
   }
 });
+
+test('DIRECTORY_PART: E2BIG from DIRECTORY switches to parts; a generation change restarts the listing', async () => {
+  const path = join(dir, 'parts.sock');
+  const names = (gen: number) => Array.from({ length: 300 }, (_, i) => `g${gen}-child-${String(i).padStart(4, '0')}`);
+  let calls = 0;
+  let gen = 1;
+  const srv = await fakeServer(path, (f, s) => {
+    if (f.type === XS.DIRECTORY) {
+      s.write(encodeFrame(XS.ERROR, f.reqId, 0, nulJoin('E2BIG')));
+      return;
+    }
+    const [, offStr] = f.payload.toString('utf8').split('\0');
+    const off = Number(offStr);
+    calls++;
+    if (calls === 2) gen = 2; // the directory changes between the first and second part
+    const all = Buffer.from(names(gen).map((x) => x + '\0').join(''));
+    const head = Buffer.from(`${gen.toString(16)}\0`);
+    const room = 4096 - head.length - 1;
+    let end = Math.min(all.length, off + room);
+    if (end < all.length) end = all.lastIndexOf(0, end - 1) + 1;
+    const parts = [head, all.subarray(off, end)];
+    if (end === all.length) parts.push(Buffer.from([0]));
+    s.write(encodeFrame(XS.DIRECTORY_PART, f.reqId, 0, Buffer.concat(parts)));
+  });
+  const cl = await connect({ path });
+  try {
+    assert.deepEqual(await cl.directory('/big'), names(2));
+    assert.ok(calls >= 4, `restarted (${calls} DIRECTORY_PART calls)`);
+  } finally {
+    await cl.close();
+    srv.close();
+  }
+});

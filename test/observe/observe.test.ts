@@ -294,3 +294,61 @@ test('observe in one transaction under churn: retried, then plain reads; never f
     await e.close();
   }
 });
+
+test('observe + plan on random garbage in every node: no exception, every field well-formed', async () => {
+  const e = await setup('fuzz', [
+    { name: 'web', domid: 3 },
+    { name: 'db', domid: 4 },
+  ]);
+  const xs = await connect({ path: e.sim.socketPath });
+  try {
+    let seed = 12345;
+    const rnd = (n: number) => {
+      seed = (Math.imul(seed, 1103515245) + 12345) >>> 0;
+      return seed % n;
+    };
+    // (no frontend-id is ever written, so the simulated blkback never probes these; device numbers
+    // name no real device anyway)
+    const atoms = ['', '0', '1', '4', '9', '-1', '04', 'fff:0', 'ffe:1', 'zz:zz', '1:2:3', '/dev/loop0', '18446744073709551616', '2049:12', 'x:y', 'r', 'w', 'rw', '\u00e9\u00e8', 'a\u0000b', ' 4', '4\n', '\u001b[31m'];
+    const value = () => (rnd(10) === 0 ? 'x'.repeat(1 + rnd(4000)) : atoms[rnd(atoms.length)]!);
+    const nodes = ['params', 'mode', 'type', 'physical-device', 'physical-device-path', 'diskseq', 'xvbd', 'xvbd-inode', 'state', 'online', 'hotplug-status', 'script', 'frontend'];
+    for (let i = 0; i < 30; i++) {
+      const fe = 3 + (i % 2);
+      const devid = XVDA + i * 16;
+      const be = `/local/domain/0/backend/vbd/${fe}/${devid}`;
+      for (const n of nodes) if (rnd(4) !== 0) e.sim.write(`${be}/${n}`, n === 'frontend' && rnd(2) === 0 ? `/local/domain/${fe}/device/vbd/${devid}` : value());
+      e.sim.write(`/local/domain/${fe}/device/vbd/${devid}/state`, value());
+      if (rnd(3) === 0) e.sim.write(`/local/domain/0/error/backend/vbd/${fe}/${devid}/error`, value());
+    }
+    e.sim.write('/local/domain/0/backend/vbd/notadomid/51712/state', '4');
+    e.sim.write('/local/domain/0/backend/vbd/3/notadevid/state', '4');
+    const obs = await observe({ xs, loops: () => [], sources: [], xenBackendSysfs: e.sim.sysfsDir });
+    assert.equal(obs.backends.length, 30, 'non-numeric dirs are skipped');
+    for (const b of obs.backends) {
+      if (b.state !== undefined) assert.ok(Number.isInteger(b.state) && b.state >= 1 && b.state <= 8);
+      if (b.frontendState !== undefined) assert.ok(Number.isInteger(b.frontendState) && b.frontendState >= 1 && b.frontendState <= 8);
+      if (b.diskseq !== undefined) assert.match(b.diskseq, /^\d{1,20}$/);
+      if (b.physicalDevice !== undefined) assert.match(b.physicalDevice, /^[0-9a-f]{1,8}:[0-9a-f]{1,8}$/);
+      if (b.sourceInode !== undefined) assert.match(`${b.sourceInode.dev}:${b.sourceInode.ino}`, /^\d+:\d+$/);
+      for (const v of [b.params, b.mode, b.error, b.script, b.hotplugStatus]) {
+        if (v !== undefined) {
+          assert.ok(v.length <= 1030, 'capped');
+          assert.doesNotMatch(v, /[\u0000-\u001f]/, 'no control characters');
+        }
+      }
+      for (const m of b.malformed ?? []) assert.ok(m.length < 300);
+    }
+    const d = desiredOf({ web: [{ vdev: 'xvda', devid: XVDA, source: '/srv/a.img', mode: 'rw' }], db: [{ vdev: 'xvdb', devid: XVDB, source: '/srv/a.img', mode: 'ro' }] });
+    for (const prune of [false, true]) {
+      for (const serve of ['attach', 'hook', 'both'] as const) {
+        const p = plan(d, obs, { ...d.policy, prune, serve });
+        assert.ok(Array.isArray(p.actions) && Array.isArray(p.findings));
+        // Nothing observed is ours with evidence: never a detach or free of something unproven.
+        for (const a of p.actions) if (a.kind === 'detach') assert.ok(obs.backends.find((b) => b.path === a.backend.path)!.ours);
+      }
+    }
+  } finally {
+    await xs.close();
+    await e.close();
+  }
+});

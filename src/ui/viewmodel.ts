@@ -180,8 +180,9 @@ export function rowKey(domain: string, vdev: string): string {
   return `${domain}/${vdev}`;
 }
 
+/** The row key of a disk before deduplication: sanitized "<domain>/<vdev>". */
 function statusKey(d: DiskStatus): string {
-  return rowKey(d.domain, d.vdev);
+  return sanitizeText(rowKey(d.domain, d.vdev));
 }
 
 function loopLabel(l: { name: string; diskseq: string }): string {
@@ -278,10 +279,18 @@ export function buildViewModel(input: BuildInput): ViewModel {
     if (a) a.push(v);
     else m.set(k, [v]);
   };
+  // Row keys: "<domain>/<vdev>", sanitized, made unique ("#2"...) should the plan list a vdev twice.
+  const keyOf = new Map<DiskStatus, string>();
   const rowKeys = new Set<string>();
   for (const d of plan.disks) {
-    const k = statusKey(d);
+    const base = statusKey(d);
+    let k = base;
+    for (let n = 2; rowKeys.has(k); n++) k = `${base}#${n}`;
+    keyOf.set(d, k);
     rowKeys.add(k);
+  }
+  for (const d of plan.disks) {
+    const k = keyOf.get(d)!;
     if (d.backend) keyByBackendPath.set(d.backend.path, k);
     if (d.loop) push(keysByLoop, d.loop.name, k);
     if (d.source !== undefined) push(keysBySource, d.source, k);
@@ -291,7 +300,8 @@ export function buildViewModel(input: BuildInput): ViewModel {
 
   const findingKeys = (f: Finding): string[] => {
     const out = new Set<string>();
-    if (f.domain !== undefined && f.vdev !== undefined && rowKeys.has(rowKey(f.domain, f.vdev))) out.add(rowKey(f.domain, f.vdev));
+    const fk = f.domain !== undefined && f.vdev !== undefined ? sanitizeText(rowKey(f.domain, f.vdev)) : undefined;
+    if (fk !== undefined && rowKeys.has(fk)) out.add(fk);
     if (f.backend) {
       const k = keyByBackendPath.get(f.backend.path) ?? keyByDomid.get(`${f.backend.frontendDomid}/${f.backend.devid}`);
       if (k) out.add(k);
@@ -318,7 +328,8 @@ export function buildViewModel(input: BuildInput): ViewModel {
   const actions: ActionVM[] = plan.actions.map((a) => {
     const d = describeAction(a);
     let key: string | undefined;
-    if (d.domain !== undefined && d.vdev !== undefined && rowKeys.has(rowKey(d.domain, d.vdev))) key = rowKey(d.domain, d.vdev);
+    const ak = d.domain !== undefined && d.vdev !== undefined ? sanitizeText(rowKey(d.domain, d.vdev)) : undefined;
+    if (ak !== undefined && rowKeys.has(ak)) key = ak;
     else if (d.backendPath !== undefined) key = keyByBackendPath.get(d.backendPath);
     else if (a.kind === 'free-loop') key = keysByLoop.get(a.loop.name)?.[0];
     const sign = actionSign(a.kind);
@@ -340,7 +351,7 @@ export function buildViewModel(input: BuildInput): ViewModel {
   const rows: DiskRowVM[] = [];
   let prevDomain: string | undefined;
   for (const d of plan.disks) {
-    const k = statusKey(d);
+    const k = keyOf.get(d)!;
     const row: DiskRowVM = {
       key: k,
       domain: d.domain,
@@ -381,7 +392,7 @@ export function buildViewModel(input: BuildInput): ViewModel {
   }
 
   const statusByKey = new Map<string, DiskStatus>();
-  for (const d of plan.disks) statusByKey.set(sanitizeText(statusKey(d)), d);
+  for (const d of plan.disks) statusByKey.set(keyOf.get(d)!, d);
   const detailsCache = new Map<string, DetailsVM>();
   const details = (key: string): DetailsVM | undefined => {
     const cached = detailsCache.get(key);
@@ -393,8 +404,8 @@ export function buildViewModel(input: BuildInput): ViewModel {
     return det;
   };
   const buildDetails = (d: DiskStatus): DetailsVM => {
-    const k = statusKey(d);
-    const spec = specByKey.get(k);
+    const k = keyOf.get(d)!;
+    const spec = k === statusKey(d) ? specByKey.get(rowKey(d.domain, d.vdev)) : undefined;
     const desiredPairs: [string, string][] = [];
     if (spec) {
       desiredPairs.push(['source', spec.disk.source], ['kind', spec.disk.sourceKind], ['mode', spec.disk.mode]);

@@ -266,3 +266,16 @@ test('1,000 disks across 100 domains: fast, and linear (no quadratic scan)', () 
   assert.ok(mid < 500, `buildViewModel at 1,000 disks took ${mid.toFixed(1)} ms`);
   assert.ok(big / Math.max(small, 1) < 12, `4x the disks (quadratic: 16x) took ${(big / small).toFixed(1)}x the time`);
 });
+
+test('row keys stay unique when the plan lists a vdev twice (e.g. a foreign backend on a desired vdev)', () => {
+  const h = host();
+  const dup = { ...h.plan.disks[4]!, source: '/other.img', sync: 'out-of-sync' as const };
+  h.plan.disks.splice(5, 0, dup);
+  const vm = buildViewModel({ ...h, meta: META });
+  const keys = vm.rows.map((r) => r.key);
+  assert.equal(new Set(keys).size, keys.length);
+  assert.ok(keys.includes('web/xvda') && keys.includes('web/xvda#2'), keys.join(' '));
+  assert.equal(vm.details('web/xvda#2')!.nodes.find(([k]) => k === 'params')![1], h.observed.backends[0]!.params);
+  assert.deepEqual(Object.fromEntries(vm.details('web/xvda#2')!.desired), { desired: 'no (not in the config)' });
+  assert.equal(Object.fromEntries(vm.details('web/xvda')!.desired)['source'], `${IMG}/web.img`);
+});

@@ -66,6 +66,8 @@ export class Blkback {
   private readonly w: KernelWatcher;
   /** Called when a backend reaches InitWait (used for auto-connecting simulated guests). */
   onInitWait: ((domid: number, devid: number) => void) | undefined;
+  /** Optional log of what blkback does (xvbd sim --verbose). */
+  log: ((line: string) => void) | undefined;
 
   constructor(
     private readonly store: Store,
@@ -113,12 +115,14 @@ export class Blkback {
   private switchState(v: Vbd, state: number): void {
     if (this.read(`${v.root}/state`) === undefined) return;
     if (this.beState(v) === state) return;
+    this.log?.(`blkback vbd-${v.domid}-${v.devid}: state ${this.beState(v)} -> ${state}`);
     this.write(`${v.root}/state`, String(state));
     if (state === XenbusState.InitWait) this.onInitWait?.(v.domid, v.devid);
   }
 
   /** xenbus_dev_fatal: "<errno> <message>" under /local/domain/0/error/<nodename>/error, then Closing. */
   private fatal(v: Vbd, errno: number, message: string): void {
+    this.log?.(`blkback vbd-${v.domid}-${v.devid}: error ${errno} ${message}`);
     this.write(`/local/domain/0/error/backend/vbd/${v.domid}/${v.devid}/error`, `${errno} ${message}`);
     this.switchState(v, XenbusState.Closing);
   }
@@ -237,6 +241,7 @@ export class Blkback {
       return;
     }
     v.fd = fd;
+    this.log?.(`blkback vbd-${v.domid}-${v.devid}: holds ${major.toString(16)}:${minor.toString(16)} (${writable ? 'rw' : 'ro'})`);
     v.major = major;
     v.minor = minor;
     v.writable = writable;
@@ -252,6 +257,7 @@ export class Blkback {
 
   private closeDevice(v: Vbd): void {
     if (v.fd === undefined) return;
+    this.log?.(`blkback vbd-${v.domid}-${v.devid}: releases ${v.major.toString(16)}:${v.minor.toString(16)}`);
     try {
       closeSync(v.fd);
     } catch {

@@ -20,6 +20,8 @@ export interface SimulatorOptions {
   domains?: { name: string; domid?: number }[];
   /** Simulated guests connect their disks by themselves once the backend is ready (default false). */
   autoConnect?: boolean;
+  /** Log every request and what blkback does (one line each). */
+  log?: (line: string) => void;
 }
 
 export interface Simulator {
@@ -51,6 +53,7 @@ export async function startSimulator(opts: SimulatorOptions): Promise<Simulator>
   const sysfsDir = opts.sysfsDir ?? `${opts.socketPath}.sysfs`;
   mkdirSync(sysfsDir, { recursive: true });
   const blkback = new Blkback(store, sysfsDir);
+  blkback.log = opts.log;
   const frontends = new Map<string, SimFrontend>();
   const frontendOf = (domid: number, devid: number): SimFrontend => {
     const key = `${domid}/${devid}`;
@@ -71,6 +74,7 @@ export async function startSimulator(opts: SimulatorOptions): Promise<Simulator>
       isIntroduced: (d) => domains.introduced.has(d),
     },
     opts.socketPath,
+    opts.log,
   );
   const dom0: Caller = { domid: 0, privileged: true };
   let closed = false;

@@ -4,7 +4,7 @@
 import { createServer, type Server, type Socket } from 'node:net';
 import { unlinkSync, existsSync, statSync } from 'node:fs';
 import type { XsPerm } from '../xenstore/api.js';
-import { FrameDecoder, FrameTooLargeError, XS, XS_TYPE_COUNT, encodeFrame, nulJoin, type Frame } from '../xenstore/wire.js';
+import { FrameDecoder, FrameTooLargeError, XS, XS_TYPE_COUNT, XS_TYPE_NAMES, encodeFrame, nulJoin, type Frame } from '../xenstore/wire.js';
 import { Store, StoreError, Transaction, watchKey, type Caller, type View, type WatchEntry, type Watcher } from './store.js';
 
 export interface DomainHooks {
@@ -59,6 +59,8 @@ export class Connection implements Watcher {
     private readonly domains: DomainHooks,
     private readonly sock: Socket,
     private readonly onClose: (c: Connection) => void,
+    private readonly log?: (line: string) => void,
+    private readonly id = 0,
   ) {
     this.caller = { domid: 0, privileged: true };
     store.watchers.add(this);
@@ -110,12 +112,17 @@ export class Connection implements Watcher {
   }
 
   private process(f: Frame): void {
+    let result = 'OK';
     try {
       const out = this.handle(f);
       if (out !== null) this.reply(f, out);
     } catch (err) {
-      if (err instanceof StoreError) this.error(f, err.errno);
-      else this.error(f, 'EIO');
+      result = err instanceof StoreError ? err.errno : 'EIO';
+      this.error(f, result);
+    }
+    if (this.log) {
+      const arg = f.payload.toString('utf8', 0, Math.min(f.payload.length, 120)).replace(/\0/g, ' ').replace(/[^\x20-\x7e]/g, '?').trim();
+      this.log(`conn${this.id} ${XS_TYPE_NAMES[f.type] ?? `type${f.type}`}${f.txId ? ` tx${f.txId}` : ''} ${arg} -> ${result}`);
     }
   }
 
@@ -252,14 +259,16 @@ export async function serveSocket(
   store: Store,
   domains: DomainHooks,
   socketPath: string,
+  log?: (line: string) => void,
 ): Promise<{ server: Server; connections: Set<Connection>; close(): Promise<void> }> {
   if (existsSync(socketPath)) {
     if (statSync(socketPath).isSocket()) unlinkSync(socketPath);
     else throw new Error(`${socketPath} exists and is not a socket`);
   }
   const connections = new Set<Connection>();
+  let seq = 0;
   const server = createServer((sock) => {
-    const conn = new Connection(store, domains, sock, (c) => connections.delete(c));
+    const conn = new Connection(store, domains, sock, (c) => connections.delete(c), log, ++seq);
     connections.add(conn);
   });
   await new Promise<void>((resolve, reject) => {

@@ -3,7 +3,7 @@
 import { parseArgs } from 'node:util';
 import { CliError } from '../errors.js';
 
-const USAGE = `Usage: xvbd sim [--socket PATH] [--domain NAME[=DOMID]]... [--sysfs DIR] [--auto-connect]
+const USAGE = `Usage: xvbd sim [--socket PATH] [--domain NAME[=DOMID]]... [--sysfs DIR] [--auto-connect] [--verbose]
 
 Serves a xenstored-compatible socket backed by a simulated Xen host until interrupted.
   --socket PATH      socket to listen on (default /run/xvbd/xenstored.sock)
@@ -11,6 +11,7 @@ Serves a xenstored-compatible socket backed by a simulated Xen host until interr
   --sysfs DIR        where blkback's vbd-<domid>-<devid>/physical_device appear
                      (default <socket>.sysfs; point XVBD_XEN_BACKEND_SYSFS at it)
   --auto-connect     simulated guests connect their disks once the backend is ready
+  --verbose          log every request and what blkback does to stderr
 Then: XENSTORED_PATH=PATH xenstore-ls /local/domain`;
 
 export async function run(argv: string[]): Promise<number> {
@@ -23,6 +24,7 @@ export async function run(argv: string[]): Promise<number> {
         domain: { type: 'string', multiple: true },
         sysfs: { type: 'string' },
         'auto-connect': { type: 'boolean' },
+        verbose: { type: 'boolean', short: 'v' },
         help: { type: 'boolean', short: 'h' },
       },
       strict: true,
@@ -55,6 +57,7 @@ export async function run(argv: string[]): Promise<number> {
       ...(values.sysfs !== undefined ? { sysfsDir: values.sysfs } : {}),
       domains,
       autoConnect: values['auto-connect'] === true,
+      ...(values.verbose ? { log: (line: string) => process.stderr.write(`${line}\n`) } : {}),
     });
   } catch (err) {
     throw new CliError(`cannot start the simulator: ${(err as Error).message}`);

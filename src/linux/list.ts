@@ -5,22 +5,9 @@
 import { readFileSync, readdirSync, readlinkSync, statSync } from 'node:fs';
 import type { LoopObs } from '../model/observed.js';
 import { LOOP_MAJOR, LO_FLAGS_AUTOCLEAR, LO_FLAGS_DIRECT_IO, LO_FLAGS_READ_ONLY, O_CLOEXEC, O_NOCTTY, O_NONBLOCK, O_RDONLY, exists, readDirNames, readSmallFile, sysClose, sysOpenErr } from './ffi.js';
-import { LOOP_INFO64_SIZE, getDiskseq, markerMatches, tryGetStatus } from './loopdev.js';
+import { LOOP_INFO64_SIZE, getDiskseq, loopMinor, markerMatches, partShift, tryGetStatus } from './loopdev.js';
 
-let partShiftCache: number | undefined;
-/** The loop driver's part_shift: fls(max_part) (drivers/block/loop.c), 0 without partitions per device. */
-export function partShift(): number {
-  if (partShiftCache === undefined) {
-    let maxPart = 0;
-    try {
-      maxPart = Number(readFileSync('/sys/module/loop/parameters/max_part', 'utf8').trim()) || 0;
-    } catch {
-      // built-in without the parameter exposed: the default is 0
-    }
-    partShiftCache = maxPart > 0 ? 32 - Math.clz32(maxPart) : 0;
-  }
-  return partShiftCache;
-}
+export { partShift };
 
 export interface ListOptions {
   /** Diskseqs (decimal strings) this process holds an fd to: they get heldByUs = true. */
@@ -109,7 +96,7 @@ function observeOne(
     const diskseq = String(getDiskseq(fd, seqBuf));
     // loop_add(): first_minor = index << part_shift (no fstat needed).
     const major = LOOP_MAJOR;
-    const minor = info.number * 2 ** partShift();
+    const minor = loopMinor(info.number);
     // Bound but no sysfs loop/ dir yet: leave the path empty.
     let backingPath = readSmallFile(`/sys/block/${name}/loop/backing_file`, pathBuf) ?? '';
     if (backingPath.endsWith('\n')) backingPath = backingPath.slice(0, -1);

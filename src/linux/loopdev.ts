@@ -6,7 +6,7 @@
 // The loop device itself is opened O_EXCL: that claims the block device, so a concurrent LOOP_CONFIGURE
 // or LOOP_SET_FD by another allocator (losetup, udisks) on the same device fails with EBUSY instead of
 // racing ours, and dom0 cannot mount a disk we are serving while we hold it.
-import { fstatSync, readlinkSync } from 'node:fs';
+import { readFileSync, readlinkSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import {
   BLKGETDISKSEQ,
@@ -158,6 +158,26 @@ export function getLogicalBlockSize(fd: number): number {
   return buf.readInt32LE(0);
 }
 
+let partShiftCache: number | undefined;
+/** The loop driver's part_shift: fls(max_part) (drivers/block/loop.c); 0 without partitions per device. */
+export function partShift(): number {
+  if (partShiftCache === undefined) {
+    let maxPart = 0;
+    try {
+      maxPart = Number(readFileSync('/sys/module/loop/parameters/max_part', 'utf8').trim()) || 0;
+    } catch {
+      // built in without the parameter exposed: the default is 0
+    }
+    partShiftCache = maxPart > 0 ? 32 - Math.clz32(maxPart) : 0;
+  }
+  return partShiftCache;
+}
+
+/** loop_add(): first_minor = index << part_shift. */
+export function loopMinor(index: number): number {
+  return index * 2 ** partShift();
+}
+
 /** glibc's gnu_dev_major/minor on a 64-bit dev_t. */
 export function devMajor(dev: bigint): number {
   return Number(((dev >> 8n) & 0xfffn) | ((dev >> 32n) & ~0xfffn));
@@ -277,41 +297,53 @@ export async function attachLoop(backing: BackingFd, opts: AttachOptions): Promi
   if (bs !== undefined && bs !== 0 && !(Number.isInteger(bs) && bs >= 512 && bs <= 4096 && (bs & (bs - 1)) === 0)) {
     throw new RangeError(`block size ${bs}: must be 512, 1024, 2048 or 4096`);
   }
+  // One attach at a time in this process: the control fd (and so its flock) is shared by all of them.
+  const run = attachQueue.then(() => attachSerialized(backing, opts));
+  attachQueue = run.catch(() => undefined);
+  return run;
+}
+
+let attachQueue: Promise<unknown> = Promise.resolve();
+let controlFd = -1;
+
+/** /dev/loop-control, opened once per process (an fd to it holds nothing). */
+function loopControl(): number {
+  if (controlFd < 0) controlFd = sysOpen('/dev/loop-control', O_RDWR | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+  return controlFd;
+}
+
+async function attachSerialized(backing: BackingFd, opts: AttachOptions): Promise<AttachedLoop> {
   const maxAttempts = opts.maxAttempts ?? 64;
   const stats = opts.stats;
-  const control = sysOpen('/dev/loop-control', O_RDWR | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+  const control = loopControl();
   let busyInARow = 0;
-  try {
-    for (let attempt = 0; ; attempt++) {
-      if (stats) stats.attempts++;
-      await lockControl(control, opts.lockTimeoutMs ?? 10_000);
-      let nr: number;
-      let lastErr: unknown;
-      try {
-        // After two devices in a row were taken from under us, stop asking for "a free one" (which the
-        // other allocators are asking for too) and create a fresh device nobody has heard of yet.
-        if (busyInARow >= 2) {
-          nr = ioctlInt(control, LOOP_CTL_ADD, 0xffffffff /* (int)-1: any free index */);
-          if (stats) stats.ctlAdd++;
-        } else {
-          nr = ioctlInt(control, LOOP_CTL_GET_FREE, 0);
-        }
-        return configureOne(nr, backing, opts);
-      } catch (e) {
-        lastErr = e;
-      } finally {
-        sysFlock(control, LOCK_UN);
+  for (let attempt = 0; ; attempt++) {
+    if (stats) stats.attempts++;
+    await lockControl(control, opts.lockTimeoutMs ?? 10_000);
+    let nr: number;
+    let lastErr: unknown;
+    try {
+      // After two devices in a row were taken from under us, stop asking for "a free one" (which the
+      // other allocators are asking for too) and create a fresh device nobody has heard of yet.
+      if (busyInARow >= 2) {
+        nr = ioctlInt(control, LOOP_CTL_ADD, 0xffffffff /* (int)-1: any free index */);
+        if (stats) stats.ctlAdd++;
+      } else {
+        nr = ioctlInt(control, LOOP_CTL_GET_FREE, 0);
       }
-      const code = lastErr instanceof SysError ? lastErr.code : undefined;
-      if (code === undefined || !RETRYABLE.has(code)) throw lastErr;
-      if (stats) stats.retries[code] = (stats.retries[code] ?? 0) + 1;
-      busyInARow = code === 'EBUSY' ? busyInARow + 1 : 0;
-      if (attempt + 1 >= maxAttempts) throw lastErr;
-      // systemd's backoff: random in [0, 10ms + 240ms * attempt/64].
-      await sleep(Math.random() * (10 + (240 * attempt) / 64));
+      return configureOne(nr, backing, opts);
+    } catch (e) {
+      lastErr = e;
+    } finally {
+      sysFlock(control, LOCK_UN);
     }
-  } finally {
-    sysClose(control);
+    const code = lastErr instanceof SysError ? lastErr.code : undefined;
+    if (code === undefined || !RETRYABLE.has(code)) throw lastErr;
+    if (stats) stats.retries[code] = (stats.retries[code] ?? 0) + 1;
+    busyInARow = code === 'EBUSY' ? busyInARow + 1 : 0;
+    if (attempt + 1 >= maxAttempts) throw lastErr;
+    // systemd's backoff: random in [0, 10ms + 240ms * attempt/64].
+    await sleep(Math.random() * (10 + (240 * attempt) / 64));
   }
 }
 
@@ -372,14 +404,13 @@ function configureOne(nr: number, backing: BackingFd, opts: AttachOptions): Atta
     }
 
     const diskseq = verify(fd, backing, opts, marker);
-    const st = fstatSync(fd, { bigint: true });
     const attached: AttachedLoop = {
       fd,
       number: nr,
       name: `loop${nr}`,
       devPath,
-      major: devMajor(st.rdev),
-      minor: devMinor(st.rdev),
+      major: LOOP_MAJOR,
+      minor: loopMinor(nr),
       diskseq,
       backing: { dev: backing.dev, ino: backing.ino },
       readOnly,

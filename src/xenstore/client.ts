@@ -106,8 +106,13 @@ class XsConnection implements XsClient {
         writing = writing.then(() => fh.write(buf)).catch((err: Error) => this.fail(`write to ${path}: ${err.message}`));
       },
       close: () => {
+        if (closed) return;
         closed = true;
-        void fh.close().catch(() => undefined);
+        // The reader blocks in read(2) on a thread of the pool: a last harmless request makes
+        // the device answer, the read returns, and the loop below closes the file.
+        writing = writing
+          .then(() => fh.write(encodeFrame(XS.GET_DOMAIN_PATH, 0, 0, nulJoin('0'))))
+          .catch(() => fh.close().catch(() => undefined));
       },
       description: path,
     };
@@ -119,14 +124,15 @@ class XsConnection implements XsClient {
           ({ bytesRead: n } = await fh.read(buf, 0, buf.length, null));
         } catch (err) {
           if (!closed) this.fail(`read from ${path}: ${(err as Error).message}`);
-          return;
+          break;
         }
         if (n === 0) {
           this.fail(`${path}: end of file`);
-          return;
+          break;
         }
-        this.onData(Buffer.from(buf.subarray(0, n)));
+        if (!closed) this.onData(Buffer.from(buf.subarray(0, n)));
       }
+      await fh.close().catch(() => undefined);
     })();
   }
 

@@ -2,7 +2,8 @@
 // show (connection loss, reconnecting, how the socket is chosen).
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, readdirSync, readlinkSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
 import { createServer, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -223,4 +224,28 @@ test('DIRECTORY_PART: E2BIG from DIRECTORY switches to parts; a generation chang
     await cl.close();
     srv.close();
   }
+});
+
+test('device transport (as /dev/xen/xenbus): one write per message, replies read back; close() unblocks the reader', async () => {
+  // A FIFO opened read-write is a loopback "device": every request comes back as its own reply,
+  // which exercises the device path (open, serialized whole-message writes, blocking reads).
+  const fifo = join(dir, 'xenbus.fifo');
+  execFileSync('mkfifo', [fifo]);
+  const cl = await connect({ path: fifo });
+  assert.equal(await cl.getDomainPath(5), '5', 'echoed GET_DOMAIN_PATH payload');
+  const many = await Promise.all(Array.from({ length: 100 }, (_, i) => cl.readStrict(`/n${i}`)));
+  assert.deepEqual(many, Array.from({ length: 100 }, (_, i) => `/n${i}\0`));
+  const fdsOpen = () => readdirSync('/proc/self/fd').filter((fd) => {
+    try {
+      return readlinkSync(`/proc/self/fd/${fd}`) === fifo;
+    } catch {
+      return false;
+    }
+  }).length;
+  assert.equal(fdsOpen(), 1);
+  await cl.close();
+  const end = Date.now() + 2000;
+  while (fdsOpen() > 0 && Date.now() < end) await new Promise((r) => setTimeout(r, 20));
+  assert.equal(fdsOpen(), 0, 'the device file is closed after close()');
+  await assert.rejects(cl.read('/x'), (e: unknown) => e instanceof XsError && e.errno === 'EIO');
 });

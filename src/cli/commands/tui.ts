@@ -52,14 +52,15 @@ export async function run(argv: string[]): Promise<number> {
   process.env.NODE_ENV ??= 'production';
   const { resolveConfigDir } = await import('../../observe/snapshot.js');
   const configDir = resolveConfigDir(values.config);
-  const [{ render }, { createElement }, { LiveApp }, { XenSource }, { makeApply }] = await Promise.all([
+  const [{ render }, { createElement }, { LiveApp }, { WorkerSource }, { makeApply }] = await Promise.all([
     import('ink'),
     import('react'),
     import('../../ui/LiveApp.js'),
-    import('../../ui/xen-source.js'),
+    import('../../ui/worker-source.js'),
     import('../../ui/apply.js'),
   ]);
-  const source = new XenSource({
+  // Observations run in a worker thread: keys and redraws never wait for one.
+  const source = new WorkerSource({
     configDir,
     ...(process.env.XENSTORED_PATH ? { socket: process.env.XENSTORED_PATH } : {}),
     ...(values['no-apply'] ? {} : { apply: makeApply(configDir) }),

@@ -1,0 +1,43 @@
+// WorkerSource: load() in a worker thread gives what XenSource gives on the UI thread; errors come
+// back as errors; close() ends the thread.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { startSimulator } from '../../src/sim/index.js';
+import { WorkerSource } from '../../src/ui/worker-source.js';
+import { XenSource } from '../../src/ui/xen-source.js';
+
+test('worker and UI-thread sources observe the same; errors cross; close ends the thread', { timeout: 60_000 }, async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'xvbd-tui-worker-'));
+  const sim = await startSimulator({ socketPath: join(dir, 'xs.sock'), sysfsDir: join(dir, 'sysfs'), domains: [{ name: 'web', domid: 3 }] });
+  const cfg = join(dir, 'config');
+  mkdirSync(cfg);
+  writeFileSync(join(dir, 'a.img'), '');
+  writeFileSync(join(cfg, 'web.yaml'), `apiVersion: xvbd/v1\nkind: Domain\nname: web\ndisks:\n  - vdev: xvdb\n    file: ${join(dir, 'a.img')}\n`);
+  const opts = { configDir: cfg, socket: sim.socketPath, xenBackendSysfs: sim.sysfsDir };
+  const w = new WorkerSource(opts);
+  const x = new XenSource(opts);
+  const bad = new WorkerSource({ ...opts, socket: join(dir, 'nope.sock') });
+  try {
+    const [a, b] = await Promise.all([w.load(), x.load()]);
+    assert.deepEqual(a.plan.actions, b.plan.actions);
+    assert.deepEqual(a.plan.disks, b.plan.disks);
+    assert.deepEqual(a.desired, b.desired);
+    assert.equal(a.plan.actions.length, 1);
+    assert.equal(a.plan.actions[0]!.kind, 'attach');
+    assert.ok(a.observedAt > 0 && a.observeMs >= 0);
+    // the config changes: a plain load sees it (signature), force re-reads anyway
+    writeFileSync(join(cfg, 'web.yaml'), `apiVersion: xvbd/v1\nkind: Domain\nname: web\ndisks: []\n`);
+    assert.equal((await w.load()).plan.actions.length, 0);
+    assert.equal((await w.load({ force: true })).plan.actions.length, 0);
+    await assert.rejects(bad.load(), /cannot connect to xenstore/);
+    await assert.rejects(bad.load(), /cannot connect to xenstore/, 'still answers after an error');
+  } finally {
+    await Promise.all([w.close(), x.close(), bad.close()]);
+    await sim.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+  await assert.rejects(w.load(), /observer thread exited/);
+});

@@ -4,7 +4,7 @@
 import { fstatSync, readdirSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { LoopObs } from '../model/observed.js';
-import { LOOP_MAJOR, LO_FLAGS_READ_ONLY, O_CLOEXEC, O_EXCL, O_NOCTTY, O_NONBLOCK, O_RDONLY, O_RDWR, SysError, exists, readDirNames, sysClose, sysOpenErr } from './ffi.js';
+import { LOOP_MAJOR, LO_FLAGS_DIRECT_IO, LO_FLAGS_READ_ONLY, O_CLOEXEC, O_EXCL, O_NOCTTY, O_NONBLOCK, O_RDONLY, O_RDWR, SysError, exists, readDirNames, sysClose, sysOpenErr } from './ffi.js';
 import { listLoops } from './list.js';
 import {
   type AttachStats,
@@ -19,6 +19,7 @@ import {
   devMinor,
   freeLoop,
   getDiskseq,
+  getLogicalBlockSize,
   isBound,
   markerMatches,
   tryGetStatus,
@@ -155,6 +156,9 @@ export class LoopRegistry {
       // Held by us already?
       for (const e of this.byIdentity.get(identity) ?? []) {
         if (spec.readOnly && e.handle.readOnly) {
+          // Another read-only device of the same file with other options (block size, direct I/O) may
+          // exist next to this one; look further.
+          if (e.handle.kind === 'loop' && !optionsMatch(e.handle.fd, spec)) continue;
           this.checkAlive(e);
           return this.addUser(e, spec.key);
         }
@@ -444,7 +448,15 @@ export class LoopRegistry {
       if (fd < 0) continue;
       try {
         const info = tryGetStatus(fd);
-        if (!info || !markerMatches(info) || info.device !== dev || info.inode !== ino || !(info.flags & LO_FLAGS_READ_ONLY)) {
+        if (
+          !info ||
+          !markerMatches(info) ||
+          info.device !== dev ||
+          info.inode !== ino ||
+          !(info.flags & LO_FLAGS_READ_ONLY) ||
+          !optionsMatch(fd, spec, info.flags) ||
+          this.byDiskseq.has(String(getDiskseq(fd)))
+        ) {
           sysClose(fd);
           continue;
         }
@@ -462,6 +474,14 @@ export interface BackingFound {
   name: string;
   readOnly: boolean;
   ours: boolean;
+}
+
+/** The device has the direct I/O flag and logical block size the disk asks for (default 512). */
+function optionsMatch(fd: number, spec: AcquireSpec, flags?: number): boolean {
+  const f = flags ?? tryGetStatus(fd)?.flags;
+  if (f === undefined) return false;
+  if (Boolean(f & LO_FLAGS_DIRECT_IO) !== Boolean(spec.directIo)) return false;
+  return getLogicalBlockSize(fd) === (spec.blockSize ?? 512);
 }
 
 /** Light scan of every loop device (one open + LOOP_GET_STATUS64 each), keyed by "st_dev:st_ino". */

@@ -6,7 +6,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, constants as C, fsyncSync, openSync, readSync, writeSync } from 'node:fs';
 import { LoopRegistry } from '../../src/linux/registry.js';
 import { attachLoop, getStatus } from '../../src/linux/loopdev.js';
-import { LOOP_CTL_GET_FREE, O_CLOEXEC, O_RDWR, ioctlInt, sysClose, sysOpen } from '../../src/linux/ffi.js';
+import { LOOP_CTL_GET_FREE, O_CLOEXEC, O_RDWR, ioctlInt, isSysError, sysClose, sysOpen } from '../../src/linux/ffi.js';
 import { closeSource, openSource } from '../../src/linux/source.js';
 import { Scratch, sysfs } from './helpers.js';
 
@@ -177,6 +177,22 @@ test('lock order: we wait for another allocator holding /dev/loop-control', asyn
     assert.equal(sysfs(h.name, 'diskseq'), h.diskseq);
   } finally {
     reg.closeAll();
+    await exited;
+  }
+  assert.deepEqual(await scratch.waitNoneBound(), []);
+});
+
+test('a control lock held too long gives ETIMEDOUT, not a hang', async () => {
+  const img = scratch.image('ctl-timeout.img');
+  const child = await holdLock('/dev/loop-control', 1200);
+  const exited = new Promise((r) => child.once('exit', r));
+  const src = openSource(img, { allowedRoots: [scratch.dir], readOnly: true });
+  try {
+    const t0 = Date.now();
+    await assert.rejects(attachLoop({ fd: src.fd, dev: src.devB, ino: src.inoB }, { readOnly: true, lockTimeoutMs: 200 }), (e) => isSysError(e, 'ETIMEDOUT'));
+    assert.ok(Date.now() - t0 < 1000);
+  } finally {
+    closeSource(src);
     await exited;
   }
   assert.deepEqual(await scratch.waitNoneBound(), []);

@@ -51,6 +51,34 @@ test('read-only disks of one file share one device, by inode (hard link too); la
   }
 });
 
+test('read-only sharing only between disks with the same block size and direct I/O', async () => {
+  const img = scratch.image('opts.img');
+  const reg = new LoopRegistry({ allowedRoots: [scratch.dir] });
+  const other = new LoopRegistry({ allowedRoots: [scratch.dir] });
+  try {
+    const big = await reg.acquire({ key: 'a', source: img, readOnly: true, blockSize: 4096 });
+    const plain = await reg.acquire({ key: 'b', source: img, readOnly: true });
+    const plain2 = await reg.acquire({ key: 'c', source: img, readOnly: true });
+    const big2 = await reg.acquire({ key: 'd', source: img, readOnly: true, blockSize: 4096 });
+    const dio = await reg.acquire({ key: 'e', source: img, readOnly: true, directIo: true });
+    assert.notEqual(plain.diskseq, big.diskseq);
+    assert.equal(plain2.diskseq, plain.diskseq);
+    assert.equal(big2.diskseq, big.diskseq);
+    assert.notEqual(dio.diskseq, plain.diskseq);
+    assert.notEqual(dio.diskseq, big.diskseq);
+    assert.equal(sysfs(big.name, 'queue/logical_block_size'), '4096');
+    assert.equal(sysfs(plain.name, 'queue/logical_block_size'), '512');
+    // Another registry (a restart) reuses the device with the matching options.
+    assert.equal((await other.acquire({ key: 'x', source: img, readOnly: true, blockSize: 4096 })).diskseq, big.diskseq);
+    assert.equal((await other.acquire({ key: 'y', source: img, readOnly: true })).diskseq, plain.diskseq);
+    assert.equal(scratch.bound().length, 3);
+  } finally {
+    reg.closeAll();
+    other.closeAll();
+  }
+  assert.deepEqual(await scratch.waitNoneBound(), []);
+});
+
 test('refusals: second writer, ro next to rw, key reuse; idempotent acquire', async () => {
   const img = scratch.image('rw-once.img');
   const other = scratch.image('other.img');

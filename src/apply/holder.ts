@@ -18,6 +18,11 @@ export class KeeperHolder implements FdHolder {
     return this.conn;
   }
 
+  /** Connects to (or starts) the keeper now rather than at the first hold. */
+  async start(): Promise<void> {
+    await this.keeper();
+  }
+
   async hold(dev: ProvidedDevice, backend: string): Promise<void> {
     const req = { op: 'adopt' as const, pid: process.pid, fd: dev.fd, backend, diskseq: dev.diskseq, graceMs: this.graceMs };
     try {

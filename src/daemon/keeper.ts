@@ -205,9 +205,11 @@ export class Keeper {
       this.log(`adopt ${req.backend} ${major}:${minor} diskseq ${seq ?? '-'} from pid ${req.pid}`);
       this.armTimer(req.backend, grace);
       this.ensureGiverPoll();
-      // we hold the fd from here on; a xenstore outage must not block the giver (the reconnect rechecks)
-      const watched = this.ensureWatch(req.backend).then(() => this.check(req.backend));
-      await Promise.race([watched, new Promise((r) => setTimeout(r, 2000).unref())]);
+      // We hold the fd from here on: answer now. The watch goes up in the background; its initial firing
+      // makes the first check, so a backend committed meanwhile is seen live, never missed.
+      void this.ensureWatch(req.backend)
+        .then(() => this.check(req.backend))
+        .catch((err: unknown) => this.log(`watch ${req.backend}: ${(err as Error).message}`));
     } catch (err) {
       // not held: close what we opened
       if (![...this.held.values()].some((l) => l.some((x) => x.fd === fd))) closeSync(fd);
@@ -314,7 +316,8 @@ export class Keeper {
     if (this.checks.has(backend)) return;
     this.checks.add(backend);
     try {
-      await Promise.resolve();
+      // a commit fires one event per node written: let the burst pass, then look once
+      await new Promise((r) => setTimeout(r, 5));
       this.checks.delete(backend);
       const list = this.held.get(backend);
       if (!list || !this.xs) return;

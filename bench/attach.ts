@@ -1,0 +1,230 @@
+// `npm run bench -- attach [--json] [--n N]`: in one run, against the same simulator:
+//  - xvbd's per-disk attach (the executor: loop device with autoclear + verification + diskseq, the fd
+//    handed to the keeper, frontend + backend + libxl dirs in one transaction);
+//  - the real Xen block script (/etc/xen/scripts/block add, unmodified) per disk, the backend dirs
+//    written beforehand as libxl does (only the script's own run is timed);
+//  - a no-op plan() at 1,000 disks across 100 domains (synthetic converged state).
+// Frees every loop device it made (the block script's with losetup -d: they have no autoclear).
+import { execFile } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs, promisify } from 'node:util';
+import { execute } from '../src/apply/execute.js';
+import { KeeperHolder } from '../src/apply/holder.js';
+import { RegistryDevices } from '../src/apply/linux-devices.js';
+import { devidToVdev } from '../src/config/index.js';
+import { LoopRegistry } from '../src/linux/index.js';
+import { DEFAULT_POLICY, type DiskSpec } from '../src/model/desired.js';
+import type { Action, Plan } from '../src/model/plan.js';
+import { plan } from '../src/plan/index.js';
+import { spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { connect } from '../src/xenstore/client.js';
+import { connectKeeper } from '../src/daemon/keeper-client.js';
+import { converged, desired, disk } from '../test/plan/fixtures.js';
+
+const run_ = promisify(execFile);
+const BLOCK = '/etc/xen/scripts/block';
+
+function devid(i: number): number {
+  return i < 16 ? (202 << 8) | (i << 4) : (1 << 28) | (i << 8);
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.floor(s.length / 2)]!;
+}
+
+function backingOf(dev: string): string | undefined {
+  try {
+    return readFileSync(`/sys/block/${dev.replace('/dev/', '')}/loop/backing_file`, 'utf8').trim();
+  } catch {
+    return undefined;
+  }
+}
+
+const cliMain = fileURLToPath(new URL('../src/cli/main.js', import.meta.url));
+
+async function startSimProcess(dir: string): Promise<{ socketPath: string; sysfsDir: string; settle(): Promise<void>; close(): Promise<void> }> {
+  const socketPath = join(dir, 'xs.sock');
+  const sysfsDir = join(dir, 'sysfs');
+  const child = spawn(process.execPath, [cliMain, 'sim', '--socket', socketPath, '--sysfs', sysfsDir, '--domain', 'bench-xvbd=1', '--domain', 'bench-script=2'], {
+    stdio: ['ignore', 'ignore', 'ignore'],
+  });
+  const deadline = Date.now() + 10_000;
+  while (!existsSync(socketPath)) {
+    if (Date.now() > deadline || child.exitCode !== null) throw new Error('the simulator did not start');
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  return {
+    socketPath,
+    sysfsDir,
+    // blkback reacts asynchronously in the other process: give it a moment
+    settle: () => new Promise((r) => setTimeout(r, 50)),
+    close: () =>
+      new Promise<void>((res) => {
+        if (child.exitCode !== null) return res();
+        child.once('exit', () => res());
+        child.kill('SIGTERM');
+      }),
+  };
+}
+
+function noopPlanMs(): { ms: number; disks: number } {
+  const doms: Record<string, DiskSpec[]> = {};
+  const ino: Record<string, number> = {};
+  const domids: Record<string, number> = {};
+  for (let i = 0; i < 100; i++) {
+    const name = `vm${String(i).padStart(3, '0')}`;
+    domids[name] = i + 1;
+    doms[name] = [];
+    for (let j = 0; j < 10; j++) {
+      const ro = j === 9;
+      const src = ro ? '/srv/base.img' : `/srv/${name}-${j}.img`;
+      ino[src] = ro ? 1 : 1000 + i * 10 + j;
+      doms[name]!.push(disk(`xvd${String.fromCharCode(97 + j)}`, src, ro ? 'ro' : 'rw'));
+    }
+  }
+  const d = desired(doms, { prune: true });
+  const obs = converged(d, domids, ino);
+  const p0 = plan(d, obs, d.policy);
+  if (p0.actions.length !== 0) throw new Error(`the synthetic state is not converged: ${p0.actions.length} actions`);
+  for (let k = 0; k < 5; k++) plan(d, obs, d.policy);
+  const t: number[] = [];
+  for (let k = 0; k < 21; k++) {
+    const t0 = performance.now();
+    plan(d, obs, d.policy);
+    t.push(performance.now() - t0);
+  }
+  return { ms: median(t), disks: obs.backends.length };
+}
+
+export async function run(argv: string[]): Promise<number> {
+  const { values } = parseArgs({ args: argv, options: { json: { type: 'boolean' }, n: { type: 'string' } }, strict: true });
+  const n = values.n !== undefined ? Number(values.n) : 20;
+  if (!Number.isInteger(n) || n < 1 || n > 200) throw new Error('--n must be 1..200');
+  const say = (s: string) => {
+    if (!values.json) process.stdout.write(s + '\n');
+  };
+  const dir = mkdtempSync(join(tmpdir(), 'xvbd-bench-attach-'));
+  // the simulator in its own process, as xenstored and the kernel are: its simulated blkback (which
+  // really opens every device) must not run on the event loop being measured
+  const sim = await startSimProcess(dir);
+  const runDir = join(dir, 'run');
+  Object.assign(process.env, {
+    XENSTORED_PATH: sim.socketPath,
+    XVBD_XEN_BACKEND_SYSFS: sim.sysfsDir,
+    XVBD_RUN_DIR: runDir,
+    XVBD_KEEPER_XS_LOST_EXIT_MS: '15000',
+  });
+  const xs = await connect({ path: sim.socketPath });
+  const scriptDevs: { dev: string; file: string }[] = [];
+  const files: string[] = [];
+  const mk = (name: string) => {
+    const f = join(dir, name);
+    writeFileSync(f, '');
+    truncateSync(f, 16 << 20);
+    files.push(f);
+    return f;
+  };
+  let xvbdMs = 0;
+  let scriptMs: number | undefined;
+  let retries = 0;
+  try {
+    // ---- xvbd ---------------------------------------------------------------------------------
+    const actions: Action[] = [];
+    for (let i = 0; i < n; i++) {
+      const id = devid(i);
+      const spec: DiskSpec = { ...disk('xvda', mk(`xvbd-${i}.img`), 'rw'), vdev: devidToVdev(id), devid: id };
+      actions.push({ kind: 'attach', domain: 'bench-xvbd', domid: 1, disk: spec });
+    }
+    const p: Plan = { actions, findings: [], disks: [] };
+    const holder = new KeeperHolder(runDir);
+    const registry = new LoopRegistry();
+    // start the keeper outside the timed part (a one-shot apply pays this once per run, not per disk)
+    await holder.start();
+    const t0 = performance.now();
+    const r = await execute(p, { xs, devices: new RegistryDevices(registry), policy: DEFAULT_POLICY, holder });
+    xvbdMs = (performance.now() - t0) / n;
+    holder.close();
+    registry.closeAll();
+    if (!r.ok) throw new Error(`xvbd attach failed: ${r.steps.find((s) => !s.ok)?.error}`);
+    say(`xvbd attach:        ${xvbdMs.toFixed(1)} ms/disk (${n} disks; loop + verify + keeper + one transaction)`);
+
+    // ---- the Xen block script ----------------------------------------------------------------
+    if (existsSync(BLOCK)) {
+      const env = { ...process.env, XENBUS_TYPE: 'vbd', XENBUS_BASE_PATH: 'backend' };
+      let total = 0;
+      for (let i = 0; i < n; i++) {
+        const id = devid(i);
+        const file = mk(`script-${i}.img`);
+        const be = `/local/domain/0/backend/vbd/2/${id}`;
+        const fe = `/local/domain/2/device/vbd/${id}`;
+        await xs.transaction(async (tx) => {
+          await tx.write(`${fe}/state`, '1');
+          await tx.write(`${fe}/backend`, be);
+          await tx.write(`${fe}/backend-id`, '0');
+          for (const [k, v] of [['frontend', fe], ['frontend-id', '2'], ['online', '1'], ['state', '1'], ['params', file], ['mode', 'w'], ['type', 'file'], ['device-type', 'disk'], ['script', BLOCK]]) {
+            await tx.write(`${be}/${k}`, v!);
+          }
+        });
+        await sim.settle();
+        for (let attempt = 1; ; attempt++) {
+          const t1 = performance.now();
+          const res = await run_('bash', [BLOCK, 'add'], { env: { ...env, XENBUS_PATH: `backend/vbd/2/${id}` } }).then(
+            () => 0,
+            (e: { code?: number }) => e.code ?? 1,
+          );
+          total += performance.now() - t1;
+          const node = await xs.read(`${be}/node`);
+          if (node) scriptDevs.push({ dev: node, file });
+          if (res === 0) break;
+          const err = (await xs.read(`${be}/hotplug-error`)) ?? '';
+          // `losetup -f` then `losetup DEV FILE` races other allocators on a shared machine: retry that one
+          if (attempt >= 3 || !/^losetup .* failed$/.test(err)) throw new Error(`block add failed: ${err}`);
+          retries++;
+          await xs.rm(`${be}/hotplug-error`);
+          await xs.rm(`${be}/hotplug-status`);
+        }
+      }
+      scriptMs = total / n;
+      say(`Xen block script:   ${scriptMs.toFixed(1)} ms/disk (${n} disks; /etc/xen/scripts/block add, unmodified${retries ? `, ${retries} losetup race retries` : ''})`);
+      say(`ratio:              block script / xvbd = ${(scriptMs / xvbdMs).toFixed(1)}x`);
+    } else {
+      say(`Xen block script:   not installed (${BLOCK})`);
+    }
+  } finally {
+    // backends gone -> the keeper and blkback let go -> autoclear frees ours; the script's need losetup -d
+    for (const fe of await xs.directory('/local/domain/0/backend/vbd').catch(() => [] as string[])) await xs.rm(`/local/domain/0/backend/vbd/${fe}`);
+    await sim.settle();
+    for (const { dev, file } of scriptDevs) {
+      if (backingOf(dev) === file) await run_('losetup', ['-d', dev]).catch(() => {});
+    }
+    const k = await connectKeeper(runDir).catch(() => undefined);
+    k?.close();
+    const deadline = Date.now() + 8000;
+    while (Date.now() < deadline && (existsSync(join(runDir, 'keeper.sock')) || files.some((f) => scriptDevs.some((s) => s.file === f && backingOf(s.dev) === f)))) {
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    await xs.close();
+    await sim.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+  const noop = noopPlanMs();
+  say(`no-op plan:         ${noop.ms.toFixed(2)} ms at ${noop.disks} disks / 100 domains (median of 21)`);
+  if (values.json) {
+    process.stdout.write(
+      JSON.stringify({
+        n,
+        xvbd_ms_per_disk: Number(xvbdMs.toFixed(2)),
+        block_script_ms_per_disk: scriptMs !== undefined ? Number(scriptMs.toFixed(2)) : null,
+        ratio: scriptMs !== undefined ? Number((scriptMs / xvbdMs).toFixed(2)) : null,
+        block_script_retries: retries,
+        noop_plan_ms: Number(noop.ms.toFixed(3)),
+        noop_plan_disks: noop.disks,
+      }) + '\n',
+    );
+  }
+  return 0;
+}

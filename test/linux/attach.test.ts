@@ -2,8 +2,8 @@
 // direct I/O and block size, the forced pre-5.8 path, and the /dev/loop-control and device locks.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
-import { closeSync, constants as C, fsyncSync, openSync, readSync, writeSync } from 'node:fs';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { closeSync, constants as C, fsyncSync, openSync, readSync, readlinkSync, writeSync } from 'node:fs';
 import { LoopRegistry } from '../../src/linux/registry.js';
 import { attachLoop, getStatus } from '../../src/linux/loopdev.js';
 import { LOOP_CTL_GET_FREE, O_CLOEXEC, O_RDWR, ioctlInt, isSysError, sysClose, sysOpen } from '../../src/linux/ffi.js';
@@ -99,7 +99,7 @@ test('autoclear: closing our fd frees the device; another opener keeps it until 
   assert.deepEqual(await scratch.waitNoneBound(), [], 'freed when the other opener closed');
 });
 
-test('O_EXCL: while we hold the device nobody can claim it exclusively (mount, dm, another configure)', async () => {
+test('O_EXCL: while we hold the device nobody can claim it exclusively (as mount and dm do)', async () => {
   const img = scratch.image('excl.img');
   const reg = new LoopRegistry({ allowedRoots: [scratch.dir] });
   try {
@@ -112,6 +112,30 @@ test('O_EXCL: while we hold the device nobody can claim it exclusively (mount, d
   }
   assert.deepEqual(await scratch.waitNoneBound(), []);
 });
+
+test('O_EXCL on a free device keeps another allocator from configuring it under us', () => {
+  const img = scratch.image('excl-free.img');
+  const ctl = sysOpen('/dev/loop-control', O_RDWR | O_CLOEXEC);
+  let fd = -1;
+  for (let i = 0; i < 20 && fd < 0; i++) {
+    const nr = ioctlInt(ctl, LOOP_CTL_GET_FREE, 0);
+    try {
+      fd = sysOpen(`/dev/loop${nr}`, O_RDWR | O_CLOEXEC | C.O_EXCL);
+    } catch {
+      // raced by another allocator: ask again
+    }
+  }
+  sysClose(ctl);
+  assert.ok(fd >= 0);
+  const name = readlinkSync(`/proc/self/fd/${fd}`).replace('/dev/', '');
+  try {
+    assert.throws(() => execFileSync('losetup', [`/dev/${name}`, img], { stdio: 'pipe' }), /busy/i);
+    assert.deepEqual(scratch.bound(), []);
+  } finally {
+    sysClose(fd);
+  }
+});
+
 
 test('direct I/O only when asked; block size as asked (table)', async () => {
   const cases = [

@@ -17,7 +17,7 @@ const USAGE = `usage: node dist/test/xen/run.js [options]
   --force-setup        rebuild the lab images even when up to date
   --records DIR        skip the VM: run the host parts against DIR (a previous run's out/ dir,
                        e.g. ${labDir()}/runs/run-*/out)
-  --timeout SEC        hard limit for the VM run (default 480)
+  --timeout SEC        hard limit for the VM run (default 540)
   -v, --verbose        also show dom0's console lines outside the job
   -h, --help
 env: XVBD_XENLAB=cache dir (default /var/tmp/xvbd-xenlab)`;
@@ -32,7 +32,7 @@ async function main(): Promise<number> {
         setup: { type: 'boolean' },
         'force-setup': { type: 'boolean' },
         records: { type: 'string' },
-        timeout: { type: 'string', default: '480' },
+        timeout: { type: 'string', default: '540' },
         verbose: { type: 'boolean', short: 'v' },
         help: { type: 'boolean', short: 'h' },
       },

@@ -83,8 +83,9 @@ async function frontendDir(c: SeqCtx, state = '1', tx = 0): Promise<void> {
   await write(c.xs, `${c.F}/device-type`, 'disk', tx);
 }
 
-async function backendDir(c: SeqCtx, o: { mode?: string | null; tx?: number } = {}): Promise<void> {
+async function backendDir(c: SeqCtx, o: { mode?: string | null; tx?: number; dev?: string } = {}): Promise<void> {
   const tx = o.tx ?? 0;
+  if (o.dev !== undefined) await write(c.xs, `${c.B}/dev`, o.dev, tx);
   await write(c.xs, `${c.B}/frontend`, c.F, tx);
   await write(c.xs, `${c.B}/frontend-id`, String(c.feDomid), tx);
   await write(c.xs, `${c.B}/online`, '1', tx);
@@ -182,15 +183,32 @@ export function sequences(): Sequence[] {
       steps: [feDir, beDir, physDev, rmBackend, rmFrontend],
     },
     {
-      name: 'a real frontend (blkfront in dom0) connects, then the toolstack closes it',
+      name: 'a real frontend (blkfront in dom0), backend dir without "dev"',
       devid: 51824,
       feDomid: 0,
       blkfront: true,
       steps: [
-        step('frontend + backend dirs in one transaction', async (c) => {
+        step('frontend + backend dirs (no "dev" node) in one transaction', async (c) => {
           const id = Number.parseInt(await c.xs.ok(XS_TYPES.TRANSACTION_START, z('')), 10);
           await frontendDir(c, '1', id);
           await backendDir(c, { tx: id });
+          await c.xs.ok(XS_TYPES.TRANSACTION_END, z('T'), id);
+        }),
+        { ...physDev, until: (s) => s.error !== null || bothConnected(s) },
+        rmBackend,
+        rmFrontend,
+      ],
+    },
+    {
+      name: 'a real frontend (blkfront in dom0) connects, then the toolstack closes it',
+      devid: 51840,
+      feDomid: 0,
+      blkfront: true,
+      steps: [
+        step('frontend + backend dirs (dev xvdj) in one transaction', async (c) => {
+          const id = Number.parseInt(await c.xs.ok(XS_TYPES.TRANSACTION_START, z('')), 10);
+          await frontendDir(c, '1', id);
+          await backendDir(c, { tx: id, dev: 'xvdj' });
           await c.xs.ok(XS_TYPES.TRANSACTION_END, z('T'), id);
         }),
         { ...physDev, name: 'physical-device written: both ends connect', until: bothConnected },
@@ -292,7 +310,7 @@ async function stableSnapshot(env: BlkEnv, c: SeqCtx, until?: (s: Snapshot) => b
   const t0 = Date.now();
   await env.settle();
   let prev = JSON.stringify(await snapshot(env, c));
-  for (let i = 0; i < 100; i++) {
+  for (let i = 0; i < 100 && Date.now() - t0 < 25_000; i++) {
     await new Promise((r) => setTimeout(r, env.pollMs));
     await env.settle();
     const cur = await snapshot(env, c);

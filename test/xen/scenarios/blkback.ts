@@ -24,7 +24,7 @@ export const scenario: XenScenario = {
         t.record(key(seq.devid), snaps);
         t.log(`${seq.name}:\n${summarize(snaps)}`);
         assert.equal(snaps.length, seq.steps.length);
-      });
+      }, { timeoutMs: 300_000 });
     }
   },
   async host(t) {

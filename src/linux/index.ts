@@ -1,6 +1,8 @@
 // Public API of src/linux: loop devices done right.
-export { LoopRegistry, RegistryError, scanBacking } from './registry.js';
-export type { LoopHandle, AcquireSpec, RegistryOptions, RegistryRefusal } from './registry.js';
+export { LoopRegistry, RegistryError, scanBacking, scanAllBacking } from './registry.js';
+export type { LoopHandle, AcquireSpec, RegistryOptions, RegistryRefusal, BackingFound } from './registry.js';
+export { LoopUevents } from './uevent.js';
+export type { LoopChanges } from './uevent.js';
 export { listLoops, mountedDevices } from './list.js';
 export type { ListOptions } from './list.js';
 export { openSource, closeSource, isUnderRoots, SourceError } from './source.js';

@@ -24,6 +24,8 @@ export interface DaemonOptions extends Omit<EngineDeps, 'fdStore' | 'log'> {
   debounceMs?: number;
   backoffMaxMs?: number;
   log?: (line: string) => void;
+  /** Watchdog: stop pinging when a pass runs longer than this (ms; default max(120 s, 2 x WatchdogSec)). */
+  passStuckMs?: number;
   /** Hand the held fds to the keeper on stop (default true). */
   handoffOnStop?: boolean;
   env?: NodeJS.ProcessEnv;
@@ -83,7 +85,22 @@ export class Daemon {
     const wd = watchdogIntervalMs(env);
     if (wd) {
       this.log(`watchdog: pinging every ${Math.round(wd / 2)} ms`);
-      this.timers.push(setInterval(() => void this.notifier.watchdog().catch(() => undefined), Math.max(100, Math.floor(wd / 2))));
+      // Alive = the event loop runs AND no pass is stuck: a pass hung longer than stuckMs (an xenstore
+      // call that never returns...) stops the pings, systemd kills and restarts us, and the fd store
+      // keeps every device alive across that.
+      const stuckMs = this.o.passStuckMs ?? Math.max(120_000, wd * 2);
+      let warned = false;
+      this.timers.push(
+        setInterval(() => {
+          if (this.reconciler.passRunningMs() > stuckMs) {
+            if (!warned) this.log(`watchdog: a pass has run for more than ${stuckMs} ms; no more pings`);
+            warned = true;
+            return;
+          }
+          warned = false;
+          void this.notifier.watchdog().catch(() => undefined);
+        }, Math.max(100, Math.floor(wd / 2))),
+      );
     }
   }
 

@@ -155,8 +155,17 @@ export class Reconciler {
     await this.exclusiveChain;
   }
 
+  /** When the running pass started (performance.now()), undefined between passes. */
+  passStartedAt: number | undefined;
+
+  /** How long the running pass has been running (ms), 0 when none runs. */
+  passRunningMs(): number {
+    return this.passStartedAt === undefined ? 0 : performance.now() - this.passStartedAt;
+  }
+
   private async pass(info: PassInfo): Promise<PassOutcome> {
     const t0 = performance.now();
+    this.passStartedAt = t0;
     const o: PassOutcome = {
       seq: info.seq,
       reasons: info.reasons,
@@ -223,6 +232,7 @@ export class Reconciler {
       o.ok = false;
       o.error = err instanceof Error ? err.message : String(err);
     } finally {
+      this.passStartedAt = undefined;
       o.durationMs = Math.round((performance.now() - t0) * 10) / 10;
       o.summary = summarize(o);
       this.log(o.summary);

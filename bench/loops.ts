@@ -175,6 +175,7 @@ export async function run(argv: string[]): Promise<number> {
     loop_devices_on_host: loopDevicesOnHost(),
     loadavg_1m: round(loadavg()[0]!),
     retries: reg.stats.retries,
+    host_index: reg.hostStats,
     target_met: xvbdMs <= 2 * bareMs,
   };
   if (values.json) {
@@ -198,6 +199,7 @@ export async function run(argv: string[]): Promise<number> {
         `${result.list_base_ms} ms for ${listBaseCount} before\n`,
     );
     if (Object.keys(reg.stats.retries).length > 0) process.stdout.write(`retries: ${JSON.stringify(reg.stats.retries)}\n`);
+    process.stdout.write(`host index: ${JSON.stringify(result.host_index)}\n`);
   }
   return 0;
 }

@@ -110,6 +110,10 @@ export class LoopRegistry {
   private queue: Promise<unknown> = Promise.resolve();
   readonly opts: Required<Omit<RegistryOptions, 'settleMs' | 'hostScanTtlMs'>> & Pick<RegistryOptions, 'settleMs' | 'hostScanTtlMs'>;
   private readonly host: HostIndex;
+  /** Host index counters (diagnostics, benchmarks). */
+  get hostStats(): { fullScans: number; reprobes: number; ownEventsSkipped: number; uevents: boolean } {
+    return { ...this.host.stats };
+  }
   /** Retry and fallback counters across all attaches (diagnostics, benchmarks). */
   readonly stats: AttachStats = { attempts: 0, retries: {}, ctlAdd: 0, legacy: 0 };
 
@@ -536,6 +540,8 @@ class HostIndex {
   private keyOf = new Map<string, string>();
   /** name -> diskseq of devices we attached and noted. */
   private readonly noted = new Map<string, string>();
+  /** Diagnostics: full scans, single-device re-probes, own events skipped, whether uevents are used. */
+  readonly stats = { fullScans: 0, reprobes: 0, ownEventsSkipped: 0, uevents: false };
   private takenAt = -Infinity;
   private uevents: LoopUevents | undefined;
   private uneventsTried = false;
@@ -555,6 +561,7 @@ class HostIndex {
       this.uneventsTried = true;
       try {
         this.uevents = new LoopUevents();
+        this.stats.uevents = true;
       } catch {
         this.uevents = undefined;
       }
@@ -565,7 +572,11 @@ class HostIndex {
       if (fresh || changes.overrun || age > this.maxAgeMs) return this.full();
       for (const [name, seq] of changes.names) {
         // The event of our own attach (same diskseq as we noted): nothing new to learn.
-        if (seq !== undefined && this.noted.get(name) === seq) continue;
+        if (seq !== undefined && this.noted.get(name) === seq) {
+          this.stats.ownEventsSkipped++;
+          continue;
+        }
+        this.stats.reprobes++;
         this.reprobe(name);
       }
       return;
@@ -574,6 +585,7 @@ class HostIndex {
   }
 
   private full(): void {
+    this.stats.fullScans++;
     this.byKey.clear();
     this.keyOf.clear();
     let names: string[] = [];

@@ -14,6 +14,7 @@ import {
   LoopFreeRefused,
   attachLoop,
   blockName,
+  checkProof,
   clearOwnFd,
   devMajor,
   devMinor,
@@ -290,6 +291,34 @@ export class LoopRegistry {
     }
     for (const u of users) this.addUser(e, u);
     return e.handle;
+  }
+
+  /**
+   * Take back a device of ours by the proof recorded at attach (e.g. the diskseq in the backend's
+   * xenstore dir) when its fd was lost (a restart without the fd store, while blkback kept it bound).
+   * Opens it O_EXCL (fails if another process, e.g. a still running xvbd, holds it so), checks marker,
+   * diskseq and backing like free() does (LoopFreeRefused otherwise), then adopts it for `users`.
+   */
+  adoptByProof(proof: FreeProof, users: string[] = []): LoopHandle {
+    const held = this.byDiskseq.get(proof.diskseq);
+    if (held && held.handle.name === proof.name) {
+      for (const u of users) this.addUser(held, u);
+      return held.handle;
+    }
+    if (!/^loop\d{1,9}$/.test(proof.name)) throw new LoopFreeRefused(proof.name, 'bad-name', 'not a loop device name');
+    const fd = sysOpenErr(`/dev/${proof.name}`, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY | O_EXCL);
+    if (fd < 0) {
+      const code = new SysError('open', -fd).code;
+      if (code === 'EBUSY') throw new RegistryError('in-use', `${proof.name} is claimed by another process (another xvbd, a mount)`);
+      throw new LoopFreeRefused(proof.name, code === 'ENXIO' ? 'not-bound' : 'no-device', `cannot open: ${code}`);
+    }
+    try {
+      checkProof(fd, proof);
+      return this.adopt(fd, users);
+    } catch (e) {
+      sysClose(fd);
+      throw e;
+    }
   }
 
   /** Every fd we hold, for parking in systemd's fd store (FDNAME = name is a suggestion). */

@@ -3,6 +3,7 @@ import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { closeSync, constants as fsc, linkSync, openSync } from 'node:fs';
 import { LoopRegistry, RegistryError } from '../../src/linux/registry.js';
+import { LoopFreeRefused } from '../../src/linux/loopdev.js';
 import { SourceError } from '../../src/linux/source.js';
 import { listLoops } from '../../src/linux/list.js';
 import { O_CLOEXEC, O_RDONLY, ioctlInt, sysClose, sysOpen } from '../../src/linux/ffi.js';
@@ -185,6 +186,37 @@ test('adopt: takes back our fd (as from the fd store), refuses foreign and non-l
       closeSync(plain);
     }
   } finally {
+    a.closeAll();
+    b.closeAll();
+    losetupDetach(theirs);
+  }
+  assert.deepEqual(await scratch.waitNoneBound(), []);
+});
+
+test('adoptByProof: after a restart without the fd store, take back our device by its recorded diskseq', async () => {
+  const img = scratch.image('proof.img');
+  const theirsImg = scratch.image('proof-theirs.img');
+  const a = new LoopRegistry({ allowedRoots: [scratch.dir] });
+  const b = new LoopRegistry({ allowedRoots: [scratch.dir] });
+  const theirs = losetup(theirsImg);
+  let blkback = -1;
+  try {
+    const h = await a.acquire({ key: 'be/7/51712', source: img, readOnly: false });
+    blkback = openSync(h.devPath, 'r'); // keeps it bound after our "crash"
+    // While the first registry still holds it (O_EXCL), nobody can adopt it.
+    assert.throws(() => b.adoptByProof({ name: h.name, diskseq: h.diskseq }), (e) => reason(e) === 'in-use');
+    a.closeAll(); // the crash
+    assert.throws(() => b.adoptByProof({ name: h.name, diskseq: String(BigInt(h.diskseq) + 1n) }), (e) => e instanceof LoopFreeRefused && e.reason === 'diskseq-mismatch');
+    assert.throws(() => b.adoptByProof({ name: h.name, diskseq: h.diskseq, backing: { dev: h.backing.dev, ino: '1' } }), (e) => e instanceof LoopFreeRefused && e.reason === 'backing-mismatch');
+    assert.throws(() => b.adoptByProof({ name: theirs, diskseq: sysfs(theirs, 'diskseq') }), (e) => e instanceof LoopFreeRefused && e.reason === 'not-ours');
+    const got = b.adoptByProof({ name: h.name, diskseq: h.diskseq, backing: h.backing }, ['be/7/51712']);
+    assert.equal(got.diskseq, h.diskseq);
+    assert.equal((await b.acquire({ key: 'be/7/51712', source: img, readOnly: false })).diskseq, h.diskseq);
+    closeSync(blkback);
+    blkback = -1;
+    assert.deepEqual(scratch.bound().filter((n) => n !== theirs), [h.name], 'held by b now');
+  } finally {
+    if (blkback >= 0) closeSync(blkback);
     a.closeAll();
     b.closeAll();
     losetupDetach(theirs);

@@ -5,7 +5,7 @@ import { useEffect, useRef, useState } from 'react';
 import { useApp, useInput, useStdout } from 'ink';
 import { TuiView } from './components/TuiView.js';
 import { INITIAL_UI, reconcileSelection, reduceKey, splitKeys, type UiState } from './keys.js';
-import type { ViewModel } from './viewmodel.js';
+import { visibleRows, type ViewModel } from './viewmodel.js';
 
 export interface AppProps {
   vm?: ViewModel;
@@ -50,7 +50,7 @@ export function App(props: AppProps) {
     uiRef.current = s;
     setUiState(s);
   };
-  const rowKeys = vm ? vm.rows.map((r) => r.key) : [];
+  const rowKeys = vm ? visibleRows(vm, ui.filter).map((r) => r.key) : [];
   const rowKeysRef = useRef(rowKeys);
   rowKeysRef.current = rowKeys;
 
@@ -90,7 +90,13 @@ export function App(props: AppProps) {
         applying: l.applying || applyStarted,
         pageSize: Math.max(1, l.height - 20),
       });
-      if (state !== uiRef.current) setUi(state);
+      let next = state;
+      if (l.vm && Boolean(next.filter) !== Boolean(uiRef.current.filter)) {
+        // f: the visible rows change now; keep the same disk selected (or the nearest).
+        rowKeysRef.current = visibleRows(l.vm, next.filter).map((r) => r.key);
+        next = reconcileSelection(next, rowKeysRef.current);
+      }
+      if (next !== uiRef.current) setUi(next);
       if (effect === 'apply') applyStarted = true;
       if (effect !== 'none') runEffect(effect);
       if (effect === 'quit') break;

@@ -11,6 +11,8 @@ export interface UiState {
   selectedKey?: string;
   /** A one-line message for the status line ("nothing to apply", ...). */
   message?: string;
+  /** Show only the disks that need attention (f toggles). */
+  filter?: boolean;
 }
 
 export type Effect = 'none' | 'refresh' | 'apply' | 'quit';
@@ -49,6 +51,7 @@ function select(state: UiState, index: number, ctx: KeyContext): UiState {
   const n = ctx.rowKeys.length;
   const i = n === 0 ? 0 : Math.max(0, Math.min(n - 1, index));
   const next: UiState = { mode: state.mode, selected: i };
+  if (state.filter) next.filter = true;
   const k = ctx.rowKeys[i];
   if (k !== undefined) next.selectedKey = k;
   return next;
@@ -87,6 +90,13 @@ export function reduceKey(state: UiState, input: string, key: KeyInfo, ctx: KeyC
     return { state: base, effect: 'quit' };
   }
   if (input === 'r') return { state: base, effect: 'refresh' };
+  if (input === 'f') {
+    // The row set changes: the App re-finds the selected disk (reconcileSelection) by its key.
+    const next: UiState = { ...base, mode: state.mode === 'details' ? 'details' : 'list' };
+    if (state.filter) delete next.filter;
+    else next.filter = true;
+    return none(next);
+  }
 
   const move = (delta: number) => none({ ...select(base, state.selected + delta, ctx), mode: state.mode });
   if (key.upArrow || input === 'k') return move(-1);

@@ -539,3 +539,13 @@ function sanitizeDeep<T>(v: T): T {
   }
   return v;
 }
+
+/** A disk that needs attention: not healthy, not in sync, with a finding or a pending action. */
+export function needsAttention(r: DiskRowVM): boolean {
+  return r.health !== 'healthy' || r.sync !== 'synced' || r.findingCount > 0 || r.pending !== undefined;
+}
+
+/** The rows on screen: all of them, or (filter) those that need attention. */
+export function visibleRows(vm: ViewModel, filter: boolean | undefined): DiskRowVM[] {
+  return filter ? vm.rows.filter(needsAttention) : vm.rows;
+}

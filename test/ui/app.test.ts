@@ -181,3 +181,25 @@ test('a confirmation is withdrawn when the plan changes before y', async () => {
     await term.close();
   }
 });
+
+test('f shows only the disks that need attention, and back', async () => {
+  const { term } = setup();
+  try {
+    await term.waitFor('DOMAIN');
+    await term.press('jjjj'); // web/xvda: healthy, synced, nothing pending
+    assert.match(selectedLine(term.stdout.last()), /web\s+xvda\s+\S*web\.img/);
+    let f = await term.press('f');
+    assert.match(f, /showing 5 of 7 disks: those that need attention \(f: all\)/);
+    assert.doesNotMatch(f, /web\.img|template\.img.*healthy/, 'the healthy, synced disks are hidden');
+    assert.match(selectedLine(f), /^>/, 'a row is still selected');
+    // the domain name is shown on the first visible row of each domain
+    assert.match(f, /^[\s>]+web\s+xvdc/m);
+    await term.press('g');
+    f = await term.press('f');
+    assert.doesNotMatch(f, /showing \d+ of/);
+    assert.match(f, /web\.img/);
+    assert.match(selectedLine(f), /build\s+xvda/, 'the selected disk stays selected');
+  } finally {
+    await term.close();
+  }
+});

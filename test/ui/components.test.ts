@@ -72,7 +72,7 @@ test('the pending plan shows what apply would do and the summary', () => {
 });
 
 test('status line: keys, with apply only when available, and the message', () => {
-  assert.match(screen({ vm }), /↑↓\/jk select\s+Enter details\s+a apply\s+r refresh\s+q quit/);
+  assert.match(screen({ vm }), /↑↓\/jk select\s+Enter details\s+f filter\s+a apply\s+r refresh\s+q quit/);
   const noApply = screen({ vm, canApply: false, ui: { mode: 'list', selected: 0, message: 'Apply is not available here.' } });
   assert.doesNotMatch(noApply, /a apply/);
   assert.match(noApply, /Apply is not available here\./);
@@ -191,4 +191,14 @@ test('details fit the terminal: cut with a note when it is too small', () => {
   assert.ok(small.split('\n').length <= 20, `${small.split('\n').length} lines:\n${small}`);
   assert.match(small, /… \d+ more lines: enlarge the terminal to see them/);
   assert.match(small, /Esc\/Enter back/);
+});
+
+test('filter: only disks that need attention, a note, and a clean host says all is well', () => {
+  const s = screen({ vm, ui: { mode: 'list', selected: 0, filter: true } });
+  assert.match(s, /showing 5 of 7 disks: those that need attention \(f: all\)/);
+  assert.doesNotMatch(s, /web\.img/);
+  const clean = buildViewModel({ ...cleanHost(), meta: META });
+  const c = screen({ vm: clean, ui: { mode: 'list', selected: 0, filter: true } });
+  assert.match(c, /showing 0 of 2 disks/);
+  assert.match(c, /Nothing needs attention: every disk is healthy and in sync\./);
 });

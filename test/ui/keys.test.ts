@@ -48,6 +48,8 @@ const cases: Case[] = [
   { name: 'q in confirm cancels, does not quit', from: at(0, 'confirm'), input: 'q', mode: 'list', effect: 'none' },
   { name: 'j in confirm does not move', from: at(0, 'confirm'), input: 'j', mode: 'confirm', selected: 0, message: /y or n/ },
   { name: 'r in confirm does not refresh', from: at(0, 'confirm'), input: 'r', mode: 'confirm', effect: 'none' },
+  { name: 'f turns the filter on, keeps the disk', from: at(2), input: 'f', mode: 'list', selected: 2, effect: 'none' },
+  { name: 'f in details stays in details', from: at(1, 'details'), input: 'f', mode: 'details' },
   { name: 'other keys: nothing', from: at(2), input: 'x', mode: 'list', selected: 2, effect: 'none' },
   { name: 'a key clears the message', from: { ...at(2), message: 'old' }, input: 'j', selected: 3 },
 ];
@@ -62,6 +64,7 @@ test('key reducer (table)', () => {
     }
     if (c.effect !== undefined) assert.equal(effect, c.effect, c.name);
     if (c.message !== undefined) assert.match(state.message ?? '', c.message, c.name);
+    if (c.input === 'f') assert.equal(state.filter, !c.from.filter, c.name);
     else if (c.name === 'a key clears the message') assert.equal(state.message, undefined, c.name);
   }
 });
@@ -81,4 +84,13 @@ test('selection follows its disk across refreshes (table)', () => {
   const same = at(1);
   assert.equal(reconcileSelection(same, ctx.rowKeys), same, 'no change: same object (no re-render)');
   assert.equal(reconcileSelection(at(1, 'details'), []).mode, 'list', 'details closes when its disk is gone');
+});
+
+test('f toggles back off; moving keeps the filter', () => {
+  const on = reduceKey(at(1), 'f', {}, ctx).state;
+  assert.equal(on.filter, true);
+  const moved = reduceKey(on, 'j', {}, ctx).state;
+  assert.equal(moved.filter, true);
+  const off = reduceKey(moved, 'f', {}, ctx).state;
+  assert.equal(off.filter, undefined);
 });

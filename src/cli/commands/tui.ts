@@ -8,7 +8,8 @@ A live view of every desired disk and every backend of xvbd's: sync and health (
 loop device, diskseq, sharing, backend and frontend states; the drift findings; the pending plan.
 It re-observes on xenstore watch events and config changes, and every --interval seconds.
 
-Keys: arrows or j/k select a disk, Enter shows its details (Esc back), a applies the pending plan
+Keys: arrows or j/k select a disk, Enter shows its details (Esc back), f shows only the disks that
+need attention (or all again), a applies the pending plan
 after a y/n confirmation, r refreshes now, q quits.
 
 Options:

@@ -9,6 +9,8 @@ export interface DiskTableProps {
   width: number;
   /** At most this many lines for the rows (the window scrolls to keep the selected row visible). */
   maxLines: number;
+  /** A line under the table header (e.g. what the filter hides). */
+  filterNote?: string;
 }
 
 // Fixed columns; SOURCE takes what is left. On a narrow terminal the columns with the lowest
@@ -148,12 +150,21 @@ export function tableWindow(rows: DiskRowVM[], selected: number, maxLines: numbe
   return [sel, sel + 1];
 }
 
-export function DiskTable({ rows, selected, width, maxLines }: DiskTableProps) {
+export function DiskTable({ rows, selected, width, maxLines, filterNote }: DiskTableProps) {
+  const note = filterNote ? (
+    <Text color="cyan" wrap="truncate-end">
+      {'  '}
+      {filterNote}
+    </Text>
+  ) : null;
   if (rows.length === 0) {
     return (
       <Box flexDirection="column">
         <Text bold>{headerLine(width)}</Text>
-        <Text dimColor>  No disks: the config desires none and no backend of ours exists.</Text>
+        {note}
+        <Text dimColor>
+          {filterNote ? '  Nothing needs attention: every disk is healthy and in sync.' : '  No disks: the config desires none and no backend of ours exists.'}
+        </Text>
       </Box>
     );
   }
@@ -163,6 +174,7 @@ export function DiskTable({ rows, selected, width, maxLines }: DiskTableProps) {
   return (
     <Box flexDirection="column">
       <Text bold wrap="truncate-end">{headerLine(width)}</Text>
+      {note}
       {start > 0 ? <Text dimColor>  ↑ {start} more</Text> : null}
       {shown.map((r, i) => {
         const isSel = start + i === selected;
@@ -170,7 +182,7 @@ export function DiskTable({ rows, selected, width, maxLines }: DiskTableProps) {
         return (
           <Box key={r.key} flexDirection="column">
             <Text color={r.tone} inverse={isSel} bold={isSel} wrap="truncate-end">
-              {rowLine(r, isSel, width, r.firstOfDomain || i === 0)}
+              {rowLine(r, isSel, width, i === 0 || shown[i - 1]!.domain !== r.domain)}
             </Text>
             {showReason ? (
               <Text color={r.tone} wrap="truncate-end">

@@ -19,7 +19,7 @@ export function StatusLine({ mode, canApply, actionCount, message }: StatusLineP
   const keys =
     mode === 'details'
       ? '↑↓/jk other disk  Esc/Enter back  r refresh  q quit'
-      : `↑↓/jk select  Enter details  ${canApply ? 'a apply  ' : ''}r refresh  q quit`;
+      : `↑↓/jk select  Enter details  f filter  ${canApply ? 'a apply  ' : ''}r refresh  q quit`;
   return (
     <Text wrap="truncate-end">
       <Text inverse> {keys} </Text>

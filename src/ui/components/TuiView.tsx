@@ -1,6 +1,6 @@
 import { Box, Text } from 'ink';
 import type { UiState } from '../keys.js';
-import type { ViewModel } from '../viewmodel.js';
+import { visibleRows, type ViewModel } from '../viewmodel.js';
 import { Details } from './Details.js';
 import { DiskTable } from './DiskTable.js';
 import { Findings, groupFindings } from './Findings.js';
@@ -43,7 +43,8 @@ export function TuiView({ vm, ui, width, height, canApply, activity, error, appl
       </Box>
     );
   }
-  const selectedKey = vm.rows[ui.selected]?.key;
+  const rows = visibleRows(vm, ui.filter);
+  const selectedKey = rows[ui.selected]?.key;
   const details = ui.mode === 'details' && selectedKey !== undefined ? vm.details(selectedKey) : undefined;
   const statusProps = {
     mode: ui.mode,
@@ -73,13 +74,19 @@ export function TuiView({ vm, ui, width, height, canApply, activity, error, appl
   const findingsLines = 1 + Math.max(1, findingsMax) + (findingLines > findingsMax ? 1 : 0);
   const planLines = 1 + Math.max(1, actionsMax) + (vm.actions.length > actionsMax ? 1 : 0) + 1;
   const logLines = logShown.length > 0 ? logShown.length + 2 : 0;
-  const fixed = headerLines + 1 + 1 + 1 + findingsLines + 1 + planLines + logLines + 1 + 1;
+  const fixed = headerLines + 1 + 1 + (ui.filter ? 1 : 0) + 1 + findingsLines + 1 + planLines + logLines + 1 + 1;
   const tableLines = Math.max(3, height - fixed);
   return (
     <Box flexDirection="column">
       {header}
       <Text> </Text>
-      <DiskTable rows={vm.rows} selected={ui.selected} width={width} maxLines={tableLines} />
+      <DiskTable
+        rows={rows}
+        selected={ui.selected}
+        width={width}
+        maxLines={tableLines}
+        {...(ui.filter ? { filterNote: `showing ${rows.length} of ${vm.rows.length} disks: those that need attention (f: all)` } : {})}
+      />
       <Text> </Text>
       <Findings findings={vm.findings} max={findingsMax} />
       <Text> </Text>

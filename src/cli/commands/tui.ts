@@ -9,8 +9,8 @@ loop device, diskseq, sharing, backend and frontend states; the drift findings; 
 It re-observes on xenstore watch events and config changes, and every --interval seconds.
 
 Keys: arrows or j/k select a disk, Enter shows its details (Esc back), f shows only the disks that
-need attention (or all again), a applies the pending plan
-after a y/n confirmation, r refreshes now, q quits.
+need attention (f again: all), a applies the pending plan after a y/n confirmation, r refreshes now,
+q quits (Ctrl-C too).
 
 Options:
   --config DIR        the desired-state directory (default $XVBD_CONFIG or /etc/xvbd)

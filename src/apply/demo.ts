@@ -1,7 +1,8 @@
 // `xvbd demo`: the README's main job on a laptop, no Xen needed. A simulator with the example guests,
 // a copy of examples/host pointing at sparse images in a temp dir, apply, status, simulated guests
 // connecting, the shared read-only loop device; then everything it made is removed (also on Ctrl-C).
-import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { connectKeeper } from '../daemon/keeper-client.js';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline/promises';
@@ -66,6 +67,16 @@ export async function runDemo(opts: DemoOptions = {}): Promise<number> {
             }
           }
           await sim?.settle();
+          // the keeper sees the backends go through its xenstore watches: let it finish before the
+          // simulator (its xenstore) goes away
+          const deadline = Date.now() + 5000;
+          while (Date.now() < deadline && existsSync(join(work, 'run', 'keeper.sock'))) {
+            const k = await connectKeeper(join(work, 'run')).catch(() => undefined);
+            const held = k ? ((await k.request({ op: 'list' }).catch(() => undefined))?.held?.length ?? 0) : 0;
+            k?.close();
+            if (held === 0) break;
+            await new Promise((r) => setTimeout(r, 50));
+          }
         }
       } catch (err) {
         say(`  cleanup: ${(err as Error).message}`);

@@ -110,6 +110,8 @@ export class Keeper {
   private xs: XsClient | undefined;
   private connecting: Promise<void> | undefined;
   private checks = new Set<string>();
+  /** Backend paths watched on the current connection. */
+  private watched = new Set<string>();
   private timers = new Map<string, NodeJS.Timeout>();
   private closed = false;
   private giverTimer: NodeJS.Timeout | undefined;
@@ -242,7 +244,7 @@ export class Keeper {
       const t = this.timers.get(backend);
       if (t) clearTimeout(t);
       this.timers.delete(backend);
-      if (this.xs) this.xs.unwatch(backend, backend).catch(() => {});
+      if (this.xs && this.watched.delete(backend)) this.xs.unwatch(backend, backend).catch(() => {});
     }
     if (n > 0 && this.size === 0) this.onEmpty();
     return n;
@@ -269,8 +271,12 @@ export class Keeper {
             const xs = await this.connectXs();
             this.xs = xs;
             this.xsLostAt = undefined;
+            this.watched.clear();
             void this.pump(xs);
-            for (const b of this.held.keys()) await xs.watch(b, b);
+            for (const b of this.held.keys()) {
+              this.watched.add(b);
+              await xs.watch(b, b);
+            }
             return;
           } catch (err) {
             if (this.closed) return;
@@ -288,10 +294,12 @@ export class Keeper {
   }
 
   private async ensureWatch(backend: string): Promise<void> {
-    const had = this.xs !== undefined;
     await this.connect();
-    // connect() watches every held path; a live connection needs the new one added
-    if (had && this.xs && (this.held.get(backend)?.length ?? 0) === 1) await this.xs.watch(backend, backend);
+    // connect() watches every path held when it connects; one added since needs its own watch
+    if (this.xs && this.held.has(backend) && !this.watched.has(backend)) {
+      this.watched.add(backend);
+      await this.xs.watch(backend, backend);
+    }
   }
 
   private async pump(xs: XsClient): Promise<void> {

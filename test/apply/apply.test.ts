@@ -112,9 +112,13 @@ test('a disk removed from the YAML: a finding without prune, a detach with it; i
     assert.ok(noPrune.plan.findings.some((f) => f.kind === 'unexpected-backend' && f.backend?.path === scratchBe), JSON.stringify(noPrune.plan.findings));
     const withPrune = await applyOnce({ configDir: b.host.configDir, dryRun: true, prune: true });
     assert.deepEqual(withPrune.plan.actions.map((a) => a.kind), ['detach'], JSON.stringify(withPrune.plan.actions.map((a) => [a.kind, 'reason' in a ? a.reason : ''])));
+    // the guest is connected: the detach closes the backend and waits (watch) for the frontend to close
+    await b.sim.settle();
+    assert.equal(await b.sim.frontend(web2, 51744).connect(), 4);
     const r = await runCli(['apply', '--auto-approve', '--prune', '--config', b.host.configDir], b.env);
     assert.equal(r.code, 0, r.out);
     assert.match(r.out, /detach web2 devid 51744/);
+    assert.match(r.out, /done in \d+ ms: removed\n/, 'the frontend closed within the timeout');
     assert.equal(b.sim.read(scratchBe), undefined);
     assert.equal(b.sim.read(`/local/domain/${web2}/device/vbd/51744`), undefined);
     assert.equal(b.sim.read(`/libxl/${web2}/device/vbd/51744`), undefined);

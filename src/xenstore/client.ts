@@ -9,7 +9,7 @@ import type { FileHandle } from 'node:fs/promises';
 import type { XsClient, XsPerms, XsTransaction, XsWatchEvent } from './api.js';
 import { XsError, isXsError } from './errors.js';
 import { checkPath, formatPerm, parsePerm } from './paths.js';
-import { FrameDecoder, PAYLOAD_MAX, XS, XS_TYPE_NAMES, encodeFrame, nulJoin, splitNul } from './wire.js';
+import { FrameDecoder, HEADER_LEN, PAYLOAD_MAX, XS, XS_TYPE_NAMES, encodeFrame, nulJoin, splitNul } from './wire.js';
 
 export { XsError } from './errors.js';
 export { parsePerms, formatPerms } from './paths.js';
@@ -20,7 +20,8 @@ export interface ConnectOptions {
 }
 
 interface Transport {
-  write(buf: Buffer): void;
+  /** Sends one whole message; a failure of that one write rejects only its request. */
+  write(buf: Buffer): Promise<void> | void;
   close(): void;
   readonly description: string;
 }
@@ -67,6 +68,8 @@ class XsConnection implements XsClient {
   private readonly backlog: XsWatchEvent[] = [];
   private readonly subscribers = new Set<Subscriber>();
   private readonly base: Ops;
+  /** Largest payload this transport takes: the xenbus device holds header + payload in 4096 bytes. */
+  private maxPayload = PAYLOAD_MAX;
 
   constructor() {
     this.base = new Ops(this, 0);
@@ -100,10 +103,16 @@ class XsConnection implements XsClient {
     const fh: FileHandle = await open(path, 'r+');
     let closed = false;
     let writing: Promise<unknown> = Promise.resolve();
+    // Linux xenbus_file_write buffers header + payload in XENSTORE_PAYLOAD_MAX bytes (EINVAL beyond).
+    this.maxPayload = PAYLOAD_MAX - HEADER_LEN;
     this.transport = {
       // The xenbus device wants one whole message per write(): serialize them.
       write: (buf) => {
-        writing = writing.then(() => fh.write(buf)).catch((err: Error) => this.fail(`write to ${path}: ${err.message}`));
+        const w = writing.then(async () => {
+          await fh.write(buf);
+        });
+        writing = w.catch(() => undefined);
+        return w;
       },
       close: () => {
         if (closed) return;
@@ -179,16 +188,20 @@ class XsConnection implements XsClient {
   /** Sends one request; resolves with the reply payload. */
   request(type: number, txId: number, payload: Buffer, path?: string): Promise<Buffer> {
     if (this.closedError) return Promise.reject(new XsError('EIO', this.closedError.message, path));
-    if (payload.length > PAYLOAD_MAX) {
+    if (payload.length > this.maxPayload) {
       return Promise.reject(
-        new XsError('E2BIG', `xenstore request too big (${payload.length} > ${PAYLOAD_MAX} bytes)${path ? ` for ${path}` : ''}`, path),
+        new XsError('E2BIG', `xenstore request too big (${payload.length} > ${this.maxPayload} bytes)${path ? ` for ${path}` : ''}`, path),
       );
     }
     const reqId = this.nextReqId;
     this.nextReqId = this.nextReqId >= 0xfffffffe ? 1 : this.nextReqId + 1;
     return new Promise<Buffer>((resolve, reject) => {
       this.pending.set(reqId, { type, path, resolve, reject });
-      this.transport!.write(encodeFrame(type, reqId, txId, payload));
+      const w = this.transport!.write(encodeFrame(type, reqId, txId, payload));
+      w?.catch((err: NodeJS.ErrnoException) => {
+        if (!this.pending.delete(reqId)) return;
+        reject(new XsError(err.code ?? 'EIO', `write to ${this.transport?.description}: ${err.message}${path ? ` (${path})` : ''}`, path));
+      });
     });
   }
 

@@ -62,6 +62,14 @@ test('connection loss rejects pending calls and ends events(); connecting again 
   }
 });
 
+test('over a socket the payload may be exactly 4096 bytes', async () => {
+  const path = '/limit/x';
+  await c.write(path, 'v'.repeat(4096 - path.length - 1));
+  assert.equal((await c.read(path))?.length, 4096 - path.length - 1);
+  await assert.rejects(c.write(path, 'v'.repeat(4096 - path.length)), (e: unknown) => e instanceof XsError && e.errno === 'E2BIG' && /4097 > 4096/.test(e.message));
+  await c.rm('/limit');
+});
+
 test('connect fails clearly when nothing listens', async () => {
   await assert.rejects(connect({ path: join(dir, 'nothing.sock') }), (e: unknown) => e instanceof XsError && /nothing\.sock/.test(e.message));
 });
@@ -233,6 +241,7 @@ test('device transport (as /dev/xen/xenbus): one write per message, replies read
   execFileSync('mkfifo', [fifo]);
   const cl = await connect({ path: fifo });
   assert.equal(await cl.getDomainPath(5), '5', 'echoed GET_DOMAIN_PATH payload');
+  await assert.rejects(cl.write('/x', 'v'.repeat(4080)), (e: unknown) => e instanceof XsError && e.errno === 'E2BIG' && /> 4080/.test(e.message), 'device limit: header + payload in 4096');
   const many = await Promise.all(Array.from({ length: 100 }, (_, i) => cl.readStrict(`/n${i}`)));
   assert.deepEqual(many, Array.from({ length: 100 }, (_, i) => `/n${i}\0`));
   const fdsOpen = () => readdirSync('/proc/self/fd').filter((fd) => {

@@ -2,10 +2,10 @@
 // one, or the simulator's socket via XENSTORED_PATH) and the loop devices, the pure planner.
 // Triggers: xenstore watches on the backend trees, the error trees and the frontends' state nodes
 // of the disks shown, @introduceDomain / @releaseDomain; chokidar on the config dir's YAML files.
-import { hostname } from 'node:os';
-import { watch as chokidarWatch, type FSWatcher } from 'chokidar';
 import { readdirSync, statSync } from 'node:fs';
+import { hostname } from 'node:os';
 import { join } from 'node:path';
+import { watch as chokidarWatch, type FSWatcher } from 'chokidar';
 import { errorHeadline, isConfigFileName, loadConfig, type ConfigError } from '../config/index.js';
 import type { DesiredState } from '../model/desired.js';
 import type { Plan } from '../model/plan.js';
@@ -54,11 +54,6 @@ export class XenSource implements LiveSource {
   private async client(): Promise<XsClient> {
     if (!this.xs) this.xs = await connect(this.o.socket !== undefined ? { path: this.o.socket } : {});
     return this.xs;
-  }
-
-  /** The connection used for reads and for apply (opened on first use, reopened after a failure). */
-  async connection(): Promise<XsClient> {
-    return this.client();
   }
 
   /**

@@ -48,6 +48,7 @@ export class Daemon {
   private readonly log: (line: string) => void;
   private watchedBackends = new Set<number>();
   readonly registry: LoopRegistry;
+  private startedGate: Promise<void> = Promise.resolve();
 
   constructor(private readonly o: DaemonOptions) {
     this.log = o.log ?? ((l) => process.stderr.write(`${stamp()} ${l}\n`));
@@ -68,14 +69,16 @@ export class Daemon {
   /** Takes back fds (systemd's fd store, the keeper), listens, watches, runs the first pass, READY=1. */
   async start(): Promise<void> {
     const env = this.o.env ?? process.env;
-    const lf = listenFds(env);
-    if (lf.fds.length > 0) {
-      const r = await this.fdStore.adoptListenFds(lf.fds);
-      this.log(`fd store: took back ${r.adopted.length} loop fd(s) from systemd${r.adopted.length ? ` (${r.adopted.map((a) => `${a.name}@${a.diskseq}`).join(', ')})` : ''}`);
-      for (const x of r.refused) this.log(`fd store: refused fd ${x.fd} "${x.fdName}": ${x.reason}`);
-    }
-    await this.takeOverFromKeeper();
+    // The control socket first: if another daemon runs, stop here, before touching any fd or the keeper.
+    // Requests wait (startedGate) until the fds are taken back.
+    let open!: () => void;
+    this.startedGate = new Promise<void>((r) => (open = r));
     this.control = await ControlServer.listen((req, peer) => this.handle(req, peer), { path: this.o.controlPath, log: this.log });
+    try {
+      await this.takeBack(env);
+    } finally {
+      open();
+    }
     await this.startTriggers();
     const first = await this.reconciler.trigger('start', { urgent: true }).catch((e: Error) => {
       this.log(`first pass failed: ${e.message}`);
@@ -102,6 +105,17 @@ export class Daemon {
         }, Math.max(100, Math.floor(wd / 2))),
       );
     }
+  }
+
+  /** The fds systemd hands back (LISTEN_FDS), then those a keeper holds. */
+  private async takeBack(env: NodeJS.ProcessEnv): Promise<void> {
+    const lf = listenFds(env);
+    if (lf.fds.length > 0) {
+      const r = await this.fdStore.adoptListenFds(lf.fds);
+      this.log(`fd store: took back ${r.adopted.length} loop fd(s) from systemd${r.adopted.length ? ` (${r.adopted.map((a) => `${a.name}@${a.diskseq}`).join(', ')})` : ''}`);
+      for (const x of r.refused) this.log(`fd store: refused fd ${x.fd} "${x.fdName}": ${x.reason}`);
+    }
+    await this.takeOverFromKeeper();
   }
 
   /** Fds a keeper holds (from an `apply` or hook while no daemon ran) come to the daemon. */
@@ -239,6 +253,7 @@ export class Daemon {
   }
 
   private async handle(req: ControlRequest, _peer: PeerCred | undefined): Promise<Record<string, unknown>> {
+    if (req.op !== 'ping') await this.startedGate;
     switch (req.op) {
       case 'ping':
         return { pid: process.pid, passes: this.reconciler.queue.stats.passes };

@@ -74,9 +74,9 @@ export class DaemonEngine implements Engine {
   }
 
   async sweep(observed: ObservedState): Promise<string[]> {
-    const lines = sweepRegistry(this.d.registry, observed);
-    for (const l of lines) this.d.log(`fds: ${l}`);
-    return lines;
+    const r = sweepRegistry(this.d.registry, observed);
+    for (const l of [...r.claimed, ...r.released]) this.d.log(`fds: ${l}`);
+    return r.released;
   }
 
   async execute(plan: Plan, desired: DesiredState): Promise<ExecuteResult> {

@@ -123,9 +123,9 @@ function usersOf(diskseq: string, byDiskseq: Map<string, BackendObs[]>): string[
  * Matches the registry to a fresh observation (before planning): a user (backend path) whose backend dir
  * is gone, or now records another device, is released; a held device with no user (adopted from the fd
  * store or the keeper) gets the backends that record its diskseq, and is closed when there are none.
- * Returns one line per change, for the log.
+ * Returns one line per change: `released` (a user let go, or an fd closed), `claimed` (adopted fds given users).
  */
-export function sweepRegistry(registry: LoopRegistry, observed: ObservedState): string[] {
+export function sweepRegistry(registry: LoopRegistry, observed: ObservedState): { released: string[]; claimed: string[] } {
   const byPath = new Map<string, BackendObs>();
   const byDiskseq = new Map<string, BackendObs[]>();
   for (const b of observed.backends) {
@@ -137,6 +137,7 @@ export function sweepRegistry(registry: LoopRegistry, observed: ObservedState): 
     }
   }
   const out: string[] = [];
+  const claimed: string[] = [];
   for (const f of registry.fds()) {
     for (const user of f.users) {
       const b = byPath.get(user);
@@ -150,9 +151,9 @@ export function sweepRegistry(registry: LoopRegistry, observed: ObservedState): 
     const users = usersOf(f.diskseq, byDiskseq);
     if (users.length > 0) {
       registry.adopt(f.fd, users);
-      out.push(`${f.name} (diskseq ${f.diskseq}): held for ${users.join(', ')}`);
+      claimed.push(`${f.name} (diskseq ${f.diskseq}): held for ${users.join(', ')}`);
     }
   }
   for (const h of registry.dropUnused()) out.push(`${h.name} (diskseq ${h.diskseq}): no backend uses it, fd closed`);
-  return out;
+  return { released: out, claimed };
 }

@@ -265,7 +265,7 @@ export function summarize(o: PassOutcome): string {
       const list = o.steps.map((s) => `${SIGN[s.kind]}${s.label ?? `${s.kind} ${s.target}`} ${s.ok ? 'ok' : `FAILED (${s.error ?? 'error'})`}`);
       parts.push(`${done.length}/${o.actions} done${failed.length ? `, ${failed.length} failed` : ''}: ${list.join('; ')}`);
     }
-    if (o.released.length > 0) parts.push(`released ${o.released.length} fd(s) of backends gone`);
+    if (o.released.length > 0) parts.push(`released ${o.released.length} fd(s) nothing uses any more`);
     parts.push(`${o.synced}/${o.disks} disks synced`);
     const kinds = Object.entries(o.findingKinds)
       .map(([k, n]) => (n > 1 ? `${k} x${n}` : k))

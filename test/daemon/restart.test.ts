@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import { fstatSync, openSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Host } from './harness.js';
+import { connect } from '../../src/xenstore/client.js';
 
 const TMPL = { vdev: 'xvda', image: 'tmpl.img', mode: 'ro' as const };
 const XVDA = 51712;
@@ -144,4 +145,58 @@ test('stored fds that are not what their name says are refused, closed and dropp
   } finally {
     await h.cleanup();
   }
+});
+
+test('kill -9: the fd store alone keeps the devices; the next start takes them back and redoes nothing', async () => {
+  const h = await Host.start([{ name: 'web1', domid: 5 }]);
+  try {
+    h.policy({ prune: true, detachTimeout: '1s' });
+    h.domain('web1', [TMPL, { vdev: 'xvdb', image: 'web1.img' }]);
+    const d1 = h.startDaemon();
+    await h.waitFor('served', () => h.served(5, XVDA)?.physicalDevice && h.served(5, XVDB)?.physicalDevice);
+    const fe = h.sim.frontend(5, XVDB);
+    await fe.connect();
+    await h.sd.waitFor('2 stored fds', () => h.sd.store.length === 2);
+    const loops = new Map(h.loops());
+    const seqs = new Map([...loops.keys()].map((n) => [n, h.diskseqOf(n)]));
+    await d1.stop('SIGKILL');
+    assert.equal(await h.keeperPid(), undefined, 'no hand-off happened: only the fd store holds them');
+    // The guest reconnects while no daemon runs: blkback lets go and takes the device again.
+    await fe.disconnect();
+    await h.sim.settle();
+    await new Promise((r) => setTimeout(r, 200));
+    await fe.reconnect();
+    await h.sim.settle();
+    assert.deepEqual(new Map(h.loops()), loops, 'the fake systemd\'s stored fds kept both devices');
+    // While no daemon runs, the admin detaches xvdb by hand (as xl block-detach: the dirs go) and drops it
+    // from the config.
+    const rwSeq = h.served(5, XVDB)!.diskseq!;
+    await fe.close();
+    const xs = await connect({ path: h.sim.socketPath });
+    await xs.transaction(async (tx) => {
+      await tx.rm(h.backendPath(5, XVDB));
+      await tx.rm(`/local/domain/5/device/vbd/${XVDB}`);
+    });
+    await xs.close();
+    await h.sim.settle();
+    h.domain('web1', [TMPL]);
+    const d2 = h.startDaemon();
+    await h.waitFor('first pass', () => d2.passes().length >= 1);
+    assert.match(d2.text(), /took back 2 loop fd\(s\) from systemd/);
+    assert.match(d2.text(), new RegExp(`diskseq ${rwSeq}\\): no backend uses it, fd closed`));
+    // (with prune on, the same pass may also free the now unused device explicitly: -free ... ok)
+    assert.match(d2.passes()[0]!, /(nothing to do|1\/1 done: -free \/dev\/loop\d+ diskseq \d+ \(no backend uses it\) ok); released 1 fd\(s\) nothing uses any more; 1\/1 disks synced/);
+    await h.sd.waitFor('unparked', () => h.sd.store.length === 1 && h.sd.having('FDSTOREREMOVE', '1').some((m) => m.fields.FDNAME === `xvbd-loop-${rwSeq}`));
+    await h.waitFor('web1.img loop freed', () => ![...h.loops().values()].some((f) => f.endsWith('/web1.img')));
+    for (const [n, s] of seqs) if (loops.get(n)!.endsWith('/tmpl.img')) assert.equal(h.diskseqOf(n), s);
+    // And a second daemon on the same run dir is refused before it touches anything.
+    const d3 = h.startDaemon([], { passStore: false });
+    assert.equal(await d3.exited, 1);
+    assert.match(d3.text(), /cannot start: another xvbd daemon already listens on .*control\.sock/);
+    const st = await h.request('status');
+    assert.equal((st.held as unknown[]).length, 1, 'the running daemon still holds the template');
+  } finally {
+    await h.cleanup();
+  }
+  assert.equal(h.loops().size, 0);
 });

@@ -1,6 +1,8 @@
-// libc bindings (koffi) for what Node lacks: ioctl, flock, open/openat/openat2 with raw flags, close.
-// Every wrapper throws SysError (with the errno's name) on failure; nothing here retries.
-// Constants are Linux x86_64/aarch64 generic values (asm-generic/fcntl.h, linux/loop.h, linux/fs.h).
+// libc bindings (koffi) for what Node lacks: ioctl, flock, open/openat/openat2 with raw flags, close,
+// plus raw read/getdents64/access for sysfs hot loops and a netlink socket for kernel uevents.
+// Wrappers throw SysError (with the errno's name) on failure, or return -errno where the name says Err;
+// nothing here retries. Constants: Node's own open flags where it has them, else x86_64/aarch64 values
+// (linux/loop.h, linux/fs.h, linux/openat2.h).
 import koffi from 'koffi';
 import { constants as osConstants } from 'node:os';
 import { constants as fsConstants } from 'node:fs';

@@ -154,5 +154,5 @@ test('listLoops speed on this host (figure, not a target)', () => {
   for (let i = 0; i < n; i++) count = listLoops().length;
   const ms = Number(process.hrtime.bigint() - t0) / 1e6 / n;
   // Generous bound: a regression to per-device process spawning or similar would blow it.
-  assert.ok(ms < 50 + count * 0.5, `listLoops took ${ms.toFixed(2)} ms for ${count} devices`);
+  assert.ok(ms < 100 + count * 1, `listLoops took ${ms.toFixed(2)} ms for ${count} devices`);
 });

@@ -56,7 +56,7 @@ echo "=====XVBD-JOB-BEGIN====="
 ( in_root /bin/bash -c 'cd /tmp && exec /bin/bash /host/job.sh' 2>&1; echo $? > /host/out/job.rc ) | tee /host/out/job.log
 rc=$(cat /host/out/job.rc 2>/dev/null)
 echo "=====XVBD-JOB-END rc=${rc:-none}====="
-sync
 if grep -q xvbd.shell /proc/cmdline; then exec setsid cttyhack sh; fi
-umount $NR/host 2>/dev/null; umount /host 2>/dev/null
+# no sync/umount: /host is cache=none (already on the host), and a job may leave a device wedged
+# (e.g. blkback holding a loop device forever) on which sync would hang
 reboot -f

@@ -157,6 +157,9 @@ export async function runInDom0(opts: VmRunOptions): Promise<VmRunResult> {
   const log = createWriteStream(serialLog);
   const t0 = Date.now();
   const qemu = spawn('qemu-system-x86_64', args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  const kill = (sig: NodeJS.Signals) => {
+    if (qemu.exitCode === null && qemu.signalCode === null) qemu.kill(sig);
+  };
   let jobStartMs: number | undefined;
   let jobEndMs: number | undefined;
   let inJob = false;
@@ -176,6 +179,8 @@ export async function runInDom0(opts: VmRunOptions): Promise<VmRunResult> {
       } else if (END.test(line)) {
         inJob = false;
         jobEndMs = Date.now() - t0;
+        // dom0 reboots at once; if it hangs on the way down, the results are in already
+        setTimeout(() => kill('SIGKILL'), 15_000).unref();
       } else if (inJob && !line.startsWith('(XEN)')) {
         opts.onJobLine?.(line);
       }
@@ -186,9 +191,6 @@ export async function runInDom0(opts: VmRunOptions): Promise<VmRunResult> {
   qemu.stderr.on('data', onData);
   let timedOut = false;
   const timeoutMs = opts.timeoutMs ?? 600_000;
-  const kill = (sig: NodeJS.Signals) => {
-    if (qemu.exitCode === null && qemu.signalCode === null) qemu.kill(sig);
-  };
   const timer = setTimeout(() => {
     timedOut = true;
     kill('SIGTERM');

@@ -55,6 +55,8 @@ export interface Sequence {
   feDomid?: number;
   /** dom0's xen-blkfront drives the frontend (real Xen); the simulator's auto-connecting frontend (host) */
   blkfront?: boolean;
+  /** leaves dom0's xenbus wedged (blkback never lets go): played by the scenario that runs last */
+  wedges?: boolean;
   steps: SeqStep[];
 }
 
@@ -187,6 +189,7 @@ export function sequences(): Sequence[] {
       devid: 51824,
       feDomid: 0,
       blkfront: true,
+      wedges: true,
       steps: [
         step('frontend + backend dirs (no "dev" node) in one transaction', async (c) => {
           const id = Number.parseInt(await c.xs.ok(XS_TYPES.TRANSACTION_START, z('')), 10);

@@ -74,6 +74,7 @@ export async function run(argv: string[]): Promise<number> {
   let losetupMs = 0;
   let bareMs = 0;
   let listMs = 0;
+  let peakDevices = 0;
   const batchMs: [number[], number[], number[]] = [[], [], []];
   let listCount = 0;
   let listBaseMs = 0;
@@ -136,6 +137,7 @@ export async function run(argv: string[]): Promise<number> {
       runs.push(now() - t);
     }
     listMs = runs.sort((a, b) => a - b)[2]!;
+    peakDevices = loopDevicesOnHost();
     reg.closeAll();
   } finally {
     reg.closeAll();
@@ -172,7 +174,7 @@ export async function run(argv: string[]): Promise<number> {
     list_ms_per_device: round(listMs / Math.max(1, listCount)),
     list_base_ms: round(listBaseMs),
     list_base_devices: listBaseCount,
-    loop_devices_on_host: loopDevicesOnHost(),
+    loop_devices_on_host: peakDevices,
     loadavg_1m: round(loadavg()[0]!),
     retries: reg.stats.retries,
     host_index: reg.hostStats,
@@ -193,7 +195,7 @@ export async function run(argv: string[]): Promise<number> {
       `  medians over batches of 10: xvbd ${result.xvbd_median_ms_per_disk}, losetup ${result.losetup_median_ms_per_disk}, ` +
         `bare ${result.bare_median_ms_per_disk} ms/disk (xvbd ${result.xvbd_vs_bare_median}x bare)\n`,
     );
-    process.stdout.write(`  host: ${result.loop_devices_on_host} loop devices, load average ${result.loadavg_1m}\n`);
+    process.stdout.write(`  host: ${result.loop_devices_on_host} loop devices (bound or not) during the run, load average ${result.loadavg_1m}\n`);
     process.stdout.write(
       `listLoops(): ${result.list_ms} ms for ${listCount} bound devices (${result.list_ms_per_device} ms/device); ` +
         `${result.list_base_ms} ms for ${listBaseCount} before\n`,

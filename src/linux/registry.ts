@@ -347,9 +347,13 @@ export class LoopRegistry {
     return new Set(this.byDiskseq.keys());
   }
 
-  /** listLoops() with heldByUs filled in from this registry. */
+  /**
+   * listLoops() with heldByUs filled in from this registry. Where kernel uevents keep the host index
+   * exact, only the devices it knows to be bound are looked at (no sweep over the unbound ones).
+   */
   listLoops(): LoopObs[] {
-    return listLoops({ held: this.heldDiskseqs() });
+    const names = this.host.boundNames();
+    return listLoops(names ? { held: this.heldDiskseqs(), names } : { held: this.heldDiskseqs() });
   }
 
   /** Close fds with no users (adopted but never claimed). Returns what was dropped. */
@@ -657,6 +661,13 @@ class HostIndex {
   note(name: string, dev: bigint, ino: bigint, readOnly: boolean, diskseq: string): void {
     this.put(name, `${dev}:${ino}`, { name, readOnly, ours: true });
     this.noted.set(name, diskseq);
+  }
+
+  /** Names of the bound loop devices, current as of now; undefined without uevents (then: sweep). */
+  boundNames(): string[] | undefined {
+    this.refresh(false);
+    if (!this.uevents) return undefined;
+    return [...this.keyOf.keys()];
   }
 
   /** We let go of a device we noted: its next events (the detach carries the same diskseq) must be looked at. */

@@ -156,3 +156,25 @@ test('listLoops speed on this host (figure, not a target)', () => {
   // Generous bound: a regression to per-device process spawning or similar would blow it.
   assert.ok(ms < 100 + count * 1, `listLoops took ${ms.toFixed(2)} ms for ${count} devices`);
 });
+
+test('registry.listLoops (bound set kept by uevents) sees devices come and go like a full sweep', async () => {
+  const img = scratch.image('sweep.img');
+  const ours = scratch.image('sweep-ours.img');
+  const reg = new LoopRegistry({ allowedRoots: [scratch.dir] });
+  try {
+    const mine = (ls: Array<{ backingPath: string; name: string }>) => ls.filter((l) => l.backingPath.startsWith(scratch.dir)).map((l) => l.name).sort();
+    assert.deepEqual(mine(reg.listLoops()), []);
+    const theirs = losetup(img);
+    const h = await reg.acquire({ key: 'k', source: ours, readOnly: true });
+    assert.deepEqual(mine(reg.listLoops()), [theirs, h.name].sort());
+    assert.deepEqual(mine(reg.listLoops()), mine(listLoops()));
+    losetupDetach(theirs);
+    reg.release('k');
+    // Freed at the last close, which may be a passer-by's (another observer) a moment later.
+    for (let i = 0; i < 100 && mine(reg.listLoops()).length > 0; i++) await new Promise((r) => setTimeout(r, 10));
+    assert.deepEqual(mine(reg.listLoops()), []);
+  } finally {
+    reg.closeAll();
+  }
+  assert.deepEqual(await scratch.waitNoneBound(), []);
+});

@@ -53,7 +53,11 @@ export class RegistryDevices implements DeviceProvider {
       } catch (err) {
         // A writable file whose earlier loop device (ours, autoclear) is being freed right now because its
         // holder died (crash recovery): wait a moment for the kernel to finish, then try again.
-        if (err instanceof RegistryError && err.reason === 'in-use' && /made by xvbd earlier/.test(err.message) && Date.now() < deadline) {
+        // Same for a replace that changes only the mode: the old device goes once blkback and its holder let go.
+        const settling =
+          err instanceof RegistryError &&
+          ((err.reason === 'in-use' && /made by xvbd earlier/.test(err.message)) || err.reason === 'rw-conflict');
+        if (settling && Date.now() < deadline) {
           await new Promise((r) => setTimeout(r, 100));
           continue;
         }

@@ -57,6 +57,8 @@ export interface DiskRowVM {
   sync: SyncStatus;
   health: Health;
   healthReason?: string;
+  /** Why the sync is not `synced` (the planned action, or what blocks one). */
+  syncReason?: string;
   /** The colour of the row, from its health (and sync). */
   tone: Tone;
   loop: string;
@@ -97,6 +99,8 @@ export interface ActionVM {
 export interface DetailsVM {
   key: string;
   title: string;
+  /** Sync and health with their reasons, sharing, states. */
+  status: [string, string][];
   /** Label/value pairs describing the desired disk. */
   desired: [string, string][];
   backendPath?: string;
@@ -372,6 +376,7 @@ export function buildViewModel(input: BuildInput): ViewModel {
     };
     if (d.domid !== undefined) row.domid = d.domid;
     if (d.healthReason !== undefined) row.healthReason = d.healthReason;
+    if (d.syncReason !== undefined) row.syncReason = d.syncReason;
     const p = pendingByKey.get(k);
     if (p !== undefined) row.pending = p;
     rows.push(row);
@@ -442,6 +447,7 @@ export function buildViewModel(input: BuildInput): ViewModel {
       nodes.push(['frontend state', stateLabel(b.frontendState)]);
       nodes.push(['blkback holds it', b.kernelHeld ? 'yes' : 'no']);
       add('error', b.error);
+      if (b.malformed && b.malformed.length > 0) nodes.push(['malformed (ignored)', b.malformed.join(', ')]);
     }
     const loop: [string, string][] = [];
     const lo = d.loop ? loopsByName.get(d.loop.name) : undefined;
@@ -466,9 +472,16 @@ export function buildViewModel(input: BuildInput): ViewModel {
       loop.push(['shared by', String(d.sharedBy)]);
     }
     const title = `${d.domain}${d.domid !== undefined ? ` (domid ${d.domid})` : ''} ${d.vdev} (devid ${d.devid})`;
+    const status: [string, string][] = [
+      ['sync', d.syncReason !== undefined ? `${d.sync}: ${d.syncReason}` : d.sync],
+      ['health', d.healthReason !== undefined ? `${d.health}: ${d.healthReason}` : d.health],
+      ['backend state', stateLabel(d.backendState)],
+      ['frontend state', stateLabel(d.frontendState)],
+    ];
     const det: DetailsVM = {
       key: k,
       title,
+      status,
       desired: desiredPairs,
       nodes,
       loop,

@@ -147,6 +147,12 @@ test('details of a degraded disk: backend nodes, loop info, its findings', () =>
   const d = vmOf().details('db/xvda')!;
   assert.equal(d.title, 'db (domid 2) xvda (devid 51712)');
   assert.equal(d.backendPath, '/local/domain/0/backend/vbd/2/51712');
+  assert.deepEqual(d.status, [
+    ['sync', 'synced'],
+    ['health', 'degraded: backend error: 22 reading /local/domain/2/device/vbd/51712/event-channel'],
+    ['backend state', '5 Closing'],
+    ['frontend state', '3 Initialised'],
+  ]);
   const nodes = Object.fromEntries(d.nodes);
   assert.equal(nodes['state'], '5 Closing');
   assert.equal(nodes['frontend state'], '3 Initialised');
@@ -173,6 +179,16 @@ test('details of an undesired backend and of a disk with no backend', () => {
   assert.deepEqual(miss.nodes, []);
   assert.deepEqual(miss.loop, []);
   assert.deepEqual(miss.actions.map((a) => a.kind), ['attach']);
+});
+
+test('sync reason and malformed nodes reach the details', () => {
+  const h = host();
+  h.plan.disks[3] = { ...h.plan.disks[3]!, syncReason: 'attach planned' };
+  h.observed.backends[3] = { ...h.observed.backends[3]!, malformed: ['state', 'frontend-state'] };
+  const vm = buildViewModel({ ...h, meta: META });
+  assert.equal(vm.rows[3]!.syncReason, 'attach planned');
+  assert.deepEqual(vm.details('db/xvdc')!.status[0], ['sync', 'out-of-sync: attach planned']);
+  assert.equal(Object.fromEntries(vm.details('db/xvda')!.nodes)['malformed (ignored)'], 'state, frontend-state');
 });
 
 test('a loop device reused under a recorded name shows its new diskseq', () => {

@@ -21,6 +21,7 @@ function pairs(title: string, ps: [string, string][], empty: string): Line[] {
 /** The details of one disk as lines (so they can be cut to the terminal's height). */
 export function detailLines(d: DetailsVM): Line[] {
   const lines: Line[] = [{ text: d.title, bold: true, color: 'cyan' }];
+  lines.push(...pairs('Status', d.status, '-'));
   lines.push(...pairs('Desired', d.desired, '-'));
   lines.push(...pairs(`Backend ${d.backendPath ?? ''}`.trimEnd(), d.nodes, d.backendPath ? 'the backend dir is gone' : 'no backend in xenstore'));
   lines.push(...pairs('Loop device', d.loop, 'none'));

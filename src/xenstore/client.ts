@@ -67,6 +67,12 @@ class XsConnection implements XsClient {
   private readonly decoder = new FrameDecoder(PAYLOAD_MAX * 16);
   private readonly backlog: XsWatchEvent[] = [];
   private readonly subscribers = new Set<Subscriber>();
+  /**
+   * Watches registered on this connection. xenstored answers a duplicate with EEXIST and an
+   * unknown unwatch with ENOENT, but the Linux xenbus device registers duplicates and acks any
+   * unwatch: tracking them here gives the same answers on both transports.
+   */
+  private readonly watchSet = new Set<string>();
   private readonly base: Ops;
   /** Largest payload this transport takes: the xenbus device holds header + payload in 4096 bytes. */
   private maxPayload = PAYLOAD_MAX;
@@ -241,13 +247,24 @@ class XsConnection implements XsClient {
   async watch(path: string, token: string): Promise<void> {
     checkPath(path, { allowSpecial: true });
     checkToken(token);
-    await this.request(XS.WATCH, 0, nulJoin(path, token), path);
+    const key = `${path}\0${token}`;
+    if (this.watchSet.has(key)) throw new XsError('EEXIST', `EEXIST: already watching ${path} with token ${token}`, path);
+    this.watchSet.add(key);
+    try {
+      await this.request(XS.WATCH, 0, nulJoin(path, token), path);
+    } catch (err) {
+      this.watchSet.delete(key);
+      throw err;
+    }
   }
 
   async unwatch(path: string, token: string): Promise<void> {
     checkPath(path, { allowSpecial: true });
     checkToken(token);
+    const key = `${path}\0${token}`;
+    if (!this.watchSet.has(key)) throw new XsError('ENOENT', `ENOENT: no watch on ${path} with token ${token}`, path);
     await this.request(XS.UNWATCH, 0, nulJoin(path, token), path);
+    this.watchSet.delete(key);
   }
 
   async transactionStart(): Promise<XsTransaction> {

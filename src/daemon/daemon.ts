@@ -11,6 +11,7 @@ import type { PeerCred } from './libc.js';
 import { ControlError, ControlServer, type ControlRequest } from './control.js';
 import { DaemonEngine, type EngineDeps } from './engine.js';
 import { FdStore } from './fdstore.js';
+import { StoreAwareDevices } from './devices.js';
 import { Reconciler, type PassOutcome } from './reconciler.js';
 import { listenFds, Notifier, watchdogIntervalMs } from './systemd.js';
 import { connectKeeper, ensureKeeper } from './keeper-client.js';
@@ -55,7 +56,7 @@ export class Daemon {
     this.registry = o.registry;
     this.notifier = new Notifier(o.env ? { env: o.env } : {});
     this.fdStore = new FdStore(this.notifier, o.registry, this.log);
-    this.engine = new DaemonEngine({ ...o, fdStore: this.fdStore, log: this.log });
+    this.engine = new DaemonEngine({ ...o, devices: new StoreAwareDevices(o.devices, o.registry, this.fdStore), fdStore: this.fdStore, log: this.log });
     this.reconciler = new Reconciler(this.engine, {
       log: this.log,
       debounceMs: o.debounceMs ?? 200,

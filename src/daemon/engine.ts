@@ -76,6 +76,8 @@ export class DaemonEngine implements Engine {
   async sweep(observed: ObservedState): Promise<string[]> {
     const r = sweepRegistry(this.d.registry, observed);
     for (const l of [...r.claimed, ...r.released]) this.d.log(`fds: ${l}`);
+    // What was let go leaves systemd's store before anything else happens in this pass.
+    if (r.released.length > 0 && this.d.fdStore) await this.d.fdStore.sync();
     return r.released;
   }
 

@@ -86,6 +86,20 @@ export class FdStore {
     return report;
   }
 
+  /**
+   * Drops one device from systemd's store now (the registry has let go of it). Messages are sent in
+   * order, so a later sync never races it. Resolves once sent.
+   */
+  unpark(diskseq: string): Promise<void> {
+    if (!this.parked.has(diskseq)) return Promise.resolve();
+    this.parked.delete(diskseq);
+    const p = this.notifier
+      .removeFds(fdName(diskseq))
+      .then(() => this.log(`fd store: removed ${diskseq}`))
+      .catch((e: Error) => this.log(`fd store: removing ${diskseq} failed: ${e.message}`));
+    return p;
+  }
+
   /** Parks what the registry holds and is not parked; unparks what it no longer holds. */
   async sync(): Promise<{ stored: string[]; removed: string[] }> {
     const held = new Map<string, number>();

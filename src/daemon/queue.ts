@@ -15,6 +15,8 @@ export interface QueueOptions {
   backoffMaxMs?: number;
   /** Random source for the jitter (tests pass a constant). */
   random?: () => number;
+  /** After a failed pass, queue a retry by itself (after the backoff), as a rate-limited requeue. Default true. */
+  retryFailed?: boolean;
 }
 
 export interface TriggerOptions {
@@ -62,6 +64,7 @@ export class TriggerQueue<R> {
   private readonly backoffBaseMs: number;
   private readonly backoffMaxMs: number;
   private readonly random: () => number;
+  private readonly retryFailed: boolean;
   private pending: Pending<R> | undefined;
   private running = false;
   private timer: NodeJS.Timeout | undefined;
@@ -85,6 +88,7 @@ export class TriggerQueue<R> {
     this.backoffBaseMs = opts.backoffBaseMs ?? 1_000;
     this.backoffMaxMs = opts.backoffMaxMs ?? 60_000;
     this.random = opts.random ?? Math.random;
+    this.retryFailed = opts.retryFailed ?? true;
   }
 
   /** The backoff after `failures` consecutive failed passes (ms), with +-20% jitter. */
@@ -158,6 +162,8 @@ export class TriggerQueue<R> {
     } finally {
       this.running = false;
     }
+    // A failed pass is retried even if nothing else happens (the backoff spaces the retries).
+    if (this.failures > 0 && this.retryFailed && !this.pending && !this.stopped) void this.trigger('retry after error');
     if (this.pending) this.schedule();
     else this.wakeIdle();
   }

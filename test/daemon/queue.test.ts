@@ -100,7 +100,8 @@ test('failed passes delay the next one; urgent triggers do not wait; success res
   assert.equal(await q.trigger('operator', { urgent: true }), 'ok');
   assert.ok(Date.now() - t2 < 100, `urgent pass skipped the 300 ms backoff (${Date.now() - t2} ms)`);
   assert.equal(q.failures, 0);
-  assert.deepEqual(q.stats, { triggers: 3, passes: 3, failed: 2 });
+  // 3 triggers of ours + the 2 retries the queue queued by itself after each failure (merged into ours).
+  assert.deepEqual(q.stats, { triggers: 5, passes: 3, failed: 2 });
   await q.stop();
 });
 
@@ -127,4 +128,36 @@ test('stop rejects pending triggers and waits for the running pass', async () =>
   assert.equal(await a, 1);
   await assert.rejects(b, /stopped/);
   await assert.rejects(q.trigger('c'), /stopped/);
+});
+
+test('a failed pass is retried by itself after the backoff, until it succeeds', async () => {
+  const starts: number[] = [];
+  const q = new TriggerQueue(
+    async (info) => {
+      starts.push(Date.now());
+      if (starts.length < 4) throw new Error(`fail ${info.seq}`);
+      return info.reasons;
+    },
+    undefined,
+    { debounceMs: 1, backoffBaseMs: 40, backoffMaxMs: 100, random: () => 0.5 },
+  );
+  await assert.rejects(q.trigger('once'), /fail 1/);
+  await new Promise((r) => setTimeout(r, 600));
+  assert.equal(starts.length, 4, 'three failures, then the retry that succeeds; then no more');
+  const gaps = starts.slice(1).map((t, i) => t - starts[i]!);
+  assert.ok(gaps[0]! >= 35 && gaps[1]! >= 75 && gaps[2]! >= 95, `backoff 40, 80, 100 (capped): ${gaps.join(', ')}`);
+  assert.equal(q.failures, 0);
+  await q.stop();
+});
+
+test('without retryFailed a failed pass waits for the next trigger', async () => {
+  let n = 0;
+  const q = new TriggerQueue(async () => {
+    n++;
+    throw new Error('x');
+  }, undefined, { debounceMs: 1, backoffBaseMs: 10, retryFailed: false });
+  await assert.rejects(q.trigger('a'));
+  await new Promise((r) => setTimeout(r, 100));
+  assert.equal(n, 1);
+  await q.stop();
 });

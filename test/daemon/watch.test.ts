@@ -153,3 +153,27 @@ test('a domain that appears gets its disks', async () => {
     await h.cleanup();
   }
 });
+
+test('xenstore goes away and comes back: the daemon reconnects and converges again', async () => {
+  const h = await Host.start([{ name: 'web1', domid: 5 }]);
+  try {
+    h.policy({ prune: false });
+    h.domain('web1', [{ vdev: 'xvdb', image: 'web1.img' }]);
+    const d = h.startDaemon(['--debounce', '20']);
+    await h.waitFor('served', () => h.served(5, XVDB)?.physicalDevice);
+    // xenstored restarts with an empty tree (the simulator's blkback lets go of the device as it goes).
+    await h.sim.close();
+    const { startSimulator } = await import('../../src/sim/index.js');
+    h.sim = await startSimulator({ socketPath: h.sim.socketPath, sysfsDir: h.sim.sysfsDir, domains: [{ name: 'web1', domid: 5 }] });
+    await h.waitFor('reconnect logged', () => /xenstore watches: connection lost; reconnecting/.test(d.text()));
+    await h.waitFor('served again', () => h.served(5, XVDB)?.physicalDevice, 30_000);
+    await h.waitFor('the old fd released', async () => {
+      const st = await h.request('status');
+      return (st.held as unknown[]).length === 1;
+    });
+    assert.ok(d.passes().some((l) => /FAILED/.test(l)) || d.passes().some((l) => /xenstore reconnected/.test(l)));
+  } finally {
+    await h.cleanup();
+  }
+  assert.equal(h.loops().size, 0);
+});

@@ -75,6 +75,7 @@ export async function run(argv: string[]): Promise<number> {
   let bareMs = 0;
   let listMs = 0;
   let peakDevices = 0;
+  let sweepMs = 0;
   const batchMs: [number[], number[], number[]] = [[], [], []];
   let listCount = 0;
   let listBaseMs = 0;
@@ -137,6 +138,14 @@ export async function run(argv: string[]): Promise<number> {
       runs.push(now() - t);
     }
     listMs = runs.sort((a, b) => a - b)[2]!;
+    // The same snapshot without a registry: a sweep over every /sys/block/loop* entry.
+    const sweeps: number[] = [];
+    for (let i = 0; i < 5; i++) {
+      const t = now();
+      listLoops();
+      sweeps.push(now() - t);
+    }
+    sweepMs = sweeps.sort((a, b) => a - b)[2]!;
     peakDevices = loopDevicesOnHost();
     reg.closeAll();
   } finally {
@@ -172,6 +181,7 @@ export async function run(argv: string[]): Promise<number> {
     list_ms: round(listMs),
     list_devices: listCount,
     list_ms_per_device: round(listMs / Math.max(1, listCount)),
+    list_sweep_ms: round(sweepMs),
     list_base_ms: round(listBaseMs),
     list_base_devices: listBaseCount,
     loop_devices_on_host: peakDevices,
@@ -197,8 +207,8 @@ export async function run(argv: string[]): Promise<number> {
     );
     process.stdout.write(`  host: ${result.loop_devices_on_host} loop devices (bound or not) during the run, load average ${result.loadavg_1m}\n`);
     process.stdout.write(
-      `listLoops(): ${result.list_ms} ms for ${listCount} bound devices (${result.list_ms_per_device} ms/device); ` +
-        `${result.list_base_ms} ms for ${listBaseCount} before\n`,
+      `listLoops(): ${result.list_ms} ms for ${listCount} bound devices (${result.list_ms_per_device} ms/device) through the registry, ` +
+        `${result.list_sweep_ms} ms as a full sweep of ${peakDevices} loop devices; ${result.list_base_ms} ms for ${listBaseCount} bound before\n`,
     );
     if (Object.keys(reg.stats.retries).length > 0) process.stdout.write(`retries: ${JSON.stringify(reg.stats.retries)}\n`);
     process.stdout.write(`host index: ${JSON.stringify(result.host_index)}\n`);

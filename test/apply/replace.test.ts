@@ -12,8 +12,6 @@ test('replace: a new source and a flipped mode are detached and attached again w
     const web1 = 1;
     const privBe = `/local/domain/0/backend/vbd/${web1}/51728`;
     const scratchBe = `/local/domain/0/backend/vbd/${web1}/51744`;
-    const oldPriv = b.sim.read(`${privBe}/physical-device-path`)!.slice(5);
-    const oldScratch = b.sim.read(`${scratchBe}/physical-device-path`)!.slice(5);
     const next = join(b.host.imagesDir, 'web1-private-v2.img');
     writeFileSync(next, '');
     truncateSync(next, 8 << 20);
@@ -42,8 +40,6 @@ test('replace: a new source and a flipped mode are detached and attached again w
       return !files.includes(join(b.host.imagesDir, 'web1-private.img')) && files.filter((x) => x === join(b.host.imagesDir, 'web1-scratch.img')).length === 1;
     });
     assert.equal(b.loops().get(newScratch), join(b.host.imagesDir, 'web1-scratch.img'));
-    void oldPriv;
-    void oldScratch;
     const after = await applyOnce({ configDir: b.host.configDir, dryRun: true, prune: true });
     assert.deepEqual(after.plan.actions, []);
   } finally {

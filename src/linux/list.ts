@@ -1,7 +1,9 @@
 // Enumerate every bound loop device on the host as LoopObs (src/model/observed.ts).
-// Per device: one read-only open (it pins the binding while we look, so status, diskseq and sysfs agree),
-// LOOP_GET_STATUS64, BLKGETDISKSEQ, fstat, sysfs backing_file and holders/. Mounts from one read of
-// /proc/self/mountinfo. Opening a loop device read-only changes nothing (no udev event, no rescan).
+// Unbound devices are skipped by their missing sysfs loop/ directory. Per bound device: one read-only
+// open (it pins the binding while we look, so status, diskseq and sysfs agree), LOOP_GET_STATUS64,
+// BLKGETDISKSEQ, sysfs backing_file and holders/ (raw syscalls, no Node fs layer); the minor comes from
+// lo_number << part_shift. Mounts from one read of /proc/self/mountinfo. Opening a loop device
+// read-only changes nothing (no udev event, no rescan).
 import { readFileSync, readdirSync, readlinkSync, statSync } from 'node:fs';
 import type { LoopObs } from '../model/observed.js';
 import { LOOP_MAJOR, LO_FLAGS_AUTOCLEAR, LO_FLAGS_DIRECT_IO, LO_FLAGS_READ_ONLY, O_CLOEXEC, O_NOCTTY, O_NONBLOCK, O_RDONLY, exists, readDirNames, readSmallFile, sysClose, sysOpenErr } from './ffi.js';

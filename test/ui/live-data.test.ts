@@ -1,4 +1,4 @@
-// useLiveData through LiveApp with a scripted LiveSource: what the hook does with loads, triggers,
+// useLiveData (the data hook) through LiveApp with a scripted LiveSource: what the hook does with loads, triggers,
 // failures and applies (the real source is covered by live.test.ts against the simulator).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';

@@ -4,7 +4,8 @@
 // store, LISTEN_FDS) and to the control socket. Stopping never detaches anything: the fds go to the
 // keeper (and stay in systemd's fd store), so every backend stays served.
 import { watch as chokidarWatch, type FSWatcher } from 'chokidar';
-import { openSync, constants as fsc } from 'node:fs';
+import { existsSync, openSync, constants as fsc } from 'node:fs';
+import { join } from 'node:path';
 import type { XsClient } from '../xenstore/api.js';
 import type { LoopRegistry } from '../linux/registry.js';
 import type { PeerCred } from './libc.js';
@@ -56,7 +57,16 @@ export class Daemon {
     this.registry = o.registry;
     this.notifier = new Notifier(o.env ? { env: o.env } : {});
     this.fdStore = new FdStore(this.notifier, o.registry, this.log);
-    this.engine = new DaemonEngine({ ...o, devices: new StoreAwareDevices(o.devices, o.registry, this.fdStore), fdStore: this.fdStore, log: this.log });
+    this.engine = new DaemonEngine({
+      ...o,
+      devices: new StoreAwareDevices(o.devices, o.registry, this.fdStore),
+      fdStore: this.fdStore,
+      log: this.log,
+      // A one-shot `xvbd apply` (or the hook without us) may have handed fds to a keeper meanwhile.
+      beforeSweep: async () => {
+        if (existsSync(join(o.runDir, 'keeper.sock'))) await this.takeOverFromKeeper();
+      },
+    });
     this.reconciler = new Reconciler(this.engine, {
       log: this.log,
       debounceMs: o.debounceMs ?? 200,

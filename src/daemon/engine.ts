@@ -34,6 +34,8 @@ export interface EngineDeps {
   /** How long to wait for the apply lock held by a one-shot apply (ms). */
   lockWaitMs?: number;
   log: (line: string) => void;
+  /** Called at the start of every sweep (e.g. take over fds a keeper got from a one-shot apply meanwhile). */
+  beforeSweep?: () => Promise<void>;
   onStep?: (e: StepEvent) => void;
 }
 
@@ -74,6 +76,7 @@ export class DaemonEngine implements Engine {
   }
 
   async sweep(observed: ObservedState): Promise<string[]> {
+    if (this.d.beforeSweep) await this.d.beforeSweep();
     const r = sweepRegistry(this.d.registry, observed);
     for (const l of [...r.claimed, ...r.released]) this.d.log(`fds: ${l}`);
     // What was let go leaves systemd's store before anything else happens in this pass.

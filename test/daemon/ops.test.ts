@@ -177,3 +177,31 @@ test('xvbd reconcile (once): 2 after changes, 0 when converged, 1 on invalid con
     await h.cleanup();
   }
 });
+
+test('fds a one-shot run gave the keeper while the daemon runs are taken over at the next pass', async () => {
+  const h = await Host.start([{ name: 'web1', domid: 5 }]);
+  try {
+    h.policy({ prune: false });
+    h.domain('web1', [{ vdev: 'xvda', image: 'tmpl.img', mode: 'ro' }]);
+    const d = h.startDaemon();
+    await h.waitFor('served', () => h.served(5, XVDA)?.physicalDevice);
+    // Another config dir naming one more disk, applied once without the daemon (--local): the keeper holds it.
+    const { mkdirSync, writeFileSync, copyFileSync } = await import('node:fs');
+    const other = join(h.dir, 'other-config');
+    mkdirSync(other);
+    copyFileSync(join(h.cfgDir, 'policy.yaml'), join(other, 'policy.yaml'));
+    writeFileSync(join(other, 'web1.yaml'), h.domainYaml('web1', [{ vdev: 'xvda', image: 'tmpl.img', mode: 'ro' }, { vdev: 'xvdb', image: 'web1.img' }]));
+    const r = await cli(['reconcile', '--local', '--config', other], h.env);
+    assert.equal(r.status, 2, r.stderr);
+    assert.ok(h.served(5, XVDB)?.physicalDevice);
+    // Its xenstore writes trigger a pass of the daemon, which takes the fd from the keeper.
+    await h.waitFor('take-over', () => /keeper: took over 1 fd\(s\)/.test(d.text()));
+    await h.waitFor('the keeper exits', () => !h.keeperSocketExists());
+    const st = await h.request('status');
+    const users = (st.held as { users: string[] }[]).flatMap((x) => x.users).sort();
+    assert.deepEqual(users, [h.backendPath(5, XVDA), h.backendPath(5, XVDB)]);
+    await h.sd.waitFor('both parked', () => h.sd.store.length === 2);
+  } finally {
+    await h.cleanup();
+  }
+});

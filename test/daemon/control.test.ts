@@ -2,12 +2,15 @@
 // refused, bad input answered (never a crash), SO_PEERCRED seen, askDaemon falls back when absent.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
-import { mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { execFile, execFileSync } from 'node:child_process';
+import { promisify } from 'node:util';
+import { chmodSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createConnection, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { askDaemon, ControlClient, ControlError, ControlServer, controlSocketPath, MAX_LINE } from '../../src/daemon/control.js';
+
+const run = promisify(execFile);
 
 function raw(path: string, data: string): Promise<string> {
   return new Promise((resolve, reject) => {
@@ -109,6 +112,38 @@ test('a stale socket is replaced, a live one refused, a non-socket never replace
     writeFileSync(path, 'not a socket');
     await assert.rejects(ControlServer.listen(async () => ({}), { path }), /is not a socket/);
   } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('a client that is not root (nor the daemon uid) is refused by SO_PEERCRED', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'xvbd-ctl-'));
+  const path = join(dir, 'control.sock');
+  const calls: string[] = [];
+  const logs: string[] = [];
+  const srv = await ControlServer.listen(async (req) => {
+    calls.push(req.op);
+    return { pong: true };
+  }, { path, log: (l) => logs.push(l) });
+  try {
+    // Open the file modes up so that only the credential check stands in the way.
+    chmodSync(dir, 0o755);
+    chmodSync(path, 0o666);
+    const py = [
+      'import os, socket, sys',
+      'os.setgroups([]); os.setgid(65534); os.setuid(65534)',
+      's = socket.socket(socket.AF_UNIX); s.connect(sys.argv[1])',
+      's.sendall(b\'{"op":"ping"}\\n\')',
+      'print(s.recv(4096).decode().strip())',
+    ].join('\n');
+    const { stdout } = await run('python3', ['-c', py, path]);
+    assert.deepEqual(JSON.parse(stdout), { ok: false, error: 'permission denied: the control socket is for root' });
+    assert.deepEqual(calls, [], 'the handler never ran');
+    assert.match(logs.join('\n'), /refused a client with uid 65534/);
+    // root still gets through
+    assert.deepEqual(await askDaemon({ op: 'ping' }, { path }), { id: 1, ok: true, pong: true });
+  } finally {
+    await srv.close();
     rmSync(dir, { recursive: true, force: true });
   }
 });

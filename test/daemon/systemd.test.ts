@@ -162,3 +162,29 @@ test('listenFds without LISTEN_FDS takes nothing', () => {
   assert.deepEqual(listenFds({}, 5), { fds: [], reason: 'no LISTEN_FDS' });
   assert.deepEqual(listenFds({ LISTEN_PID: '5', LISTEN_FDS: 'x' }, 5).fds, []);
 });
+
+test('the fake manager reads what the real systemd-notify (libsystemd) sends, field for field as ours', async () => {
+  const sd = new FakeSystemd();
+  const n = new Notifier({ env: { NOTIFY_SOCKET: sd.socketPath } });
+  try {
+    const { execFile } = await import('node:child_process');
+    await new Promise<void>((res, rej) =>
+      execFile('systemd-notify', ['--ready', '--status=from libsystemd'], { env: { ...process.env, NOTIFY_SOCKET: sd.socketPath } }, (e) => (e ? rej(e) : res())),
+    );
+    await n.ready('from libsystemd');
+    // systemd-notify also sends BARRIER=1 with a pipe fd (sd_notify_barrier): the manager closes that
+    // fd, which is what the sender waits for; the fake does as systemd does.
+    const msgs = await sd.waitFor('3 messages', () => (sd.messages.length >= 3 ? sd.messages : undefined));
+    const barrier = msgs.filter((m) => m.fields.BARRIER === '1');
+    assert.equal(barrier.length, 1);
+    assert.equal(barrier[0]!.fds.length, 1);
+    assert.ok(sd.closedUnstored >= 1);
+    const notes = msgs.filter((m) => !('BARRIER' in m.fields));
+    assert.equal(notes.length, 2);
+    assert.deepEqual(notes[0]!.fields, notes[1]!.fields);
+    assert.deepEqual(notes[1]!.fields, { READY: '1', STATUS: 'from libsystemd' });
+  } finally {
+    n.close();
+    sd.close();
+  }
+});

@@ -16,7 +16,7 @@
 // `xl block-detach`, domain destroy) or is rewritten for another device, the fd is closed: the device
 // autoclears once blkback lets go too. An entry that never became live (the giver died before its
 // transaction committed) is dropped after a grace period. With nothing held, the keeper exits.
-import { closeSync, fstatSync, mkdirSync, openSync, readFileSync, rmSync, statSync, constants as fsc } from 'node:fs';
+import { chmodSync, closeSync, fstatSync, mkdirSync, openSync, readFileSync, rmSync, statSync, constants as fsc } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
 import { join } from 'node:path';
 import type { XsClient } from '../xenstore/api.js';
@@ -484,6 +484,7 @@ export async function runKeeper(opts: KeeperOptions): Promise<void> {
     server!.once('error', rej);
     server!.listen(sockPath, () => res());
   });
+  chmodSync(sockPath, 0o600); // root only, like the run dir (0700) around it
   server.on('error', (err) => log(`server error: ${err.message}`));
   log(`keeper ${process.pid} listening on ${sockPath}`);
   armIdle();

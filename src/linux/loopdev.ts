@@ -191,33 +191,55 @@ export function devMinor(dev: bigint): number {
 // ---------------------------------------------------------------------------------------------------
 
 export const MARKER_PREFIX = 'xvbd:v1:';
-const MARKER_RE = /^xvbd:v1:(\d{1,20}):(\d{1,20}):(ro|rw)$/;
+const MARKER_RE = /^xvbd:v1:(\d{1,20}):(\d{1,20}):(ro|rw)(?::([a-z0-9][a-z0-9-]{0,9}))?$/;
+const INSTANCE_RE = /^[a-z0-9][a-z0-9-]{0,9}$/;
 
 /**
- * The marker xvbd writes into lo_file_name: "xvbd:v1:<st_dev>:<st_ino>:<ro|rw>" of the backing file
- * (at most 8+20+1+20+3 = 52 bytes < 64). Binding the backing inode into the marker lets a check compare
- * it with lo_device/lo_inode: a device someone re-pointed (LOOP_CHANGE_FD) no longer matches.
+ * The xvbd instance this process is: env XVBD_INSTANCE (1-10 of [a-z0-9-]), or undefined for the host's
+ * one xvbd. Devices are ours only if their marker names the same instance (or none, for none), so test
+ * runs and demo hosts sharing a machine never take, free or adopt each other's devices.
  */
-export function makeMarker(backing: { dev: bigint; ino: bigint }, readOnly: boolean): string {
-  return `${MARKER_PREFIX}${backing.dev}:${backing.ino}:${readOnly ? 'ro' : 'rw'}`;
+export function currentInstance(): string | undefined {
+  const v = process.env['XVBD_INSTANCE'];
+  if (v === undefined || v === '') return undefined;
+  if (!INSTANCE_RE.test(v)) throw new Error(`XVBD_INSTANCE=${JSON.stringify(v)}: must be 1-10 characters of a-z, 0-9 and '-'`);
+  return v;
 }
 
-/** True if lo_file_name is an xvbd ownership marker (any well-formed v1 marker). */
-export function isOurMarker(name: string): boolean {
-  return parseMarker(name) !== undefined;
+/**
+ * The marker xvbd writes into lo_file_name: "xvbd:v1:<st_dev>:<st_ino>:<ro|rw>[:<instance>]" of the
+ * backing file (at most 8+20+1+20+3+11 = 63 bytes, the room lo_file_name has). Binding the backing
+ * inode into the marker lets a check compare it with lo_device/lo_inode: a device someone re-pointed
+ * (LOOP_CHANGE_FD) no longer matches.
+ */
+export function makeMarker(backing: { dev: bigint; ino: bigint }, readOnly: boolean, instance: string | undefined = currentInstance()): string {
+  if (instance !== undefined && !INSTANCE_RE.test(instance)) throw new RangeError(`bad xvbd instance name ${JSON.stringify(instance)}`);
+  return `${MARKER_PREFIX}${backing.dev}:${backing.ino}:${readOnly ? 'ro' : 'rw'}${instance !== undefined ? `:${instance}` : ''}`;
 }
 
-export function parseMarker(name: string): { dev: bigint; ino: bigint; readOnly: boolean } | undefined {
+/** True if lo_file_name is a well-formed xvbd v1 marker of this instance (XVBD_INSTANCE, or none). */
+export function isOurMarker(name: string, instance: string | undefined = currentInstance()): boolean {
+  const m = parseMarker(name);
+  return m !== undefined && m.instance === instance;
+}
+
+export function parseMarker(name: string): { dev: bigint; ino: bigint; readOnly: boolean; instance?: string } | undefined {
   const m = MARKER_RE.exec(name);
   if (!m) return undefined;
-  return { dev: BigInt(m[1]!), ino: BigInt(m[2]!), readOnly: m[3] === 'ro' };
+  const out: { dev: bigint; ino: bigint; readOnly: boolean; instance?: string } = { dev: BigInt(m[1]!), ino: BigInt(m[2]!), readOnly: m[3] === 'ro' };
+  if (m[4] !== undefined) out.instance = m[4];
+  return out;
 }
 
-/** A device is ours if its marker is well-formed and names the inode the device actually backs. */
-export function markerMatches(info: LoopInfo): boolean {
+/**
+ * A device is ours if its marker is well formed, is this instance's, and names the inode and mode the
+ * device actually has.
+ */
+export function markerMatches(info: LoopInfo, instance: string | undefined = currentInstance()): boolean {
   const m = parseMarker(info.fileName);
   return (
     m !== undefined &&
+    m.instance === instance &&
     m.dev === info.device &&
     m.ino === info.inode &&
     m.readOnly === ((info.flags & LO_FLAGS_READ_ONLY) !== 0)
@@ -521,7 +543,7 @@ export function checkProof(fd: number, proof: FreeProof): LoopInfo {
   const info = tryGetStatus(fd);
   if (!info) throw new LoopFreeRefused(proof.name, 'not-bound', 'not bound to any file');
   if (!isOurMarker(info.fileName)) {
-    throw new LoopFreeRefused(proof.name, 'not-ours', `no xvbd marker (lo_file_name "${info.fileName}")`);
+    throw new LoopFreeRefused(proof.name, 'not-ours', `no xvbd marker of this instance (lo_file_name "${info.fileName}")`);
   }
   if (!markerMatches(info)) {
     throw new LoopFreeRefused(proof.name, 'not-ours', `marker "${info.fileName}" does not match its backing ${info.device}:${info.inode}`);

@@ -5,6 +5,7 @@ import { closeSync, openSync } from 'node:fs';
 import { LoopRegistry, RegistryError } from '../../src/linux/registry.js';
 import { LoopFreeRefused, encodeLoopInfo64, freeLoop, getStatus, makeMarker, type FreeProof } from '../../src/linux/loopdev.js';
 import { LOOP_SET_STATUS64, O_CLOEXEC, O_RDONLY, ioctlPtr, sysClose, sysOpen } from '../../src/linux/ffi.js';
+import { listLoops } from '../../src/linux/list.js';
 import { Scratch, losetup, losetupDetach, sysfs } from './helpers.js';
 
 const scratch = new Scratch('free');
@@ -93,4 +94,33 @@ test('free of a device another opener holds (blkback) is deferred until that ope
     closeSync(blkback);
   }
   assert.deepEqual(await scratch.waitNoneBound(), [], 'freed at the other opener\'s close');
+});
+
+test('XVBD_INSTANCE: another instance\'s devices are not ours (not listed as ours, not freed, not shared)', async () => {
+  const img = scratch.image('instance.img');
+  const saved = process.env['XVBD_INSTANCE'];
+  process.env['XVBD_INSTANCE'] = 'test-a';
+  const a = new LoopRegistry({ allowedRoots: [scratch.dir] });
+  try {
+    const h = await a.acquire({ key: 'k', source: img, readOnly: true });
+    assert.equal(getStatus(h.fd).fileName.endsWith(':ro:test-a'), true);
+    assert.equal(listLoops().find((l) => l.name === h.name)?.ours, true);
+    process.env['XVBD_INSTANCE'] = 'test-b';
+    assert.equal(listLoops().find((l) => l.name === h.name)?.ours, false);
+    refusal(() => freeLoop({ name: h.name, diskseq: h.diskseq }), 'not-ours');
+    const b = new LoopRegistry({ allowedRoots: [scratch.dir] });
+    try {
+      const hb = await b.acquire({ key: 'k', source: img, readOnly: true });
+      assert.notEqual(hb.diskseq, h.diskseq, 'b made its own device instead of adopting a\'s');
+    } finally {
+      b.closeAll();
+    }
+    delete process.env['XVBD_INSTANCE'];
+    assert.equal(listLoops().find((l) => l.name === h.name)?.ours, false, 'untagged xvbd does not own tagged devices');
+  } finally {
+    if (saved === undefined) delete process.env['XVBD_INSTANCE'];
+    else process.env['XVBD_INSTANCE'] = saved;
+    a.closeAll();
+  }
+  assert.deepEqual(await scratch.waitNoneBound(), []);
 });

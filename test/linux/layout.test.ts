@@ -83,7 +83,23 @@ test('marker: format and recognition (table)', () => {
     ['xvbd:v1:-1:2:ro', false],
     ['xvbd:v1:123456789012345678901:2:ro', false],
   ];
-  for (const [name, ours] of table) assert.equal(isOurMarker(name), ours, JSON.stringify(name));
+  for (const [name, ours] of table) assert.equal(isOurMarker(name, undefined), ours, JSON.stringify(name));
+  // With an instance tag (XVBD_INSTANCE): ours only for the same instance.
+  const longest = makeMarker({ dev: (1n << 64n) - 1n, ino: (1n << 64n) - 1n }, true, 'abcdefghij');
+  assert.equal(longest.length, 63, 'fits lo_file_name (63 bytes + NUL)');
+  assert.deepEqual(parseMarker(longest)?.instance, 'abcdefghij');
+  const tagged: Array<[string, string | undefined, boolean]> = [
+    ['xvbd:v1:1:2:ro:t1', 't1', true],
+    ['xvbd:v1:1:2:ro:t1', undefined, false],
+    ['xvbd:v1:1:2:ro', 't1', false],
+    ['xvbd:v1:1:2:ro:t2', 't1', false],
+    ['xvbd:v1:1:2:ro:', undefined, false],
+    ['xvbd:v1:1:2:ro:T1', 'T1', false],
+    ['xvbd:v1:1:2:ro:-a', '-a', false],
+    ['xvbd:v1:1:2:ro:abcdefghijk', 'abcdefghijk', false],
+  ];
+  for (const [name, inst, ours] of tagged) assert.equal(isOurMarker(name, inst), ours, `${name} as ${inst}`);
+  assert.throws(() => makeMarker({ dev: 1n, ino: 2n }, true, 'Bad!'), RangeError);
 });
 
 function losetupJson(name: string): Record<string, unknown> {

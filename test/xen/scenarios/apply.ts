@@ -57,7 +57,10 @@ export const scenario: XenScenario = {
     writeSync(fd, PATTERN, 0, PATTERN.length, 4096);
     closeSync(fd);
     writeFileSync(join(conf, 'host.yaml'), config(images, DISKS));
-    const env: NodeJS.ProcessEnv = { ...process.env, XVBD_RUN_DIR: runDir, XVBD_CONFIG: conf, XVBD_HOOK_SCRIPT: '' };
+    // the hook as an admin installs it: written as the backends' script=, so `xl block-detach` runs its remove
+    const hook = join(t.tmpDir, 'xvbd-hook');
+    writeFileSync(hook, `#!/bin/sh\nexec ${process.execPath} ${join(t.repoRoot, 'dist/src/cli/main.js')} hook "$@"\n`, { mode: 0o755 });
+    const env: NodeJS.ProcessEnv = { ...process.env, XVBD_RUN_DIR: runDir, XVBD_CONFIG: conf, XVBD_HOOK_SCRIPT: hook };
     delete env.XENSTORED_PATH; // the real xenstored, found as libxenstore finds it
     const be = (devid: number) => `/local/domain/0/backend/vbd/0/${devid}`;
     const fe = (devid: number) => `/local/domain/0/device/vbd/${devid}`;
@@ -129,6 +132,22 @@ export const scenario: XenScenario = {
         assert.equal(await read(be(51888)), undefined);
         assert.equal(await read(fe(51888)), undefined);
         await waitFor(async () => (await loopsOf(lFile)).length === 0, `${dev} freed`, { timeoutMs: 30_000 });
+      }, { timeoutMs: 180_000 });
+
+      await t.test('xl block-list shows the disk xvbd attached; xl block-detach removes it (running the hook\'s remove)', async () => {
+        const list = await run('xl', ['block-list', '0'], { env });
+        t.log(`xl block-list 0:\n${list.stdout}${list.stderr}`);
+        assert.equal(list.code, 0, list.stderr);
+        assert.match(list.stdout, /^51872\s/m);
+        const kDev = (await loopsOf(kFile))[0];
+        assert.ok(kDev);
+        const t0 = Date.now();
+        const d = await run('xl', ['block-detach', '0', 'xvdk'], { env, timeoutMs: 120_000 });
+        t.log(`xl block-detach 0 xvdk: exit ${d.code} in ${Date.now() - t0} ms\n${d.stdout}${d.stderr}`);
+        assert.equal(d.code, 0, d.stdout + d.stderr);
+        assert.equal(await read(be(51872)), undefined);
+        assert.equal(await read(`/libxl/0/device/vbd/51872`), undefined);
+        await waitFor(async () => (await loopsOf(kFile)).length === 0, `${kDev} freed`, { timeoutMs: 30_000 });
       }, { timeoutMs: 180_000 });
     } finally {
       // remove what is left: close the frontends first (blkfront), then the dirs; the keeper lets go

@@ -7,7 +7,7 @@
 import { readFileSync, readdirSync, readlinkSync, statSync } from 'node:fs';
 import type { LoopObs } from '../model/observed.js';
 import { LOOP_MAJOR, LO_FLAGS_AUTOCLEAR, LO_FLAGS_DIRECT_IO, LO_FLAGS_READ_ONLY, O_CLOEXEC, O_NOCTTY, O_NONBLOCK, O_RDONLY, exists, readDirNames, readSmallFile, sysClose, sysOpenErr } from './ffi.js';
-import { LOOP_INFO64_SIZE, getDiskseq, loopMinor, markerMatches, partShift, tryGetStatus } from './loopdev.js';
+import { LOOP_INFO64_SIZE, getDiskseq, getLogicalBlockSize, loopMinor, markerMatches, partShift, tryGetStatus } from './loopdev.js';
 
 export { partShift };
 
@@ -96,6 +96,7 @@ function observeOne(
     const info = tryGetStatus(fd, buf);
     if (!info) return undefined;
     const diskseq = String(getDiskseq(fd, seqBuf));
+    const blockSize = getLogicalBlockSize(fd, seqBuf);
     // loop_add(): first_minor = index << part_shift (no fstat needed).
     const major = LOOP_MAJOR;
     const minor = loopMinor(info.number);
@@ -126,6 +127,7 @@ function observeOne(
       readOnly: (info.flags & LO_FLAGS_READ_ONLY) !== 0,
       autoclear: (info.flags & LO_FLAGS_AUTOCLEAR) !== 0,
       directIo: (info.flags & LO_FLAGS_DIRECT_IO) !== 0,
+      blockSize,
       offset: String(info.offset),
       sizeLimit: String(info.sizeLimit),
       ours: markerMatches(info),

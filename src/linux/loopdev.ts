@@ -152,8 +152,7 @@ export function getDiskseq(fd: number, buf: Buffer = Buffer.alloc(8)): bigint {
   return buf.readBigUInt64LE(0);
 }
 
-export function getLogicalBlockSize(fd: number): number {
-  const buf = Buffer.alloc(4);
+export function getLogicalBlockSize(fd: number, buf: Buffer = Buffer.alloc(4)): number {
   ioctlPtr(fd, BLKSSZGET, buf);
   return buf.readInt32LE(0);
 }

@@ -78,6 +78,8 @@ export interface LoopObs {
   readOnly: boolean;
   autoclear: boolean;
   directIo: boolean;
+  /** Logical block size (BLKSSZGET), for option drift; set by src/linux listLoops. */
+  blockSize?: number;
   offset: string;
   sizeLimit: string;
   /** `lo_file_name` carries xvbd's ownership marker. */

@@ -31,6 +31,7 @@ test('our device as LoopObs: every field matches sysfs and the file', async () =
       readOnly: true,
       autoclear: true,
       directIo: false,
+      blockSize: 4096,
       offset: '0',
       sizeLimit: '0',
       ours: true,
@@ -60,6 +61,7 @@ test('a foreign device: not ours, its flags and offsets as losetup set them', ()
     assert.deepEqual(l.backing, scratch.inode(img));
     assert.equal(l.backingPath, img);
     assert.equal(l.diskseq, sysfs(theirs, 'diskseq'));
+    assert.equal(String(l.blockSize), sysfs(theirs, 'queue/logical_block_size'));
   } finally {
     losetupDetach(theirs);
   }

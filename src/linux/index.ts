@@ -13,6 +13,7 @@ export {
   checkProof,
   isBound,
   isOurMarker,
+  currentInstance,
   parseMarker,
   makeMarker,
   markerMatches,

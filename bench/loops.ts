@@ -130,22 +130,20 @@ export async function run(argv: string[]): Promise<number> {
       }
     }
 
-    // listLoops with the N devices attached (median of 5)
+    // listLoops with the N devices attached: through the registry (bound set kept by uevents) and as a
+    // full sweep of /sys/block, alternated, median of 7 each.
     const runs: number[] = [];
-    for (let i = 0; i < 5; i++) {
-      const t = now();
+    const sweeps: number[] = [];
+    for (let i = 0; i < 7; i++) {
+      let t = now();
       listCount = reg.listLoops().length;
       runs.push(now() - t);
-    }
-    listMs = runs.sort((a, b) => a - b)[2]!;
-    // The same snapshot without a registry: a sweep over every /sys/block/loop* entry.
-    const sweeps: number[] = [];
-    for (let i = 0; i < 5; i++) {
-      const t = now();
+      t = now();
       listLoops();
       sweeps.push(now() - t);
     }
-    sweepMs = sweeps.sort((a, b) => a - b)[2]!;
+    listMs = median(runs);
+    sweepMs = median(sweeps);
     peakDevices = loopDevicesOnHost();
     reg.closeAll();
   } finally {

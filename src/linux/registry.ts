@@ -491,6 +491,8 @@ export class LoopRegistry {
           info.device !== dev ||
           info.inode !== ino ||
           !(info.flags & LO_FLAGS_READ_ONLY) ||
+          info.offset !== 0n ||
+          info.sizeLimit !== 0n ||
           !optionsMatch(fd, spec, info.flags) ||
           this.byDiskseq.has(String(getDiskseq(fd)))
         ) {

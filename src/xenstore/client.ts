@@ -2,7 +2,8 @@
 // device, as libxenstore does (tools/libs/store/xs.c): $XENSTORED_PATH (a socket, or else a
 // device file), then $XENSTORED_RUNDIR/socket (default /run/xenstored/socket,
 // /var/run/xenstored/socket), then /dev/xen/xenbus, /proc/xen/xenbus.
-// Requests are pipelined (matched by req_id); watch events are delivered on events().
+// Requests are pipelined over a socket (matched by req_id) and sent one at a time over the
+// xenbus device (which cannot pipeline); watch events are delivered on events().
 import { connect as netConnect, type Socket } from 'node:net';
 import { open, stat } from 'node:fs/promises';
 import type { FileHandle } from 'node:fs/promises';
@@ -73,6 +74,15 @@ class XsConnection implements XsClient {
    * unwatch: tracking them here gives the same answers on both transports.
    */
   private readonly watchSet = new Set<string>();
+  /**
+   * The Linux xenbus device cannot pipeline: it queues a request with its body still in the
+   * file's one message buffer, so the next write() can overwrite it before it reaches the ring
+   * (seen in the xenlab: lost writes, replies with other requests' values). Over the device,
+   * requests go one at a time; over a socket they are pipelined.
+   */
+  private oneAtATime = false;
+  private inFlight: number | undefined;
+  private readonly waiting: { reqId: number; frame: Buffer; path: string | undefined }[] = [];
   private readonly base: Ops;
   /** Largest payload this transport takes: the xenbus device holds header + payload in 4096 bytes. */
   private maxPayload = PAYLOAD_MAX;
@@ -111,6 +121,7 @@ class XsConnection implements XsClient {
     let writing: Promise<unknown> = Promise.resolve();
     // Linux xenbus_file_write buffers header + payload in XENSTORE_PAYLOAD_MAX bytes (EINVAL beyond).
     this.maxPayload = PAYLOAD_MAX - HEADER_LEN;
+    this.oneAtATime = true;
     this.transport = {
       // The xenbus device wants one whole message per write(): serialize them.
       write: (buf) => {
@@ -123,8 +134,10 @@ class XsConnection implements XsClient {
       close: () => {
         if (closed) return;
         closed = true;
-        // The reader blocks in read(2) on a thread of the pool: a last harmless request makes
-        // the device answer, the read returns, and the loop below closes the file.
+        // The reader blocks in read(2) on a thread of the pool: a reply makes it return and the
+        // loop below closes the file. If no request is in flight, a last harmless one does it
+        // (never while one is in flight: it would overwrite that request's body in the kernel).
+        if (this.inFlight !== undefined) return;
         writing = writing
           .then(() => fh.write(encodeFrame(XS.GET_DOMAIN_PATH, 0, 0, nulJoin('0'))))
           .catch(() => fh.close().catch(() => undefined));
@@ -166,6 +179,10 @@ class XsConnection implements XsClient {
         if (path !== undefined) this.deliver({ path, token: token ?? '' });
         continue;
       }
+      if (this.oneAtATime && f.reqId === this.inFlight) {
+        this.inFlight = undefined;
+        this.pump();
+      }
       const p = this.pending.get(f.reqId);
       if (!p) continue; // a reply nobody waits for (e.g. after a timeout): ignore
       this.pending.delete(f.reqId);
@@ -187,6 +204,7 @@ class XsConnection implements XsClient {
     this.transport?.close();
     for (const p of this.pending.values()) p.reject(new XsError('EIO', `${message} (request on ${p.path ?? '-'} lost)`, p.path));
     this.pending.clear();
+    this.waiting.length = 0;
     for (const s of this.subscribers) s.end();
     this.subscribers.clear();
   }
@@ -203,12 +221,33 @@ class XsConnection implements XsClient {
     this.nextReqId = this.nextReqId >= 0xfffffffe ? 1 : this.nextReqId + 1;
     return new Promise<Buffer>((resolve, reject) => {
       this.pending.set(reqId, { type, path, resolve, reject });
-      const w = this.transport!.write(encodeFrame(type, reqId, txId, payload));
-      w?.catch((err: NodeJS.ErrnoException) => {
-        if (!this.pending.delete(reqId)) return;
-        reject(new XsError(err.code ?? 'EIO', `write to ${this.transport?.description}: ${err.message}${path ? ` (${path})` : ''}`, path));
-      });
+      const frame = encodeFrame(type, reqId, txId, payload);
+      if (this.oneAtATime && this.inFlight !== undefined) this.waiting.push({ reqId, frame, path });
+      else this.send(reqId, frame, path);
     });
+  }
+
+  private send(reqId: number, frame: Buffer, path: string | undefined): void {
+    if (this.oneAtATime) this.inFlight = reqId;
+    const w = this.transport!.write(frame);
+    w?.catch((err: NodeJS.ErrnoException) => {
+      if (this.inFlight === reqId) {
+        this.inFlight = undefined;
+        this.pump();
+      }
+      const p = this.pending.get(reqId);
+      if (!p) return;
+      this.pending.delete(reqId);
+      p.reject(new XsError(err.code ?? 'EIO', `write to ${this.transport?.description}: ${err.message}${path ? ` (${path})` : ''}`, path));
+    });
+  }
+
+  /** Device only: sends the next queued request once the previous one is answered. */
+  private pump(): void {
+    while (this.inFlight === undefined && this.waiting.length > 0 && !this.closedError) {
+      const next = this.waiting.shift()!;
+      if (this.pending.has(next.reqId)) this.send(next.reqId, next.frame, next.path);
+    }
   }
 
   // ---- watch events -----------------------------------------------------------------------

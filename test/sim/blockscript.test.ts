@@ -48,8 +48,9 @@ async function backend(d: number, n: number, file: string, mode: string, type = 
 }
 
 /**
- * Runs the script. Its `losetup -f` then `losetup DEV FILE` is racy when other tests bind loop
- * devices at the same time ("losetup ... failed"): that one failure is retried, as an admin would.
+ * Runs the script. Its `losetup -f` then `losetup DEV FILE` is racy when other tests bind or
+ * claim loop devices at the same time ("losetup ... failed", EBUSY in xen-hotplug.log): that one
+ * failure is retried with a growing pause, as an admin would.
  */
 async function runBlock(command: string, d: number, n: number) {
   const be = `/local/domain/0/backend/vbd/${d}/${n}`;
@@ -58,9 +59,10 @@ async function runBlock(command: string, d: number, n: number) {
     const env = { ...E.env, XENBUS_TYPE: 'vbd', XENBUS_PATH: `backend/vbd/${d}/${n}`, XENBUS_BASE_PATH: 'backend' };
     const r = await tool(env, 'bash', [SCRIPT, command]);
     const err = (await c.read(`${be}/hotplug-error`)) ?? '';
-    if (r.code === 0 || attempt >= 3 || !/^losetup .* failed$/.test(err)) return r;
+    if (r.code === 0 || attempt >= 10 || !/^losetup .* failed$/.test(err)) return r;
     await c.rm(`${be}/hotplug-error`);
     await c.rm(`${be}/hotplug-status`);
+    await new Promise((res) => setTimeout(res, 100 * attempt));
   }
 }
 

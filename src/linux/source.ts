@@ -184,16 +184,11 @@ function resolveDevLink(path: string, norm: string): string {
   try {
     real = realpathSync(norm);
   } catch (e) {
-    throw asSourceError(path, e instanceof Error && 'code' in e ? new SysError('realpath', errnoOf(String((e as NodeJS.ErrnoException).code))) : e);
+    const code = (e as NodeJS.ErrnoException).code ?? 'EIO';
+    throw asSourceError(path, new SysError('realpath', (E as Record<string, number>)[code] ?? E.EIO, norm));
   }
-  if (!real.startsWith('/dev/') || real.includes('/../')) {
-    throw new SourceError(path, 'symlink', `is a link out of /dev (to ${real})`);
-  }
+  if (!real.startsWith('/dev/')) throw new SourceError(path, 'symlink', `is a link out of /dev (to ${real})`);
   return real;
-}
-
-function errnoOf(code: string): number {
-  return (E as Record<string, number>)[code] ?? E.EIO;
 }
 
 export function closeSource(src: { fd: number }): void {

@@ -3,7 +3,7 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { closeSync, fstatSync, linkSync, mkdirSync, openSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
+import { closeSync, fstatSync, linkSync, mkdirSync, openSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
 import { SourceError, closeSource, isUnderRoots, openSource } from '../../src/linux/source.js';
 import { attachLoop } from '../../src/linux/loopdev.js';
@@ -166,6 +166,7 @@ test('block sources: udev-style links inside /dev are followed to a /dev node; l
   const theirs = losetup(img);
   const inDev = `/dev/xvbd-test-${process.pid}-blk`;
   const outOfDev = `/dev/xvbd-test-${process.pid}-out`;
+  const dangling = `/dev/xvbd-test-${process.pid}-dangling`;
   symlinkSync(`/dev/${theirs}`, inDev);
   symlinkSync(img, outOfDev);
   try {
@@ -179,9 +180,10 @@ test('block sources: udev-style links inside /dev are followed to a /dev node; l
     assert.equal(why(() => openSource(outOfDev, { allowedRoots: [], readOnly: true, kind: 'block' })), 'symlink');
     assert.equal(why(() => openSource(inDev, { allowedRoots: [], readOnly: true, kind: 'file' })), 'symlink');
     assert.equal(why(() => openSource(inDev, { allowedRoots: [root], readOnly: true, kind: 'block' })), 'outside-roots');
+    symlinkSync(`/dev/xvbd-test-${process.pid}-nothing`, dangling);
+    assert.equal(why(() => openSource(dangling, { allowedRoots: [], readOnly: true, kind: 'block' })), 'not-found');
   } finally {
-    unlinkSync(inDev);
-    unlinkSync(outOfDev);
+    for (const l of [inDev, outOfDev, dangling]) rmSync(l, { force: true });
     losetupDetach(theirs);
   }
 });

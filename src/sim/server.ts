@@ -33,9 +33,13 @@ function args(payload: Buffer): string[] {
   return out;
 }
 
-/** onearg: exactly one NUL, at the end. */
-function onearg(payload: Buffer): string {
-  if (payload.length === 0 || payload.indexOf(0) !== payload.length - 1) throw new StoreError('EINVAL');
+/**
+ * onearg: exactly one NUL, at the end. When it is not, C xenstored goes on with a NULL name and
+ * answers with whatever that gives in the handler (recorded on 4.17): READ, DIRECTORY and
+ * GET_PERMS say ENOENT, MKDIR and RM say ENOMEM, the others EINVAL.
+ */
+function onearg(payload: Buffer, errno = 'EINVAL'): string {
+  if (payload.length === 0 || payload.indexOf(0) !== payload.length - 1) throw new StoreError(errno);
   return payload.toString('utf8', 0, payload.length - 1);
 }
 
@@ -140,9 +144,9 @@ export class Connection implements Watcher {
     const v = NOTID.has(f.type) ? s.main : this.view(f);
     switch (f.type) {
       case XS.READ:
-        return s.read(v, c, onearg(f.payload));
+        return s.read(v, c, onearg(f.payload, 'ENOENT'));
       case XS.DIRECTORY: {
-        const names = s.directory(v, c, onearg(f.payload));
+        const names = s.directory(v, c, onearg(f.payload, 'ENOENT'));
         const out = Buffer.from(names.map((n) => n + '\0').join(''), 'utf8');
         if (out.length > 4096) throw new StoreError('E2BIG');
         return out;
@@ -159,13 +163,13 @@ export class Connection implements Watcher {
         return ACK;
       }
       case XS.MKDIR:
-        s.mkdir(v, c, onearg(f.payload));
+        s.mkdir(v, c, onearg(f.payload, 'ENOMEM'));
         return ACK;
       case XS.RM:
-        s.rm(v, c, onearg(f.payload));
+        s.rm(v, c, onearg(f.payload, 'ENOMEM'));
         return ACK;
       case XS.GET_PERMS: {
-        const perms = s.getPerms(v, c, onearg(f.payload));
+        const perms = s.getPerms(v, c, onearg(f.payload, 'ENOENT'));
         return nulJoin(...perms.map((p) => `${p.perm}${p.domid}`));
       }
       case XS.SET_PERMS: {

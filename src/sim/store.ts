@@ -262,8 +262,9 @@ export class Store {
     v.put(parentName, { ...parent, children: parent.children.filter((x) => x !== base), gen: 0 });
   }
 
+  /** GET_PERMS: special names are EINVAL here (recorded on 4.17), unlike SET_PERMS. */
   getPerms(v: View, c: Caller, path: string): XsPerm[] {
-    const name = this.canonical(c, path, true);
+    const name = this.canonical(c, path);
     return this.need(v, c, name, 'r').perms.map((p) => ({ ...p }));
   }
 

@@ -100,7 +100,8 @@ test('set_perms: owner or privileged only; unprivileged may not change the owner
   assert.equal(errno(() => s.setPerms(m, dom0, '/p/own1', [{ domid: 2, perm: 'r' }, { domid: 9, perm: 'b' }])), 'ok', 'non-owner entries may name absent domains');
   assert.equal(errno(() => s.read(m, g(9), '/p/own1')), 'ok', 'default perm r applies; the entry for an absent domain is ignored');
   assert.equal(errno(() => s.setPerms(m, dom0, '@releaseDomain', [{ domid: 0, perm: 'r' }])), 'ok', 'special nodes take perms');
-  assert.deepEqual(s.getPerms(m, dom0, '@releaseDomain'), [{ domid: 0, perm: 'r' }]);
+  assert.deepEqual(s.nodes.get('@releaseDomain')?.perms, [{ domid: 0, perm: 'r' }]);
+  assert.equal(errno(() => s.getPerms(m, dom0, '@releaseDomain')), 'EINVAL', 'GET_PERMS of a special node (recorded)');
 });
 
 test('watch events reach an unprivileged watcher only for nodes it may read', () => {

@@ -100,7 +100,9 @@ export async function ensureKeeper(runDir: string, opts: { timeoutMs?: number } 
   } finally {
     closeSync(logFd);
   }
-  const deadline = Date.now() + (opts.timeoutMs ?? 10_000);
+  // a node start can take long on a loaded or emulated host (dom0 under TCG: seconds)
+  const envMs = Number(process.env.XVBD_KEEPER_START_TIMEOUT_MS);
+  const deadline = Date.now() + (opts.timeoutMs ?? (Number.isFinite(envMs) && envMs > 0 ? envMs : 30_000));
   let delay = 20;
   for (;;) {
     try {

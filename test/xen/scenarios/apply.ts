@@ -72,7 +72,16 @@ export const scenario: XenScenario = {
       await sh('modprobe', ['xen-blkfront']);
       await t.test('xvbd apply attaches both disks; the nodes are libxl\'s plus ours', async () => {
         const t0 = Date.now();
-        const r = await xvbd(t.repoRoot, ['apply', '--auto-approve'], { env, timeoutMs: 120_000 });
+        const r = await xvbd(t.repoRoot, ['apply', '--auto-approve'], { env, timeoutMs: 300_000 });
+        if (r.code !== 0) {
+          let klog = '';
+          try {
+            klog = readFileSync(join(runDir, 'keeper.log'), 'utf8');
+          } catch {
+            klog = '(no keeper.log)';
+          }
+          t.log(`keeper.log:\n${klog}`);
+        }
         assert.equal(r.code, 0, r.stdout + r.stderr);
         t.log(`apply of 2 disks: ${Date.now() - t0} ms`);
         for (const d of DISKS) {
@@ -81,7 +90,7 @@ export const scenario: XenScenario = {
           assert.equal(await read(`${fe(d.devid)}/backend`), be(d.devid));
           assert.equal(await read(`/libxl/0/device/vbd/${d.devid}/backend`), be(d.devid));
         }
-      }, { timeoutMs: 180_000 });
+      }, { timeoutMs: 360_000 });
 
       await t.test('both ends reach Connected (4) and blkback holds the loop devices', async () => {
         for (const d of DISKS) {

@@ -18,6 +18,8 @@ export class KeeperError extends Error {
   }
 }
 
+const REQUEST_TIMEOUT_MS = 60_000;
+
 export function keeperSocketPath(runDir: string): string {
   return join(runDir, 'keeper.sock');
 }
@@ -63,7 +65,23 @@ export function connectKeeper(runDir: string): Promise<KeeperConnection> {
         request(req) {
           if (failed) return Promise.reject(failed);
           return new Promise((res, rej) => {
-            waiting.push({ res, rej });
+            // a keeper that accepted but does not answer must not hang its giver for ever
+            const t = setTimeout(() => {
+              const err = new KeeperError(`the keeper did not answer "${req.op}" within ${REQUEST_TIMEOUT_MS} ms`);
+              failAll(err);
+              sock.destroy();
+            }, REQUEST_TIMEOUT_MS);
+            t.unref();
+            waiting.push({
+              res: (r) => {
+                clearTimeout(t);
+                res(r);
+              },
+              rej: (e) => {
+                clearTimeout(t);
+                rej(e);
+              },
+            });
             sock.write(JSON.stringify(req) + '\n');
           });
         },

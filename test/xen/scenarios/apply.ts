@@ -73,7 +73,8 @@ export const scenario: XenScenario = {
       await t.test('xvbd apply attaches both disks; the nodes are libxl\'s plus ours', async () => {
         const t0 = Date.now();
         const r = await xvbd(t.repoRoot, ['apply', '--auto-approve'], { env, timeoutMs: 300_000 });
-        if (r.code !== 0) {
+        t.log(`xvbd apply output:\n${r.stdout}`);
+        {
           let klog = '';
           try {
             klog = readFileSync(join(runDir, 'keeper.log'), 'utf8');

@@ -39,8 +39,13 @@ export const XenbusState = {
 export interface BackendInfo {
   domid: number;
   devid: number;
-  /** 'ignored': probe failed (frontend missing), nothing happens until the dir is removed. */
-  status: 'ignored' | 'probed';
+  /**
+   * 'probed': a registered backend device. 'wedged': connected without a "dev" node (error
+   * "2 get blkback dev name"): real blkback then never lets go of the device, even after the
+   * backend and frontend dirs are gone (recorded by the Xen suite); only close() releases it.
+   * ('ignored' is not produced any more: an unprobed backend is simply not listed.)
+   */
+  status: 'ignored' | 'probed' | 'wedged';
   /** "major:minor" (hex) of the device held open, if any. */
   held: string | undefined;
   mode: 'r' | 'w' | undefined;
@@ -59,15 +64,20 @@ interface Vbd {
   writable: boolean;
   ringsConnected: boolean;
   sysDir: string;
+  wedged: boolean;
 }
 
 export class Blkback {
   private readonly vbds = new Map<string, Vbd>();
+  /** Devices of wedged backends that were unregistered: held until shutdown. */
+  private readonly wedged: Vbd[] = [];
   private readonly w: KernelWatcher;
   /** Called when a backend reaches InitWait (used for auto-connecting simulated guests). */
   onInitWait: ((domid: number, devid: number) => void) | undefined;
   /** Optional log of what blkback does (xvbd sim --verbose). */
   log: ((line: string) => void) | undefined;
+  /** Model the "dev" node wedge (see BackendInfo.status); off unless asked for. */
+  requireDev = false;
 
   constructor(
     private readonly store: Store,
@@ -78,10 +88,10 @@ export class Blkback {
   }
 
   list(): BackendInfo[] {
-    return [...this.vbds.values()].map((v) => ({
+    return [...this.vbds.values(), ...this.wedged].map((v) => ({
       domid: v.domid,
       devid: v.devid,
-      status: v.status,
+      status: v.wedged ? 'wedged' : v.status,
       held: v.fd !== undefined ? `${v.major.toString(16)}:${v.minor.toString(16)}` : undefined,
       mode: v.fd !== undefined ? (v.writable ? 'w' : 'r') : undefined,
       connected: v.ringsConnected,
@@ -92,9 +102,16 @@ export class Blkback {
     for (let i = 0; i < 1000 && this.w.busy; i++) await this.w.drained();
   }
 
+  get busy(): boolean {
+    return this.w.busy;
+  }
+
   shutdown(): void {
     this.w.stop();
-    for (const v of this.vbds.values()) this.unregister(v);
+    for (const v of [...this.vbds.values(), ...this.wedged.splice(0)]) {
+      v.wedged = false;
+      this.unregister(v);
+    }
   }
 
   // ---- xenstore helpers ----------------------------------------------------------------------
@@ -176,7 +193,7 @@ export class Blkback {
     const sysDir = join(this.sysfsDir, `vbd-${domid}-${devid}`);
     const v: Vbd = {
       domid, devid, root, status: 'probed', frontend: fe, fd: undefined, major: 0, minor: 0,
-      writable: false, ringsConnected: false, sysDir,
+      writable: false, ringsConnected: false, sysDir, wedged: false,
     };
     this.vbds.set(key, v);
     try {
@@ -256,7 +273,7 @@ export class Blkback {
   }
 
   private closeDevice(v: Vbd): void {
-    if (v.fd === undefined) return;
+    if (v.fd === undefined || v.wedged) return;
     this.log?.(`blkback vbd-${v.domid}-${v.devid}: releases ${v.major.toString(16)}:${v.minor.toString(16)}`);
     try {
       closeSync(v.fd);
@@ -318,15 +335,25 @@ export class Blkback {
       this.fatal(v, 38, `unknown fe protocol ${proto}`);
       return false;
     }
-    const evtchn = this.read(`${fe}/event-channel`);
-    if (evtchn === undefined || !/^\d+$/.test(evtchn.trim())) {
-      this.fatal(v, 22, `reading ${fe}/event-channel`);
+    // multi-queue-num-queues (default 1, at most multi-queue-max-queues = 2)
+    const nq = this.read(`${fe}/multi-queue-num-queues`);
+    const queues = nq === undefined ? 1 : Number.parseInt(nq, 10);
+    if (!Number.isInteger(queues) || queues < 1 || queues > 2) {
+      this.fatal(v, 38, `Invalid number of requested queues ${nq}`);
       return false;
     }
-    const ring = this.read(`${fe}/ring-ref`) ?? this.read(`${fe}/ring-ref0`);
-    if (ring === undefined || !/^\d+$/.test(ring.trim())) {
-      this.fatal(v, 22, `reading ${fe}/ring-ref`);
-      return false;
+    const dirs = queues === 1 ? [fe] : Array.from({ length: queues }, (_, i) => `${fe}/queue-${i}`);
+    for (const dir of dirs) {
+      const evtchn = this.read(`${dir}/event-channel`);
+      if (evtchn === undefined || !/^\d+$/.test(evtchn.trim())) {
+        this.fatal(v, 22, `reading ${dir}/event-channel`);
+        return false;
+      }
+      const ring = this.read(`${dir}/ring-ref`) ?? this.read(`${dir}/ring-ref0`);
+      if (ring === undefined || !/^\d+$/.test(ring.trim())) {
+        this.fatal(v, 22, `reading ${dir}/ring-ref`);
+        return false;
+      }
     }
     v.ringsConnected = true;
     return true;
@@ -360,6 +387,13 @@ export class Blkback {
     this.write(`${r}/sector-size`, num('queue/logical_block_size', '512'));
     this.write(`${r}/physical-sector-size`, num('queue/physical_block_size', '512'));
     this.switchState(v, XenbusState.Connected);
+    // blkback_name(): the kthreads are named after the backend's "dev" node. Without it:
+    // xenbus_dev_error (state stays 4) and the device is never released (recorded).
+    if (this.requireDev && this.read(`${r}/dev`) === undefined) {
+      this.write(`/local/domain/0/error/backend/vbd/${v.domid}/${v.devid}/error`, '2 get blkback dev name');
+      this.log?.(`blkback vbd-${v.domid}-${v.devid}: error 2 get blkback dev name (wedged: the device stays held)`);
+      v.wedged = true;
+    }
   }
 
   /** device_unregister: the device is closed and the sysfs entry goes. */
@@ -370,6 +404,7 @@ export class Blkback {
     this.w.unwatch(`${v.root}/physical-device`, `pd:${key}`);
     if (v.frontend) this.w.unwatch(`${v.frontend}/state`, `fe:${key}`);
     this.vbds.delete(key);
+    if (v.wedged && !this.wedged.includes(v)) this.wedged.push(v);
     rmSync(v.sysDir, { recursive: true, force: true });
   }
 }

@@ -74,15 +74,30 @@ export class SimFrontend {
   }
 
   /**
-   * Connects as blkfront does: ring-ref, event-channel, protocol, state 3; moves to 4 once the
-   * backend is Connected. Resolves after the simulator has settled; returns the frontend state.
+   * Connects as blkfront does: protocol, ring-ref, event-channel (per queue-N/ with several
+   * queues: multi-queue-num-queues), feature-persistent in one transaction (the order a 1-vcpu
+   * Linux domU left them in), then state 3; moves to 4 once the backend is Connected.
+   * Resolves after the simulator has settled; returns the frontend state.
    */
-  async connect(): Promise<number | undefined> {
-    const ref = SimFrontend.ringRef++;
-    this.writeNode('ring-ref', String(ref));
-    this.writeNode('event-channel', String(ref));
-    this.writeNode('protocol', 'x86_64-abi');
-    this.writeNode('feature-persistent', '1');
+  async connect(opts: { queues?: number } = {}): Promise<number | undefined> {
+    const queues = opts.queues ?? 1;
+    const tx = this.store.begin();
+    const w = (name: string, value: string) => this.store.write(tx, this.caller, `${this.path}/${name}`, Buffer.from(value));
+    w('protocol', 'x86_64-abi');
+    if (queues === 1) {
+      const ref = SimFrontend.ringRef++;
+      w('ring-ref', String(ref));
+      w('event-channel', String(ref));
+    } else {
+      w('multi-queue-num-queues', String(queues));
+      for (let q = 0; q < queues; q++) {
+        const ref = SimFrontend.ringRef++;
+        w(`queue-${q}/ring-ref`, String(ref));
+        w(`queue-${q}/event-channel`, String(ref));
+      }
+    }
+    w('feature-persistent', '1');
+    tx.commit();
     this.follow();
     this.writeNode('state', '3');
     await this.settle();
@@ -122,6 +137,7 @@ export class SimFrontend {
   /** Used by auto-connect: connect when the frontend is still Initialising; ignore failures. */
   async autoConnect(): Promise<void> {
     try {
+      if (this.probeFailed) return;
       if (this.state() === 1 || this.state() === 6) {
         if (this.state() === 6) this.writeNode('state', '1');
         await this.connect();
@@ -129,6 +145,54 @@ export class SimFrontend {
     } catch {
       // perms or a vanished dir: a real guest would just not connect
     }
+  }
+
+  /** Set when the guest's xenbus could not probe this device (see probe()). */
+  probeFailed = false;
+
+  /**
+   * What a running guest's xenbus does when the frontend dir appears with state 1
+   * (xenbus_probe_node + talk_to_otherend): "backend-id"/"backend" must be readable and the
+   * backend dir must exist, else xenbus_dev_fatal: error node under the guest's
+   * error/device/vbd/<devid>/error and frontend state 5 (recorded with a real blkfront).
+   * Returns true when the device was probed.
+   */
+  probe(): boolean {
+    const name = `device/vbd/${this.devid}`;
+    const fatal = (msg: string) => {
+      this.probeFailed = true;
+      try {
+        this.store.write(this.store.main, this.caller, `/local/domain/${this.domid}/error/${name}/error`, Buffer.from(msg));
+        this.writeNode('state', '5');
+      } catch {
+        // no permission / dir gone: nothing more a guest could do
+      }
+      return false;
+    };
+    const readAsGuest = (p: string): string | undefined => {
+      try {
+        return this.store.read(this.store.main, this.caller, p).toString('utf8');
+      } catch {
+        return undefined;
+      }
+    };
+    const id = readAsGuest(`${this.path}/backend-id`);
+    const be = readAsGuest(`${this.path}/backend`);
+    if (id === undefined || be === undefined) return fatal(`2 reading other end details from ${name}`);
+    let exists = false;
+    try {
+      this.store.read(this.store.main, this.caller, be);
+      exists = true;
+    } catch {
+      exists = false;
+    }
+    if (be.length === 0 || !exists) return fatal(`2 unable to read other end from ${name}.  missing or inaccessible.`);
+    this.probeFailed = false;
+    return true;
+  }
+
+  get busy(): boolean {
+    return this.watcher?.busy ?? false;
   }
 
   async settle(): Promise<void> {

@@ -8,6 +8,7 @@ import { serveSocket } from './server.js';
 import { Domains, type SimDomain } from './domains.js';
 import { Blkback, type BackendInfo } from './blkback.js';
 import { SimFrontend } from './frontend.js';
+import { KernelWatcher } from './kwatch.js';
 
 export type { SimDomain } from './domains.js';
 export type { BackendInfo } from './blkback.js';
@@ -18,10 +19,20 @@ export interface SimulatorOptions {
   /** Where vbd-<domid>-<devid>/physical_device appear; default `<socketPath>.sysfs`. */
   sysfsDir?: string;
   domains?: { name: string; domid?: number }[];
-  /** Simulated guests connect their disks by themselves once the backend is ready (default false). */
+  /**
+   * Simulated guests run a blkfront (default false): a vbd frontend dir that appears with state 1
+   * is probed (backend-id/backend readable and the backend dir existing, else the recorded
+   * error and frontend 5), and connected once its backend waits in InitWait.
+   */
   autoConnect?: boolean;
   /** Log every request and what blkback does (one line each). */
   log?: (line: string) => void;
+  /**
+   * Real blkback needs the backend's "dev" node when it connects: without it, error node
+   * "2 get blkback dev name" and the device is never released (recorded on Xen 4.17 / Linux 6.1).
+   * Off by default (many fixtures omit "dev"); turn it on to test that a toolstack writes it.
+   */
+  requireDevNode?: boolean;
 }
 
 export interface Simulator {
@@ -54,6 +65,7 @@ export async function startSimulator(opts: SimulatorOptions): Promise<Simulator>
   mkdirSync(sysfsDir, { recursive: true });
   const blkback = new Blkback(store, sysfsDir);
   blkback.log = opts.log;
+  blkback.requireDev = opts.requireDevNode === true;
   const frontends = new Map<string, SimFrontend>();
   const frontendOf = (domid: number, devid: number): SimFrontend => {
     const key = `${domid}/${devid}`;
@@ -64,8 +76,37 @@ export async function startSimulator(opts: SimulatorOptions): Promise<Simulator>
     }
     return f;
   };
+  // Running guests (autoConnect): each domain's xenbus probes its vbd frontends as they appear
+  // and connects them once their backend waits (InitWait).
+  const guests = new Map<number, KernelWatcher>();
+  const startGuest = (domid: number) => {
+    if (!opts.autoConnect || guests.has(domid)) return;
+    const probed = new Set<number>();
+    const base = `/local/domain/${domid}/device/vbd`;
+    const w = new KernelWatcher(store, { domid, privileged: false }, (path) => {
+      const m = new RegExp(`^${base}/(\\d+)(?:/|$)`).exec(path);
+      const devids = m ? [Number(m[1])] : [...probed];
+      for (const devid of devids) {
+        const fe = `${base}/${devid}`;
+        if (!store.nodes.has(fe)) {
+          probed.delete(devid);
+          continue;
+        }
+        if (probed.has(devid) || store.nodes.get(`${fe}/state`)?.value.toString() !== '1') continue;
+        probed.add(devid);
+        const f = frontendOf(domid, devid);
+        if (f.probe() && store.nodes.get(`${f.backendPath()}/state`)?.value.toString() === '2') void f.autoConnect();
+      }
+    });
+    w.watch(base, 'guest');
+    guests.set(domid, w);
+  };
+  const stopGuest = (domid: number) => {
+    guests.get(domid)?.stop();
+    guests.delete(domid);
+  };
   if (opts.autoConnect) blkback.onInitWait = (domid, devid) => void frontendOf(domid, devid).autoConnect();
-  for (const d of opts.domains ?? []) domains.add(d.name, d.domid);
+  for (const d of opts.domains ?? []) startGuest(domains.add(d.name, d.domid).domid);
   const srv = await serveSocket(
     store,
     {
@@ -81,8 +122,13 @@ export async function startSimulator(opts: SimulatorOptions): Promise<Simulator>
   return {
     socketPath: opts.socketPath,
     sysfsDir,
-    addDomain: (name, domid) => domains.add(name, domid).domid,
+    addDomain: (name, domid) => {
+      const id = domains.add(name, domid).domid;
+      startGuest(id);
+      return id;
+    },
     removeDomain: (domid) => {
+      stopGuest(domid);
       domains.remove(domid);
       for (const [k, f] of frontends) {
         if (f.domid !== domid) continue;
@@ -93,7 +139,17 @@ export async function startSimulator(opts: SimulatorOptions): Promise<Simulator>
     domains: () => [...domains.byId.values()],
     frontend: frontendOf,
     backends: () => blkback.list(),
-    settle: () => blkback.settle(),
+    settle: async () => {
+      // blkback, the guests' xenbus and their blkfronts react to each other: until all are idle
+      for (let round = 0; round < 100; round++) {
+        await blkback.settle();
+        let busy = false;
+        for (const w of guests.values()) if (w.busy) (busy = true), await w.drained();
+        for (const f of frontends.values()) if (f.busy) (busy = true), await f.settle();
+        await new Promise((r) => setImmediate(r));
+        if (!busy && !blkback.busy && ![...guests.values()].some((w) => w.busy)) return;
+      }
+    },
     read: (path) => {
       const n = store.nodes.get(path);
       return n ? n.value.toString('utf8') : undefined;
@@ -108,6 +164,7 @@ export async function startSimulator(opts: SimulatorOptions): Promise<Simulator>
       closed = true;
       await srv.close();
       for (const f of frontends.values()) f.dispose();
+      for (const id of [...guests.keys()]) stopGuest(id);
       blkback.shutdown();
       if (opts.sysfsDir === undefined) rmSync(sysfsDir, { recursive: true, force: true });
     },

@@ -244,14 +244,14 @@ test('failures give the recorded error nodes (table)', async () => {
       }
       await cleanup(d, []);
     }
-    // a genuinely unknown protocol
-    await writeVbd(d, 51712, { pd: loop.mm });
-    const f = E.sim.frontend(d, 51712);
+    // a genuinely unknown protocol (a frontend without a driver following the backend)
+    await writeVbd(d, 51760, { pd: loop.mm });
+    const f = E.sim.frontend(d, 51760);
     for (const [k, v] of [['ring-ref', '8'], ['event-channel', '9'], ['protocol', 'pdp11-abi']]) f.writeNode(k!, v!);
     f.writeNode('state', '3');
     await E.sim.settle();
-    assert.equal(await st(be(d, 51712)), '5');
-    assert.equal(await errNode(d, 51712), '38 unknown fe protocol pdp11-abi');
+    assert.equal(await st(be(d, 51760)), '5');
+    assert.equal(await errNode(d, 51760), '38 unknown fe protocol pdp11-abi');
   } finally {
     await cleanup(d, [loop, ro]);
     E.sim.removeDomain(d);
@@ -296,6 +296,7 @@ test('autoConnect: simulated guests connect by themselves once the backend is re
       await tx.setPerms(fe(3, 51712), [{ domid: 3, perm: 'n' }, { domid: 0, perm: 'r' }]);
       await tx.write(`${fe(3, 51712)}/state`, '1');
       await tx.write(`${fe(3, 51712)}/backend`, be(3, 51712));
+      await tx.write(`${fe(3, 51712)}/backend-id`, '0');
       await tx.mkdir(be(3, 51712));
       await tx.setPerms(be(3, 51712), [{ domid: 0, perm: 'n' }, { domid: 3, perm: 'r' }]);
       await tx.write(`${be(3, 51712)}/frontend`, fe(3, 51712));

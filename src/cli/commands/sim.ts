@@ -3,7 +3,7 @@
 import { parseArgs } from 'node:util';
 import { CliError } from '../errors.js';
 
-const USAGE = `Usage: xvbd sim [--socket PATH] [--domain NAME[=DOMID]]... [--sysfs DIR] [--auto-connect] [--verbose]
+const USAGE = `Usage: xvbd sim [--socket PATH] [--domain NAME[=DOMID]]... [--sysfs DIR] [--auto-connect] [--require-dev] [--verbose]
 
 Serves a xenstored-compatible socket backed by a simulated Xen host until interrupted.
   --socket PATH      socket to listen on (default /run/xvbd/xenstored.sock)
@@ -11,6 +11,8 @@ Serves a xenstored-compatible socket backed by a simulated Xen host until interr
   --sysfs DIR        where blkback's vbd-<domid>-<devid>/physical_device appear
                      (default <socket>.sysfs; point XVBD_XEN_BACKEND_SYSFS at it)
   --auto-connect     simulated guests connect their disks once the backend is ready
+  --require-dev      model real blkback's need for the backend's "dev" node (without it: error
+                     "2 get blkback dev name" at connect and the device is never released)
   --verbose          log every request and what blkback does to stderr
 Then: XENSTORED_PATH=PATH xenstore-ls /local/domain`;
 
@@ -25,6 +27,7 @@ export async function run(argv: string[]): Promise<number> {
         sysfs: { type: 'string' },
         'auto-connect': { type: 'boolean' },
         verbose: { type: 'boolean', short: 'v' },
+        'require-dev': { type: 'boolean' },
         help: { type: 'boolean', short: 'h' },
       },
       strict: true,
@@ -57,6 +60,7 @@ export async function run(argv: string[]): Promise<number> {
       ...(values.sysfs !== undefined ? { sysfsDir: values.sysfs } : {}),
       domains,
       autoConnect: values['auto-connect'] === true,
+      requireDevNode: values['require-dev'] === true,
       ...(values.verbose ? { log: (line: string) => process.stderr.write(`${line}\n`) } : {}),
     });
   } catch (err) {

@@ -57,6 +57,8 @@ export interface XenScenario {
   description: string;
   /** run order (lower first, then by name); default 50 */
   order?: number;
+  /** not part of a full run: only run when named with --only (slow, or documentation of Xen itself) */
+  optIn?: boolean;
   /** runs in dom0 (real Xen, real xenstored, xen-blkback, root, loop devices) */
   xen?(t: XenContext): Promise<void>;
   /** runs on the host after the VM run (e.g. the same operations against the simulator) */

@@ -12,7 +12,7 @@ import { labDir, repoRoot, runInDom0, setupLab } from './lab/vm.js';
 
 const USAGE = `usage: node dist/test/xen/run.js [options]
   --only NAME[,NAME]   run only these scenarios (repeatable); names are test/xen/scenarios/<name>.ts
-  --list               list the scenarios and exit
+  --list               list the scenarios and exit (opt-in ones are run only when named in --only)
   --setup              only set the lab up (install packages, build images) and exit
   --force-setup        rebuild the lab images even when up to date
   --records DIR        skip the VM: run the host parts against DIR (a previous run's out/ dir,
@@ -48,7 +48,7 @@ async function main(): Promise<number> {
   const only = splitOnly(values.only);
   let scenarios: NamedScenario[];
   try {
-    scenarios = await loadScenarios(only);
+    scenarios = await loadScenarios(only, values.list === true);
   } catch (e) {
     process.stderr.write(`${(e as Error).message}\n`);
     return 2;
@@ -56,7 +56,7 @@ async function main(): Promise<number> {
   if (values.list) {
     for (const { name, scenario } of scenarios) {
       const parts = [scenario.xen ? 'xen' : '', scenario.host ? 'host' : ''].filter(Boolean).join('+');
-      process.stdout.write(`${name.padEnd(24)} [${parts}] ${scenario.description}\n`);
+      process.stdout.write(`${name.padEnd(24)} [${parts}]${scenario.optIn ? ' (opt-in)' : ''} ${scenario.description}\n`);
     }
     return 0;
   }

@@ -37,6 +37,7 @@ function shellScenario(name: string): XenScenario {
   const m = /^#(?!!)\s*(.+)$/m.exec(text);
   return {
     description: m ? m[1]!.trim() : `${name}.sh`,
+    optIn: /^# xen-suite: opt-in\b/m.test(text),
     async xen(t) {
       await t.test(`${name}.sh exits 0`, async () => {
         const { code, out } = await new Promise<{ code: number | null; out: string }>((res) => {
@@ -57,8 +58,11 @@ function shellScenario(name: string): XenScenario {
   };
 }
 
-/** Loads the scenarios, restricted to `only` when given; unknown names are an error. */
-export async function loadScenarios(only: string[] = []): Promise<NamedScenario[]> {
+/**
+ * Loads the scenarios, restricted to `only` when given (unknown names are an error); without `only`,
+ * opt-in scenarios are left out unless `all`.
+ */
+export async function loadScenarios(only: string[] = [], all = false): Promise<NamedScenario[]> {
   const names = scenarioNames();
   const unknown = only.filter((n) => !names.includes(n));
   if (unknown.length > 0) throw new Error(`unknown scenario(s): ${unknown.join(', ')} (have: ${names.join(', ')})`);
@@ -77,7 +81,7 @@ export async function loadScenarios(only: string[] = []): Promise<NamedScenario[
     }
     out.push({ name, scenario: mod.scenario });
   }
-  return out.sort((a, b) => (a.scenario.order ?? 50) - (b.scenario.order ?? 50) || a.name.localeCompare(b.name));
+  return out.filter((s) => only.length > 0 || all || !s.scenario.optIn).sort((a, b) => (a.scenario.order ?? 50) - (b.scenario.order ?? 50) || a.name.localeCompare(b.name));
 }
 
 /** "--only a,b --only c" -> [a, b, c] */

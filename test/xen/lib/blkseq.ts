@@ -239,29 +239,34 @@ function readText(p: string): string | null {
   }
 }
 
-async function listTree(xs: RawXs, path: string, rel = ''): Promise<Record<string, string>> {
-  const out: Record<string, string> = {};
-  const v = await xs.call(XS_TYPES.READ, z(path));
-  if (v.type !== XS_TYPES.ERROR && rel) out[rel] = v.payload.toString('utf8');
+/** The nodes of a (flat) dir, name -> value; null when the dir does not exist. Reads are pipelined. */
+async function listDir(xs: RawXs, path: string): Promise<Record<string, string> | null> {
   const d = await xs.call(XS_TYPES.DIRECTORY, z(path));
-  if (d.type === XS_TYPES.ERROR) return out;
+  if (d.type === XS_TYPES.ERROR) return null;
   const kids = d.payload.toString('utf8').split('\0').filter(Boolean).sort();
-  for (const k of kids) Object.assign(out, await listTree(xs, `${path}/${k}`, rel ? `${rel}/${k}` : k));
+  const vals = await Promise.all(kids.map((k) => xs.call(XS_TYPES.READ, z(`${path}/${k}`))));
+  const out: Record<string, string> = {};
+  kids.forEach((k, i) => {
+    const v = vals[i]!;
+    if (v.type !== XS_TYPES.ERROR) out[k] = v.payload.toString('utf8');
+  });
   return out;
 }
 
 async function snapshot(env: BlkEnv, c: SeqCtx): Promise<Snapshot> {
   const norm = (s: string | null) => (s === null ? null : s === c.loopDev ? '<loop>' : s === c.pd ? '<loop major:minor>' : s);
-  const exists = await c.xs.call(XS_TYPES.READ, z(c.B));
+  const [raw, fs, fk, err, feErr] = await Promise.all([
+    listDir(c.xs, c.B),
+    c.xs.call(XS_TYPES.READ, z(`${c.F}/state`)),
+    c.xs.call(XS_TYPES.DIRECTORY, z(c.F)),
+    c.xs.call(XS_TYPES.READ, z(`/local/domain/0/error/backend/vbd/${c.feDomid}/${c.devid}/error`)),
+    c.xs.call(XS_TYPES.READ, z(`/local/domain/${c.feDomid}/error/device/vbd/${c.devid}/error`)),
+  ]);
   let backend: Record<string, string> | null = null;
-  if (exists.type !== XS_TYPES.ERROR) {
+  if (raw) {
     backend = {};
-    for (const [k, v] of Object.entries(await listTree(c.xs, c.B))) backend[k] = norm(v)!;
+    for (const [k, v] of Object.entries(raw)) backend[k] = norm(v)!;
   }
-  const fs = await c.xs.call(XS_TYPES.READ, z(`${c.F}/state`));
-  const fk = await c.xs.call(XS_TYPES.DIRECTORY, z(c.F));
-  const err = await c.xs.call(XS_TYPES.READ, z(`/local/domain/0/error/backend/vbd/${c.feDomid}/${c.devid}/error`));
-  const feErr = await c.xs.call(XS_TYPES.READ, z(`/local/domain/${c.feDomid}/error/device/vbd/${c.devid}/error`));
   const sys = join(env.sysfsDir, `vbd-${c.feDomid}-${c.devid}`);
   const lname = c.loopDev.replace('/dev/', '');
   const backing = readText(`/sys/block/${lname}/loop/backing_file`);
@@ -365,16 +370,18 @@ export async function playSequence(env: BlkEnv, seq: Sequence): Promise<StepSnap
     await rm(xs, c.F).catch(() => undefined);
     await env.settle();
     xs.close();
-    // our own loop device only: detach if still bound to our image (autoclear may have freed it)
-    for (let i = 0; i < 50; i++) {
-      const b = readText(`/sys/block/${lname}/loop/backing_file`);
-      if (!b || !b.endsWith(`seq-${seq.devid}.img`)) break;
-      try {
-        execFileSync('losetup', ['-d', loopDev], { stdio: 'ignore' });
-      } catch {
-        // busy: blkback still closing
+    // our own loop device only: detach if still bound to our image (autoclear may have freed it);
+    // on a device still held, LOOP_CLR_FD just sets autoclear: it goes when the holder lets go
+    const ours = () => (readText(`/sys/block/${lname}/loop/backing_file`) ?? '').endsWith(`seq-${seq.devid}.img`);
+    for (let i = 0; i < 5 && ours(); i++) {
+      if (readText(`/sys/block/${lname}/loop/autoclear`) !== '1') {
+        try {
+          execFileSync('losetup', ['-d', loopDev], { stdio: 'ignore' });
+        } catch {
+          // busy
+        }
       }
-      await new Promise((r) => setTimeout(r, 100));
+      await new Promise((r) => setTimeout(r, 200));
     }
   }
   return out;

@@ -1,5 +1,6 @@
 #!/bin/bash
 # Xen's own /etc/xen/scripts/block (what libxl runs) against the real blkback: add sets up a loop device and writes physical-device, removing the backend frees it
+# xen-suite: opt-in (about a minute under TCG: the script forks a lot); run it with --only hotplug-script
 set -euo pipefail
 D=51792; B=/local/domain/0/backend/vbd/1/$D; F=/local/domain/1/device/vbd/$D
 truncate -s 16M "$XVBD_TMP/hp.img"

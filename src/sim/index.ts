@@ -106,6 +106,7 @@ export async function startSimulator(opts: SimulatorOptions): Promise<Simulator>
     guests.delete(domid);
   };
   if (opts.autoConnect) blkback.onInitWait = (domid, devid) => void frontendOf(domid, devid).autoConnect();
+  startGuest(0); // dom0 runs a blkfront too (frontends of domid 0, as the Xen suite uses)
   for (const d of opts.domains ?? []) startGuest(domains.add(d.name, d.domid).domid);
   const srv = await serveSocket(
     store,

@@ -156,3 +156,12 @@ test('requireDevNode: connecting without "dev" gives "2 get blkback dev name" an
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('dom0 runs a blkfront too: its frontend written before the backend fails the same way', async () => {
+  await withSim({ autoConnect: true }, async (sim, c) => {
+    await frontendDir(c, 0, 51808, false);
+    await sim.settle();
+    assert.equal(await c.read('/local/domain/0/error/device/vbd/51808/error'), '2 reading other end details from device/vbd/51808');
+    assert.equal(await c.read(`${fe(0, 51808)}/state`), '5');
+  });
+});

@@ -99,7 +99,8 @@ async function main(): Promise<number> {
       const job = [
         'set -u',
         `cd '${repoRoot()}'`,
-        `exec node dist/test/xen/guest.js --out /host/out${withXen.map((n) => ` --only ${n}`).join('')}`,
+        // the host's node, by its path (shared into dom0 at the same path)
+        `exec '${process.execPath}' dist/test/xen/guest.js --out /host/out${withXen.map((n) => ` --only ${n}`).join('')}`,
         '',
       ].join('\n');
       tap.comment(`booting Xen under QEMU for: ${withXen.join(', ')}`);

@@ -3,7 +3,7 @@
 //   2. ONE VM boot: dom0 runs dist/test/xen/guest.js = the `xen` part of every scenario (real Xen)
 //   3. the `host` part of every scenario, with what its `xen` part recorded (e.g. simulator vs real)
 //   4. TAP on stdout, a summary, exit 1 if any case failed or dom0 gave no result.
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { Tap, makeSuiteContext, runPart, type CaseResult, type HostContext } from './framework.js';
@@ -149,6 +149,7 @@ async function main(): Promise<number> {
   }
 
   // ---- host parts ----
+  const hostTmp = join('/tmp', `xvbd-xen-host-${process.pid}`);
   for (const { name, scenario } of scenarios) {
     if (!scenario.host) continue;
     let records: Record<string, unknown> = {};
@@ -158,7 +159,7 @@ async function main(): Promise<number> {
       // the host part decides what a missing record means
     }
     const ctx: HostContext = {
-      ...makeSuiteContext({ scenario: name, phase: 'host', repoRoot: repoRoot(), tmpDir: join('/tmp', `xvbd-xen-host-${process.pid}`, name), tap }),
+      ...makeSuiteContext({ scenario: name, phase: 'host', repoRoot: repoRoot(), tmpDir: join(hostTmp, name), tap }),
       recorded: <T>(k: string) => records[k] as T | undefined,
       recordedKeys: () => Object.keys(records),
     };
@@ -166,6 +167,7 @@ async function main(): Promise<number> {
     await runPart(ctx, tap, () => scenario.host!(ctx), 300_000);
     figures.push(`${name} [host] ${Date.now() - s0} ms`);
   }
+  rmSync(hostTmp, { recursive: true, force: true });
 
   tap.plan();
   const s = tap.summary();

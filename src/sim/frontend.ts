@@ -1,6 +1,7 @@
 // A simulated guest's blkfront for one vbd: it writes as the guest domain (unprivileged, so
 // the frontend dir's permissions matter, as on a real host) and follows its backend like
 // Linux blkfront: backend Closing -> frontend Closed.
+import { availableParallelism } from 'node:os';
 import type { Caller, Store } from './store.js';
 import { KernelWatcher } from './kwatch.js';
 import type { Blkback } from './blkback.js';
@@ -140,11 +141,24 @@ export class SimFrontend {
       if (this.probeFailed) return;
       if (this.state() === 1 || this.state() === 6) {
         if (this.state() === 6) this.writeNode('state', '1');
-        await this.connect();
+        await this.connect({ queues: this.queuesToUse() });
       }
     } catch {
       // perms or a vanished dir: a real guest would just not connect
     }
+  }
+
+  /**
+   * blkfront's number of rings: min(its vcpus, the backend's multi-queue-max-queues). A simulated
+   * domU has the vcpus libxl lists under cpu/ (1); dom0 has this host's CPUs (the lab's dom0,
+   * 2 vcpus, used 2 queues).
+   */
+  queuesToUse(): number {
+    const be = this.backendPath();
+    const max = Number.parseInt((be && this.read(`${be}/multi-queue-max-queues`)) || '1', 10) || 1;
+    const cpus = this.store.nodes.get(`/local/domain/${this.domid}/cpu`)?.children.length;
+    const vcpus = this.domid === 0 ? availableParallelism() : Math.max(1, cpus ?? 1);
+    return Math.max(1, Math.min(vcpus, max));
   }
 
   /** Set when the guest's xenbus could not probe this device (see probe()). */

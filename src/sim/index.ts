@@ -30,7 +30,8 @@ export interface SimulatorOptions {
   /**
    * Real blkback needs the backend's "dev" node when it connects: without it, error node
    * "2 get blkback dev name" and the device is never released (recorded on Xen 4.17 / Linux 6.1).
-   * Off by default (many fixtures omit "dev"); turn it on to test that a toolstack writes it.
+   * Default: on with autoConnect (the "running real guests" mode), off otherwise (many
+   * fixtures omit "dev"); set it to test that a toolstack writes it.
    */
   requireDevNode?: boolean;
 }
@@ -65,7 +66,7 @@ export async function startSimulator(opts: SimulatorOptions): Promise<Simulator>
   mkdirSync(sysfsDir, { recursive: true });
   const blkback = new Blkback(store, sysfsDir);
   blkback.log = opts.log;
-  blkback.requireDev = opts.requireDevNode === true;
+  blkback.requireDev = opts.requireDevNode ?? opts.autoConnect === true;
   const frontends = new Map<string, SimFrontend>();
   const frontendOf = (domid: number, devid: number): SimFrontend => {
     const key = `${domid}/${devid}`;

@@ -12,7 +12,8 @@ Serves a xenstored-compatible socket backed by a simulated Xen host until interr
                      (default <socket>.sysfs; point XVBD_XEN_BACKEND_SYSFS at it)
   --auto-connect     simulated guests connect their disks once the backend is ready
   --require-dev      model real blkback's need for the backend's "dev" node (without it: error
-                     "2 get blkback dev name" at connect and the device is never released)
+                     "2 get blkback dev name" at connect and the device is never released);
+                     on by default with --auto-connect
   --verbose          log every request and what blkback does to stderr
 Then: XENSTORED_PATH=PATH xenstore-ls /local/domain`;
 
@@ -60,7 +61,7 @@ export async function run(argv: string[]): Promise<number> {
       ...(values.sysfs !== undefined ? { sysfsDir: values.sysfs } : {}),
       domains,
       autoConnect: values['auto-connect'] === true,
-      requireDevNode: values['require-dev'] === true,
+      ...(values['require-dev'] ? { requireDevNode: true } : {}),
       ...(values.verbose ? { log: (line: string) => process.stderr.write(`${line}\n`) } : {}),
     });
   } catch (err) {

@@ -16,7 +16,7 @@
 // `xl block-detach`, domain destroy) or is rewritten for another device, the fd is closed: the device
 // autoclears once blkback lets go too. An entry that never became live (the giver died before its
 // transaction committed) is dropped after a grace period. With nothing held, the keeper exits.
-import { chmodSync, closeSync, fstatSync, mkdirSync, openSync, readFileSync, rmSync, statSync, constants as fsc } from 'node:fs';
+import { chmodSync, closeSync, fstatSync, mkdirSync, open as fsOpen, readFileSync, rmSync, statSync, constants as fsc } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
 import { join } from 'node:path';
 import type { XsClient } from '../xenstore/api.js';
@@ -178,7 +178,15 @@ export class Keeper {
     if (req.diskseq !== undefined && (typeof req.diskseq !== 'string' || !/^(0|[1-9][0-9]{0,19})$/.test(req.diskseq))) {
       throw new Error('adopt: bad diskseq');
     }
-    const fd = openSync(`/proc/${req.pid}/fd/${req.fd}`, fsc.O_RDONLY | fsc.O_NONBLOCK | fsc.O_NOCTTY);
+    // opened off the event loop: an open of a block device can wait in the kernel (disk open_mutex)
+    // and the keeper must keep answering the others meanwhile
+    const t0 = Date.now();
+    // (a raw fd from fs.open, not a FileHandle: a FileHandle would close it when garbage-collected)
+    const fd = await new Promise<number>((res, rej) =>
+      fsOpen(`/proc/${req.pid}/fd/${req.fd}`, fsc.O_RDONLY | fsc.O_NONBLOCK | fsc.O_NOCTTY, (err, n) => (err ? rej(err) : res(n))),
+    );
+    const openMs = Date.now() - t0;
+    if (openMs > 1000) this.log(`adopt ${req.backend}: opening the giver's fd took ${openMs} ms`);
     try {
       const st = fstatSync(fd, { bigint: true });
       if (!st.isBlockDevice()) throw new Error(`adopt: /proc/${req.pid}/fd/${req.fd} is not a block device`);
@@ -419,6 +427,7 @@ export async function runKeeper(opts: KeeperOptions): Promise<void> {
       case 'list':
         return { ok: true, pid: process.pid, held: keeper.list() };
       case 'adopt':
+        log(`adopt request for ${String(req.backend)} from pid ${String(req.pid)} fd ${String(req.fd)}`);
         await keeper.adopt(req);
         return { ok: true, pid: process.pid };
       case 'drop':

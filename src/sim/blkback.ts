@@ -198,9 +198,7 @@ export class Blkback {
     this.vbds.set(key, v);
     try {
       mkdirSync(sysDir, { recursive: true });
-      writeFileSync(join(sysDir, 'devtype'), 'vbd\n');
       writeFileSync(join(sysDir, 'nodename'), `backend/vbd/${domid}/${devid}\n`);
-      writeFileSync(join(sysDir, 'modalias'), 'xen-backend:vbd\n');
     } catch {
       // sysfs mirror is best effort
     }

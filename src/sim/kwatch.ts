@@ -1,10 +1,10 @@
 // An in-process xenstore watcher (a kernel driver's xenbus watches): events are queued and
 // handled asynchronously, in order, like the xenwatch thread does.
-import type { Caller, Store, WatchEntry, Watcher } from './store.js';
-import { watchKey } from './store.js';
+import type { Caller, Store, Watcher } from './store.js';
+import { WatchTable, watchKey } from './store.js';
 
 export class KernelWatcher implements Watcher {
-  readonly watches = new Map<string, WatchEntry>();
+  readonly watches = new WatchTable();
   private readonly queue: { path: string; token: string }[] = [];
   private scheduled = false;
   private idle: (() => void)[] = [];

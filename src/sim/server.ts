@@ -5,7 +5,7 @@ import { createServer, type Server, type Socket } from 'node:net';
 import { unlinkSync, existsSync, statSync } from 'node:fs';
 import type { XsPerm } from '../xenstore/api.js';
 import { FrameDecoder, FrameTooLargeError, XS, XS_TYPE_COUNT, XS_TYPE_NAMES, encodeFrame, nulJoin, type Frame } from '../xenstore/wire.js';
-import { Store, StoreError, Transaction, watchKey, type Caller, type View, type WatchEntry, type Watcher } from './store.js';
+import { Store, StoreError, Transaction, WatchTable, watchKey, type Caller, type View, type Watcher } from './store.js';
 
 export interface DomainHooks {
   introduce(domid: number): void;
@@ -53,7 +53,7 @@ function parsePermStr(s: string): XsPerm {
 
 export class Connection implements Watcher {
   readonly caller: Caller;
-  readonly watches = new Map<string, WatchEntry>();
+  readonly watches = new WatchTable();
   readonly transactions = new Map<number, Transaction>();
   private readonly decoder = new FrameDecoder();
   private closed = false;

@@ -61,10 +61,50 @@ export interface WatchEntry {
   token: string;
   /** Set for relative watches: the connection's home, stripped from event paths. */
   relativeTo: string | undefined;
+  /** Registration order (set by WatchTable). */
+  seq?: number;
 }
 
 export function watchKey(node: string, token: string): string {
   return `${node}\0${token}`;
+}
+
+/**
+ * A connection's watches keyed by watchKey(node, token), also indexed by node, so that firing a
+ * change looks up the path and its ancestors instead of scanning every watch (blkback alone
+ * holds two watches per vbd). Registration order is kept, as xenstored fires in that order.
+ */
+export class WatchTable extends Map<string, WatchEntry> {
+  private readonly nodes = new Map<string, Map<string, WatchEntry>>();
+  private static seq = 0;
+
+  override set(key: string, e: WatchEntry): this {
+    e.seq ??= ++WatchTable.seq;
+    super.set(key, e);
+    let m = this.nodes?.get(e.node);
+    if (!m) this.nodes?.set(e.node, (m = new Map()));
+    m?.set(key, e);
+    return this;
+  }
+
+  override delete(key: string): boolean {
+    const e = super.get(key);
+    if (!e) return false;
+    super.delete(key);
+    const m = this.nodes.get(e.node);
+    m?.delete(key);
+    if (m && m.size === 0) this.nodes.delete(e.node);
+    return true;
+  }
+
+  override clear(): void {
+    super.clear();
+    this.nodes?.clear();
+  }
+
+  byNode(node: string): Iterable<WatchEntry> | undefined {
+    return this.nodes.get(node)?.values();
+  }
 }
 
 export class Store {
@@ -284,9 +324,22 @@ export class Store {
   /** fire_watches: queue events for every watch on the path (or, unless exact, its ancestors). */
   fire(ch: Change): void {
     const special = ch.path.startsWith('@');
+    // the watched nodes that match: the path itself, and unless exact its ancestors
+    const nodes: string[] = [ch.path];
+    if (!ch.exact && !special) for (let p = parentPath(ch.path); p !== undefined; p = parentPath(p)) nodes.push(p);
     for (const w of this.watchers) {
       if (ch.perms && !special && !this.allowed(w.caller, ch.perms, 'r')) continue;
-      for (const e of w.watches.values()) {
+      let entries: Iterable<WatchEntry>;
+      if (w.watches instanceof WatchTable) {
+        const t = w.watches;
+        const found: WatchEntry[] = [];
+        for (const n of nodes) for (const e of t.byNode(n) ?? []) found.push(e);
+        if (found.length === 0) continue;
+        // registration order, as when scanning
+        if (nodes.length > 1 && found.length > 1) found.sort((a, b) => a.seq! - b.seq!);
+        entries = found;
+      } else entries = w.watches.values();
+      for (const e of entries) {
         const match = ch.exact || special ? e.node === ch.path : isUnder(ch.path, e.node);
         if (!match) continue;
         let evPath = ch.path;

@@ -1,5 +1,6 @@
 // `xvbd demo`: examples/host on a simulated Xen host with real loop devices; cleans up after itself.
 import { parseArgs } from 'node:util';
+import { CliError } from '../errors.js';
 import { runDemo } from '../../apply/demo.js';
 import { wantColor } from '../render/style.js';
 
@@ -12,7 +13,12 @@ connect, shows the one read-only loop device shared by three guests, then remove
 terminal, unless --no-wait.`;
 
 export async function run(argv: string[]): Promise<number> {
-  const { values } = parseArgs({ args: argv, options: { help: { type: 'boolean', short: 'h' }, 'no-wait': { type: 'boolean' } }, strict: true });
+  let values;
+  try {
+    ({ values } = parseArgs({ args: argv, options: { help: { type: 'boolean', short: 'h' }, 'no-wait': { type: 'boolean' } }, strict: true }));
+  } catch (err) {
+    throw new CliError(`${(err as Error).message}\n\n${USAGE}`);
+  }
   if (values.help) {
     process.stdout.write(USAGE + '\n');
     return 0;

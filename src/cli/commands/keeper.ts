@@ -20,11 +20,16 @@ Environment: XVBD_RUN_DIR (default /run/xvbd), XENSTORED_PATH, XVBD_KEEPER_XS_LO
 exit when xenstore stays unreachable that long; unset = never, the right choice on a real host).`;
 
 export async function run(argv: string[]): Promise<number> {
-  const { values } = parseArgs({
+  let values;
+  try {
+    ({ values } = parseArgs({
     args: argv,
     options: { help: { type: 'boolean', short: 'h' }, list: { type: 'boolean' }, 'idle-exit': { type: 'string' } },
     strict: true,
-  });
+  }));
+  } catch (err) {
+    throw new CliError(`${(err as Error).message}\n\n${USAGE}`);
+  }
   if (values.help) {
     process.stdout.write(USAGE + '\n');
     return 0;

@@ -145,14 +145,14 @@ export const scenario: XenScenario = {
         await procs.at(-1)!.stop('SIGKILL');
         const t0 = Date.now();
         const d = start();
-        await waitFor(() => d.passes().length >= 1, 'first pass after kill -9', { timeoutMs: 75_000 });
+        await waitFor(() => d.passes().length >= 1, 'first pass after kill -9', { timeoutMs: 140_000 });
         t.log(`restart to first pass: ${Date.now() - t0} ms`);
         assert.match(d.out, /took back 2 loop fd\(s\) from systemd/);
         assert.match(d.passes()[0]!, /nothing to do; 2\/2 disks synced/);
         for (const x of DISKS) assert.equal(await read(`${be(x.devid)}/diskseq`), seqs[x.vdev]);
         assert.ok(await bothConnected(), 'both ends still 4');
         assert.equal(readBack(), PATTERN.toString(), 'the data is still readable through /dev/xvdm');
-      }), { timeoutMs: 80_000 });
+      }), { timeoutMs: 150_000 });
       await t.test('a disk removed from the YAML: detached through the real blkfront, unparked, freed', logged(async () => {
         const d = procs.at(-1)!;
         const dev = (await loopsOf(nFile))[0];
@@ -167,6 +167,7 @@ export const scenario: XenScenario = {
       }), { timeoutMs: 80_000 });
     } finally {
       for (const p of procs) await p.stop('SIGTERM').catch(() => undefined);
+      procs.forEach((p, i) => t.log(`daemon ${i + 1} log:\n${p.out.split('\n').slice(-25).join('\n')}`));
       for (const d of DISKS) await run('xenstore-write', [`${be(d.devid)}/online`, '0', `${be(d.devid)}/state`, '5']);
       await new Promise((r) => setTimeout(r, 2000));
       for (const d of DISKS) {

@@ -207,38 +207,46 @@ export class Daemon {
     void this.reconciler.trigger('SIGHUP', { urgent: true }).catch(() => undefined);
   };
 
-  private async connectWatches(): Promise<void> {
-    let xs: XsClient;
+  /** Connects the watch connection; never throws: on failure it retries in a few seconds. */
+  private async connectWatches(): Promise<boolean> {
+    if (this.stopping) return false;
+    let xs: XsClient | undefined;
     try {
       xs = await this.o.connect();
+      this.xsWatch = xs;
+      this.watchedBackends.clear();
+      await xs.watch('@introduceDomain', 'xvbd-domain');
+      await xs.watch('@releaseDomain', 'xvbd-domain');
+      await this.watchBackends();
     } catch (err) {
-      this.log(`xenstore watches: cannot connect (${(err as Error).message}); retrying in 5 s`);
-      this.timers.push(setTimeout(() => void this.connectWatches(), 5_000));
-      return;
+      this.log(`xenstore watches: cannot set up (${(err as Error).message}); retrying in 5 s`);
+      if (xs && this.xsWatch === xs) this.xsWatch = undefined;
+      await xs?.close().catch(() => undefined);
+      this.timers.push(setTimeout(() => void this.reconnectWatches(), 5_000));
+      return false;
     }
-    this.xsWatch = xs;
-    this.watchedBackends.clear();
-    await xs.watch('@introduceDomain', 'xvbd-domain');
-    await xs.watch('@releaseDomain', 'xvbd-domain');
-    await this.watchBackends();
+    const conn = xs;
     void (async () => {
-      let first = true;
       try {
-        for await (const ev of xs.events()) {
+        for await (const ev of conn.events()) {
           if (ev.token === 'xvbd-domain') void this.reconciler.trigger(ev.path === '@introduceDomain' ? 'domain introduced' : 'domain released').catch(() => undefined);
           else if (ev.token.startsWith('xvbd-vbd-')) void this.reconciler.trigger('xenstore').catch(() => undefined);
-          first = false;
         }
       } catch {
         // connection ended
       }
-      void first;
-      if (!this.stopping && this.xsWatch === xs) {
+      if (!this.stopping && this.xsWatch === conn) {
         this.log('xenstore watches: connection lost; reconnecting in 1 s');
         this.xsWatch = undefined;
-        this.timers.push(setTimeout(() => void this.connectWatches().then(() => this.reconciler.trigger('xenstore reconnected').catch(() => undefined)), 1_000));
+        this.timers.push(setTimeout(() => void this.reconnectWatches(), 1_000));
       }
     })();
+    return true;
+  }
+
+  /** After a loss: watches again, then a pass (what happened meanwhile was not seen). */
+  private async reconnectWatches(): Promise<void> {
+    if (await this.connectWatches()) void this.reconciler.trigger('xenstore reconnected').catch(() => undefined);
   }
 
   /** Watches /local/domain/<be>/backend/vbd for every backend domain the desired state names. */

@@ -85,6 +85,10 @@ export async function run(argv: string[]): Promise<number> {
       debounceMs,
       ...(hookScript ? { hookScript } : {}),
     });
+    // A bug in a callback must not take the daemon (and the fds it holds) down: log it, keep serving.
+    process.on('unhandledRejection', (e) => {
+      process.stderr.write(`${new Date().toISOString()} BUG: unhandled rejection: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);
+    });
     const done = new Promise<string>((res) => {
       process.once('SIGTERM', () => res('SIGTERM'));
       process.once('SIGINT', () => res('SIGINT'));

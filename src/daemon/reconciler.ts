@@ -71,6 +71,8 @@ export interface PassOutcome {
   released: string[];
   /** The pass-level failure (xenstore unreachable, a bug), when any. */
   error?: string;
+  /** What differs from the previous pass's inputs (desired disks, domains, backends, loop devices). */
+  changed?: string;
   /** The one log line. */
   summary: string;
   /** The plan this pass computed (for the control socket and tests). */
@@ -155,6 +157,9 @@ export class Reconciler {
     await this.exclusiveChain;
   }
 
+  private prevDesired: DesiredState | undefined;
+  private prevObserved: ObservedState | undefined;
+
   /** When the running pass started (performance.now()), undefined between passes. */
   passStartedAt: number | undefined;
 
@@ -213,6 +218,9 @@ export class Reconciler {
       }
       const observed = await this.engine.observe(desired);
       o.observed = observed;
+      o.changed = describeChanges(this.prevDesired, desired, this.prevObserved, observed);
+      this.prevDesired = desired;
+      this.prevObserved = observed;
       if (this.engine.sweep) o.released = await this.engine.sweep(observed);
       const plan = this.engine.plan(desired, observed);
       o.plan = plan;
@@ -255,6 +263,7 @@ export class Reconciler {
 export function summarize(o: PassOutcome): string {
   const parts: string[] = [];
   parts.push(`pass ${o.seq} (${o.reasons.join(', ')}${o.triggers > o.reasons.length ? `; ${o.triggers} triggers` : ''})`);
+  if (o.changed) parts.push(`changed: ${o.changed}`);
   if (o.error) parts.push(`FAILED: ${o.error}`);
   if (!o.configOk) parts.push(o.skipped ? 'config invalid, nothing done' : 'config invalid, using the last good desired state');
   if (!o.skipped && !o.error) {
@@ -274,4 +283,53 @@ export function summarize(o: PassOutcome): string {
   }
   parts.push(`${o.durationMs} ms`);
   return parts.join('; ');
+}
+
+function diskCount(d: DesiredState): number {
+  return d.domains.reduce((n, x) => n + x.disks.length, 0);
+}
+
+function listSome(items: string[], max = 3): string {
+  return items.length <= max ? items.join(', ') : `${items.slice(0, max).join(', ')} +${items.length - max} more`;
+}
+
+/**
+ * What changed since the previous pass, in a few words: desired disks, domains (by name), backends
+ * (added, removed, state changes) and loop devices. Undefined on the first pass or when nothing did.
+ */
+export function describeChanges(pd: DesiredState | undefined, d: DesiredState, po: ObservedState | undefined, o: ObservedState): string | undefined {
+  if (!po || !pd) return undefined;
+  const out: string[] = [];
+  const fp = (x: DesiredState) => JSON.stringify(x, (k, v) => (k === 'at' ? undefined : v));
+  if (pd !== d && fp(pd) !== fp(d)) {
+    const a = diskCount(pd);
+    const b = diskCount(d);
+    out.push(a === b ? `config (${b} disks)` : `config ${a} -> ${b} disks`);
+  }
+  const name = (x: { domid: number; name?: string }) => `${x.name ?? '?'}(${x.domid})`;
+  const pdoms = new Map(po.domains.map((x) => [x.domid, x]));
+  const doms = new Map(o.domains.map((x) => [x.domid, x]));
+  const addedD = o.domains.filter((x) => !pdoms.has(x.domid)).map(name);
+  const goneD = po.domains.filter((x) => !doms.has(x.domid)).map(name);
+  if (addedD.length) out.push(`+domain ${listSome(addedD)}`);
+  if (goneD.length) out.push(`-domain ${listSome(goneD)}`);
+  const pbe = new Map(po.backends.map((b) => [b.path, b]));
+  const be = new Map(o.backends.map((b) => [b.path, b]));
+  const short = (p: string) => p.replace(/^\/local\/domain\/(\d+)\/backend\/vbd\//, (_m, b: string) => (b === '0' ? '' : `be${b}:`));
+  const addedB = o.backends.filter((b) => !pbe.has(b.path)).map((b) => short(b.path));
+  const goneB = po.backends.filter((b) => !be.has(b.path)).map((b) => short(b.path));
+  if (addedB.length) out.push(`+backend ${listSome(addedB)}`);
+  if (goneB.length) out.push(`-backend ${listSome(goneB)}`);
+  let states = 0;
+  for (const b of o.backends) {
+    const p = pbe.get(b.path);
+    if (p && (p.state !== b.state || p.frontendState !== b.frontendState || p.physicalDevice !== b.physicalDevice)) states++;
+  }
+  if (states) out.push(`${states} backend(s) changed state`);
+  const ploops = new Set(po.loops.map((l) => l.diskseq));
+  const loops = new Set(o.loops.map((l) => l.diskseq));
+  const addedL = [...loops].filter((x) => !ploops.has(x)).length;
+  const goneL = [...ploops].filter((x) => !loops.has(x)).length;
+  if (addedL || goneL) out.push(`loop devices +${addedL}/-${goneL}`);
+  return out.length ? out.join(', ') : undefined;
 }

@@ -151,3 +151,33 @@ test('summarize names the reasons, the trigger count and the findings by kind', 
     'pass 3 (config, xenstore; 9 triggers); nothing to do; 3/4 disks synced; 3 finding(s): loop-leaked x2, rw-shared; 12.5 ms',
   );
 });
+
+test('describeChanges: what differs from the previous pass, in a few words', async () => {
+  const { describeChanges } = await import('../../src/daemon/reconciler.js');
+  const disk = (vdev: string, devid: number) => ({
+    vdev, devid, source: `/img/${vdev}`, sourceKind: 'file' as const, mode: 'rw' as const,
+    options: { directIo: false, discard: false }, backendDomid: 0, at: { file: 'a.yaml', line: 1, column: 1 },
+  });
+  const dz = (n: number, line = 1): DesiredState => ({
+    policy: DEFAULT_POLICY,
+    domains: [{ name: 'web1', at: { file: 'a.yaml', line, column: 1 }, disks: Array.from({ length: n }, (_, i) => disk(`xvd${'abc'[i]}`, 51712 + 16 * i)) }],
+  });
+  const be = (fe: number, devid: number, state = 4) => ({
+    backendDomid: 0, frontendDomid: fe, devid, path: `/local/domain/0/backend/vbd/${fe}/${devid}`, ours: true, kernelHeld: true, state,
+  });
+  const ob = (domains: [number, string][], backends: ReturnType<typeof be>[], loops: string[] = []): ObservedState => ({
+    takenAt: 0, domains: domains.map(([domid, name]) => ({ domid, name })), backends, sources: {},
+    loops: loops.map((diskseq) => ({ diskseq }) as unknown as ObservedState['loops'][number]),
+  });
+  const base = ob([[0, 'Domain-0'], [5, 'web1']], [be(5, 51712)], ['7']);
+  const cases: [string, DesiredState | undefined, DesiredState, ObservedState | undefined, ObservedState, string | undefined][] = [
+    ['first pass', undefined, dz(1), undefined, base, undefined],
+    ['nothing', dz(1), dz(1), base, base, undefined],
+    ['positions only (a comment added)', dz(1), dz(1, 7), base, base, undefined],
+    ['a disk added to the config', dz(1), dz(2), base, base, 'config 1 -> 2 disks'],
+    ['a domain appears with a backend', dz(1), dz(1), base, ob([[0, 'Domain-0'], [5, 'web1'], [9, 'late']], [be(5, 51712), be(9, 51712, 1)], ['7']), '+domain late(9), +backend 9/51712'],
+    ['a domain goes', dz(1), dz(1), base, ob([[0, 'Domain-0']], [], []), '-domain web1(5), -backend 5/51712, loop devices +0/-1'],
+    ['a state change and a new loop device', dz(1), dz(1), base, ob([[0, 'Domain-0'], [5, 'web1']], [be(5, 51712, 5)], ['7', '8']), '1 backend(s) changed state, loop devices +1/-0'],
+  ];
+  for (const [name, pd, d, po, o, want] of cases) assert.equal(describeChanges(pd, d, po, o), want, name);
+});

@@ -40,6 +40,8 @@ export type FindingKind =
   | 'unexpected-backend'
   | 'mode-mismatch'
   | 'source-mismatch'
+  /** The loop device's direct I/O or logical block size differs from the desired disk's options. */
+  | 'options-mismatch'
   | 'loop-leaked'
   | 'loop-duplicate'
   | 'loop-backing-deleted'

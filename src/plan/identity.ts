@@ -3,6 +3,7 @@ import { posix } from 'node:path';
 import type { Inode, LoopObs } from '../model/observed.js';
 import type { BackendRef, LoopRef } from '../model/plan.js';
 import type { BackendObs } from '../model/observed.js';
+import { devidToVdev } from '../config/vdev.js';
 
 /** Identity of a regular file: "f:<st_dev>:<st_ino>". */
 export function fileKey(inode: Inode): string {
@@ -83,4 +84,18 @@ export function backendRef(b: BackendObs): BackendRef {
 
 export function loopRef(l: LoopObs): LoopRef {
   return { name: l.name, diskseq: l.diskseq, backing: { dev: l.backing.dev, ino: l.backing.ino } };
+}
+
+/**
+ * The vdev name of an observed devid, for display: src/config's devidToVdev (the inverse of
+ * vbd-interface.txt; a number that is no canonical encoding comes back as its decimal string, which
+ * names that same devid as a vdev). A devid in the range vbd-interface.txt reserves (2 << 28 onwards,
+ * which observe still accepts below 2^30) also comes back as its decimal string. Never throws.
+ */
+export function vdevName(devid: number): string {
+  try {
+    return devidToVdev(devid);
+  } catch {
+    return String(devid);
+  }
 }

@@ -10,7 +10,7 @@
 //   file be used by two (domain, vdev) pairs with one of them writable is refused (rw-shared).
 // - A finding is drift that this plan does not fix (or that stays worth knowing: rw-shared,
 //   loop-reused, backend-error...). What an action fixes is not repeated as a finding.
-import type { DesiredState, DiskSpec, DomainSpec, Policy } from '../model/desired.js';
+import type { DesiredState, DiskOptions, DiskSpec, DomainSpec, Policy } from '../model/desired.js';
 import type { BackendObs, LoopObs, ObservedState, SourceObs } from '../model/observed.js';
 import { XenbusState } from '../model/observed.js';
 import type {
@@ -34,9 +34,9 @@ import {
   parseDecDev,
   parseHexDev,
   scriptIsOurs,
+  vdevName,
   type DevNum,
 } from './identity.js';
-import { devidToVdev } from './vdev.js';
 
 /** What the planner derived about one observed backend. */
 interface BackendInfo {
@@ -50,6 +50,12 @@ interface BackendInfo {
   loopReused: 'no' | 'reused' | 'gone';
   /** Identity of what it serves: "f:dev:ino" / "b:maj:min"; undefined if unknown. */
   identity?: string;
+  /**
+   * A second identity it may equally be said to serve: another tool's backend at a loop device
+   * serves both the loop's backing file and the device itself ("b:7:3"), and which one its disk spec
+   * named is not recorded. Ours record which (xvbd-inode for a file, none for a block device).
+   */
+  altIdentity?: string;
   /** The backend actually uses its identity now (physical-device written and resolvable). */
   active: boolean;
   /** The path its params names. */
@@ -193,6 +199,8 @@ export function plan(desired: DesiredState, observed: ObservedState, policy: Pol
     identity?: string;
     /** Why no new use of the source may be created (missing, mounted, ...): set by source checks. */
     sourceProblem?: string;
+    /** The data key under which its source is wanted or used read-write by another disk too. */
+    conflict?: string;
   }
   const ctxs: DiskCtx[] = [];
   for (const dom of domains) {
@@ -221,28 +229,48 @@ export function plan(desired: DesiredState, observed: ObservedState, policy: Pol
       m.set(u.key, { ...u });
     }
   };
+  // A block device that is a loop device holds its backing file's data: users of either are users
+  // of the same data (a `device: /dev/loop3` disk and a `file:` disk of loop3's backing file).
+  const dataKeys = (...ids: (string | undefined)[]): string[] => {
+    const out = new Set<string>();
+    for (const id of ids) {
+      if (id === undefined) continue;
+      out.add(id);
+      const m = /^b:(\d+):(\d+)$/.exec(id);
+      const l = m ? loopByDev.get(`${m[1]}:${m[2]}`) : undefined;
+      if (l) out.add(fileKey(l.backing));
+    }
+    return [...out];
+  };
   for (const i of infos) {
     if (!i.active || i.identity === undefined) continue;
     const dom = domLabel(nameByDomid, i.b.frontendDomid);
-    addUser(i.identity, {
-      key: `d${i.b.frontendDomid}:${i.b.devid}`,
-      label: `${dom} ${devidToVdev(i.b.devid)}${i.b.ours ? '' : ' (not xvbd\'s)'}`,
-      writable: i.writable,
-    });
+    for (const k of dataKeys(i.identity, i.altIdentity)) {
+      addUser(k, {
+        key: `d${i.b.frontendDomid}:${i.b.devid}`,
+        label: `${dom} ${vdevName(i.b.devid)}${i.b.ours ? '' : ' (not xvbd\'s)'}`,
+        writable: i.writable,
+      });
+    }
   }
   for (const c of ctxs) {
-    if (c.identity === undefined) continue;
-    addUser(c.identity, {
-      key: c.domid !== undefined ? `d${c.domid}:${c.disk.devid}` : `n${c.dom.name}:${c.disk.devid}`,
-      label: `${c.dom.name} ${c.disk.vdev}`,
-      writable: c.disk.mode === 'rw',
-    });
+    for (const k of dataKeys(c.identity)) {
+      addUser(k, {
+        key: c.domid !== undefined ? `d${c.domid}:${c.disk.devid}` : `n${c.dom.name}:${c.disk.devid}`,
+        label: `${c.dom.name} ${c.disk.vdev}`,
+        writable: c.disk.mode === 'rw',
+      });
+    }
   }
   const rwConflict = new Map<string, User[]>();
   for (const [identity, m] of users) {
     if (m.size < 2) continue;
     const list = [...m.values()];
     if (list.some((u) => u.writable)) rwConflict.set(identity, list.sort((a, b) => cmp(a.label, b.label)));
+  }
+  for (const c of ctxs) {
+    const k = dataKeys(c.identity).find((x) => rwConflict.has(x));
+    if (k !== undefined) c.conflict = k;
   }
   const rwReported = new Set<string>();
   const reportRw = (identity: string, source: string | undefined, domain?: string, devid?: number): void => {
@@ -263,20 +291,24 @@ export function plan(desired: DesiredState, observed: ObservedState, policy: Pol
     );
   };
 
-  // ---- loop devices available for sharing (ours, read-only, by backing inode) -----------------
-  const roLoopsByInode = new Map<string, LoopObs[]>();
+  // ---- loop devices available for sharing (ours, read-only, by backing inode and options) ------
+  // The key is src/linux's sharing rule (registry optionsMatch): same direct I/O, and a logical block
+  // size equal to the disk's (512 when it names none). A loop whose block size is unknown is never
+  // chosen. Two read-only devices of one file with different options are no duplicates.
+  const roLoopsByKey = new Map<string, LoopObs[]>();
   for (const l of loops) {
     if (!ownLoop(l) || !l.readOnly || l.backingDeleted) continue;
     if (l.offset !== '0' || l.sizeLimit !== '0') continue;
-    const k = fileKey(l.backing);
-    const arr = roLoopsByInode.get(k);
+    const k = shareKey(fileKey(l.backing), l.directIo, l.blockSize);
+    const arr = roLoopsByKey.get(k);
     if (arr) arr.push(l);
-    else roLoopsByInode.set(k, [l]);
+    else roLoopsByKey.set(k, [l]);
   }
   const reusedInPlan = new Set<string>();
   const pickReuse = (c: DiskCtx): LoopRef | undefined => {
     if (c.disk.mode !== 'ro' || c.src?.kind !== 'file' || c.identity === undefined) return undefined;
-    const cands = (roLoopsByInode.get(c.identity) ?? []).filter((l) => l.directIo === c.disk.options.directIo);
+    const o = c.disk.options;
+    const cands = roLoopsByKey.get(shareKey(c.identity, o.directIo, o.blockSize ?? DEFAULT_BLOCK_SIZE)) ?? [];
     if (cands.length === 0) return undefined;
     const best = [...cands].sort(
       (a, b) => (loopUsers.get(b.name)?.length ?? 0) - (loopUsers.get(a.name)?.length ?? 0) || a.number - b.number,
@@ -341,11 +373,10 @@ export function plan(desired: DesiredState, observed: ObservedState, policy: Pol
         { ...base, source: disk.source, ...sortExtra },
       );
     }
-    if (c.identity !== undefined && rwConflict.has(c.identity)) {
-      reportRw(c.identity, disk.source, dom.name, disk.devid);
+    if (c.conflict !== undefined) {
+      reportRw(c.conflict, disk.source, dom.name, disk.devid);
     }
-    const blocked = (): string | undefined =>
-      c.sourceProblem ?? (c.identity !== undefined && rwConflict.has(c.identity) ? 'read-write file shared' : undefined);
+    const blocked = (): string | undefined => c.sourceProblem ?? (c.conflict !== undefined ? 'read-write file shared' : undefined);
 
     // Domain.
     if (c.ambiguous) {
@@ -495,8 +526,14 @@ export function plan(desired: DesiredState, observed: ObservedState, policy: Pol
       });
     }
     if (!beOk) problems.push({ kind: 'source-mismatch', text: `served by domain ${b.backendDomid}, desired ${disk.backendDomid}` });
-    if (bi.identity !== undefined && c.identity !== undefined && bi.identity !== c.identity && bi.loopReused === 'no') {
+    const same = c.identity !== undefined && (bi.identity === c.identity || bi.altIdentity === c.identity);
+    if (bi.identity !== undefined && c.identity !== undefined && !same && bi.loopReused === 'no') {
       problems.push({ kind: 'source-mismatch', text: `serves ${describeIdentity(bi)}, desired ${disk.source}` });
+    }
+    // A file served through a loop device: the device must have the desired options.
+    if (same && disk.sourceKind === 'file' && bi.loopAtPd && bi.loopReused === 'no' && bi.identity === c.identity) {
+      const diff = optionsDiff(bi.loopAtPd, disk.options);
+      if (diff !== undefined) problems.push({ kind: 'options-mismatch', text: `/dev/${bi.loopAtPd.name} has ${diff}` });
     }
     if (!modeOk) problems.push({ kind: 'mode-mismatch', text: modeText });
     else if (wantW && bi.loopAtPd && bi.loopReused === 'no' && bi.loopAtPd.readOnly) {
@@ -504,7 +541,7 @@ export function plan(desired: DesiredState, observed: ObservedState, policy: Pol
     }
 
     if (!b.ours) {
-      if (problems.length === 0 && bi.identity !== undefined && bi.identity === c.identity) {
+      if (problems.length === 0 && same) {
         row.sync = 'synced';
         addFinding(
           'unexpected-backend',
@@ -534,7 +571,7 @@ export function plan(desired: DesiredState, observed: ObservedState, policy: Pol
       } else {
         row.sync = 'synced';
       }
-      if (c.identity !== undefined && rwConflict.has(c.identity) && row.health === 'healthy') {
+      if (c.conflict !== undefined && row.health === 'healthy') {
         row.health = 'degraded';
         row.healthReason = 'read-write file used elsewhere too';
       }
@@ -586,7 +623,7 @@ export function plan(desired: DesiredState, observed: ObservedState, policy: Pol
     const running = runningDomids.has(b.frontendDomid);
     const name = nameByDomid.get(b.frontendDomid);
     const label = domLabel(nameByDomid, b.frontendDomid);
-    const vdev = devidToVdev(b.devid);
+    const vdev = vdevName(b.devid);
     // A running domain whose name cannot be read: we cannot tell whether it is desired.
     const nameless = running && name === undefined;
     const reason = !running
@@ -640,11 +677,17 @@ export function plan(desired: DesiredState, observed: ObservedState, policy: Pol
   }
 
   // ---- loop devices ------------------------------------------------------------------------------
+  // A loop device a desired disk names as its block device (`device: /dev/loop3`) is wanted, used or not.
+  const desiredDevices = new Set<string>();
+  for (const c of ctxs) {
+    const d = c.src?.kind === 'block' ? parseDecDev(c.src.rdev) : undefined;
+    if (d) desiredDevices.add(devKey(d));
+  }
   const freed = new Set<string>();
   for (const l of loops) {
     if (!ownLoop(l)) continue;
     const used = loopUsers.get(l.name) ?? [];
-    if (used.length === 0 && !recordedDiskseqs.has(l.diskseq) && !reusedInPlan.has(l.name)) {
+    if (used.length === 0 && !recordedDiskseqs.has(l.diskseq) && !reusedInPlan.has(l.name) && !desiredDevices.has(devKey(l))) {
       if (l.mounted || l.holders.length > 0) continue; // something in dom0 uses it: not ours to judge
       const reason = `no backend uses it${l.backingDeleted ? ' (its backing file was deleted)' : ''}`;
       if (policy.prune) {
@@ -660,7 +703,7 @@ export function plan(desired: DesiredState, observed: ObservedState, policy: Pol
       continue;
     }
     if (l.backingDeleted && used.length > 0) {
-      const who = used.map((u) => `${domLabel(nameByDomid, u.b.frontendDomid)} ${devidToVdev(u.b.devid)}`).join(', ');
+      const who = used.map((u) => `${domLabel(nameByDomid, u.b.frontendDomid)} ${vdevName(u.b.devid)}`).join(', ');
       addFinding(
         'loop-backing-deleted',
         'warning',
@@ -670,7 +713,7 @@ export function plan(desired: DesiredState, observed: ObservedState, policy: Pol
       );
     }
   }
-  for (const ls of roLoopsByInode.values()) {
+  for (const ls of roLoopsByKey.values()) {
     const remaining = ls.filter((l) => !freed.has(l.name));
     if (remaining.length < 2) continue;
     addFinding(
@@ -725,7 +768,7 @@ export function plan(desired: DesiredState, observed: ObservedState, policy: Pol
       addFinding(kind, 'warning', `${c.dom.name} ${c.disk.vdev}: the toolstack's backend ${text}; xvbd does not serve it`, 'make the xl disk spec and the xvbd config agree', f);
       return;
     }
-    const why = c.sourceProblem ?? (c.identity !== undefined && rwConflict.has(c.identity) ? 'read-write file shared' : undefined);
+    const why = c.sourceProblem ?? (c.conflict !== undefined ? 'read-write file shared' : undefined);
     if (policy.prune && why === undefined && c.domid !== undefined) {
       const a: Action = { kind: 'replace', domain: c.dom.name, domid: c.domid, disk: c.disk, backend: i.ref, reason: text };
       const reuse = pickReuse(c);
@@ -793,13 +836,23 @@ function describeBackend(b: BackendObs, loopByDev: Map<string, LoopObs>): Backen
   if (!pd) return info;
   info.pd = pd;
   const loop = loopByDev.get(devKey(pd));
+  // What the backend was served from: a file (we recorded its inode, xvbd-inode), a block device
+  // used as is (ours, no inode recorded: its identity is its device number, even when that device
+  // is a loop device someone else made), or, for another tool's backend, either.
+  const via = b.sourceInode ? 'file' : b.ours ? 'block' : 'unknown';
   if (loop) {
     info.loopAtPd = loop;
     if (b.diskseq !== undefined && b.diskseq !== loop.diskseq) {
+      // The device we served is gone and its number given to another (diskseq differs).
       info.loopReused = 'reused';
       if (b.sourceInode) info.identity = fileKey(b.sourceInode);
+      else if (via === 'block') info.identity = blockKey(pd.major, pd.minor);
+    } else if (via === 'block') {
+      info.identity = blockKey(pd.major, pd.minor);
+      info.active = true;
     } else {
       info.identity = fileKey(loop.backing);
+      if (via === 'unknown') info.altIdentity = blockKey(pd.major, pd.minor);
       info.active = true;
     }
   } else if (b.sourceInode) {
@@ -813,8 +866,34 @@ function describeBackend(b: BackendObs, loopByDev: Map<string, LoopObs>): Backen
   return info;
 }
 
+/** The logical block size a loop device gets when the disk names none (src/linux's sharing rule). */
+const DEFAULT_BLOCK_SIZE = 512;
+
+function shareKey(file: string, directIo: boolean, blockSize: number | undefined): string {
+  return `${file}|${directIo ? 'dio' : 'buffered'}|${blockSize ?? '?'}`;
+}
+
+/**
+ * How a loop device's options differ from a disk's, or undefined when they agree. An unknown block
+ * size is no evidence of drift. With no block size desired, the kernel's default is accepted: 512,
+ * or with direct I/O the backing device's logical block size (loop_default_blocksize), which the
+ * planner cannot see.
+ */
+export function optionsDiff(l: LoopObs, o: DiskOptions): string | undefined {
+  const diffs: string[] = [];
+  if (l.directIo !== o.directIo) diffs.push(`direct I/O ${l.directIo ? 'on' : 'off'}, desired ${o.directIo ? 'on' : 'off'}`);
+  if (l.blockSize !== undefined) {
+    const off = o.blockSize !== undefined ? l.blockSize !== o.blockSize : !l.directIo && l.blockSize !== DEFAULT_BLOCK_SIZE;
+    if (off) diffs.push(`block size ${l.blockSize}, desired ${o.blockSize ?? `the default (${DEFAULT_BLOCK_SIZE})`}`);
+  }
+  return diffs.length > 0 ? diffs.join(' and ') : undefined;
+}
+
 function describeIdentity(i: BackendInfo): string {
-  if (i.loopAtPd && i.loopReused === 'no') return `${i.loopAtPd.backingPath} via /dev/${i.loopAtPd.name}`;
+  if (i.loopAtPd && i.loopReused === 'no') {
+    if (i.identity?.startsWith('b:')) return `device /dev/${i.loopAtPd.name} (${i.b.physicalDevice})`;
+    return `${i.loopAtPd.backingPath} via /dev/${i.loopAtPd.name}`;
+  }
   if (i.pd) return `device ${i.b.physicalDevice}`;
   return i.params ?? '(unknown)';
 }

@@ -60,6 +60,7 @@ export function loop(number: number, ino: number | string, over: Partial<LoopObs
     readOnly: false,
     autoclear: true,
     directIo: false,
+    blockSize: 512,
     offset: '0',
     sizeLimit: '0',
     ours: true,

@@ -1,7 +1,7 @@
 // Table tests of the planner's small parsers: params paths, physical-device, script ownership, devid -> vdev.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { devidToVdev, paramsPath, parseHexDev, parseDecDev, scriptIsOurs } from '../../src/plan/index.js';
+import { vdevName, paramsPath, parseHexDev, parseDecDev, scriptIsOurs } from '../../src/plan/index.js';
 import { vdevToDevid } from '../../src/config/index.js';
 
 test('paramsPath: the path a backend params names', () => {
@@ -51,7 +51,7 @@ test('scriptIsOurs: only no script or a script path naming xvbd', () => {
   for (const [s, want] of cases) assert.equal(scriptIsOurs(s), want, String(s));
 });
 
-test('devidToVdev: the inverse of vbd-interface.txt (round trip with the config\'s vdevToDevid)', () => {
+test('vdevName: src/config\'s devidToVdev, never throwing (round trip with the config\'s vdevToDevid)', () => {
   const table: [number, string][] = [
     [51712, 'xvda'],
     [51713, 'xvda1'],
@@ -66,11 +66,27 @@ test('devidToVdev: the inverse of vbd-interface.txt (round trip with the config\
     [5696, 'hdd'],
     [2048, 'sda'],
     [2065, 'sdb1'],
-    [12345, 'd12345'],
-    [-1, 'd-1'],
+    // not a canonical encoding: its decimal number, which is a vdev naming that same devid
+    // (`d<n>` would be the d<disk> syntax: another device)
+    [12345, '12345'],
+    [1, '1'],
+    // minors 128..255 of majors 3 and 22 are no hd encoding (not hdc/hdd)
+    [(3 << 8) | 128, '896'],
+    [(3 << 8) | 200, '968'],
+    [(22 << 8) | 128, '5760'],
+    [(22 << 8) | 255, '5887'],
+    [(3 << 8) | 127, 'hdb63'],
+    [(22 << 8) | 64, 'hdd'],
+    // the extended form of a disk that has a 202 << 8 form is not canonical
+    [(1 << 28) | (1 << 8), String((1 << 28) | (1 << 8))],
+    // reserved (2 << 28 onwards; observe accepts devids below 2^30) and invalid values: no exception
+    [2 ** 29, String(2 ** 29)],
+    [2 ** 30 - 1, String(2 ** 30 - 1)],
+    [-1, '-1'],
+    [1.5, '1.5'],
   ];
-  for (const [devid, vdev] of table) assert.equal(devidToVdev(devid), vdev, String(devid));
+  for (const [devid, vdev] of table) assert.equal(vdevName(devid), vdev, String(devid));
   for (const vdev of ['xvda', 'xvdb3', 'xvdp15', 'xvdq', 'xvdz', 'xvdaa', 'xvdzz9', 'sda', 'sdp', 'hda', 'hdd1']) {
-    assert.equal(devidToVdev(vdevToDevid(vdev)), vdev, vdev);
+    assert.equal(vdevName(vdevToDevid(vdev)), vdev, vdev);
   }
 });

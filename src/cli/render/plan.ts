@@ -1,7 +1,7 @@
 // Terraform-style text of a Plan: `+` attach/serve, `-` detach/free, `~` replace, `!` findings, each
 // with its reason, then one summary line. Used by `xvbd plan`, `xvbd apply` and the TUI.
 import type { Action, Finding, Plan } from '../../model/plan.js';
-import { devidToVdev } from '../../plan/vdev.js';
+import { vdevName } from '../../plan/identity.js';
 import { columns, palette, plural, type Palette, type RenderOptions } from './style.js';
 
 export const ACTION_SIGN: Record<Action['kind'], '+' | '-' | '~'> = {
@@ -71,7 +71,7 @@ export function actionCells(a: Action, p: Palette = palette(false)): string[] {
       return [
         paint(sign),
         paint('detach'),
-        `${a.domain ?? `domid ${a.backend.frontendDomid}`} ${devidToVdev(a.backend.devid)}`,
+        `${a.domain ?? `domid ${a.backend.frontendDomid}`} ${vdevName(a.backend.devid)}`,
         a.backend.path,
         a.reason,
       ];

@@ -307,11 +307,14 @@ export class Daemon {
     const o = await this.reconciler.trigger(`hook serve ${path}`, { urgent: true });
     const step = o.steps.find((s) => s.target === path);
     if (step && !step.ok) throw new ControlError(`serving ${path} failed: ${step.error ?? 'error'}`);
+    // Read now: a later pass drops this pass's plan from the history.
+    const why = o.configOk
+      ? (o.plan?.findings.find((f) => f.backend?.path === path)?.message ?? 'the desired state does not name this disk')
+      : 'the config is invalid';
     // Whether the pass acted or not, the answer is what a fresh look says.
     const b = await this.lookBackend(path);
     if (!b.exists) throw new ControlError(`${path} does not exist`);
     if (!b.ours || !b.physicalDevice) {
-      const why = o.configOk ? (o.plan?.findings.find((f) => f.backend?.path === path)?.message ?? 'the desired state does not name this disk') : 'the config is invalid';
       throw new ControlError(`not serving ${path}: ${why}`);
     }
     return { served: true, backend: path, physicalDevice: b.physicalDevice, diskseq: b.diskseq ?? null, pass: o.seq };

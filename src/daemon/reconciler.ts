@@ -244,6 +244,12 @@ export class Reconciler {
       o.durationMs = Math.round((performance.now() - t0) * 10) / 10;
       o.summary = summarize(o);
       this.log(o.summary);
+      // Only the latest pass keeps its plan and observation (they are large at 1,000 disks).
+      const prev = this.history[this.history.length - 1];
+      if (prev) {
+        delete prev.plan;
+        delete prev.observed;
+      }
       this.history.push(o);
       if (this.history.length > this.historySize) this.history.splice(0, this.history.length - this.historySize);
       if (this.engine.afterPass) {

@@ -205,3 +205,31 @@ test('fds a one-shot run gave the keeper while the daemon runs are taken over at
     await h.cleanup();
   }
 });
+
+test('`xvbd hook add|remove` (as libxl runs it) goes through the daemon', async () => {
+  const h = await Host.start([{ name: 'web1', domid: 5 }]);
+  try {
+    h.writeRaw('policy.yaml', `apiVersion: xvbd/v1\nkind: Policy\nprune: false\nallowedRoots: [${h.imgDir}]\nserve: hook\n`);
+    const img = h.image('web1.img');
+    h.domain('web1', [{ vdev: 'xvdb', image: 'web1.img' }]);
+    const d = h.startDaemon();
+    await h.waitFor('first pass', () => d.passes().length >= 1);
+    await libxlBackend(h, 5, XVDB, 'xvdb', img, 'w');
+    const env = { ...h.env, XENBUS_PATH: `backend/vbd/5/${XVDB}`, XVBD_CONFIG: h.cfgDir };
+    const add = await cli(['hook', 'add'], env);
+    assert.equal(add.status, 0, add.stdout + add.stderr);
+    assert.match(add.stdout + add.stderr, /served by the daemon \(physical-device [0-9a-f]+:[0-9a-f]+\)/);
+    const s = h.served(5, XVDB)!;
+    assert.equal(s.marker, '1');
+    assert.ok(d.text().includes(`hook serve ${h.backendPath(5, XVDB)}`), 'the daemon ran a pass for the hook');
+    assert.equal(h.keeperSocketExists(), false, 'no keeper: the daemon holds the fd');
+    const st = await h.request('status');
+    assert.deepEqual((st.held as { users: string[] }[]).flatMap((x) => x.users), [h.backendPath(5, XVDB)]);
+    const rm = await cli(['hook', 'remove'], env);
+    assert.equal(rm.status, 0, rm.stdout + rm.stderr);
+    assert.match(rm.stdout + rm.stderr, /released by the daemon/);
+    assert.deepEqual((await h.request('status')).held, []);
+  } finally {
+    await h.cleanup();
+  }
+});

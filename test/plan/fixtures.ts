@@ -95,8 +95,11 @@ export function backend(fe: number, vdev: string | number, over: Partial<Backend
   if (l && over.physicalDevice === undefined) {
     b.physicalDevice = `${l.major.toString(16)}:${l.minor.toString(16)}`;
     b.physicalDevicePath = `/dev/${l.name}`;
-    if (over.diskseq === undefined) b.diskseq = l.diskseq;
-    if (over.sourceInode === undefined) b.sourceInode = { ...l.backing };
+    // an explicit `diskseq: undefined` / `sourceInode: undefined` means "not recorded" (another tool's backend)
+    if (!('diskseq' in over)) b.diskseq = l.diskseq;
+    else if (over.diskseq === undefined) delete b.diskseq;
+    if (!('sourceInode' in over)) b.sourceInode = { ...l.backing };
+    else if (over.sourceInode === undefined) delete b.sourceInode;
   }
   return b;
 }

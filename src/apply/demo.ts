@@ -26,18 +26,36 @@ export interface DemoOptions {
   out?: (s: string) => void;
 }
 
-function loopsUnder(dir: string): Map<string, string> {
-  const m = new Map<string, string>();
+/** A loop device as recorded: its name is only valid together with its diskseq. */
+interface LoopSeen {
+  name: string;
+  diskseq: string;
+}
+
+/** The bound loop devices whose backing file lies under dir, with their diskseq. */
+function loopsUnder(dir: string): LoopSeen[] {
+  const out: LoopSeen[] = [];
   for (const n of readdirSync('/sys/block')) {
     if (!/^loop\d+$/.test(n)) continue;
     try {
       const f = readFileSync(`/sys/block/${n}/loop/backing_file`, 'utf8').trim();
-      if (f.startsWith(dir + '/')) m.set(n, f);
+      const diskseq = readFileSync(`/sys/block/${n}/diskseq`, 'utf8').trim();
+      // the device may have been re-bound between the two reads: trust the pair only if it is still that file
+      if (f.startsWith(dir + '/') && readFileSync(`/sys/block/${n}/loop/backing_file`, 'utf8').trim() === f) out.push({ name: n, diskseq });
     } catch {
       // unbound
     }
   }
-  return m;
+  return out;
+}
+
+/** The recorded device is still bound: same name, same diskseq, a backing file. */
+function stillBound(l: LoopSeen): boolean {
+  try {
+    return readFileSync(`/sys/block/${l.name}/diskseq`, 'utf8').trim() === l.diskseq && existsSync(`/sys/block/${l.name}/loop/backing_file`);
+  } catch {
+    return false;
+  }
 }
 
 export async function runDemo(opts: DemoOptions = {}): Promise<number> {
@@ -54,6 +72,8 @@ export async function runDemo(opts: DemoOptions = {}): Promise<number> {
   const cleanup = (): Promise<void> =>
     (cleaned ??= (async () => {
       h1('Cleaning up: detach every backend, stop the simulator, remove the files');
+      // What the demo made, recorded before anything goes: (name, diskseq), the stand-in block device apart.
+      const made = host ? loopsUnder(host.imagesDir).filter((l) => `/dev/${l.name}` !== host!.blockDev) : [];
       try {
         if (xs && host) {
           const desired = (await loadConfig(host.configDir)).desired;
@@ -84,17 +104,20 @@ export async function runDemo(opts: DemoOptions = {}): Promise<number> {
         await xs?.close().catch(() => {});
         await sim?.close().catch(() => {});
         if (host) {
-          const dir = host.imagesDir;
+          // autoclear frees each device once the keeper and blkback let go
           const deadline = Date.now() + 8000;
-          while (Date.now() < deadline && [...loopsUnder(dir).keys()].some((n) => `/dev/${n}` !== host!.blockDev)) {
+          while (Date.now() < deadline && made.some(stillBound)) {
             await new Promise((r) => setTimeout(r, 50));
           }
-          const left = [...loopsUnder(dir).keys()].filter((n) => `/dev/${n}` !== host!.blockDev);
           host.cleanup();
           rmSync(work, { recursive: true, force: true });
-          const after = loopsUnder(dir);
-          if (left.length === 0 && after.size === 0) say('  no loop device left behind; temp files removed.');
-          else say(`  WARNING: still bound: ${[...after.keys(), ...left].join(', ')}`);
+          const recorded = [...made];
+          if (host.blockDev && host.blockDevDiskseq !== undefined) {
+            recorded.push({ name: host.blockDev.replace(/^\/dev\//, ''), diskseq: host.blockDevDiskseq });
+          }
+          const left = recorded.filter(stillBound);
+          if (left.length === 0) say('  no loop device left behind; temp files removed.');
+          else say(`  WARNING: still bound: ${left.map((l) => `${l.name} (diskseq ${l.diskseq})`).join(', ')}`);
         }
         process.env = saved;
       }

@@ -25,6 +25,8 @@ export interface ExampleHost {
   files: string[];
   /** The loop device standing in for /dev/vg0/db-data, if made. */
   blockDev?: string;
+  /** Its diskseq when made: a device name is only valid together with its diskseq. */
+  blockDevDiskseq?: string;
   /** Detaches the stand-in block device (if still backed by our file) and removes the work dir. */
   cleanup(): void;
 }
@@ -36,6 +38,15 @@ export interface ExampleHostOptions {
   withBlockDevice?: boolean;
   /** Size of each sparse image (default 64 MiB). */
   imageSize?: number;
+}
+
+/** The diskseq of /dev/loopN per sysfs, or undefined (no such device). */
+export function diskseqOf(dev: string): string | undefined {
+  try {
+    return readFileSync(`/sys/block/${dev.replace(/^\/dev\//, '')}/diskseq`, 'utf8').trim();
+  } catch {
+    return undefined;
+  }
 }
 
 /** The backing file of /dev/loopN per sysfs, or undefined. */
@@ -64,7 +75,9 @@ export function prepareExampleHost(opts: ExampleHostOptions): ExampleHost {
     domains,
     files: [],
     cleanup() {
-      if (blockDev && backingOf(blockDev) === join(imagesDir, 'db-data.img')) {
+      // Only the device we made: same backing file and the diskseq it had then (another process may
+      // have got the same name meanwhile).
+      if (blockDev && backingOf(blockDev) === join(imagesDir, 'db-data.img') && diskseqOf(blockDev) === host.blockDevDiskseq) {
         try {
           execFileSync('losetup', ['-d', blockDev], { stdio: 'ignore' });
         } catch {
@@ -85,6 +98,8 @@ export function prepareExampleHost(opts: ExampleHostOptions): ExampleHost {
       files.add(img);
       blockDev = execFileSync('losetup', ['-f', '--show', img], { encoding: 'utf8' }).trim();
       host.blockDev = blockDev;
+      const seq = diskseqOf(blockDev);
+      if (seq !== undefined) host.blockDevDiskseq = seq;
     }
     for (const [name, text0] of texts) {
       if (!withBlock && text0.includes(EXAMPLE_BLOCK)) continue;

@@ -6,7 +6,8 @@
 #     dom0 initramfs (busybox + the kernel modules + test/xen/lab/init.sh as /init + a skeleton /etc).
 # dom0's userland is the host's own /usr, shared read-only over 9p at boot (see init.sh), so nothing else
 # from the host is copied. Everything goes to $XVBD_XENLAB (default /var/tmp/xvbd-xenlab):
-#   debs/ (the kernel .deb)  out/ (xen-4.17, vmlinux, dom0-initrd.cpio.gz, stamp)  runs/ logs/
+#   debs/ (the kernel .deb)  out/ (xen-4.17, vmlinux, dom0-initrd.cpio.gz, vmlinuz + domu-initrd.cpio.gz
+#   for a guest, stamp)  runs/ (the last runs: run dir, serial console)
 # A build is reused while out/stamp matches the inputs (this script, init.sh, the kernel and Xen versions).
 # usage: setup.sh [--force]      prints "xenlab-ready <dir>" on success
 set -euo pipefail
@@ -14,7 +15,7 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 LAB=${XVBD_XENLAB:-/var/tmp/xvbd-xenlab}
 FORCE=0; [ "${1:-}" = --force ] && FORCE=1
 log() { echo "[xen-setup] $*" >&2; }
-mkdir -p "$LAB"/{debs,out,runs,logs}
+mkdir -p "$LAB"/{debs,out,runs}
 exec 9>"$LAB/.setup.lock"; flock 9        # two concurrent setups would race on out/
 
 # ---- Debian packages ----
@@ -47,7 +48,8 @@ xenver=$(dpkg-query -W -f '${Version}' xen-hypervisor-4.17-amd64)
 # /usr/lib's entries are linked from the root's /lib: a package adding one there needs a rebuild
 stamp=$( (cat "$HERE/setup.sh" "$HERE/init.sh"; ls /usr/lib /etc/xen/scripts) | sha256sum | cut -c1-16)-$(basename "$deb")-$xenver
 if [ $FORCE = 0 ] && [ "$(cat "$LAB/out/stamp" 2>/dev/null || true)" = "$stamp" ] \
-   && [ -s "$LAB/out/xen-4.17" ] && [ -s "$LAB/out/vmlinux" ] && [ -s "$LAB/out/dom0-initrd.cpio.gz" ]; then
+   && [ -s "$LAB/out/xen-4.17" ] && [ -s "$LAB/out/vmlinux" ] && [ -s "$LAB/out/dom0-initrd.cpio.gz" ] \
+   && [ -s "$LAB/out/vmlinuz" ] && [ -s "$LAB/out/domu-initrd.cpio.gz" ]; then
   echo "xenlab-ready $LAB"
   exit 0
 fi
@@ -108,6 +110,13 @@ for f in passwd group nsswitch.conf hosts ld.so.cache ld.so.conf; do [ -e /etc/$
 [ -d /etc/alternatives ] && cp -a /etc/alternatives "$S/"
 mkdir -p "$S/xen"; cp -a /etc/xen/scripts "$S/xen/"; cp /etc/xen/xl.conf "$S/xen/"
 echo "xvbd-dom0" > "$S/hostname"
+
+# a PV guest for the domains scenario: Debian's kernel (bzImage) + a busybox initramfs that idles
+cp "$T/k/boot/vmlinuz-$KV" "$LAB/out/vmlinuz"
+U=$T/domu; mkdir -p "$U"/{bin,proc,sys,dev}
+cp /bin/busybox "$U/bin/busybox"; for a in sh mount sleep echo; do ln -s busybox "$U/bin/$a"; done
+printf '#!/bin/sh\nmount -t proc proc /proc\necho xvbd-domu up\nwhile :; do sleep 3600; done\n' > "$U/init"; chmod 755 "$U/init"
+(cd "$U" && find . | /bin/busybox cpio -o -H newc 2>/dev/null | gzip -1 > "$LAB/out/domu-initrd.cpio.gz")
 
 cp "$HERE/init.sh" "$R/init"; chmod 755 "$R/init"
 (cd "$R" && find . | /bin/busybox cpio -o -H newc 2>/dev/null | gzip -1 > "$LAB/out/dom0-initrd.cpio.gz.new")

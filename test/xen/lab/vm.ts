@@ -119,10 +119,11 @@ export async function runInDom0(opts: VmRunOptions): Promise<VmRunResult> {
   const outDir = join(runDir, 'out');
   const shares = opts.shares ?? defaultShares();
   for (const s of shares) {
-    if (!/^[a-z][a-z0-9]{0,30}$/.test(s.tag) || s.tag === 'host0' || s.tag === 'hostusr') throw new Error(`bad share tag ${s.tag}`);
+    if (!/^[a-z][a-z0-9]{0,30}$/.test(s.tag) || ['host0', 'hostusr', 'xvbdlab'].includes(s.tag)) throw new Error(`bad share tag ${s.tag}`);
     if (!s.guestPath.startsWith('/') || /\s/.test(s.guestPath)) throw new Error(`bad guest path ${s.guestPath}`);
   }
-  writeFileSync(join(runDir, 'run.conf'), `MOUNTS="${shares.map((s) => `${s.tag}:${s.guestPath}`).join(' ')}"\n`);
+  const mounts = [...shares.map((s) => `${s.tag}:${s.guestPath}`), 'xvbdlab:/xvbd-lab'];
+  writeFileSync(join(runDir, 'run.conf'), `MOUNTS="${mounts.join(' ')}"\n`);
   writeFileSync(join(runDir, 'job.sh'), opts.job, { mode: 0o755 });
 
   const mem = opts.memMiB ?? 2048;
@@ -151,6 +152,7 @@ export async function runInDom0(opts: VmRunOptions): Promise<VmRunResult> {
     '-initrd', `${join(out, 'vmlinux')} ${dom0Args},${join(out, 'dom0-initrd.cpio.gz')}`,
     ...virtfs('host0', runDir, false, 'passthrough'),
     ...virtfs('hostusr', '/usr', true, 'none'),
+    ...virtfs('xvbdlab', out, true, 'none'), // the lab's images (a guest kernel + initrd) at /xvbd-lab
     ...shares.flatMap((s) => virtfs(s.tag, s.hostPath, true, 'none')),
   ];
   const serialLog = join(runDir, 'serial.log');

@@ -45,7 +45,7 @@ class Proc {
   constructor(readonly child: ChildProcess) {
     child.stdout?.on('data', (d) => (this.out += d));
     child.stderr?.on('data', (d) => (this.out += d));
-    this.exited = new Promise((r) => child.on('exit', (c) => r((this.code = c))));
+    this.exited = new Promise((r) => child.on('close', (c) => r((this.code = c))));
   }
   passes(): string[] {
     return this.out.split('\n').filter((l) => / pass \d+ \(/.test(l));

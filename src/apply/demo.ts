@@ -144,6 +144,9 @@ export async function runDemo(opts: DemoOptions = {}): Promise<number> {
     process.env.XVBD_RUN_DIR = join(work, 'run');
     process.env.XVBD_HOOK_SCRIPT = '';
     process.env.XVBD_KEEPER_XS_LOST_EXIT_MS = '15000'; // if the demo is killed, its keeper lets go too
+    // its loop devices are tagged as this demo's (notes/conventions.md): never counted, shared or freed
+    // as another xvbd's on this host, nor theirs as its own
+    if (!process.env.XVBD_INSTANCE) process.env.XVBD_INSTANCE = `demo-${(process.pid % 1_000_000).toString(36)}`;
     say(`xenstore: simulator on ${sim.socketPath} (try: XENSTORED_PATH=${sim.socketPath} xenstore-ls)`);
     say(`domains: ${domains.map((d) => `${d.name} (${d.domid})`).join(', ')}`);
     xs = await connect({ path: sim.socketPath });

@@ -49,6 +49,7 @@ export class Daemon {
   private stopping: Promise<void> | undefined;
   private readonly log: (line: string) => void;
   private watchedBackends = new Set<number>();
+  private readonly initialFirings = new Map<string, number>();
   readonly registry: LoopRegistry;
   private startedGate: Promise<void> = Promise.resolve();
 
@@ -215,8 +216,9 @@ export class Daemon {
       xs = await this.o.connect();
       this.xsWatch = xs;
       this.watchedBackends.clear();
-      await xs.watch('@introduceDomain', 'xvbd-domain');
-      await xs.watch('@releaseDomain', 'xvbd-domain');
+      this.initialFirings.clear();
+      await this.watch(xs, '@introduceDomain', 'xvbd-domain');
+      await this.watch(xs, '@releaseDomain', 'xvbd-domain');
       await this.watchBackends();
     } catch (err) {
       this.log(`xenstore watches: cannot set up (${(err as Error).message}); retrying in 5 s`);
@@ -229,6 +231,14 @@ export class Daemon {
     void (async () => {
       try {
         for await (const ev of conn.events()) {
+          // xenstored fires every watch once when it is set: that says nothing changed.
+          const k = `${ev.token}\0${ev.path}`;
+          const n = this.initialFirings.get(k) ?? 0;
+          if (n > 0) {
+            if (n === 1) this.initialFirings.delete(k);
+            else this.initialFirings.set(k, n - 1);
+            continue;
+          }
           if (ev.token === 'xvbd-domain') void this.reconciler.trigger(ev.path === '@introduceDomain' ? 'domain introduced' : 'domain released').catch(() => undefined);
           else if (ev.token.startsWith('xvbd-vbd-')) void this.reconciler.trigger('xenstore').catch(() => undefined);
         }
@@ -242,6 +252,13 @@ export class Daemon {
       }
     })();
     return true;
+  }
+
+  /** Sets a watch, expecting (and later skipping) the initial firing xenstored sends for it. */
+  private async watch(xs: XsClient, path: string, token: string): Promise<void> {
+    const k = `${token}\0${path}`;
+    this.initialFirings.set(k, (this.initialFirings.get(k) ?? 0) + 1);
+    await xs.watch(path, token);
   }
 
   /** After a loss: watches again, then a pass (what happened meanwhile was not seen). */
@@ -258,7 +275,7 @@ export class Daemon {
     for (const be of want) {
       if (this.watchedBackends.has(be)) continue;
       try {
-        await xs.watch(`/local/domain/${be}/backend/vbd`, `xvbd-vbd-${be}`);
+        await this.watch(xs, `/local/domain/${be}/backend/vbd`, `xvbd-vbd-${be}`);
         this.watchedBackends.add(be);
       } catch (err) {
         this.log(`xenstore watch on backend domain ${be}: ${(err as Error).message}`);

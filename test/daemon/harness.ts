@@ -247,8 +247,9 @@ export class DaemonProc {
     child.stdout?.setEncoding('utf8');
     child.stderr?.on('data', (d: string) => this.log.push(d));
     child.stdout?.on('data', (d: string) => this.log.push(d));
+    // 'close', not 'exit': by then stdout/stderr are drained, so text() has every line.
     this.exited = new Promise((r) =>
-      child.on('exit', (code) => {
+      child.on('close', (code) => {
         this.exitCode = code;
         r(code);
       }),

@@ -221,7 +221,7 @@ test('`xvbd hook add|remove` (as libxl runs it) goes through the daemon', async 
     assert.match(add.stdout + add.stderr, /served by the daemon \(physical-device [0-9a-f]+:[0-9a-f]+\)/);
     const s = h.served(5, XVDB)!;
     assert.equal(s.marker, '1');
-    assert.ok(d.text().includes(`hook serve ${h.backendPath(5, XVDB)}`), 'the daemon ran a pass for the hook');
+    await h.waitFor('the daemon\'s pass for the hook', () => d.text().includes(`hook serve ${h.backendPath(5, XVDB)}`));
     assert.equal(h.keeperSocketExists(), false, 'no keeper: the daemon holds the fd');
     const st = await h.request('status');
     assert.deepEqual((st.held as { users: string[] }[]).flatMap((x) => x.users), [h.backendPath(5, XVDB)]);

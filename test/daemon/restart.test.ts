@@ -138,6 +138,7 @@ test('stored fds that are not what their name says are refused, closed and dropp
     h.sd.store.push({ name: 'xvbd-loop-999999', fd: fileFd }, { name: 'something-else', fd: openSync(join(h.dir, 'plain'), 'r') });
     const d = h.startDaemon();
     await h.waitFor('served', () => h.served(5, XVDA)?.physicalDevice);
+    await h.waitFor('both refusals logged', () => /refused fd 4 "something-else"/.test(d.text()));
     assert.match(d.text(), /refused fd 3 "xvbd-loop-999999": not a block device with a diskseq/);
     assert.match(d.text(), /refused fd 4 "something-else": name "something-else" is not xvbd-loop-<diskseq>/);
     await h.sd.waitFor('removals', () => h.sd.having('FDSTOREREMOVE', '1').length === 2);

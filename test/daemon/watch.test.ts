@@ -145,7 +145,8 @@ test('a domain that appears gets its disks', async () => {
     assert.match((st.last as { summary: string }).summary, /domain-not-running/);
     const domid = h.sim.addDomain('late', 9);
     await h.waitFor('late served', () => h.served(domid, XVDA)?.physicalDevice && h.served(domid, XVDB)?.physicalDevice);
-    assert.ok(d.passes().some((l) => /domain introduced/.test(l)), 'the pass was triggered by @introduceDomain');
+    // (the backend is visible before the pass's log line arrives through the pipe)
+    await h.waitFor('the pass line naming @introduceDomain as its trigger', () => d.passes().some((l) => /\(domain introduced/.test(l)));
     // xl destroy: the domain and its backend dirs go; the daemon lets go of the fds.
     h.sim.removeDomain(domid);
     await h.waitFor('fds released', async () => ((await h.request('status')).held as unknown[]).length === 0);

@@ -113,6 +113,7 @@ const c_access = libc.func('access', 'int', ['str', 'int']);
 const c_syscall_getdents64 = libc.func('syscall', 'long', ['long', 'int', 'void *', 'size_t']);
 const SYS_getdents64 = process.arch === 'arm64' ? 61 : 217;
 const c_flock = libc.func('flock', 'int', ['int', 'int']);
+const c_mknod = libc.func('mknod', 'int', ['str', 'uint32', 'uint64']);
 const c_syscall_openat2 = libc.func('syscall', 'long', ['long', 'int', 'str', 'void *', 'size_t']);
 const c_socket = libc.func('socket', 'int', ['int', 'int', 'int']);
 const c_bind = libc.func('bind', 'int', ['int', 'void *', 'uint32']);
@@ -239,6 +240,14 @@ export function sysClose(fd: number): void {
   if (fd < 0) return;
   // close(2) always releases the fd on Linux, even on EINTR: never retry.
   c_close(fd);
+}
+
+export const S_IFBLK = 0o060000;
+
+/** mknod(2) of a block device node (glibc's makedev encoding of major:minor), mode 0600. */
+export function sysMknodBlock(path: string, major: number, minor: number): void {
+  const dev = (BigInt(major & 0xfff) << 8n) | (BigInt(major & ~0xfff) << 32n) | BigInt(minor & 0xff) | (BigInt(minor & ~0xff) << 12n);
+  if ((c_mknod(path, S_IFBLK | 0o600, dev) as number) < 0) throw new SysError('mknod', errno(), path);
 }
 
 export function sysFlock(fd: number, op: number): void {

@@ -15,7 +15,7 @@
 //  - a frontend state node that disappears (Unknown) -> unregistered as well;
 //  - the backend dir removed -> the device is released.
 import { closeSync, mkdirSync, openSync, readFileSync, rmSync, unlinkSync, writeFileSync, constants as fsc } from 'node:fs';
-import { execFileSync } from 'node:child_process';
+import { sysMknodBlock } from '../linux/ffi.js';
 import { join } from 'node:path';
 import type { Caller, Store } from './store.js';
 import { KernelWatcher } from './kwatch.js';
@@ -239,7 +239,8 @@ export class Blkback {
     let fd: number | undefined;
     try {
       rmSync(node, { force: true });
-      execFileSync('mknod', [node, 'b', String(major), String(minor)], { stdio: 'ignore' });
+      // mknod(2) in-process: a forked mknod(1) blocked the simulator's event loop for milliseconds per device
+      sysMknodBlock(node, major, minor);
       fd = openSync(node, (writable ? fsc.O_RDWR : fsc.O_RDONLY));
     } catch {
       fd = undefined;

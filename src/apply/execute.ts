@@ -11,7 +11,7 @@
 // - detach removes the three dirs in one transaction; the holder notices and closes its fd.
 import type { Policy } from '../model/desired.js';
 import type { Action, BackendRef, Plan } from '../model/plan.js';
-import type { XsClient, XsTransaction } from '../xenstore/api.js';
+import type { XsClient } from '../xenstore/api.js';
 import type { DeviceProvider, ProvidedDevice } from './devices.js';
 import {
   attachLayout,
@@ -103,13 +103,31 @@ async function all(ops: Promise<unknown>[]): Promise<void> {
   if (bad) throw (bad as PromiseRejectedResult).reason;
 }
 
-async function checkDomain(tx: XsTransaction, domid: number, name: string): Promise<void> {
-  const now = await tx.read(`/local/domain/${domid}/name`);
+function checkDomainName(now: string | undefined, domid: number, name: string): void {
   if (now !== name) {
     throw new StepError(
       now === undefined ? `domain ${name} (${domid}) is gone` : `domid ${domid} is now ${JSON.stringify(now)}, not ${name}`,
     );
   }
+}
+
+/** A holder's hold() under way: started at once, awaited before the commit. */
+interface PendingHold {
+  /** Resolves once the holder has the fd; rejects with its error. */
+  done(): Promise<void>;
+  /** Waits for the outcome: true if the holder took the fd (so it must be aborted on failure). */
+  settled(): Promise<boolean>;
+}
+
+function startHold(ctx: ExecuteContext, dev: ProvidedDevice, backend: string): PendingHold {
+  if (dev.kind !== 'loop') return { done: async () => {}, settled: async () => false };
+  const p = ctx.holder.hold(dev, backend);
+  // settled() below observes a failure: never an unhandled rejection while the transaction runs
+  const outcome = p.then(
+    () => true,
+    () => false,
+  );
+  return { done: () => p, settled: () => outcome };
 }
 
 /** Attach: the device, then frontend + backend + libxl's dirs in one transaction. */
@@ -119,12 +137,10 @@ async function attach(ctx: ExecuteContext, a: Extract<Action, { kind: 'attach' |
   const dev = await ctx.devices.provide(a.disk, paths.backend, { allowedRoots: ctx.policy.allowedRoots, reuse: a.reuseLoop });
   progress(`${dev.shared ? 'shares' : 'using'} ${dev.devPath} (${dev.major}:${dev.minor}${dev.diskseq ? `, diskseq ${dev.diskseq}` : ''})`);
   let committed = false;
-  let held = false;
+  // The keeper adopts the fd while the transaction reads and writes (one round trip hidden behind the
+  // other); the transaction only commits once the fd is held (docs/fd-holding.md).
+  const hold = startHold(ctx, dev, paths.backend);
   try {
-    if (dev.kind === 'loop') {
-      await ctx.holder.hold(dev, paths.backend);
-      held = true;
-    }
     const layout = attachLayout({
       ...id,
       vdev: a.disk.vdev,
@@ -135,38 +151,45 @@ async function attach(ctx: ExecuteContext, a: Extract<Action, { kind: 'attach' |
       device: { major: dev.major, minor: dev.minor, devPath: dev.devPath, diskseq: dev.diskseq, sourceInode: dev.sourceInode },
     });
     const already = await ctx.xs.transaction(async (tx) => {
-      await checkDomain(tx, a.domid, a.domain);
-      const [be, beMarker, beSeq, lx] = await Promise.all([
+      // the domain check and the existence checks in one round trip
+      const [domName, be, beMarker, beSeq, lx] = await Promise.all([
+        tx.read(`/local/domain/${a.domid}/name`),
         tx.read(paths.backend),
         tx.read(`${paths.backend}/${MARKER_NODE}`),
         tx.read(`${paths.backend}/${DISKSEQ_NODE}`),
         tx.read(paths.libxl),
       ]);
+      checkDomainName(domName, a.domid, a.domain);
       if (be !== undefined) {
-        if (beMarker === MARKER_VALUE && dev.diskseq !== undefined && beSeq === dev.diskseq) return true;
+        if (beMarker === MARKER_VALUE && dev.diskseq !== undefined && beSeq === dev.diskseq) {
+          await hold.done();
+          return true;
+        }
         throw new StepError(`${paths.backend} already exists${beMarker === MARKER_VALUE ? ' (ours, another device)' : ' (not ours)'}`);
       }
       if (lx !== undefined) throw new StepError(`${paths.libxl} already exists: the toolstack has a device there`);
+      // (backend and libxl's dir were just read as absent in this transaction: nothing to remove there)
       const ops: Promise<unknown>[] = [];
       // frontend first: blkback ignores a backend whose frontend does not exist (same transaction anyway)
       ops.push(tx.rm(paths.frontend), tx.mkdir(paths.frontend), tx.setPerms(paths.frontend, layout.frontendPerms));
       for (const [k, v] of Object.entries(layout.frontend)) {
         ops.push(tx.write(`${paths.frontend}/${k}`, v), tx.setPerms(`${paths.frontend}/${k}`, layout.frontendPerms));
       }
-      ops.push(tx.rm(paths.backend), tx.mkdir(paths.backend), tx.setPerms(paths.backend, layout.backendPerms));
+      ops.push(tx.mkdir(paths.backend), tx.setPerms(paths.backend, layout.backendPerms));
       for (const [k, v] of Object.entries(layout.backend)) ops.push(tx.write(`${paths.backend}/${k}`, v));
       ops.push(tx.write(`${paths.backend}/hotplug-status`, 'connected'));
-      ops.push(tx.rm(paths.libxl));
       for (const [k, v] of Object.entries(layout.libxl)) ops.push(tx.write(`${paths.libxl}/${k}`, v));
       ops.push(tx.rm(paths.error));
       await all(ops);
+      // never commit a backend naming a device nobody will hold
+      await hold.done();
       return false;
     });
     committed = true;
     return already ? `already attached (${dev.devPath})` : `${paths.backend} -> ${dev.devPath}`;
   } finally {
     if (!committed) {
-      if (held) await ctx.holder.abort(dev, paths.backend).catch(() => {});
+      if (await hold.settled()) await ctx.holder.abort(dev, paths.backend).catch(() => {});
       ctx.devices.release(paths.backend);
     } else if (ctx.holder.releaseAfterCommit || dev.kind === 'block') {
       ctx.devices.release(paths.backend);
@@ -184,16 +207,13 @@ export async function serveBackend(
   const dev = await ctx.devices.provide(a.disk, b.path, { allowedRoots: ctx.policy.allowedRoots, reuse: a.reuseLoop });
   progress(`${dev.shared ? 'shares' : 'using'} ${dev.devPath} (${dev.major}:${dev.minor}${dev.diskseq ? `, diskseq ${dev.diskseq}` : ''})`);
   let committed = false;
-  let held = false;
+  // as in attach: the holder adopts the fd meanwhile, the commit waits for it
+  const hold = startHold(ctx, dev, b.path);
   try {
-    if (dev.kind === 'loop') {
-      await ctx.holder.hold(dev, b.path);
-      held = true;
-    }
     const nodes = servedNodes({ major: dev.major, minor: dev.minor, devPath: dev.devPath, diskseq: dev.diskseq, sourceInode: dev.sourceInode });
     const already = await ctx.xs.transaction(async (tx) => {
-      await checkDomain(tx, a.domid, a.domain);
-      const [exists, fe, params, mode, pdev, marker, seq] = await Promise.all([
+      const [domName, exists, fe, params, mode, pdev, marker, seq] = await Promise.all([
+        tx.read(`/local/domain/${a.domid}/name`),
         tx.read(b.path),
         tx.read(`${b.path}/frontend-id`),
         tx.read(`${b.path}/params`),
@@ -202,13 +222,17 @@ export async function serveBackend(
         tx.read(`${b.path}/${MARKER_NODE}`),
         tx.read(`${b.path}/${DISKSEQ_NODE}`),
       ]);
+      checkDomainName(domName, a.domid, a.domain);
       if (exists === undefined) throw new StepError(`${b.path} is gone`);
       if (fe !== String(a.domid)) throw new StepError(`${b.path}/frontend-id is ${JSON.stringify(fe)}, not ${a.domid}`);
       if (params !== a.disk.source) throw new StepError(`${b.path}/params is ${JSON.stringify(params)}, not ${a.disk.source}`);
       const want = a.disk.mode === 'rw' ? 'w' : 'r';
       if (mode !== undefined && mode !== want) throw new StepError(`${b.path}/mode is ${JSON.stringify(mode)}, the disk is ${a.disk.mode}`);
       if (pdev !== undefined) {
-        if (marker === MARKER_VALUE && seq !== undefined && seq === dev.diskseq) return true;
+        if (marker === MARKER_VALUE && seq !== undefined && seq === dev.diskseq) {
+          await hold.done();
+          return true;
+        }
         throw new StepError(`${b.path} already has physical-device ${pdev}`);
       }
       const ops: Promise<unknown>[] = [];
@@ -216,13 +240,14 @@ export async function serveBackend(
       ops.push(tx.rm(`${b.path}/hotplug-error`));
       ops.push(tx.write(`${b.path}/hotplug-status`, 'connected'));
       await all(ops);
+      await hold.done();
       return false;
     });
     committed = true;
     return already ? `already served (${dev.devPath})` : `${b.path} -> ${dev.devPath}`;
   } finally {
     if (!committed) {
-      if (held) await ctx.holder.abort(dev, b.path).catch(() => {});
+      if (await hold.settled()) await ctx.holder.abort(dev, b.path).catch(() => {});
       ctx.devices.release(b.path);
     } else if (ctx.holder.releaseAfterCommit || dev.kind === 'block') {
       ctx.devices.release(b.path);

@@ -10,7 +10,9 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, truncateSync, writeFileS
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs, promisify } from 'node:util';
-import { execute } from '../src/apply/execute.js';
+import { execute, type FdHolder } from '../src/apply/execute.js';
+import type { DeviceProvider } from '../src/apply/devices.js';
+import type { XsClient, XsTransaction } from '../src/xenstore/api.js';
 import { KeeperHolder } from '../src/apply/holder.js';
 import { RegistryDevices } from '../src/apply/linux-devices.js';
 import { devidToVdev } from '../src/config/index.js';
@@ -23,9 +25,14 @@ import { fileURLToPath } from 'node:url';
 import { connect } from '../src/xenstore/client.js';
 import { connectKeeper } from '../src/daemon/keeper-client.js';
 import { converged, desired, disk } from '../test/plan/fixtures.js';
+import { sysClose } from '../src/linux/ffi.js';
+import { bareAttach } from './loops.js';
 
 const run_ = promisify(execFile);
 const BLOCK = '/etc/xen/scripts/block';
+
+/** The warm-up disk's index (its devid is outside the measured ones: n <= 200). */
+const WARM_DEVID_INDEX = 255;
 
 function devid(i: number): number {
   return i < 16 ? (202 << 8) | (i << 4) : (1 << 28) | (i << 8);
@@ -48,7 +55,9 @@ const cliMain = fileURLToPath(new URL('../src/cli/main.js', import.meta.url));
 
 async function startSimProcess(dir: string): Promise<{ socketPath: string; sysfsDir: string; settle(): Promise<void>; close(): Promise<void> }> {
   const socketPath = join(dir, 'xs.sock');
-  const sysfsDir = join(dir, 'sysfs');
+  // the simulated blkback mirrors sysfs with real files: in memory (tmpfs) like the real sysfs, so that a
+  // disk's journal on a busy host does not stall the simulated kernel
+  const sysfsDir = existsSync('/dev/shm') ? mkdtempSync('/dev/shm/xvbd-bench-sysfs-') : join(dir, 'sysfs');
   const child = spawn(process.execPath, [cliMain, 'sim', '--socket', socketPath, '--sysfs', sysfsDir, '--domain', 'bench-xvbd=1', '--domain', 'bench-script=2'], {
     stdio: ['ignore', 'ignore', 'ignore'],
   });
@@ -67,7 +76,7 @@ async function startSimProcess(dir: string): Promise<{ socketPath: string; sysfs
         if (child.exitCode !== null) return res();
         child.once('exit', () => res());
         child.kill('SIGTERM');
-      }),
+      }).finally(() => rmSync(sysfsDir, { recursive: true, force: true })),
   };
 }
 
@@ -100,6 +109,66 @@ function noopPlanMs(): { ms: number; disks: number } {
   return { ms: median(t), disks: obs.backends.length };
 }
 
+/** Wraps the executor's collaborators to time each phase of every step (the executor itself is unchanged). */
+function phaseTimers() {
+  const t: Record<string, number> = { provide: 0, hold: 0, transaction: 0, release: 0 };
+  let txStarts = 0;
+  let txs = 0;
+  const timed = async <T>(k: string, f: () => Promise<T>): Promise<T> => {
+    const t0 = performance.now();
+    try {
+      return await f();
+    } finally {
+      t[k]! += performance.now() - t0;
+    }
+  };
+  return {
+    devices(d: DeviceProvider): DeviceProvider {
+      return {
+        provide: (disk, key, opts) => timed('provide', () => d.provide(disk, key, opts)),
+        release: (key) => {
+          const t0 = performance.now();
+          d.release(key);
+          t.release! += performance.now() - t0;
+        },
+        free: (loop) => d.free(loop),
+      };
+    },
+    holder(h: FdHolder): FdHolder {
+      return {
+        hold: (dev, be) => timed('hold', () => h.hold(dev, be)),
+        abort: (dev, be) => h.abort(dev, be),
+        releaseAfterCommit: h.releaseAfterCommit,
+      };
+    },
+    xs(x: XsClient): XsClient {
+      const start = x.transactionStart.bind(x);
+      x.transactionStart = () => {
+        txStarts++;
+        return start();
+      };
+      const tx = x.transaction.bind(x);
+      x.transaction = <T>(fn: (t: XsTransaction) => Promise<T>, o?: { maxAttempts?: number }) => {
+        txs++;
+        return timed('transaction', () => tx(fn, o));
+      };
+      return x;
+    },
+    report(n: number, totalMsPerDisk: number): Record<string, number> {
+      const out: Record<string, number> = {};
+      let sum = 0;
+      for (const [k, v] of Object.entries(t)) {
+        out[k] = Number((v / n).toFixed(2));
+        // the keeper's adopt runs while the transaction does: not added to the sum
+        if (k !== 'hold') sum += v / n;
+      }
+      out.other = Number((totalMsPerDisk - sum).toFixed(2));
+      out.tx_attempts_per_tx = Number((txStarts / Math.max(1, txs)).toFixed(2));
+      return out;
+    },
+  };
+}
+
 export async function run(argv: string[]): Promise<number> {
   const { values } = parseArgs({ args: argv, options: { json: { type: 'boolean' }, n: { type: 'string' } }, strict: true });
   const n = values.n !== undefined ? Number(values.n) : 20;
@@ -129,28 +198,56 @@ export async function run(argv: string[]): Promise<number> {
     return f;
   };
   let xvbdMs = 0;
+  let phases: Record<string, number> = {};
+  let bareMs = 0;
   let scriptMs: number | undefined;
   let retries = 0;
   try {
-    // ---- xvbd ---------------------------------------------------------------------------------
-    const actions: Action[] = [];
-    for (let i = 0; i < n; i++) {
-      const id = devid(i);
-      const spec: DiskSpec = { ...disk('xvda', mk(`xvbd-${i}.img`), 'rw'), vdev: devidToVdev(id), devid: id };
-      actions.push({ kind: 'attach', domain: 'bench-xvbd', domid: 1, disk: spec });
+    // ---- bare ioctls (the physical limit), in the same run --------------------------------------
+    // warm-up: make sure N free loop devices exist (LOOP_CTL_GET_FREE creating one costs far more than an
+    // attach) and that both paths' code is compiled; then time N bare attaches and close them (autoclear)
+    const bareFiles = Array.from({ length: n }, (_, i) => mk(`bare-${i}.img`));
+    for (const fd of bareFiles.map((f) => bareAttach(f))) sysClose(fd);
+    {
+      const fds: number[] = [];
+      const t0 = performance.now();
+      for (const f of bareFiles) fds.push(bareAttach(f));
+      bareMs = (performance.now() - t0) / n;
+      for (const fd of fds) sysClose(fd);
     }
+
+    // ---- xvbd ---------------------------------------------------------------------------------
+    const attachOf = (i: number, file: string): Action => {
+      const id = devid(i);
+      const spec: DiskSpec = { ...disk('xvda', file, 'rw'), vdev: devidToVdev(id), devid: id };
+      return { kind: 'attach', domain: 'bench-xvbd', domid: 1, disk: spec };
+    };
+    const actions: Action[] = [];
+    for (let i = 0; i < n; i++) actions.push(attachOf(i, mk(`xvbd-${i}.img`)));
     const p: Plan = { actions, findings: [], disks: [] };
     const holder = new KeeperHolder(runDir);
     const registry = new LoopRegistry();
-    // start the keeper outside the timed part (a one-shot apply pays this once per run, not per disk)
+    const devices = new RegistryDevices(registry);
+    // start the keeper outside the timed part (a one-shot apply pays this once per run, not per disk), and
+    // warm the executor's code with one disk of its own (not counted)
     await holder.start();
+    const warm = await execute({ actions: [attachOf(WARM_DEVID_INDEX, mk('xvbd-warm.img'))], findings: [], disks: [] }, { xs, devices, policy: DEFAULT_POLICY, holder });
+    if (!warm.ok) throw new Error(`xvbd warm-up attach failed: ${warm.steps.find((s) => !s.ok)?.error}`);
+    const ph = phaseTimers();
     const t0 = performance.now();
-    const r = await execute(p, { xs, devices: new RegistryDevices(registry), policy: DEFAULT_POLICY, holder });
+    const r = await execute(p, { xs: ph.xs(xs), devices: ph.devices(devices), policy: DEFAULT_POLICY, holder: ph.holder(holder) });
     xvbdMs = (performance.now() - t0) / n;
     holder.close();
     registry.closeAll();
     if (!r.ok) throw new Error(`xvbd attach failed: ${r.steps.find((s) => !s.ok)?.error}`);
-    say(`xvbd attach:        ${xvbdMs.toFixed(1)} ms/disk (${n} disks; loop + verify + keeper + one transaction)`);
+    phases = ph.report(n, xvbdMs);
+    say(`bare ioctls:        ${bareMs.toFixed(2)} ms/disk (GET_FREE + open + LOOP_CONFIGURE, bench/loops.ts bareAttach)`);
+    say(`xvbd attach:        ${xvbdMs.toFixed(2)} ms/disk (${n} disks; loop + verify + keeper + one transaction) = ${(xvbdMs / bareMs).toFixed(1)}x bare`);
+    say(
+      `  phases, ms/disk:  device ${phases.provide} (open source, host check, LOOP_CONFIGURE, verify, diskseq), ` +
+        `keeper adopt ${phases.hold} (overlaps the transaction), transaction ${phases.transaction} (${phases.tx_attempts_per_tx} attempts/disk), ` +
+        `release ${phases.release}, rest ${phases.other}`,
+    );
 
     // ---- the Xen block script ----------------------------------------------------------------
     if (existsSync(BLOCK)) {
@@ -190,7 +287,7 @@ export async function run(argv: string[]): Promise<number> {
       }
       scriptMs = total / n;
       say(`Xen block script:   ${scriptMs.toFixed(1)} ms/disk (${n} disks; /etc/xen/scripts/block add, unmodified${retries ? `, ${retries} losetup race retries` : ''})`);
-      say(`ratio:              block script / xvbd = ${(scriptMs / xvbdMs).toFixed(1)}x`);
+      say(`ratio:              block script / xvbd = ${(scriptMs / xvbdMs).toFixed(1)}x; xvbd / bare ioctls = ${(xvbdMs / bareMs).toFixed(1)}x`);
     } else {
       say(`Xen block script:   not installed (${BLOCK})`);
     }
@@ -220,6 +317,9 @@ export async function run(argv: string[]): Promise<number> {
         xvbd_ms_per_disk: Number(xvbdMs.toFixed(2)),
         block_script_ms_per_disk: scriptMs !== undefined ? Number(scriptMs.toFixed(2)) : null,
         ratio: scriptMs !== undefined ? Number((scriptMs / xvbdMs).toFixed(2)) : null,
+        bare_ms_per_disk: Number(bareMs.toFixed(3)),
+        xvbd_vs_bare: Number((xvbdMs / bareMs).toFixed(2)),
+        xvbd_phases_ms_per_disk: phases,
         block_script_retries: retries,
         noop_plan_ms: Number(noop.ms.toFixed(3)),
         noop_plan_disks: noop.disks,

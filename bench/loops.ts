@@ -258,7 +258,7 @@ function round(x: number): number {
 }
 
 /** GET_FREE + open + LOOP_CONFIGURE (autoclear), retrying only the plain EBUSY race. Returns the loop fd. */
-function bareAttach(file: string): number {
+export function bareAttach(file: string): number {
   const backing = sysOpen(file, O_RDWR | O_CLOEXEC);
   const control = sysOpen('/dev/loop-control', O_RDWR | O_CLOEXEC);
   try {

@@ -17,7 +17,7 @@ test('the runner fails a run that leaks a loop device, names it, and frees it', 
   try {
     const res = spawnSync(process.execPath, [join(here, 'run-tests.js'), resolve(here, '../fixtures/leaky.js')], {
       // NODE_TEST_CONTEXT would make the inner node:test skip its files (we run inside a test).
-      env: { ...process.env, NODE_TEST_CONTEXT: undefined, XVBD_LEAKY_FILE: file },
+      env: { ...process.env, NODE_TEST_CONTEXT: undefined, XVBD_LEAKY_FILE: file, XVBD_LEAK_SCOPE: dir },
       encoding: 'utf8',
     });
     assert.equal(res.status, 1, res.stdout + res.stderr);

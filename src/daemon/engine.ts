@@ -75,13 +75,13 @@ export class DaemonEngine implements Engine {
     return this.d.plan(desired, observed);
   }
 
-  async sweep(observed: ObservedState): Promise<string[]> {
+  async sweep(observed: ObservedState): Promise<{ released: string[]; closed: string[] }> {
     if (this.d.beforeSweep) await this.d.beforeSweep();
     const r = sweepRegistry(this.d.registry, observed);
     for (const l of [...r.claimed, ...r.released]) this.d.log(`fds: ${l}`);
     // What was let go leaves systemd's store before anything else happens in this pass.
     if (r.released.length > 0 && this.d.fdStore) await this.d.fdStore.sync();
-    return r.released;
+    return { released: r.released, closed: r.closed };
   }
 
   async execute(plan: Plan, desired: DesiredState): Promise<ExecuteResult> {

@@ -137,9 +137,10 @@ function usersOf(diskseq: string, byDiskseq: Map<string, BackendObs[]>): string[
  * Matches the registry to a fresh observation (before planning): a user (backend path) whose backend dir
  * is gone, or now records another device, is released; a held device with no user (adopted from the fd
  * store or the keeper) gets the backends that record its diskseq, and is closed when there are none.
- * Returns one line per change: `released` (a user let go, or an fd closed), `claimed` (adopted fds given users).
+ * Returns one line per change: `released` (a user let go, or an fd closed), `claimed` (adopted fds given
+ * users), and `closed`: the diskseqs whose fd was closed (their devices are on their way out by autoclear).
  */
-export function sweepRegistry(registry: LoopRegistry, observed: ObservedState): { released: string[]; claimed: string[] } {
+export function sweepRegistry(registry: LoopRegistry, observed: ObservedState): { released: string[]; claimed: string[]; closed: string[] } {
   const byPath = new Map<string, BackendObs>();
   const byDiskseq = new Map<string, BackendObs[]>();
   for (const b of observed.backends) {
@@ -152,11 +153,13 @@ export function sweepRegistry(registry: LoopRegistry, observed: ObservedState): 
   }
   const out: string[] = [];
   const claimed: string[] = [];
+  const closed: string[] = [];
   for (const f of registry.fds()) {
     for (const user of f.users) {
       const b = byPath.get(user);
       if (b && (b.diskseq === undefined || b.diskseq === f.diskseq)) continue;
       const r = registry.release(user);
+      if (r?.closed) closed.push(f.diskseq);
       out.push(`${f.name} (diskseq ${f.diskseq}): released for ${user} (${b ? `now records diskseq ${b.diskseq}` : 'backend gone'})${r?.closed ? ', fd closed' : ''}`);
     }
   }
@@ -168,6 +171,9 @@ export function sweepRegistry(registry: LoopRegistry, observed: ObservedState): 
       claimed.push(`${f.name} (diskseq ${f.diskseq}): held for ${users.join(', ')}`);
     }
   }
-  for (const h of registry.dropUnused()) out.push(`${h.name} (diskseq ${h.diskseq}): no backend uses it, fd closed`);
-  return { released: out, claimed };
+  for (const h of registry.dropUnused()) {
+    out.push(`${h.name} (diskseq ${h.diskseq}): no backend uses it, fd closed`);
+    closed.push(h.diskseq);
+  }
+  return { released: out, claimed, closed };
 }

@@ -110,8 +110,8 @@ export class Keeper {
   private xs: XsClient | undefined;
   private connecting: Promise<void> | undefined;
   private checks = new Set<string>();
-  /** Backend paths watched on the current connection. */
-  private watched = new Set<string>();
+  /** Backend paths watched on the current connection -> the node watched for it (see watchNode). */
+  private watched = new Map<string, string>();
   private timers = new Map<string, NodeJS.Timeout>();
   private closed = false;
   private giverTimer: NodeJS.Timeout | undefined;
@@ -252,7 +252,11 @@ export class Keeper {
       const t = this.timers.get(backend);
       if (t) clearTimeout(t);
       this.timers.delete(backend);
-      if (this.xs && this.watched.delete(backend)) this.xs.unwatch(backend, backend).catch(() => {});
+      const node = this.watched.get(backend);
+      if (this.xs && node !== undefined) {
+        this.watched.delete(backend);
+        this.xs.unwatch(node, backend).catch(() => {});
+      }
     }
     if (n > 0 && this.size === 0) this.onEmpty();
     return n;
@@ -282,8 +286,9 @@ export class Keeper {
             this.watched.clear();
             void this.pump(xs);
             for (const b of this.held.keys()) {
-              this.watched.add(b);
-              await xs.watch(b, b);
+              const node = this.watchNode(b);
+              this.watched.set(b, node);
+              await xs.watch(node, b);
             }
             return;
           } catch (err) {
@@ -304,10 +309,26 @@ export class Keeper {
   private async ensureWatch(backend: string): Promise<void> {
     await this.connect();
     // connect() watches every path held when it connects; one added since needs its own watch
-    if (this.xs && this.held.has(backend) && !this.watched.has(backend)) {
-      this.watched.add(backend);
-      await this.xs.watch(backend, backend);
-    }
+    if (!this.xs || !this.held.has(backend)) return;
+    const want = this.watchNode(backend);
+    const have = this.watched.get(backend);
+    if (have === want) return;
+    // (an entry without a diskseq joined entries with one: from the diskseq node to the whole dir)
+    this.watched.set(backend, want);
+    await this.xs.watch(want, backend);
+    if (have !== undefined) await this.xs.unwatch(have, backend).catch(() => {});
+  }
+
+  /**
+   * What to watch for a backend: its `diskseq` node when every entry has a diskseq (the node is written
+   * when the backend is committed or rewritten for another device, and xenstored fires a watch on each
+   * descendant of a removed dir, so the dir going away fires it too), else the whole dir. Watching the
+   * dir would fire once per node of every commit under it (libxl's layout, blkback's probe): dozens of
+   * events per attach that the keeper only coalesces.
+   */
+  private watchNode(backend: string): string {
+    const list = this.held.get(backend) ?? [];
+    return list.length > 0 && list.every((e) => e.diskseq !== undefined) ? `${backend}/diskseq` : backend;
   }
 
   private async pump(xs: XsClient): Promise<void> {
@@ -441,6 +462,9 @@ export async function runKeeper(opts: KeeperOptions): Promise<void> {
 
   const onConn = (sock: Socket) => {
     let buf = '';
+    // requests are handled concurrently, but answered in the order they came: the client pairs replies
+    // with its requests by order
+    let replies: Promise<void> = Promise.resolve();
     sock.setEncoding('utf8');
     sock.on('error', () => {});
     sock.on('data', (chunk: string) => {
@@ -462,11 +486,12 @@ export async function runKeeper(opts: KeeperOptions): Promise<void> {
           sock.write(JSON.stringify({ ok: false, error: 'bad JSON' }) + '\n');
           continue;
         }
-        handle(req)
-          .then(
-            (rep) => rep,
-            (err: unknown): KeeperReply => ({ ok: false, error: err instanceof Error ? err.message : String(err) }),
-          )
+        const answer = handle(req).then(
+          (rep) => rep,
+          (err: unknown): KeeperReply => ({ ok: false, error: err instanceof Error ? err.message : String(err) }),
+        );
+        replies = replies
+          .then(() => answer)
           .then((rep) => {
             pendingRequests--;
             if (!sock.destroyed) sock.write(JSON.stringify(rep) + '\n');

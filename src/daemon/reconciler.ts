@@ -38,7 +38,7 @@ export interface Engine {
   observe(desired: DesiredState): Promise<ObservedState>;
   plan(desired: DesiredState, observed: ObservedState): Plan;
   /** Before execute, with the fresh observation: drop what nothing uses any more (e.g. fds of backends gone). */
-  sweep?(observed: ObservedState): Promise<string[]>;
+  sweep?(observed: ObservedState): Promise<{ released: string[]; closed: string[] }>;
   execute(plan: Plan, desired: DesiredState, observed: ObservedState): Promise<ExecuteResult>;
   /** After every pass, ok or not (e.g. sync the fd store). */
   afterPass?(outcome: PassOutcome): Promise<void>;
@@ -216,12 +216,23 @@ export class Reconciler {
         o.ok = true; // nothing was attempted: no backoff; configOk tells the rest
         return o;
       }
-      const observed = await this.engine.observe(desired);
+      let observed = await this.engine.observe(desired);
+      if (this.engine.sweep) {
+        const sw = await this.engine.sweep(observed);
+        o.released = sw.released;
+        if (sw.released.length > 0) {
+          // Letting go changed the host: plan from a second look. A device whose fd was just closed is
+          // on its way out (autoclear, once systemd drops its stored copy too): leave it to the next
+          // pass rather than race the kernel with an explicit free.
+          observed = await this.engine.observe(desired);
+          const going = new Set(sw.closed);
+          if (going.size > 0) observed = { ...observed, loops: observed.loops.filter((l) => !going.has(l.diskseq)) };
+        }
+      }
       o.observed = observed;
       o.changed = describeChanges(this.prevDesired, desired, this.prevObserved, observed);
       this.prevDesired = desired;
       this.prevObserved = observed;
-      if (this.engine.sweep) o.released = await this.engine.sweep(observed);
       const plan = this.engine.plan(desired, observed);
       o.plan = plan;
       o.actions = plan.actions.length;

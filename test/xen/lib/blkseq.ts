@@ -182,7 +182,19 @@ export function sequences(): Sequence[] {
       devid: 51808,
       feDomid: 0,
       blkfront: true,
-      steps: [feDir, beDir, physDev, rmBackend, rmFrontend],
+      steps: [
+        // in one transaction: blkfront probes as soon as the dir appears, and node by node its error
+        // depends on the race ("reading other end details" before backend/backend-id are there)
+        step('frontend dir written in one transaction (state 1), no backend dir', async (c) => {
+          const id = Number.parseInt(await c.xs.ok(XS_TYPES.TRANSACTION_START, z('')), 10);
+          await frontendDir(c, '1', id);
+          await c.xs.ok(XS_TYPES.TRANSACTION_END, z('T'), id);
+        }),
+        beDir,
+        physDev,
+        rmBackend,
+        rmFrontend,
+      ],
     },
     {
       name: 'a real frontend (blkfront in dom0), backend dir without "dev"',

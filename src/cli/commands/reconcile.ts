@@ -93,13 +93,15 @@ export async function run(argv: string[]): Promise<number> {
       process.once('SIGTERM', () => res('SIGTERM'));
       process.once('SIGINT', () => res('SIGINT'));
     });
+    // A signal during start (a first pass that hangs on xenstore...) stops it too.
+    let early: string | undefined;
     try {
-      await d.start();
+      early = (await Promise.race([d.start().then(() => undefined), done])) ?? undefined;
     } catch (err) {
       await d.stop('start failed').catch(() => undefined);
       throw new CliError(`cannot start: ${(err as Error).message}`);
     }
-    const why = await done;
+    const why = early ?? (await done);
     await d.stop(why);
     return 0;
   }

@@ -8,7 +8,7 @@ import { existsSync, openSync, constants as fsc } from 'node:fs';
 import { join } from 'node:path';
 import type { XsClient } from '../xenstore/api.js';
 import type { LoopRegistry } from '../linux/registry.js';
-import type { PeerCred } from './libc.js';
+import { closeFd, type PeerCred } from './libc.js';
 import { ControlError, ControlServer, type ControlRequest } from './control.js';
 import { DaemonEngine, type EngineDeps } from './engine.js';
 import { FdStore } from './fdstore.js';
@@ -161,7 +161,7 @@ export class Daemon {
         } catch (err) {
           this.log(`keeper: fd for ${h.backend} refused: ${(err as Error).message}`);
           try {
-            (await import('./libc.js')).closeFd(fd);
+            closeFd(fd);
           } catch {
             // adopt may have closed it
           }

@@ -23,7 +23,19 @@ export class KeeperHolder implements FdHolder {
     await this.keeper();
   }
 
-  async hold(dev: ProvidedDevice, backend: string): Promise<void> {
+  /** The last request: the next waits for it (one adopt in flight at a time, whatever the keeper's age). */
+  private last: Promise<unknown> = Promise.resolve();
+
+  hold(dev: ProvidedDevice, backend: string): Promise<void> {
+    const p = this.last.then(
+      () => this.holdNow(dev, backend),
+      () => this.holdNow(dev, backend),
+    );
+    this.last = p.catch(() => {});
+    return p;
+  }
+
+  private async holdNow(dev: ProvidedDevice, backend: string): Promise<void> {
     const req = { op: 'adopt' as const, pid: process.pid, fd: dev.fd, backend, diskseq: dev.diskseq, graceMs: this.graceMs };
     try {
       await (await this.keeper()).request(req);
@@ -36,7 +48,16 @@ export class KeeperHolder implements FdHolder {
     }
   }
 
-  async abort(dev: ProvidedDevice, backend: string): Promise<void> {
+  abort(dev: ProvidedDevice, backend: string): Promise<void> {
+    const p = this.last.then(
+      () => this.dropNow(dev, backend),
+      () => this.dropNow(dev, backend),
+    );
+    this.last = p.catch(() => {});
+    return p;
+  }
+
+  private async dropNow(dev: ProvidedDevice, backend: string): Promise<void> {
     await (await this.keeper()).request({ op: 'drop', backend, diskseq: dev.diskseq });
   }
 

@@ -130,16 +130,77 @@ function startHold(ctx: ExecuteContext, dev: ProvidedDevice, backend: string): P
   return { done: () => p, settled: () => outcome };
 }
 
+/** A step's device (and its holder's hold) made ahead of time, while the previous step's transaction ran. */
+interface Prepared {
+  key: string;
+  ready: Promise<{ dev: ProvidedDevice; hold: PendingHold }>;
+}
+
+/** How execute() pipelines consecutive attaches: what this step was given, and when to start the next's. */
+interface Pipeline {
+  prepared?: Prepared;
+  /** Called once this step's device is ready and its hold under way (the step then waits on xenstore). */
+  onDevice?: () => void;
+}
+
+function prepare(ctx: ExecuteContext, a: Extract<Action, { kind: 'attach' | 'serve' }>): Prepared {
+  const key = a.kind === 'serve' ? a.backend.path : vbdPaths({ backendDomid: a.disk.backendDomid, frontendDomid: a.domid, devid: a.disk.devid }).backend;
+  const ready = ctx.devices
+    .provide(a.disk, key, { allowedRoots: ctx.policy.allowedRoots, reuse: a.reuseLoop })
+    .then((dev) => ({ dev, hold: startHold(ctx, dev, key) }));
+  ready.catch(() => {}); // the step it was made for reports the error
+  return { key, ready };
+}
+
+/** A prepared device whose step will not run (an earlier step failed with stopOnError): let it go. */
+async function discard(ctx: ExecuteContext, pre: Prepared): Promise<void> {
+  let got;
+  try {
+    got = await pre.ready;
+  } catch {
+    return; // nothing was acquired
+  }
+  if (await got.hold.settled()) await ctx.holder.abort(got.dev, pre.key).catch(() => {});
+  ctx.devices.release(pre.key);
+}
+
+/** The device for a step: prepared ahead, or provided now (and its hold started). */
+async function deviceFor(
+  ctx: ExecuteContext,
+  a: { disk: Extract<Action, { kind: 'attach' | 'serve' }>['disk']; reuseLoop?: Extract<Action, { kind: 'attach' | 'serve' }>['reuseLoop'] },
+  key: string,
+  progress: (m: string) => void,
+  pipe: Pipeline,
+): Promise<{ dev: ProvidedDevice; hold: PendingHold }> {
+  let got;
+  const pre = pipe.prepared;
+  pipe.prepared = undefined; // consumed (or left to execute() to discard)
+  if (pre && pre.key === key) {
+    got = await pre.ready;
+  } else {
+    if (pre) await discard(ctx, pre);
+    const dev = await ctx.devices.provide(a.disk, key, { allowedRoots: ctx.policy.allowedRoots, reuse: a.reuseLoop });
+    // The holder adopts the fd while the transaction reads and writes (one round trip hidden behind the
+    // other); the transaction only commits once the fd is held (docs/fd-holding.md).
+    got = { dev, hold: startHold(ctx, dev, key) };
+  }
+  const { dev } = got;
+  progress(`${dev.shared ? 'shares' : 'using'} ${dev.devPath} (${dev.major}:${dev.minor}${dev.diskseq ? `, diskseq ${dev.diskseq}` : ''})`);
+  pipe.onDevice?.();
+  return got;
+}
+
 /** Attach: the device, then frontend + backend + libxl's dirs in one transaction. */
-async function attach(ctx: ExecuteContext, a: Extract<Action, { kind: 'attach' | 'replace' }>, progress: (m: string) => void): Promise<string> {
+async function attach(
+  ctx: ExecuteContext,
+  a: Extract<Action, { kind: 'attach' | 'replace' }>,
+  progress: (m: string) => void,
+  pipe: Pipeline = {},
+): Promise<string> {
   const id = { backendDomid: a.disk.backendDomid, frontendDomid: a.domid, devid: a.disk.devid };
   const paths = vbdPaths(id);
-  const dev = await ctx.devices.provide(a.disk, paths.backend, { allowedRoots: ctx.policy.allowedRoots, reuse: a.reuseLoop });
-  progress(`${dev.shared ? 'shares' : 'using'} ${dev.devPath} (${dev.major}:${dev.minor}${dev.diskseq ? `, diskseq ${dev.diskseq}` : ''})`);
+  const { dev, hold } = await deviceFor(ctx, a, paths.backend, progress, pipe);
   let committed = false;
-  // The keeper adopts the fd while the transaction reads and writes (one round trip hidden behind the
-  // other); the transaction only commits once the fd is held (docs/fd-holding.md).
-  const hold = startHold(ctx, dev, paths.backend);
   try {
     const layout = attachLayout({
       ...id,
@@ -202,13 +263,12 @@ export async function serveBackend(
   ctx: ExecuteContext,
   a: { domain: string; domid: number; disk: Extract<Action, { kind: 'serve' }>['disk']; backend: BackendRef; reuseLoop?: Extract<Action, { kind: 'serve' }>['reuseLoop'] },
   progress: (m: string) => void = () => {},
+  pipe: Pipeline = {},
 ): Promise<string> {
   const b = a.backend;
-  const dev = await ctx.devices.provide(a.disk, b.path, { allowedRoots: ctx.policy.allowedRoots, reuse: a.reuseLoop });
-  progress(`${dev.shared ? 'shares' : 'using'} ${dev.devPath} (${dev.major}:${dev.minor}${dev.diskseq ? `, diskseq ${dev.diskseq}` : ''})`);
-  let committed = false;
   // as in attach: the holder adopts the fd meanwhile, the commit waits for it
-  const hold = startHold(ctx, dev, b.path);
+  const { dev, hold } = await deviceFor(ctx, a, b.path, progress, pipe);
+  let committed = false;
   try {
     const nodes = servedNodes({ major: dev.major, minor: dev.minor, devPath: dev.devPath, diskseq: dev.diskseq, sourceInode: dev.sourceInode });
     const already = await ctx.xs.transaction(async (tx) => {
@@ -306,12 +366,12 @@ export async function detachBackend(
   return closed ? 'removed' : `removed after ${ctx.policy.detachTimeoutMs} ms without the frontend closing`;
 }
 
-async function runStep(ctx: ExecuteContext, a: Action, progress: (m: string) => void): Promise<string> {
+async function runStep(ctx: ExecuteContext, a: Action, progress: (m: string) => void, pipe: Pipeline): Promise<string> {
   switch (a.kind) {
     case 'attach':
-      return attach(ctx, a, progress);
+      return attach(ctx, a, progress, pipe);
     case 'serve':
-      return serveBackend(ctx, a, progress);
+      return serveBackend(ctx, a, progress, pipe);
     case 'detach':
       return detachBackend(ctx, a.backend, progress);
     case 'replace': {
@@ -329,23 +389,52 @@ export async function execute(plan: Plan, ctx: ExecuteContext): Promise<ExecuteR
   const emit = ctx.onEvent ?? (() => {});
   const steps: StepResult[] = [];
   const total = plan.actions.length;
-  for (let i = 0; i < total; i++) {
-    const action = plan.actions[i]!;
-    const summary = summarize(action);
-    emit({ type: 'step-start', index: i, total, action, summary });
-    const t0 = performance.now();
-    try {
-      const detail = await runStep(ctx, action, (message) => emit({ type: 'step-progress', index: i, message }));
-      const ms = performance.now() - t0;
-      steps.push({ action, summary, ok: true, ms, detail });
-      emit({ type: 'step-done', index: i, action, summary, ms, detail });
-    } catch (err) {
-      const ms = performance.now() - t0;
-      const error = err instanceof Error ? err.message : String(err);
-      steps.push({ action, summary, ok: false, ms, error });
-      emit({ type: 'step-failed', index: i, action, summary, ms, error });
-      if (ctx.stopOnError) break;
+  // Consecutive attaches are pipelined: while one step waits on its transaction, the next step's device
+  // is made and handed to the holder (each step still commits alone, in plan order, after its own hold).
+  let prepared: Prepared | undefined;
+  try {
+    for (let i = 0; i < total; i++) {
+      const action = plan.actions[i]!;
+      const summary = summarize(action);
+      emit({ type: 'step-start', index: i, total, action, summary });
+      const t0 = performance.now();
+      const pipe: Pipeline = { prepared };
+      prepared = undefined;
+      const next = plan.actions[i + 1];
+      if (pipelinable(action, next)) pipe.onDevice = () => (prepared ??= prepare(ctx, next));
+      try {
+        const detail = await runStep(ctx, action, (message) => emit({ type: 'step-progress', index: i, message }), pipe);
+        const ms = performance.now() - t0;
+        steps.push({ action, summary, ok: true, ms, detail });
+        emit({ type: 'step-done', index: i, action, summary, ms, detail });
+      } catch (err) {
+        const ms = performance.now() - t0;
+        const error = err instanceof Error ? err.message : String(err);
+        steps.push({ action, summary, ok: false, ms, error });
+        emit({ type: 'step-failed', index: i, action, summary, ms, error });
+        if (ctx.stopOnError) break;
+      } finally {
+        // made for this step, which failed before taking it
+        if (pipe.prepared) await discard(ctx, pipe.prepared);
+      }
     }
+  } finally {
+    if (prepared) await discard(ctx, prepared);
   }
   return { ok: steps.length === total && steps.every((s) => s.ok), steps };
+}
+
+/**
+ * Whether `next`'s device may be made while `cur` waits on xenstore: both attach or serve (a replace
+ * detaches first; a detach or free changes what a device may be made from), on different backends.
+ */
+function pipelinable(cur: Action, next: Action | undefined): next is Extract<Action, { kind: 'attach' | 'serve' }> {
+  if (!next || (cur.kind !== 'attach' && cur.kind !== 'serve') || (next.kind !== 'attach' && next.kind !== 'serve')) return false;
+  const keyOf = (a: Extract<Action, { kind: 'attach' | 'serve' }>) =>
+    a.kind === 'serve' ? a.backend.path : vbdPaths({ backendDomid: a.disk.backendDomid, frontendDomid: a.domid, devid: a.disk.devid }).backend;
+  try {
+    return keyOf(cur) !== keyOf(next);
+  } catch {
+    return false; // a bad id: the step itself reports it
+  }
 }

@@ -67,13 +67,13 @@ async function main(): Promise<number> {
   }
   const tStart = Date.now();
   const tap = new Tap();
-  tap.header();
   const figures: string[] = [];
 
   // ---- the real Xen host ----
   let outDir: string;
   let guestOk = true;
   if (values.records) {
+    tap.header();
     outDir = values.records;
     if (!existsSync(outDir)) {
       process.stderr.write(`--records: no such directory: ${outDir}\n`);
@@ -90,6 +90,7 @@ async function main(): Promise<number> {
       process.stdout.write(`lab ready in ${setup.lab}\n`);
       return 0;
     }
+    tap.header();
     if (!existsSync(join(repoRoot(), 'dist/test/xen/guest.js'))) {
       process.stderr.write('dist/test/xen/guest.js missing: build first (npm run build)\n');
       return 2;

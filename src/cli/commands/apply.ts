@@ -1,6 +1,6 @@
 // `xvbd apply`: show the plan, ask (or --auto-approve), execute step by step, exit 0 on success, 1 on failure.
 import { createInterface } from 'node:readline/promises';
-import { parseArgs } from 'node:util';
+import { parseCommand } from '../args.js';
 import { defaultConfigDir } from '../../config/index.js';
 import { LockHeldError } from '../../apply/lock.js';
 import { applyOnce, ConfigInvalid } from '../../apply/session.js';
@@ -48,27 +48,14 @@ async function ask(plan: Plan): Promise<boolean> {
 }
 
 export async function run(argv: string[]): Promise<number> {
-  let values;
-  try {
-    ({ values } = parseArgs({
-      args: argv,
-      options: {
-        help: { type: 'boolean', short: 'h' },
-        config: { type: 'string' },
-        'auto-approve': { type: 'boolean' },
-        'dry-run': { type: 'boolean' },
-        prune: { type: 'boolean' },
-      },
-      strict: true,
-      allowPositionals: false,
-    }));
-  } catch (err) {
-    throw new CliError(`${(err as Error).message}\n\n${USAGE}`);
-  }
-  if (values.help) {
-    process.stdout.write(USAGE + '\n');
-    return 0;
-  }
+  const args = parseCommand(argv, USAGE, {
+    config: { type: 'string' },
+    'auto-approve': { type: 'boolean' },
+    'dry-run': { type: 'boolean' },
+    prune: { type: 'boolean' },
+  });
+  if (!args) return 0;
+  const { values } = args;
   const configDir = values.config ?? defaultConfigDir();
   const autoApprove = values['auto-approve'] ?? false;
   const dryRun = values['dry-run'] ?? false;

@@ -1,6 +1,5 @@
 // `xvbd demo`: examples/host on a simulated Xen host with real loop devices; cleans up after itself.
-import { parseArgs } from 'node:util';
-import { CliError } from '../errors.js';
+import { parseCommand } from '../args.js';
 import { runDemo } from '../../apply/demo.js';
 import { wantColor } from '../render/style.js';
 
@@ -13,15 +12,8 @@ connect, shows the one read-only loop device shared by three guests, then remove
 terminal, unless --no-wait.`;
 
 export async function run(argv: string[]): Promise<number> {
-  let values;
-  try {
-    ({ values } = parseArgs({ args: argv, options: { help: { type: 'boolean', short: 'h' }, 'no-wait': { type: 'boolean' } }, strict: true }));
-  } catch (err) {
-    throw new CliError(`${(err as Error).message}\n\n${USAGE}`);
-  }
-  if (values.help) {
-    process.stdout.write(USAGE + '\n');
-    return 0;
-  }
+  const args = parseCommand(argv, USAGE, { 'no-wait': { type: 'boolean' } });
+  if (!args) return 0;
+  const { values } = args;
   return runDemo({ wait: values['no-wait'] ? false : undefined, color: wantColor(process.stdout) });
 }

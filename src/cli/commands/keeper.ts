@@ -1,6 +1,6 @@
 // `xvbd keeper`: holds loop-device fds for backends when no daemon runs (docs/fd-holding.md).
 // Started on demand by `xvbd apply` and `xvbd hook`; not meant to be run by hand except to inspect it.
-import { parseArgs } from 'node:util';
+import { parseCommand } from '../args.js';
 import { runDir } from '../../apply/lock.js';
 import { connectKeeper } from '../../daemon/keeper-client.js';
 import { runKeeper } from '../../daemon/keeper.js';
@@ -20,20 +20,9 @@ Environment: XVBD_RUN_DIR (default /run/xvbd), XENSTORED_PATH, XVBD_KEEPER_XS_LO
 exit when xenstore stays unreachable that long; unset = never, the right choice on a real host).`;
 
 export async function run(argv: string[]): Promise<number> {
-  let values;
-  try {
-    ({ values } = parseArgs({
-    args: argv,
-    options: { help: { type: 'boolean', short: 'h' }, list: { type: 'boolean' }, 'idle-exit': { type: 'string' } },
-    strict: true,
-  }));
-  } catch (err) {
-    throw new CliError(`${(err as Error).message}\n\n${USAGE}`);
-  }
-  if (values.help) {
-    process.stdout.write(USAGE + '\n');
-    return 0;
-  }
+  const args = parseCommand(argv, USAGE, { list: { type: 'boolean' }, 'idle-exit': { type: 'string' } });
+  if (!args) return 0;
+  const { values } = args;
   const dir = runDir();
   if (values.list) {
     const c = await connectKeeper(dir).catch(() => {

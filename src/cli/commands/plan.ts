@@ -1,6 +1,5 @@
 // `xvbd plan`: what apply would do, Terraform-style, with the drift findings. Changes nothing.
-import { parseArgs } from 'node:util';
-import { CliError } from '../errors.js';
+import { parseCommand } from '../args.js';
 import { renderPlan } from '../render/plan.js';
 import { wantColor } from '../render/style.js';
 import { loadSnapshot } from '../../observe/cli.js';
@@ -25,29 +24,16 @@ Exit status: 0 success (with --detailed-exitcode: nothing to do), 2 changes (--d
 1 error (invalid config: its errors are printed; xenstore unreachable).`;
 
 export async function run(argv: string[]): Promise<number> {
-  let values;
-  try {
-    ({ values } = parseArgs({
-      args: argv,
-      options: {
-        config: { type: 'string' },
-        json: { type: 'boolean' },
-        'detailed-exitcode': { type: 'boolean' },
-        prune: { type: 'boolean' },
-        color: { type: 'boolean' },
-        'no-color': { type: 'boolean' },
-        help: { type: 'boolean', short: 'h' },
-      },
-      strict: true,
-      allowPositionals: false,
-    }));
-  } catch (err) {
-    throw new CliError(`${(err as Error).message}\n\n${USAGE}`);
-  }
-  if (values.help) {
-    process.stdout.write(USAGE + '\n');
-    return 0;
-  }
+  const args = parseCommand(argv, USAGE, {
+    config: { type: 'string' },
+    json: { type: 'boolean' },
+    'detailed-exitcode': { type: 'boolean' },
+    prune: { type: 'boolean' },
+    color: { type: 'boolean' },
+    'no-color': { type: 'boolean' },
+  });
+  if (!args) return 0;
+  const { values } = args;
   const snap = await loadSnapshot({ configDir: values.config, prune: values.prune === true, command: 'plan', json: values.json === true });
   const plan = snap.plan!;
   if (values.json) {

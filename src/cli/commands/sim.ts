@@ -1,6 +1,6 @@
 // `xvbd sim`: serves a simulated xenstore (with domains and blkback) on a unix socket, so the
 // real xenstore-* tools (XENSTORED_PATH=...) and xvbd itself run without Xen.
-import { parseArgs } from 'node:util';
+import { parseCommand } from '../args.js';
 import { CliError } from '../errors.js';
 
 const USAGE = `Usage: xvbd sim [--socket PATH] [--domain NAME[=DOMID]]... [--sysfs DIR] [--auto-connect] [--require-dev] [--verbose]
@@ -18,29 +18,16 @@ Serves a xenstored-compatible socket backed by a simulated Xen host until interr
 Then: XENSTORED_PATH=PATH xenstore-ls /local/domain`;
 
 export async function run(argv: string[]): Promise<number> {
-  let values;
-  try {
-    ({ values } = parseArgs({
-      args: argv,
-      options: {
-        socket: { type: 'string' },
-        domain: { type: 'string', multiple: true },
-        sysfs: { type: 'string' },
-        'auto-connect': { type: 'boolean' },
-        verbose: { type: 'boolean', short: 'v' },
-        'require-dev': { type: 'boolean' },
-        help: { type: 'boolean', short: 'h' },
-      },
-      strict: true,
-      allowPositionals: false,
-    }));
-  } catch (err) {
-    throw new CliError(`${(err as Error).message}\n${USAGE}`, 2);
-  }
-  if (values.help) {
-    process.stdout.write(USAGE + '\n');
-    return 0;
-  }
+  const args = parseCommand(argv, USAGE, {
+    socket: { type: 'string' },
+    domain: { type: 'string', multiple: true },
+    sysfs: { type: 'string' },
+    'auto-connect': { type: 'boolean' },
+    verbose: { type: 'boolean', short: 'v' },
+    'require-dev': { type: 'boolean' },
+  }, { usageExit: 2 });
+  if (!args) return 0;
+  const { values } = args;
   const domains: { name: string; domid?: number }[] = [];
   for (const d of values.domain ?? []) {
     const m = /^([A-Za-z0-9._-]{1,64})(?:=(\d{1,5}))?$/.exec(d);

@@ -1,7 +1,6 @@
 // `xvbd status`: every desired disk (and every backend of xvbd's nobody desires) with its sync and
 // health kept apart, its loop device, diskseq, sharing, backend/frontend states; then the findings.
-import { parseArgs } from 'node:util';
-import { CliError } from '../errors.js';
+import { parseCommand } from '../args.js';
 import { renderStatus } from '../render/status.js';
 import { wantColor } from '../render/style.js';
 import { loadSnapshot } from '../../observe/cli.js';
@@ -23,27 +22,14 @@ Options:
 Exit status: 0 (whatever the status), 1 error (invalid config, xenstore unreachable).`;
 
 export async function run(argv: string[]): Promise<number> {
-  let values;
-  try {
-    ({ values } = parseArgs({
-      args: argv,
-      options: {
-        config: { type: 'string' },
-        json: { type: 'boolean' },
-        color: { type: 'boolean' },
-        'no-color': { type: 'boolean' },
-        help: { type: 'boolean', short: 'h' },
-      },
-      strict: true,
-      allowPositionals: false,
-    }));
-  } catch (err) {
-    throw new CliError(`${(err as Error).message}\n\n${USAGE}`);
-  }
-  if (values.help) {
-    process.stdout.write(USAGE + '\n');
-    return 0;
-  }
+  const args = parseCommand(argv, USAGE, {
+    config: { type: 'string' },
+    json: { type: 'boolean' },
+    color: { type: 'boolean' },
+    'no-color': { type: 'boolean' },
+  });
+  if (!args) return 0;
+  const { values } = args;
   const snap = await loadSnapshot({ configDir: values.config, command: 'status', json: values.json === true });
   const { plan, observed } = snap;
   if (values.json) {

@@ -1,5 +1,5 @@
 // `xvbd tui`: a live terminal UI of the disks, their drift and the pending plan (src/ui).
-import { parseArgs } from 'node:util';
+import { parseCommand } from '../args.js';
 import { CliError } from '../errors.js';
 
 const USAGE = `Usage: xvbd tui [--config DIR] [--interval SECONDS] [--no-apply]
@@ -20,26 +20,13 @@ Environment: XENSTORED_PATH selects the xenstore socket (e.g. the simulator's).
 Needs a terminal on stdin and stdout.`;
 
 export async function run(argv: string[]): Promise<number> {
-  let values;
-  try {
-    ({ values } = parseArgs({
-      args: argv,
-      options: {
-        help: { type: 'boolean', short: 'h' },
-        config: { type: 'string' },
-        interval: { type: 'string' },
-        'no-apply': { type: 'boolean' },
-      },
-      strict: true,
-      allowPositionals: false,
-    }));
-  } catch (err) {
-    throw new CliError(`${(err as Error).message}\n\n${USAGE}`);
-  }
-  if (values.help) {
-    process.stdout.write(USAGE + '\n');
-    return 0;
-  }
+  const args = parseCommand(argv, USAGE, {
+    config: { type: 'string' },
+    interval: { type: 'string' },
+    'no-apply': { type: 'boolean' },
+  });
+  if (!args) return 0;
+  const { values } = args;
   let periodMs = 5000;
   if (values.interval !== undefined) {
     const s = values.interval;

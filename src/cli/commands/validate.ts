@@ -1,6 +1,5 @@
 // `xvbd validate [--config DIR] [--json]`: check the desired-state directory, print every error.
-import { parseArgs } from 'node:util';
-import { CliError } from '../errors.js';
+import { parseCommand } from '../args.js';
 import { checkConfigDir, defaultConfigDir, formatErrors } from '../../config/index.js';
 
 const USAGE = `Usage: xvbd validate [--config DIR] [--json] [--color|--no-color]
@@ -21,27 +20,14 @@ Exit status: 0 valid, 1 invalid, 2 usage error.`;
 const plural = (n: number, word: string) => `${n} ${word}${n === 1 ? '' : 's'}`;
 
 export async function run(argv: string[]): Promise<number> {
-  let values;
-  try {
-    ({ values } = parseArgs({
-      args: argv,
-      options: {
-        config: { type: 'string' },
-        json: { type: 'boolean' },
-        color: { type: 'boolean' },
-        'no-color': { type: 'boolean' },
-        help: { type: 'boolean', short: 'h' },
-      },
-      strict: true,
-      allowPositionals: false,
-    }));
-  } catch (err) {
-    throw new CliError(`${(err as Error).message}\n\n${USAGE}`, 2);
-  }
-  if (values.help) {
-    process.stdout.write(USAGE + '\n');
-    return 0;
-  }
+  const args = parseCommand(argv, USAGE, {
+    config: { type: 'string' },
+    json: { type: 'boolean' },
+    color: { type: 'boolean' },
+    'no-color': { type: 'boolean' },
+  }, { usageExit: 2 });
+  if (!args) return 0;
+  const { values } = args;
   const dir = values.config ?? defaultConfigDir();
   const r = await checkConfigDir(dir);
   const valid = r.errors.length === 0;

@@ -73,12 +73,12 @@ async function main(): Promise<number> {
   let outDir: string;
   let guestOk = true;
   if (values.records) {
-    tap.header();
     outDir = values.records;
     if (!existsSync(outDir)) {
       process.stderr.write(`--records: no such directory: ${outDir}\n`);
       return 2;
     }
+    tap.header();
   } else {
     if (process.getuid?.() !== 0) {
       process.stderr.write('the Xen suite needs root (apt-get, QEMU 9p passthrough)\n');

@@ -83,7 +83,8 @@ function align8(n: number): number {
 export function sockaddrUn(path: string): Buffer {
   const abstract = path.startsWith('@');
   const name = Buffer.from(abstract ? path.slice(1) : path);
-  if (name.length + (abstract ? 1 : 1) > 108) throw new Error(`socket path too long: ${path}`);
+  // sun_path is 108 bytes: the path and its NUL, or the leading NUL and the abstract name.
+  if (name.length + 1 > 108) throw new Error(`socket path too long: ${path}`);
   const len = 2 + (abstract ? 1 + name.length : name.length + 1);
   const sa = Buffer.alloc(len);
   sa.writeUInt16LE(AF_UNIX, 0);

@@ -188,3 +188,16 @@ test('the fake manager reads what the real systemd-notify (libsystemd) sends, fi
     sd.close();
   }
 });
+
+test('sockaddr_un: paths and abstract names as the kernel wants them, too long refused', async () => {
+  const { sockaddrUn } = await import('../../src/daemon/libc.js');
+  const p = sockaddrUn('/run/systemd/notify');
+  assert.equal(p.readUInt16LE(0), 1);
+  assert.equal(p.subarray(2).toString('latin1'), '/run/systemd/notify\0');
+  const a = sockaddrUn('@xvbd');
+  assert.deepEqual([...a.subarray(2)], [0, ...Buffer.from('xvbd')]);
+  assert.equal(sockaddrUn('/' + 'x'.repeat(106)).length, 2 + 108);
+  assert.throws(() => sockaddrUn('/' + 'x'.repeat(107)), /socket path too long/);
+  assert.throws(() => sockaddrUn('@' + 'x'.repeat(108)), /socket path too long/);
+  assert.equal(sockaddrUn('@' + 'x'.repeat(107)).length, 2 + 108);
+});

@@ -191,6 +191,11 @@ export class Blkback {
     if (feId === undefined || fe === undefined || !/^\d+$/.test(feId)) return;
     if (fe.length === 0 || !fe.startsWith('/') || !this.store.nodes.has(fe)) return;
     const sysDir = join(this.sysfsDir, `vbd-${domid}-${devid}`);
+    // a wedged vbd of the same name still holds its sysfs entry: device_register fails (-EEXIST)
+    if (this.wedged.some((w) => w.sysDir === sysDir)) {
+      this.log?.(`blkback vbd-${domid}-${devid}: not registered (a wedged vbd of that name remains)`);
+      return;
+    }
     const v: Vbd = {
       domid, devid, root, status: 'probed', frontend: fe, fd: undefined, major: 0, minor: 0,
       writable: false, ringsConnected: false, sysDir, wedged: false,
@@ -395,7 +400,7 @@ export class Blkback {
     }
   }
 
-  /** device_unregister: the device is closed and the sysfs entry goes. */
+  /** device_unregister: the device is closed and the sysfs entry goes (neither for a wedged vbd). */
   private unregister(v: Vbd): void {
     this.closeDevice(v);
     v.ringsConnected = false;
@@ -403,7 +408,12 @@ export class Blkback {
     this.w.unwatch(`${v.root}/physical-device`, `pd:${key}`);
     if (v.frontend) this.w.unwatch(`${v.frontend}/state`, `fe:${key}`);
     this.vbds.delete(key);
-    if (v.wedged && !this.wedged.includes(v)) this.wedged.push(v);
+    if (v.wedged) {
+      // recorded on 4.17: the wedged vbd's sysfs entry stays, with physical_device and mode,
+      // after the backend and frontend dirs are gone; shutdown() clears v.wedged and comes back here
+      if (!this.wedged.includes(v)) this.wedged.push(v);
+      return;
+    }
     rmSync(v.sysDir, { recursive: true, force: true });
   }
 }

@@ -8,7 +8,7 @@ import { connect } from '../../src/xenstore/client.js';
 import type { XsClient, XsTransaction } from '../../src/xenstore/api.js';
 import { startSimulator, type Simulator } from '../../src/sim/index.js';
 import { makeLoop, waitFor } from './helpers.js';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 
 const be = (d: number, n: number) => `/local/domain/0/backend/vbd/${d}/${n}`;
@@ -124,9 +124,10 @@ test('multi-queue frontend: queue-N/ring-ref and event-channel; a queue without 
   });
 });
 
-test('requireDevNode: connecting without "dev" gives "2 get blkback dev name" and the device is never let go (until close)', async () => {
+test('requireDevNode: connecting without "dev" gives "2 get blkback dev name"; the device and its sysfs entry are never let go (until close)', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'xvbd-wedge-'));
   const loop = makeLoop(dir, 'wedge');
+  let sysDir = '';
   try {
     await withSim({ requireDevNode: true }, async (sim, c) => {
       await c.transaction(async (tx) => {
@@ -149,8 +150,28 @@ test('requireDevNode: connecting without "dev" gives "2 get blkback dev name" an
       assert.deepEqual(sim.backends().map((b) => [b.devid, b.status, b.held]), [[51712, 'wedged', loop.mm]]);
       await new Promise((r) => setTimeout(r, 100));
       assert.ok(loop.bound(), 'still held after both dirs are gone');
+      // as recorded on 4.17: the wedged vbd's sysfs entry stays with physical_device and mode; the
+      // unwedged one is gone
+      sysDir = join(sim.sysfsDir, 'vbd-4-51712');
+      assert.equal(readFileSync(join(sysDir, 'physical_device'), 'utf8'), `${loop.mm}\n`);
+      assert.equal(readFileSync(join(sysDir, 'mode'), 'utf8'), 'w\n');
+      assert.equal(existsSync(join(sim.sysfsDir, 'vbd-4-51728')), false);
+      // a new backend of the same name is not registered (its sysfs name is taken): state stays 1
+      await c.transaction(async (tx) => {
+        await frontendDir(tx, 4, 51712);
+        await backendDir(tx, 4, 51712, { dev: 'xvda' });
+      });
+      await sim.settle();
+      assert.equal(await c.read(`${be(4, 51712)}/state`), '1');
+      assert.deepEqual(sim.backends().map((b) => [b.devid, b.status, b.held]), [[51712, 'wedged', loop.mm]]);
+      assert.equal(readFileSync(join(sysDir, 'physical_device'), 'utf8'), `${loop.mm}\n`);
+      await c.rm(be(4, 51712));
+      await c.rm(fe(4, 51712));
+      await sim.settle();
+      assert.ok(existsSync(join(sysDir, 'physical_device')), 'removing that backend again leaves the wedged entry');
     });
     assert.ok(await waitFor(() => !loop.bound()), 'close() lets go');
+    assert.equal(existsSync(sysDir), false, 'close() removes the wedged sysfs entry');
   } finally {
     loop.free();
     rmSync(dir, { recursive: true, force: true });

@@ -1,9 +1,11 @@
 // Simulated domains, created and destroyed as libxl does it (observed on Xen 4.17 with xl):
-// /local/domain/<domid> (n0,r<domid>) with vm, name, cpu, memory, device, control, data, ...,
-// /vm/<uuid> and /libxl/<domid>; @introduceDomain / @releaseDomain fired by "xenstored".
+// /local/domain/<domid> (n0,r<domid>) with vm, name, cpu, memory, device, control, console, data, ...,
+// /vm/<uuid> (with image/* and start_time), /libxl/<domid> (with device/console/0 and dm-version) and
+// the console's backend under /local/domain/0/backend/console; @introduceDomain / @releaseDomain fired
+// by "xenstored".
 import { randomUUID } from 'node:crypto';
 import type { XsPerm } from '../xenstore/api.js';
-import type { Caller, Store } from './store.js';
+import type { Caller, Store, Transaction } from './store.js';
 
 export interface SimDomain {
   domid: number;
@@ -12,6 +14,8 @@ export interface SimDomain {
 }
 
 const TOOLSTACK: Caller = { domid: 0, privileged: true };
+/** What /vm/<uuid>/image/* name for a simulated PV guest (no image is booted: placeholders). */
+const SIM_IMAGE = { kernel: '/var/lib/xvbd-sim/vmlinuz', ramdisk: '/var/lib/xvbd-sim/initrd.img', cmdline: 'console=hvc0' };
 
 export class Domains {
   readonly byId = new Map<number, SimDomain>();
@@ -91,6 +95,15 @@ export class Domains {
     w(`${dp}/store/ring-ref`, String(0x3f601 + id));
     w(`${dp}/cpu/0/availability`, 'online');
     w(`/libxl/${id}/type`, 'pv');
+    w(`/libxl/${id}/dm-version`, 'qemu_xen');
+    // libxl__domain_build (PV): the image and the start time under /vm/<uuid> (inherit n0,r<domid>)
+    w(`${vm}/image/ostype`, 'linux');
+    w(`${vm}/image/kernel`, SIM_IMAGE.kernel);
+    w(`${vm}/image/ramdisk`, SIM_IMAGE.ramdisk);
+    w(`${vm}/image/cmdline`, SIM_IMAGE.cmdline);
+    const now = Date.now();
+    w(`${vm}/start_time`, `${Math.floor(now / 1000)}.${String(Math.floor((now % 1000) / 10)).padStart(2, '0')}`);
+    this.addConsole(tx, id, String(0x3f600 + id));
     try {
       tx.commit();
     } catch (err) {
@@ -99,6 +112,54 @@ export class Domains {
     }
     this.introduce(id);
     return dom;
+  }
+
+  /**
+   * The primary console as libxl__device_console_add + libxl__device_generic_add write it (xl create of
+   * a PV guest, recorded on 4.17): the frontend /local/domain/<domid>/console (n0,r<domid>; backend-id
+   * n<domid>,r0), the backend /local/domain/0/backend/console/<domid>/0 (n0,r<domid>) and its copy under
+   * /libxl/<domid>/device/console/0 (n0). No xenconsoled runs here: tty stays "" as libxl leaves it
+   * (real xenconsoled then writes its /dev/pts/N).
+   */
+  private addConsole(tx: Transaction, id: number, ringRef: string): void {
+    const s = this.store;
+    const fe = `/local/domain/${id}/console`;
+    const be = `/local/domain/0/backend/console/${id}/0`;
+    const lib = `/libxl/${id}/device/console/0`;
+    const roFront: XsPerm[] = [{ domid: 0, perm: 'n' }, { domid: id, perm: 'r' }];
+    const front: XsPerm[] = [{ domid: id, perm: 'n' }, { domid: 0, perm: 'r' }];
+    const w = (p: string, v: string, perms?: XsPerm[]) => {
+      s.write(tx, TOOLSTACK, p, Buffer.from(v));
+      if (perms) s.setPerms(tx, TOOLSTACK, p, perms);
+    };
+    w(`${lib}/frontend`, fe);
+    w(`${lib}/backend`, be);
+    if (tx.get(fe)) s.rm(tx, TOOLSTACK, fe);
+    s.mkdir(tx, TOOLSTACK, fe);
+    s.setPerms(tx, TOOLSTACK, fe, roFront);
+    w(`${fe}/backend`, be);
+    w(`${fe}/backend-id`, '0', front);
+    const ro: [string, string][] = [
+      ['limit', '1048576'],
+      ['type', 'xenconsoled'],
+      ['output', 'pty'],
+      ['tty', ''],
+      ['port', '2'],
+      ['ring-ref', ringRef],
+    ];
+    for (const [k, v] of ro) w(`${fe}/${k}`, v, roFront);
+    const bents: [string, string][] = [
+      ['frontend-id', String(id)],
+      ['online', '1'],
+      ['state', '1'],
+      ['protocol', 'vt100'],
+    ];
+    if (tx.get(be)) s.rm(tx, TOOLSTACK, be);
+    s.mkdir(tx, TOOLSTACK, be);
+    s.setPerms(tx, TOOLSTACK, be, roFront);
+    w(`${be}/frontend`, fe);
+    for (const [k, v] of bents) w(`${be}/${k}`, v);
+    for (const [k, v] of bents) w(`${lib}/${k}`, v);
   }
 
   /** XS_INTRODUCE: the domain's store connection is up; fires @introduceDomain. */
@@ -133,7 +194,7 @@ export class Domains {
         if (!be) continue;
         let p: string | undefined = be.value.toString('utf8');
         if (!p.startsWith('/')) continue;
-        s.rm(tx, TOOLSTACK, p);
+        if (tx.get(p)) s.rm(tx, TOOLSTACK, p);
         // libxl__xs_path_cleanup: remove parents that became empty
         for (;;) {
           p = p.slice(0, p.lastIndexOf('/'));

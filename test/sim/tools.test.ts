@@ -165,6 +165,40 @@ test('a simulated domain has the nodes and permissions libxl gives it (recorded 
   }
   assert.match(vm, /^\/vm\/[0-9a-f-]{36}$/);
   assert.equal((await run('xenstore-read', `${vm}/name`)).stdout, 'guest-b\n');
+  // the primary console, the image and the libxl copies (recorded with xl create, see test/xen/README.md)
+  const ls2 = (
+    await Promise.all(['/local/domain/7/console', vm, '/libxl/7', '/local/domain/0/backend/console/7'].map((p) => run('xenstore-ls', '-fp', p)))
+  ).flatMap((r) => r.stdout.split('\n'));
+  const port = (await run('xenstore-read', '/local/domain/7/console/port')).stdout.trim();
+  const ring = (await run('xenstore-read', '/local/domain/7/console/ring-ref')).stdout.trim();
+  for (const line of [
+    '/local/domain/7/console/backend = "/local/domain/0/backend/console/7/0"   (n0,r7)',
+    '/local/domain/7/console/backend-id = "0"   (n7,r0)',
+    '/local/domain/7/console/limit = "1048576"   (n0,r7)',
+    '/local/domain/7/console/type = "xenconsoled"   (n0,r7)',
+    '/local/domain/7/console/output = "pty"   (n0,r7)',
+    '/local/domain/7/console/tty = ""   (n0,r7)',
+    `/local/domain/7/console/port = "${port}"   (n0,r7)`,
+    `/local/domain/7/console/ring-ref = "${ring}"   (n0,r7)`,
+    `${vm}/image/ostype = "linux"   (n0,r7)`,
+    '/libxl/7/dm-version = "qemu_xen"   (n0)',
+    '/libxl/7/device/console/0/frontend = "/local/domain/7/console"   (n0)',
+    '/libxl/7/device/console/0/backend = "/local/domain/0/backend/console/7/0"   (n0)',
+    '/libxl/7/device/console/0/frontend-id = "7"   (n0)',
+    '/libxl/7/device/console/0/online = "1"   (n0)',
+    '/libxl/7/device/console/0/state = "1"   (n0)',
+    '/libxl/7/device/console/0/protocol = "vt100"   (n0)',
+    '/local/domain/0/backend/console/7/0/frontend = "/local/domain/7/console"   (n0,r7)',
+    '/local/domain/0/backend/console/7/0/frontend-id = "7"   (n0,r7)',
+    '/local/domain/0/backend/console/7/0/state = "1"   (n0,r7)',
+  ]) {
+    assert.ok(ls2.includes(line), `missing: ${line}\n${ls2.join('\n')}`);
+  }
+  assert.match(port, /^[1-9]\d*$/);
+  assert.match(ring, /^[1-9]\d*$/);
+  for (const k of ['kernel', 'ramdisk', 'cmdline']) assert.equal((await run('xenstore-exists', `${vm}/image/${k}`)).code, 0, `image/${k}`);
+  const start = Number((await run('xenstore-read', `${vm}/start_time`)).stdout);
+  assert.ok(Math.abs(start - Date.now() / 1000) < 60, `start_time ${start} is now (seconds.centiseconds)`);
   assert.equal((await run('xenstore-ls', '-p', '/libxl/7')).stdout.split('\n')[0]?.startsWith('device = ""'), true);
   assert.throws(() => E.sim.addDomain('guest-b'), /already exists/);
   assert.throws(() => E.sim.addDomain('other', 7), /in use/);
@@ -173,6 +207,7 @@ test('a simulated domain has the nodes and permissions libxl gives it (recorded 
   assert.equal((await run('xenstore-exists', '/local/domain/7')).code, 1);
   assert.equal((await run('xenstore-exists', vm)).code, 1);
   assert.equal((await run('xenstore-exists', '/libxl/7')).code, 1);
+  assert.equal((await run('xenstore-exists', '/local/domain/0/backend/console/7')).code, 1, 'the console backend goes too');
 });
 
 test('removing a domain removes the backends libxl knows (and parents left empty), as xl destroy', async () => {

@@ -5,7 +5,7 @@
 // keeper (and stay in systemd's fd store), so every backend stays served.
 import { watch as chokidarWatch, type FSWatcher } from 'chokidar';
 import { existsSync, openSync, constants as fsc } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import type { XsClient } from '../xenstore/api.js';
 import type { LoopRegistry } from '../linux/registry.js';
 import { closeFd, type PeerCred } from './libc.js';
@@ -179,20 +179,7 @@ export class Daemon {
   }
 
   private async startTriggers(): Promise<void> {
-    // Config dir: any change of a *.yaml / *.yml (editors' atomic renames included).
-    this.watcher = chokidarWatch(this.o.configDir, {
-      ignoreInitial: true,
-      depth: 0,
-      // An editor writing in place: wait until the file stops changing (a pass never plans from half a file
-      // because of this event; writing by rename, as git and most editors do, is atomic anyway).
-      awaitWriteFinish: { stabilityThreshold: 60, pollInterval: 20 },
-      ignored: (p: string, st?: { isFile(): boolean }) => Boolean(st?.isFile()) && !/\.ya?ml$/.test(p),
-    });
-    const onCfg = (p: string) => {
-      if (/\.ya?ml$/.test(p)) void this.reconciler.trigger('config', { skipBackoff: true }).catch(() => undefined);
-    };
-    this.watcher.on('add', onCfg).on('change', onCfg).on('unlink', onCfg);
-    this.watcher.on('error', (e) => this.log(`config watch: ${(e as Error).message}`));
+    this.watchConfig();
 
     // xenstore: a connection of its own, so its events() are only the triggers.
     await this.connectWatches();
@@ -201,6 +188,60 @@ export class Daemon {
       this.timers.push(setInterval(() => void this.reconciler.trigger('resync').catch(() => undefined), this.o.resyncMs));
     }
     process.on('SIGHUP', this.onHup);
+  }
+
+  /** What the config watcher currently watches: the dir itself, its parent (waiting for it), or nothing. */
+  private configWatchMode: 'dir' | 'parent' | 'none' | undefined;
+
+  /**
+   * Config dir: any change of a *.yaml / *.yml (editors' atomic renames included). A directory that
+   * does not exist (yet, or any more: `rm -rf` + `git clone`) is waited for by watching its parent.
+   * Called again whenever the dir may have appeared or gone (watch events, after every pass): it
+   * switches only when the mode is wrong, and a switch re-checks, so no race loses the dir.
+   */
+  private watchConfig(): void {
+    if (this.stopping) return;
+    const dir = this.o.configDir;
+    const parent = dirname(dir);
+    const want = existsSync(dir) ? 'dir' : existsSync(parent) ? 'parent' : 'none';
+    if (want === this.configWatchMode) return;
+    const was = this.configWatchMode;
+    this.configWatchMode = want;
+    const old = this.watcher;
+    this.watcher = undefined;
+    void old?.close().catch(() => undefined);
+    const trigger = () => void this.reconciler.trigger('config', { skipBackoff: true }).catch(() => undefined);
+    if (was !== undefined) {
+      this.log(want === 'dir' ? `config watch: ${dir} appeared` : `config watch: ${dir} is gone; waiting for it to come back`);
+      trigger();
+    }
+    if (want === 'none') {
+      this.log(`config watch: neither ${dir} nor ${parent} exists; only the periodic resync and SIGHUP will see it appear`);
+      return;
+    }
+    let w: FSWatcher;
+    if (want === 'dir') {
+      w = chokidarWatch(dir, {
+        ignoreInitial: true,
+        depth: 0,
+        // An editor writing in place: wait until the file stops changing (a pass never plans from half a
+        // file because of this event; writing by rename, as git and most editors do, is atomic anyway).
+        awaitWriteFinish: { stabilityThreshold: 60, pollInterval: 20 },
+        ignored: (p: string, st?: { isFile(): boolean }) => Boolean(st?.isFile()) && !/\.ya?ml$/.test(p),
+      });
+      const onCfg = (p: string) => {
+        if (/\.ya?ml$/.test(p)) trigger();
+        if (!existsSync(dir)) this.watchConfig();
+      };
+      w.on('add', onCfg).on('change', onCfg).on('unlink', onCfg).on('unlinkDir', onCfg);
+    } else {
+      w = chokidarWatch(parent, { ignoreInitial: true, depth: 0, ignored: (p: string) => p !== parent && p !== dir });
+      w.on('addDir', () => this.watchConfig());
+    }
+    w.on('error', (e) => this.log(`config watch: ${(e as Error).message}`));
+    this.watcher = w;
+    // It may have changed while the watcher was being set up.
+    w.on('ready', () => this.watchConfig());
   }
 
   private onHup = () => {
@@ -285,6 +326,7 @@ export class Daemon {
 
   private afterPass(p: PassOutcome): void {
     void this.notifier.status(statusLine(p)).catch(() => undefined);
+    this.watchConfig();
     void this.watchBackends().catch(() => undefined);
   }
 

@@ -28,6 +28,7 @@ export class FakeSystemd {
   store: StoredFd[] = [];
   private readonly fd: number;
   private timer: NodeJS.Timeout;
+  private closed = false;
   /** Every fd received and then closed because the message was not FDSTORE=1 (systemd does the same). */
   closedUnstored = 0;
 
@@ -111,6 +112,8 @@ export class FakeSystemd {
 
   /** Closes every stored fd and the socket. */
   close(): void {
+    if (this.closed) return;
+    this.closed = true;
     clearInterval(this.timer);
     this.drain();
     for (const s of this.store) {

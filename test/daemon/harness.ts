@@ -194,6 +194,9 @@ export class Host {
   /** Removes every backend/frontend (as a detach would), stops everything, frees what remains. */
   async cleanup(): Promise<void> {
     for (const d of this.daemons) await d.stop().catch(() => undefined);
+    // The service is stopped for good: the manager lets go of its fd store (systemd < 254 does so on
+    // stop); from here on only the keeper and blkback hold anything.
+    this.sd.close();
     try {
       const xs = await connect({ path: this.sim.socketPath });
       try {
@@ -229,7 +232,6 @@ export class Host {
         // autoclear got there first
       }
     }
-    this.sd.close();
     rmSync(this.dir, { recursive: true, force: true });
   }
 }

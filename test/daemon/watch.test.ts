@@ -178,3 +178,39 @@ test('xenstore goes away and comes back: the daemon reconnects and converges aga
   }
   assert.equal(h.loops().size, 0);
 });
+
+test('the config dir missing at start, then created; removed while running (nothing detached), then back', async () => {
+  const { mkdirSync, rmSync, renameSync } = await import('node:fs');
+  const h = await Host.start([{ name: 'web1', domid: 5 }]);
+  try {
+    rmSync(h.cfgDir, { recursive: true });
+    const d = h.startDaemon();
+    await h.waitFor('first pass', () => d.passes().length >= 1);
+    assert.match(d.text(), /the config directory does not exist/);
+    // Created later (as a deployment tool would, by renaming a prepared dir into place).
+    const staged = `${h.cfgDir}.new`;
+    mkdirSync(staged);
+    const save = h.cfgDir;
+    Object.defineProperty(h, 'cfgDir', { value: staged, configurable: true });
+    h.policy({ prune: true, detachTimeout: '1s' });
+    h.domain('web1', [TMPL]);
+    Object.defineProperty(h, 'cfgDir', { value: save, configurable: true });
+    renameSync(staged, save);
+    await h.waitFor('served once the dir appeared', () => h.served(5, XVDA)?.physicalDevice);
+    assert.match(d.text(), /config watch: .* appeared/);
+
+    // rm -rf of the whole dir: invalid config, the last good state is kept, nothing is detached.
+    rmSync(h.cfgDir, { recursive: true });
+    await h.waitFor('noticed', () => /is gone; waiting for it to come back/.test(d.text()));
+    await h.waitFor('a pass with the dir gone', () => d.passes().some((l) => /config invalid, using the last good desired state/.test(l)));
+    assert.ok(h.served(5, XVDA)?.physicalDevice, 'still served');
+    // Back, with one more disk.
+    mkdirSync(h.cfgDir);
+    h.policy({ prune: true, detachTimeout: '1s' });
+    h.domain('web1', [TMPL, { vdev: 'xvdb', image: 'web1.img' }]);
+    await h.waitFor('xvdb served after the dir came back', () => h.served(5, XVDB)?.physicalDevice);
+    assert.ok(h.served(5, XVDA)?.physicalDevice);
+  } finally {
+    await h.cleanup();
+  }
+});

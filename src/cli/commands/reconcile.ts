@@ -103,6 +103,9 @@ export async function run(argv: string[]): Promise<number> {
     }
     const why = early ?? (await done);
     await d.stop(why);
+    // Everything is handed off and closed; a stray handle (a file watcher's poller on a removed config
+    // dir...) must not keep the process around until systemd's stop time-out.
+    process.stderr.write('', () => process.exit(0));
     return 0;
   }
 

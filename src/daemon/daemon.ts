@@ -334,7 +334,7 @@ export class Daemon {
     if (req.op !== 'ping') await this.startedGate;
     switch (req.op) {
       case 'ping':
-        return { pid: process.pid, passes: this.reconciler.queue.stats.passes };
+        return { pid: process.pid, passes: this.reconciler.queue.stats.passes, config: this.o.configDir };
       case 'status': {
         const last = this.reconciler.last;
         return {
@@ -348,6 +348,9 @@ export class Daemon {
         };
       }
       case 'reconcile': {
+        if (typeof req.config === 'string' && req.config !== this.o.configDir) {
+          throw new ControlError(`the daemon reconciles ${this.o.configDir}, not ${req.config.slice(0, 200)} (use --local to run that config here)`);
+        }
         const o = await this.reconciler.trigger(`control (${String(req.reason ?? 'request').slice(0, 40)})`, { urgent: true });
         return { pass: outcomeJson(o) };
       }

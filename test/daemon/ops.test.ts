@@ -167,6 +167,9 @@ test('xvbd reconcile (once): 2 after changes, 0 when converged, 1 on invalid con
     const via = await once(h);
     assert.equal(via.status, 0, via.stderr);
     assert.match(via.stdout, /^\(via the daemon\) pass \d+ \(control \(xvbd reconcile\)\); (changed: [^;]*; )?nothing to do/);
+    const other = await cli(['reconcile', '--config', h.dir], h.env);
+    assert.equal(other.status, 1);
+    assert.match(other.stderr, /the daemon refused: the daemon reconciles .*config, not .* \(use --local to run that config here\)/);
     const help = await cli(['reconcile', '--help'], process.env);
     assert.equal(help.status, 0);
     assert.match(help.stdout, /Usage: xvbd reconcile/);

@@ -111,7 +111,7 @@ export async function run(argv: string[]): Promise<number> {
 
   // Once. A running daemon does the pass (it holds the fds and the loop), unless --local.
   if (!a.local) {
-    const reply = await askDaemon({ op: 'reconcile', reason: 'xvbd reconcile' }, { timeoutMs: 300_000 }).catch((e: Error) => {
+    const reply = await askDaemon({ op: 'reconcile', reason: 'xvbd reconcile', config: configDir }, { timeoutMs: 300_000 }).catch((e: Error) => {
       throw new CliError(`the daemon's control socket failed: ${e.message}`);
     });
     if (reply) {

@@ -190,6 +190,9 @@ async function deviceFor(
   return got;
 }
 
+/** Thrown inside an attach's transaction to abort it: the backend is ours already, with this device. */
+class AlreadyAttached extends Error {}
+
 /** Attach: the device, then frontend + backend + libxl's dirs in one transaction. */
 async function attach(
   ctx: ExecuteContext,
@@ -211,41 +214,52 @@ async function attach(
       script: ctx.hookScript,
       device: { major: dev.major, minor: dev.minor, devPath: dev.devPath, diskseq: dev.diskseq, sourceInode: dev.sourceInode },
     });
-    const already = await ctx.xs.transaction(async (tx) => {
-      // the domain check and the existence checks in one round trip
-      const [domName, be, beMarker, beSeq, lx] = await Promise.all([
-        tx.read(`/local/domain/${a.domid}/name`),
-        tx.read(paths.backend),
-        tx.read(`${paths.backend}/${MARKER_NODE}`),
-        tx.read(`${paths.backend}/${DISKSEQ_NODE}`),
-        tx.read(paths.libxl),
-      ]);
-      checkDomainName(domName, a.domid, a.domain);
-      if (be !== undefined) {
-        if (beMarker === MARKER_VALUE && dev.diskseq !== undefined && beSeq === dev.diskseq) {
-          await hold.done();
-          return true;
+    let already = false;
+    try {
+      await ctx.xs.transaction(async (tx) => {
+        // the domain check and the existence checks...
+        const reads = Promise.all([
+          tx.read(`/local/domain/${a.domid}/name`),
+          tx.read(paths.backend),
+          tx.read(`${paths.backend}/${MARKER_NODE}`),
+          tx.read(`${paths.backend}/${DISKSEQ_NODE}`),
+          tx.read(paths.libxl),
+        ]);
+        // ...and, right behind them in the same round trip, the writes: they stay inside the transaction,
+        // which is aborted unless the reads allow them (xenstored answers in order: the reads see the
+        // state before the writes). Backend and libxl's dir are only written when read as absent: no rm.
+        const ops: Promise<unknown>[] = [];
+        // frontend first: blkback ignores a backend whose frontend does not exist (same transaction anyway)
+        ops.push(tx.rm(paths.frontend), tx.mkdir(paths.frontend), tx.setPerms(paths.frontend, layout.frontendPerms));
+        for (const [k, v] of Object.entries(layout.frontend)) {
+          ops.push(tx.write(`${paths.frontend}/${k}`, v), tx.setPerms(`${paths.frontend}/${k}`, layout.frontendPerms));
         }
-        throw new StepError(`${paths.backend} already exists${beMarker === MARKER_VALUE ? ' (ours, another device)' : ' (not ours)'}`);
-      }
-      if (lx !== undefined) throw new StepError(`${paths.libxl} already exists: the toolstack has a device there`);
-      // (backend and libxl's dir were just read as absent in this transaction: nothing to remove there)
-      const ops: Promise<unknown>[] = [];
-      // frontend first: blkback ignores a backend whose frontend does not exist (same transaction anyway)
-      ops.push(tx.rm(paths.frontend), tx.mkdir(paths.frontend), tx.setPerms(paths.frontend, layout.frontendPerms));
-      for (const [k, v] of Object.entries(layout.frontend)) {
-        ops.push(tx.write(`${paths.frontend}/${k}`, v), tx.setPerms(`${paths.frontend}/${k}`, layout.frontendPerms));
-      }
-      ops.push(tx.mkdir(paths.backend), tx.setPerms(paths.backend, layout.backendPerms));
-      for (const [k, v] of Object.entries(layout.backend)) ops.push(tx.write(`${paths.backend}/${k}`, v));
-      ops.push(tx.write(`${paths.backend}/hotplug-status`, 'connected'));
-      for (const [k, v] of Object.entries(layout.libxl)) ops.push(tx.write(`${paths.libxl}/${k}`, v));
-      ops.push(tx.rm(paths.error));
-      await all(ops);
-      // never commit a backend naming a device nobody will hold
-      await hold.done();
-      return false;
-    });
+        ops.push(tx.mkdir(paths.backend), tx.setPerms(paths.backend, layout.backendPerms));
+        for (const [k, v] of Object.entries(layout.backend)) ops.push(tx.write(`${paths.backend}/${k}`, v));
+        ops.push(tx.write(`${paths.backend}/hotplug-status`, 'connected'));
+        for (const [k, v] of Object.entries(layout.libxl)) ops.push(tx.write(`${paths.libxl}/${k}`, v));
+        ops.push(tx.rm(paths.error));
+        const writes = Promise.allSettled(ops);
+        const [domName, be, beMarker, beSeq, lx] = await reads;
+        checkDomainName(domName, a.domid, a.domain);
+        if (be !== undefined) {
+          if (beMarker === MARKER_VALUE && dev.diskseq !== undefined && beSeq === dev.diskseq) {
+            await writes;
+            await hold.done();
+            throw new AlreadyAttached(); // aborts the transaction: nothing of it is written
+          }
+          throw new StepError(`${paths.backend} already exists${beMarker === MARKER_VALUE ? ' (ours, another device)' : ' (not ours)'}`);
+        }
+        if (lx !== undefined) throw new StepError(`${paths.libxl} already exists: the toolstack has a device there`);
+        const bad = (await writes).find((r) => r.status === 'rejected');
+        if (bad) throw (bad as PromiseRejectedResult).reason;
+        // never commit a backend naming a device nobody will hold
+        await hold.done();
+      });
+    } catch (err) {
+      if (!(err instanceof AlreadyAttached)) throw err;
+      already = true;
+    }
     committed = true;
     return already ? `already attached (${dev.devPath})` : `${paths.backend} -> ${dev.devPath}`;
   } finally {

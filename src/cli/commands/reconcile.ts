@@ -23,7 +23,8 @@ Options:
   --watch             run as the daemon
   --resync SECONDS    periodic full pass in watch mode (default 300; 0 = off)
   --debounce MS       quiet time that coalesces a burst of triggers (default 200)
-  --hook-script PATH  written as the backend's script= on attach (so xl block-detach runs the hook)
+  --hook-script PATH  written as the backend's script= on attach (so xl block-detach runs the hook);
+                      default $XVBD_HOOK_SCRIPT, else /usr/local/bin/xvbd-hook when installed
   --local             once: run the pass here even if a daemon listens
   --json              once: print the pass outcome as JSON
   -h, --help          this help
@@ -61,7 +62,9 @@ export async function run(argv: string[]): Promise<number> {
   const resyncS = num('resync', a.resync, 86_400);
   const debounceMs = num('debounce', a.debounce, 60_000);
   const configDir = resolve(a.config ?? process.env.XVBD_CONFIG ?? '/etc/xvbd');
-  const hookScript = a['hook-script'];
+  // As `xvbd apply` does: --hook-script, else $XVBD_HOOK_SCRIPT, else /usr/local/bin/xvbd-hook if installed.
+  const { hookScriptPath } = await import('../../apply/session.js');
+  const hookScript = a['hook-script'] ?? hookScriptPath();
 
   const { controlSocketPath, runDir, askDaemon } = await import('../../daemon/control.js');
   const { connect } = await import('../../xenstore/client.js');

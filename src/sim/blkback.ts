@@ -243,7 +243,11 @@ export class Blkback {
     const node = join(this.sysfsDir, `.dev-${process.pid}-${v.domid}-${v.devid}`);
     let fd: number | undefined;
     try {
-      rmSync(node, { force: true });
+      try {
+        unlinkSync(node); // a leftover of a killed simulator (rmSync would walk it as a tree)
+      } catch {
+        // none
+      }
       // mknod(2) in-process: a forked mknod(1) blocked the simulator's event loop for milliseconds per device
       sysMknodBlock(node, major, minor);
       fd = openSync(node, (writable ? fsc.O_RDWR : fsc.O_RDONLY));

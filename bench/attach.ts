@@ -3,7 +3,11 @@
 //    handed to the keeper, frontend + backend + libxl dirs in one transaction);
 //  - the real Xen block script (/etc/xen/scripts/block add, unmodified) per disk, the backend dirs
 //    written beforehand as libxl does (only the script's own run is timed);
-//  - a no-op plan() at 1,000 disks across 100 domains (synthetic converged state).
+//  - a no-op plan() at 1,000 disks across 100 domains (synthetic converged state);
+//  - the bare ioctls (bench/loops.ts bareAttach: GET_FREE + open + LOOP_CONFIGURE) for the same N files,
+//    so that xvbd / bare and block script / xvbd come from one run;
+//  - xvbd's time per phase (device, keeper adopt, transaction, release), timed around the executor's
+//    collaborators; the executor overlaps them, so their sum exceeds the wall time ("overlapped").
 // Frees every loop device it made (the block script's with losetup -d: they have no autoclear).
 import { execFile } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, truncateSync, writeFileSync } from 'node:fs';

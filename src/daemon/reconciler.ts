@@ -292,7 +292,8 @@ export function summarize(o: PassOutcome): string {
       parts.push(`${done.length}/${o.actions} done${failed.length ? `, ${failed.length} failed` : ''}: ${list.join('; ')}`);
     }
     if (o.released.length > 0) parts.push(`released ${o.released.length} fd(s) nothing uses any more`);
-    parts.push(`${o.synced}/${o.disks} disks synced`);
+    // As planned at the start of the pass: after steps, the next pass says what they achieved.
+    parts.push(`${o.synced}/${o.disks} disks synced${o.steps.length > 0 ? ' before' : ''}`);
     const kinds = Object.entries(o.findingKinds)
       .map(([k, n]) => (n > 1 ? `${k} x${n}` : k))
       .join(', ');

@@ -31,6 +31,10 @@ export interface DeviceProvider {
   provide(disk: DiskSpec, key: string, opts: { allowedRoots: string[]; reuse?: LoopRef }): Promise<ProvidedDevice>;
   /** Drops the key's use; closes our fd when it was the last. */
   release(key: string): void;
-  /** Frees one of our loop devices, only with proof (marker + the same diskseq). */
-  free(loop: LoopRef): Promise<void>;
+  /**
+   * Frees one of our loop devices, only with proof (marker + the same diskseq). Resolves to 'gone' when
+   * the device with that diskseq no longer exists (autoclear freed it, or the number was reused: then the
+   * new device is not touched): the goal of the step is reached either way.
+   */
+  free(loop: LoopRef): Promise<'freed' | 'gone'>;
 }

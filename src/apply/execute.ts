@@ -394,8 +394,9 @@ async function runStep(ctx: ExecuteContext, a: Action, progress: (m: string) => 
       return attach(ctx, a, progress);
     }
     case 'free-loop':
-      await ctx.devices.free(a.loop);
-      return `freed /dev/${a.loop.name}`;
+      return (await ctx.devices.free(a.loop)) === 'freed'
+        ? `freed /dev/${a.loop.name}`
+        : `/dev/${a.loop.name} diskseq ${a.loop.diskseq} already gone`;
   }
 }
 

@@ -2,7 +2,7 @@
 import { readdirSync } from 'node:fs';
 import type { DiskSpec } from '../model/desired.js';
 import type { LoopRef } from '../model/plan.js';
-import { LoopRegistry, mountedDevices, RegistryError } from '../linux/index.js';
+import { isBound, LoopFreeRefused, LoopRegistry, mountedDevices, RegistryError } from '../linux/index.js';
 import type { DeviceProvider, ProvidedDevice } from './devices.js';
 import { StepError } from './execute.js';
 
@@ -85,7 +85,15 @@ export class RegistryDevices implements DeviceProvider {
     this.registry.release(key);
   }
 
-  async free(loop: LoopRef): Promise<void> {
-    this.registry.free({ name: loop.name, diskseq: loop.diskseq, backing: loop.backing });
+  async free(loop: LoopRef): Promise<'freed' | 'gone'> {
+    try {
+      this.registry.free({ name: loop.name, diskseq: loop.diskseq, backing: loop.backing });
+      return 'freed';
+    } catch (err) {
+      // The device we planned to free (that name with that diskseq) no longer exists: level-triggered,
+      // the step's goal is reached. Whatever now has that number is not ours and was not touched.
+      if (err instanceof LoopFreeRefused && !isBound(loop.name, loop.diskseq)) return 'gone';
+      throw err;
+    }
   }
 }

@@ -25,8 +25,9 @@ export class StoreAwareDevices implements DeviceProvider {
     if (h && !this.registry.heldDiskseqs().has(h.diskseq)) this.fdStore.unpark(h.diskseq);
   }
 
-  async free(loop: LoopRef): Promise<void> {
-    await this.inner.free(loop);
+  async free(loop: LoopRef): Promise<'freed' | 'gone'> {
+    const r = await this.inner.free(loop);
     if (!this.registry.heldDiskseqs().has(loop.diskseq)) await this.fdStore.unpark(loop.diskseq);
+    return r;
   }
 }

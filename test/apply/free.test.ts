@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { applyOnce } from '../../src/apply/session.js';
 import { LoopRegistry } from '../../src/linux/index.js';
+import { RegistryDevices } from '../../src/apply/linux-devices.js';
 import { runCli, startBench, waitUntil } from './helpers.js';
 
 const exec = promisify(execFile);
@@ -46,6 +47,31 @@ test('free-loop: an unused loop device of ours is freed with prune (proof: marke
     assert.ok(b.loops().has(foreign.replace('/dev/', '')), 'the foreign device is untouched');
     const after = await applyOnce({ configDir: b.host.configDir, dryRun: true, prune: true });
     assert.deepEqual(after.plan.actions, []);
+  } finally {
+    reg.closeAll();
+    if (foreign) await exec('losetup', ['-d', foreign]).catch(() => {});
+    await b.cleanup();
+  }
+});
+
+test('free-loop of a device that is already gone (autoclear freed it, or its number was reused) is done, and touches nothing', async () => {
+  const b = await startBench({ withBlockDevice: false });
+  const reg = new LoopRegistry();
+  let foreign: string | undefined;
+  try {
+    const f = join(b.host.imagesDir, 'gone.img');
+    writeFileSync(f, '');
+    truncateSync(f, 8 << 20);
+    const h = await reg.acquire({ key: 'gone', source: f, readOnly: false });
+    const ref = { name: h.name, diskseq: h.diskseq, backing: h.backing };
+    reg.release('gone'); // our only fd: autoclear frees the device
+    await waitUntil(`${h.name} to be freed`, () => !b.loops().has(h.name));
+    const devices = new RegistryDevices(new LoopRegistry());
+    assert.equal(await devices.free(ref), 'gone');
+    // the number reused by somebody else (another diskseq): still "gone", and their device stays bound
+    foreign = (await exec('losetup', ['--show', `/dev/${h.name}`, f])).stdout.trim();
+    assert.equal(await devices.free(ref), 'gone');
+    assert.ok(b.loops().has(h.name), 'the reused device is untouched');
   } finally {
     reg.closeAll();
     if (foreign) await exec('losetup', ['-d', foreign]).catch(() => {});

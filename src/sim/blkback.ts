@@ -19,22 +19,13 @@ import { sysMknodBlock } from '../linux/ffi.js';
 import { join } from 'node:path';
 import type { Caller, Store } from './store.js';
 import { KernelWatcher } from './kwatch.js';
+import { XenbusState } from '../model/observed.js';
 
 const KERNEL: Caller = { domid: 0, privileged: true };
 const BE_ROOT = '/local/domain/0/backend/vbd';
 const BE_RE = /^\/local\/domain\/0\/backend\/vbd\/(\d+)\/(\d+)(?:\/|$)/;
 
-export const XenbusState = {
-  Unknown: 0,
-  Initialising: 1,
-  InitWait: 2,
-  Initialised: 3,
-  Connected: 4,
-  Closing: 5,
-  Closed: 6,
-  Reconfiguring: 7,
-  Reconfigured: 8,
-} as const;
+export { XenbusState };
 
 export interface BackendInfo {
   domid: number;

@@ -1,6 +1,6 @@
 // `xvbd reconcile [--watch]`: one reconcile pass (observe, plan, execute) and exit with a
 // Terraform-like code, or the daemon that keeps the host converged (src/daemon, docs/systemd.md).
-import { parseArgs } from 'node:util';
+import { parseCommand } from '../args.js';
 import { resolve } from 'node:path';
 import { CliError } from '../errors.js';
 
@@ -32,29 +32,17 @@ Environment: XVBD_RUN_DIR (default /run/xvbd: control.sock, apply.lock, keeper),
   XVBD_XEN_BACKEND_SYSFS, NOTIFY_SOCKET / LISTEN_FDS / WATCHDOG_USEC (set by systemd).`;
 
 export async function run(argv: string[]): Promise<number> {
-  let a;
-  try {
-    a = parseArgs({
-      args: argv,
-      options: {
-        config: { type: 'string' },
-        watch: { type: 'boolean', default: false },
-        resync: { type: 'string', default: '300' },
-        debounce: { type: 'string', default: '200' },
-        'hook-script': { type: 'string' },
-        local: { type: 'boolean', default: false },
-        json: { type: 'boolean', default: false },
-        help: { type: 'boolean', short: 'h', default: false },
-      },
-      allowPositionals: false,
-    }).values;
-  } catch (err) {
-    throw new CliError(`${(err as Error).message}\n\n${USAGE}`);
-  }
-  if (a.help) {
-    process.stdout.write(USAGE + '\n');
-    return 0;
-  }
+  const args = parseCommand(argv, USAGE, {
+    config: { type: 'string' },
+    watch: { type: 'boolean', default: false },
+    resync: { type: 'string', default: '300' },
+    debounce: { type: 'string', default: '200' },
+    'hook-script': { type: 'string' },
+    local: { type: 'boolean', default: false },
+    json: { type: 'boolean', default: false },
+  });
+  if (!args) return 0;
+  const a = args.values;
   const num = (name: string, v: string, max: number) => {
     if (!/^[0-9]{1,9}$/.test(v) || Number(v) > max) throw new CliError(`--${name} must be a whole number from 0 to ${max}`);
     return Number(v);

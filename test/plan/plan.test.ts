@@ -762,7 +762,8 @@ for (const [name, over, h, reason] of healthCases) {
 }
 
 // ---- performance: no-op plan at 1,000 disks across 100 domains --------------------------------
-test('performance: a no-op plan at 1,000 disks / 100 domains takes <= 30 ms', () => {
+// Its speed is measured by `npm run bench -- attach` (noop_plan_ms), not here.
+test('a converged host of 1,000 disks across 100 domains plans nothing', () => {
   const doms: Record<string, ReturnType<typeof disk>[]> = {};
   const ino: Record<string, number> = {};
   const domids: Record<string, number> = {};
@@ -783,21 +784,5 @@ test('performance: a no-op plan at 1,000 disks / 100 domains takes <= 30 ms', ()
   const first = plan(d, obs, d.policy);
   assert.equal(first.actions.length + first.findings.length, 0);
   assert.equal(xvd('xvdj'), 51856);
-  for (let k = 0; k < 5; k++) plan(d, obs, d.policy); // warm up the JIT: the daemon plans on every event
-  // CPU time of this process per plan (wall time on this shared 2-core machine mostly measures the
-  // other engineers' builds); wall time is printed alongside.
-  const cpu: number[] = [];
-  const wall: number[] = [];
-  for (let k = 0; k < 31; k++) {
-    const c0 = process.cpuUsage();
-    const t0 = process.hrtime.bigint();
-    plan(d, obs, d.policy);
-    wall.push(Number(process.hrtime.bigint() - t0) / 1e6);
-    const c = process.cpuUsage(c0);
-    cpu.push((c.user + c.system) / 1000);
-  }
-  const med = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
-  const median = med(cpu);
-  process.stdout.write(`# plan no-op 1000 disks: median CPU ${median.toFixed(2)} ms, median wall ${med(wall).toFixed(2)} ms, min wall ${Math.min(...wall).toFixed(2)} ms\n`);
-  assert.ok(median <= 30, `median ${median} ms`);
 });
+

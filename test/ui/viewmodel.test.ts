@@ -259,29 +259,14 @@ test('a clean host: all green, nothing pending', () => {
   assert.equal(vm.header.domainsRunning, 1);
 });
 
-test('1,000 disks across 100 domains: fast, and linear (no quadratic scan)', () => {
-  const median = (n: number, perDomain: number) => {
-    const h = bigHost(n, perDomain);
-    buildViewModel({ ...h, meta: META }); // warm up
-    const ts: number[] = [];
-    for (let i = 0; i < 7; i++) {
-      // CPU time, not wall time: on a busy machine other processes stretch the wall clock
-      const c0 = process.cpuUsage();
-      const vm = buildViewModel({ ...h, meta: META });
-      const c = process.cpuUsage(c0);
-      ts.push((c.user + c.system) / 1000);
-      assert.equal(vm.rows.length, n * perDomain);
-    }
-    // the fastest run: the least disturbed by GC and by other processes on a busy machine
-    return ts.sort((a, b) => a - b)[0]!;
-  };
-  const small = median(50, 10);
-  const big = median(200, 10);
-  const mid = median(100, 10);
-  process.stdout.write(`# buildViewModel CPU time (fastest of 7): 500 disks ${small.toFixed(1)} ms, 1,000 disks ${mid.toFixed(1)} ms, 2,000 disks ${big.toFixed(1)} ms\n`);
-  assert.ok(mid < 500, `buildViewModel at 1,000 disks took ${mid.toFixed(1)} ms`);
-  assert.ok(big / Math.max(small, 1) < 12, `4x the disks (quadratic: 16x) took ${(big / small).toFixed(1)}x the time`);
+// Its speed is a benchmark's business; here only that a large host is shown whole.
+test('1,000 disks across 100 domains: every disk is a row', () => {
+  const h = bigHost(100, 10);
+  const vm = buildViewModel({ ...h, meta: META });
+  assert.equal(vm.rows.length, 1000);
+  assert.equal(new Set(vm.rows.map((r) => r.key)).size, 1000);
 });
+
 
 test('row keys stay unique when the plan lists a vdev twice (e.g. a foreign backend on a desired vdev)', () => {
   const h = host();

@@ -122,11 +122,8 @@ test('1,000 disks: the table shows a window around the selection and fits the te
   assert.match(lineWith(s, '>'), /vm050-xvda\.img/);
   assert.match(s, /↑ \d+ more/);
   assert.match(s, /↓ \d+ more/);
-  const t0 = performance.now();
-  screen({ vm: big, ui: { mode: 'list', selected: 999 }, height: 40 });
-  const ms = performance.now() - t0;
-  assert.ok(ms < 1000, `render took ${ms} ms`);
-  process.stdout.write(`# TuiView render at 1,000 disks: ${ms.toFixed(1)} ms\n`);
+  const last = screen({ vm: big, ui: { mode: 'list', selected: 999 }, height: 40 });
+  assert.match(last, /↑ \d+ more/, 'the last row selected: the table scrolled to it');
 });
 
 test('narrow terminal: low-priority columns go first, sources keep their file name, lines do not wrap', () => {

@@ -28,7 +28,7 @@ import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { connect } from '../src/xenstore/client.js';
 import { connectKeeper } from '../src/daemon/keeper-client.js';
-import { converged, desired, disk } from '../test/plan/fixtures.js';
+import { bigConvergedHost, disk } from '../test/plan/fixtures.js';
 import { sysClose } from '../src/linux/ffi.js';
 import { bareAttach } from './loops.js';
 
@@ -85,22 +85,7 @@ async function startSimProcess(dir: string): Promise<{ socketPath: string; sysfs
 }
 
 function noopPlanMs(): { ms: number; disks: number } {
-  const doms: Record<string, DiskSpec[]> = {};
-  const ino: Record<string, number> = {};
-  const domids: Record<string, number> = {};
-  for (let i = 0; i < 100; i++) {
-    const name = `vm${String(i).padStart(3, '0')}`;
-    domids[name] = i + 1;
-    doms[name] = [];
-    for (let j = 0; j < 10; j++) {
-      const ro = j === 9;
-      const src = ro ? '/srv/base.img' : `/srv/${name}-${j}.img`;
-      ino[src] = ro ? 1 : 1000 + i * 10 + j;
-      doms[name]!.push(disk(`xvd${String.fromCharCode(97 + j)}`, src, ro ? 'ro' : 'rw'));
-    }
-  }
-  const d = desired(doms, { prune: true });
-  const obs = converged(d, domids, ino);
+  const { desired: d, observed: obs } = bigConvergedHost();
   const p0 = plan(d, obs, d.policy);
   if (p0.actions.length !== 0) throw new Error(`the synthetic state is not converged: ${p0.actions.length} actions`);
   for (let k = 0; k < 5; k++) plan(d, obs, d.policy);

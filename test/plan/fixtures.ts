@@ -172,3 +172,26 @@ export function shuffled<T>(xs: T[], seed: number): T[] {
   }
   return a;
 }
+
+/**
+ * A converged host of `domains` x `perDomain` disks (the last disk of each domain is one read-only base
+ * image shared by all), with prune on: what a no-op plan looks like at scale (test and bench).
+ */
+export function bigConvergedHost(domains = 100, perDomain = 10): { desired: DesiredState; observed: ObservedState } {
+  const doms: Record<string, DiskSpec[]> = {};
+  const ino: Record<string, number> = {};
+  const domids: Record<string, number> = {};
+  for (let i = 0; i < domains; i++) {
+    const name = `vm${String(i).padStart(3, '0')}`;
+    domids[name] = i + 1;
+    doms[name] = [];
+    for (let j = 0; j < perDomain; j++) {
+      const ro = j === perDomain - 1;
+      const src = ro ? '/srv/base.img' : `/srv/${name}-${j}.img`;
+      ino[src] = ro ? 1 : 1000 + i * perDomain + j;
+      doms[name]!.push(disk(`xvd${String.fromCharCode(97 + j)}`, src, ro ? 'ro' : 'rw'));
+    }
+  }
+  const d = desired(doms, { prune: true });
+  return { desired: d, observed: converged(d, domids, ino) };
+}

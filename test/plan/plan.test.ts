@@ -8,6 +8,7 @@ import type { Plan } from '../../src/model/plan.js';
 import {
   actionLines,
   backend,
+  bigConvergedHost,
   blockSrc,
   converged,
   desired,
@@ -764,22 +765,7 @@ for (const [name, over, h, reason] of healthCases) {
 // ---- performance: no-op plan at 1,000 disks across 100 domains --------------------------------
 // Its speed is measured by `npm run bench -- attach` (noop_plan_ms), not here.
 test('a converged host of 1,000 disks across 100 domains plans nothing', () => {
-  const doms: Record<string, ReturnType<typeof disk>[]> = {};
-  const ino: Record<string, number> = {};
-  const domids: Record<string, number> = {};
-  for (let i = 0; i < 100; i++) {
-    const name = `vm${String(i).padStart(3, '0')}`;
-    domids[name] = i + 1;
-    doms[name] = [];
-    for (let j = 0; j < 10; j++) {
-      const ro = j === 9; // one shared read-only base image per domain
-      const src = ro ? '/srv/base.img' : `/srv/${name}-${j}.img`;
-      ino[src] = ro ? 1 : 1000 + i * 10 + j;
-      doms[name]!.push(disk(`xvd${String.fromCharCode(97 + j)}`, src, ro ? 'ro' : 'rw'));
-    }
-  }
-  const d = desired(doms, { prune: true });
-  const obs = converged(d, domids, ino);
+  const { desired: d, observed: obs } = bigConvergedHost();
   assert.equal(obs.backends.length, 1000);
   const first = plan(d, obs, d.policy);
   assert.equal(first.actions.length + first.findings.length, 0);

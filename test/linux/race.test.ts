@@ -90,9 +90,16 @@ test(`${N} attaches (${legacy ? 'LOOP_SET_FD path' : 'LOOP_CONFIGURE'}) against 
   const reg = new LoopRegistry({ allowedRoots: [scratch.dir], legacy });
   let sharedUsers = 0;
   try {
-    // Let the churn get going.
-    await new Promise((r) => setTimeout(r, 300));
-    for (let i = 0; i < N; i++) {
+    // Let the churn get going: every adversary has done a few rounds before we start (a second node
+    // process can take seconds to start on a loaded machine).
+    const deadline = Date.now() + 60_000;
+    while (churners.some((c) => c.ok < 3)) {
+      if (Date.now() > deadline) throw new Error(`the churners did not get going: ${churners.map((c) => c.ok).join(', ')} rounds`);
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    // At least N attaches, and more (up to 4N) until the second xvbd has really raced us: its polled lock
+    // on /dev/loop-control can lose many rounds in a row to our back-to-back attaches on a busy machine.
+    for (let i = 0; i < N || (churners[2]!.ok <= 20 && i < 4 * N); i++) {
       const ro = i % 5 === 4;
       const file = ro ? shared : ours[i % ours.length]!;
       const key = `be/${i}/51712`;

@@ -281,7 +281,9 @@ async function snapshot(env: BlkEnv, c: SeqCtx): Promise<Snapshot> {
   }
   const sys = join(env.sysfsDir, `vbd-${c.feDomid}-${c.devid}`);
   const lname = c.loopDev.replace('/dev/', '');
-  const backing = readText(`/sys/block/${lname}/loop/backing_file`);
+  // bound to this sequence's own image: once freed, the number may be taken by anybody else on the host
+  const raw_ = readText(`/sys/block/${lname}/loop/backing_file`);
+  const backing = raw_ !== null && raw_.endsWith(`seq-${c.devid}.img`) ? raw_ : null;
   return {
     backend,
     frontendState: fs.type === XS_TYPES.ERROR ? null : fs.payload.toString('utf8'),

@@ -57,6 +57,8 @@ export class Connection implements Watcher {
   readonly transactions = new Map<number, Transaction>();
   private readonly decoder = new FrameDecoder();
   private closed = false;
+  /** Replies and events of one tick leave in one writev (socket corked until the next tick). */
+  private corked = false;
 
   constructor(
     private readonly store: Store,
@@ -79,13 +81,30 @@ export class Connection implements Watcher {
     this.store.watchers.delete(this);
     this.transactions.clear();
     this.watches.clear();
+    this.flush();
     this.sock.destroy();
     this.onClose(this);
   }
 
   deliver(path: string, token: string): void {
     if (this.closed) return;
-    this.sock.write(encodeFrame(XS.WATCH_EVENT, 0, 0, nulJoin(path, token)));
+    this.send(encodeFrame(XS.WATCH_EVENT, 0, 0, nulJoin(path, token)));
+  }
+
+  /** Queues one frame; everything queued within this tick is written together, in order. */
+  private send(frame: Buffer): void {
+    if (!this.corked) {
+      this.corked = true;
+      this.sock.cork();
+      process.nextTick(() => this.flush());
+    }
+    this.sock.write(frame);
+  }
+
+  private flush(): void {
+    if (!this.corked) return;
+    this.corked = false;
+    this.sock.uncork();
   }
 
   private onData(chunk: Buffer): void {
@@ -107,12 +126,12 @@ export class Connection implements Watcher {
 
   private reply(f: Frame, payload: Buffer): void {
     if (this.closed) return;
-    this.sock.write(encodeFrame(f.type, f.reqId, f.txId, payload));
+    this.send(encodeFrame(f.type, f.reqId, f.txId, payload));
   }
 
   private error(f: Frame, errno: string): void {
     if (this.closed) return;
-    this.sock.write(encodeFrame(XS.ERROR, f.reqId, f.txId, nulJoin(errno)));
+    this.send(encodeFrame(XS.ERROR, f.reqId, f.txId, nulJoin(errno)));
   }
 
   private process(f: Frame): void {

@@ -365,8 +365,10 @@ export class Store {
 export class Transaction implements View {
   private readonly overlay = new Map<string, SimNode | null>();
   private readonly seen = new Map<string, number>();
-  private readonly dirty: string[] = [];
-  private readonly changes: Change[] = [];
+  /** Touched paths in first-touch order (a Set: membership tests stay O(1) in big transactions). */
+  private readonly dirty = new Set<string>();
+  /** Changes by path; a repeated path moves to the end (Map keeps insertion order). */
+  private readonly changes = new Map<string, Change>();
 
   constructor(
     private readonly store: Store,
@@ -382,20 +384,19 @@ export class Transaction implements View {
 
   put(path: string, node: SimNode): void {
     this.get(path);
-    if (!this.overlay.has(path) || !this.dirty.includes(path)) this.dirty.push(path);
+    this.dirty.add(path);
     this.overlay.set(path, node);
   }
 
   del(path: string): void {
     this.get(path);
-    if (!this.dirty.includes(path)) this.dirty.push(path);
+    this.dirty.add(path);
     this.overlay.set(path, null);
   }
 
   change(c: Change): void {
-    const i = this.changes.findIndex((x) => x.path === c.path);
-    if (i >= 0) this.changes.splice(i, 1);
-    this.changes.push(c);
+    this.changes.delete(c.path);
+    this.changes.set(c.path, c);
   }
 
   /** Applies the overlay, or throws EAGAIN on a conflict. Then fires the recorded watches. */
@@ -410,6 +411,6 @@ export class Transaction implements View {
       if (n) live.put(path, { ...n });
       else if (this.store.nodes.has(path)) live.del(path);
     }
-    for (const c of this.changes) this.store.fire(c);
+    for (const c of this.changes.values()) this.store.fire(c);
   }
 }

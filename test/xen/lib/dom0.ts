@@ -41,3 +41,26 @@ export async function waitFor<T>(fn: () => T | Promise<T>, what: string, opts: {
     await new Promise((r) => setTimeout(r, opts.intervalMs ?? 200));
   }
 }
+
+/** An xvbd config for dom0 itself (frontend and backend in dom0): a Policy and one Domain-0 document. */
+export function dom0Config(
+  images: string,
+  disks: readonly { vdev: string; file: string; mode: string }[],
+  opts: { prune: boolean },
+): string {
+  return [
+    'apiVersion: xvbd/v1',
+    'kind: Policy',
+    `prune: ${opts.prune}`,
+    'allowedRoots:',
+    `  - ${images}`,
+    'detachTimeout: 20s',
+    '---',
+    'apiVersion: xvbd/v1',
+    'kind: Domain',
+    'name: Domain-0',
+    `disks:${disks.length === 0 ? ' []' : ''}`,
+    ...disks.flatMap((d) => [`  - vdev: ${d.vdev}`, `    file: ${d.file.startsWith('/') ? d.file : `${images}/${d.file}`}`, `    mode: ${d.mode}`]),
+    '',
+  ].join('\n');
+}

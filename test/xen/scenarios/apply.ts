@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { mkdirSync, readFileSync, writeFileSync, openSync, readSync, writeSync, closeSync, existsSync, fsyncSync } from 'node:fs';
 import { join } from 'node:path';
 import type { XenScenario } from '../framework.js';
-import { run, sh, waitFor, xvbd } from '../lib/dom0.js';
+import { dom0Config, run, sh, waitFor, xvbd } from '../lib/dom0.js';
 
 // devids no other scenario uses: xvdk, xvdl
 const DISKS = [
@@ -15,23 +15,7 @@ const DISKS = [
 ];
 const PATTERN = Buffer.from('xvbd real-Xen apply scenario: read back through blkfront\n');
 
-function config(images: string, disks: typeof DISKS): string {
-  return [
-    'apiVersion: xvbd/v1',
-    'kind: Policy',
-    'prune: false',
-    'allowedRoots:',
-    `  - ${images}`,
-    'detachTimeout: 20s',
-    '---',
-    'apiVersion: xvbd/v1',
-    'kind: Domain',
-    'name: Domain-0',
-    'disks:',
-    ...disks.flatMap((d) => [`  - vdev: ${d.vdev}`, `    file: ${join(images, d.file)}`, `    mode: ${d.mode}`]),
-    '',
-  ].join('\n');
-}
+const config = (images: string, disks: typeof DISKS): string => dom0Config(images, disks, { prune: false });
 
 async function loopsOf(file: string): Promise<string[]> {
   const out = await sh('losetup', ['-j', file]);

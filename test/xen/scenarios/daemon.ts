@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, readSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import type { XenScenario } from '../framework.js';
-import { run, sh, waitFor } from '../lib/dom0.js';
+import { dom0Config, run, sh, waitFor } from '../lib/dom0.js';
 import { FakeSystemd } from '../../daemon/fake-systemd.js';
 import type { ChildProcess } from 'node:child_process';
 
@@ -20,23 +20,7 @@ const DISKS = [
 ];
 const PATTERN = Buffer.from('xvbd real-Xen daemon scenario: still readable after restarts\n');
 
-function config(images: string, disks: typeof DISKS): string {
-  return [
-    'apiVersion: xvbd/v1',
-    'kind: Policy',
-    'prune: true',
-    'allowedRoots:',
-    `  - ${images}`,
-    'detachTimeout: 20s',
-    '---',
-    'apiVersion: xvbd/v1',
-    'kind: Domain',
-    'name: Domain-0',
-    `disks:${disks.length === 0 ? ' []' : ''}`,
-    ...disks.flatMap((d) => [`  - vdev: ${d.vdev}`, `    file: ${join(images, d.file)}`, `    mode: ${d.mode}`]),
-    '',
-  ].join('\n');
-}
+const config = (images: string, disks: typeof DISKS): string => dom0Config(images, disks, { prune: true });
 
 class Proc {
   out = '';

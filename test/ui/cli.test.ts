@@ -40,7 +40,8 @@ test('in a pseudo-terminal against the simulator: screen, keys, q quits with sta
     );
     const cmd = `stty cols 120 rows 40; exec ${process.execPath} ${MAIN} tui --config ${join(dir, 'config')} --no-apply`;
     const child = spawn('script', ['-q', '-e', '-c', cmd, '/dev/null'], {
-      env: { ...process.env, XENSTORED_PATH: sim.socketPath, XVBD_XEN_BACKEND_SYSFS: sim.sysfsDir, TERM: 'xterm' },
+      // CI=true as in CI: Ink would draw only the last frame; a TUI on a terminal must draw them all.
+      env: { ...process.env, XENSTORED_PATH: sim.socketPath, XVBD_XEN_BACKEND_SYSFS: sim.sysfsDir, TERM: 'xterm', CI: 'true' },
       stdio: ['pipe', 'pipe', 'pipe'],
     });
     let out = '';

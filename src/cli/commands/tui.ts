@@ -38,6 +38,11 @@ export async function run(argv: string[]): Promise<number> {
 
   // React's production build (the development one checks every render: several times slower).
   process.env.NODE_ENV ??= 'production';
+  // Ink draws nothing but the last frame when it believes it runs in CI (CI or CONTINUOUS_INTEGRATION
+  // set, read once when ink is loaded). Both ends are terminals here, so this is an interactive
+  // session whatever the environment says: an administrator's shell or a CI job's pty alike.
+  delete process.env.CI;
+  delete process.env.CONTINUOUS_INTEGRATION;
   const { resolveConfigDir } = await import('../../observe/snapshot.js');
   const configDir = resolveConfigDir(values.config);
   const [{ render }, { createElement }, { LiveApp }, { WorkerSource }, { makeApply }] = await Promise.all([

@@ -16,7 +16,8 @@ test('xvbd sim --socket S --domain work --domain db=5 serves; xenstore-ls lists 
   let stderr = '';
   child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
   try {
-    for (let i = 0; i < 200 && !existsSync(sock); i++) await new Promise((r) => setTimeout(r, 25));
+    // ready once it says so (the socket file exists a moment before the line is written)
+    for (let i = 0; i < 400 && !/XENSTORED_PATH=/.test(stderr); i++) await new Promise((r) => setTimeout(r, 25));
     assert.ok(existsSync(sock), `socket appeared (${stderr})`);
     const env = { ...process.env, XENSTORED_PATH: sock };
     const ls = spawnSync('xenstore-list', ['/local/domain'], { env, encoding: 'utf8' });

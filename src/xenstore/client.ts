@@ -100,8 +100,21 @@ class XsConnection implements XsClient {
       sock.once('connect', () => {
         sock.off('error', onError);
         sock.setNoDelay?.(true);
+        // Requests issued together (a transaction's writes, observe's reads) leave in one writev when
+        // the current JS turn ends, not one write(2) each: xenstored then reads them as one batch
+        // instead of waking up, answering and going back to sleep once per frame.
+        let corked = false;
+        const uncork = () => {
+          corked = false;
+          sock.uncork();
+        };
         this.transport = {
           write: (buf) => {
+            if (!corked) {
+              corked = true;
+              sock.cork();
+              process.nextTick(uncork);
+            }
             sock.write(buf);
           },
           close: () => sock.destroy(),

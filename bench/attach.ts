@@ -35,7 +35,7 @@ import { bareAttach } from './loops.js';
 const run_ = promisify(execFile);
 const BLOCK = '/etc/xen/scripts/block';
 
-/** The warm-up disk's index (its devid is outside the measured ones: n <= 200). */
+/** The warm-up disks' indexes (this one and the one below: devids outside the measured ones, n <= 200). */
 const WARM_DEVID_INDEX = 255;
 
 function devid(i: number): number {
@@ -57,7 +57,15 @@ function backingOf(dev: string): string | undefined {
 
 const cliMain = fileURLToPath(new URL('../src/cli/main.js', import.meta.url));
 
-async function startSimProcess(dir: string): Promise<{ socketPath: string; sysfsDir: string; settle(): Promise<void>; close(): Promise<void> }> {
+/** CPU time (user + system, ms) a process has used so far, from /proc/<pid>/stat. */
+function cpuMsOf(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  // fields 14 and 15 (utime, stime) in clock ticks; after the ")" the list starts at field 3
+  return ((Number(f[11]) + Number(f[12])) * 1000) / 100;
+}
+
+async function startSimProcess(dir: string): Promise<{ pid: number; socketPath: string; sysfsDir: string; settle(): Promise<void>; close(): Promise<void> }> {
   const socketPath = join(dir, 'xs.sock');
   // the simulated blkback mirrors sysfs with real files: in memory (tmpfs) like the real sysfs, so that a
   // disk's journal on a busy host does not stall the simulated kernel
@@ -71,6 +79,7 @@ async function startSimProcess(dir: string): Promise<{ socketPath: string; sysfs
     await new Promise((r) => setTimeout(r, 20));
   }
   return {
+    pid: child.pid!,
     socketPath,
     sysfsDir,
     // blkback reacts asynchronously in the other process: give it a moment
@@ -189,6 +198,7 @@ export async function run(argv: string[]): Promise<number> {
   };
   let xvbdMs = 0;
   let phases: Record<string, number> = {};
+  let cpu: Record<string, number> = {};
   let bareMs = 0;
   let scriptMs: number | undefined;
   let retries = 0;
@@ -221,12 +231,32 @@ export async function run(argv: string[]): Promise<number> {
     // start the keeper outside the timed part (a one-shot apply pays this once per run, not per disk), and
     // warm the executor's code with one disk of its own (not counted)
     await holder.start();
-    const warm = await execute({ actions: [attachOf(WARM_DEVID_INDEX, mk('xvbd-warm.img'))], findings: [], disks: [] }, { xs, devices, policy: DEFAULT_POLICY, holder });
+    // (two disks: consecutive attaches share a transaction, so this runs the same code as the measured run)
+    const warm = await execute(
+      { actions: [attachOf(WARM_DEVID_INDEX, mk('xvbd-warm.img')), attachOf(WARM_DEVID_INDEX - 1, mk('xvbd-warm2.img'))], findings: [], disks: [] },
+      { xs, devices, policy: DEFAULT_POLICY, holder },
+    );
     if (!warm.ok) throw new Error(`xvbd warm-up attach failed: ${warm.steps.find((s) => !s.ok)?.error}`);
     const ph = phaseTimers();
+    const keeperPid = (await connectKeeper(runDir).then(async (k) => {
+      try {
+        return (await k.request({ op: 'ping' })).pid;
+      } finally {
+        k.close();
+      }
+    }));
+    const cpu0 = { self: process.cpuUsage(), sim: cpuMsOf(sim.pid), keeper: cpuMsOf(keeperPid) };
     const t0 = performance.now();
     const r = await execute(p, { xs: ph.xs(xs), devices: ph.devices(devices), policy: DEFAULT_POLICY, holder: ph.holder(holder) });
     xvbdMs = (performance.now() - t0) / n;
+    // the simulated blkback and guests go on reacting to the last commits: let them finish before reading
+    await sim.settle();
+    const self = process.cpuUsage(cpu0.self);
+    cpu = {
+      xvbd: Number(((self.user + self.system) / 1000 / n).toFixed(2)),
+      keeper: Number(((cpuMsOf(keeperPid) - cpu0.keeper) / n).toFixed(2)),
+      simulator: Number(((cpuMsOf(sim.pid) - cpu0.sim) / n).toFixed(2)),
+    };
     holder.close();
     registry.closeAll();
     if (!r.ok) throw new Error(`xvbd attach failed: ${r.steps.find((s) => !s.ok)?.error}`);
@@ -237,6 +267,10 @@ export async function run(argv: string[]): Promise<number> {
       `  phases, ms/disk:  device ${phases.provide} (open source, host check, LOOP_CONFIGURE, verify, diskseq), ` +
         `keeper adopt ${phases.hold}, transaction ${phases.transaction} (${phases.tx_attempts_per_tx} attempts/disk), ` +
         `release ${phases.release}; ${phases.overlapped} of their sum overlapped (pipelined)`,
+    );
+    say(
+      `  CPU, ms/disk:     xvbd ${cpu.xvbd}, keeper ${cpu.keeper}, simulator ${cpu.simulator} (its xenstored, blkback and guests; ` +
+        `${(((cpu.xvbd ?? 0) + (cpu.keeper ?? 0) + (cpu.simulator ?? 0)) / xvbdMs / 2 * 100).toFixed(0)}% of this machine's 2 cores over the attach)`,
     );
 
     // ---- the Xen block script ----------------------------------------------------------------
@@ -312,6 +346,7 @@ export async function run(argv: string[]): Promise<number> {
         bare_ms_per_disk: Number(bareMs.toFixed(3)),
         xvbd_vs_bare: Number((xvbdMs / bareMs).toFixed(2)),
         xvbd_phases_ms_per_disk: phases,
+        cpu_ms_per_disk: cpu,
         block_script_retries: retries,
         noop_plan_ms: Number(noop.ms.toFixed(3)),
         noop_plan_disks: noop.disks,

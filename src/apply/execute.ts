@@ -1,5 +1,7 @@
-// The executor: carries out a Plan's actions in order, one xenstore transaction per step, and reports
-// every step through an event callback (CLI, daemon and TUI show progress from it).
+// The executor: carries out a Plan's actions in order, and reports every step through an event callback
+// (CLI, daemon and TUI show progress from it). Each step is one xenstore transaction, except that a run of
+// consecutive attaches (up to BATCH_MAX) shares one: one commit for the lot, each disk still all or
+// nothing, a disk its checks refuse left out without failing the others.
 //
 // Crash safety (kill -9 at any point, then run again):
 // - a loop device is created with autoclear and held by our fd: if we die before the step's transaction
@@ -11,10 +13,11 @@
 // - detach removes the three dirs in one transaction; the holder notices and closes its fd.
 import type { Policy } from '../model/desired.js';
 import type { Action, BackendRef, Plan } from '../model/plan.js';
-import type { XsClient } from '../xenstore/api.js';
+import type { XsClient, XsTransaction } from '../xenstore/api.js';
 import type { DeviceProvider, ProvidedDevice } from './devices.js';
 import {
   attachLayout,
+  type AttachLayout,
   DISKSEQ_NODE,
   MARKER_NODE,
   MARKER_VALUE,
@@ -193,66 +196,91 @@ async function deviceFor(
 /** Thrown inside an attach's transaction to abort it: the backend is ours already, with this device. */
 class AlreadyAttached extends Error {}
 
+type AttachAction = Extract<Action, { kind: 'attach' | 'replace' }>;
+
+/** The layout an attach writes for its device. */
+function layoutFor(ctx: ExecuteContext, a: AttachAction, dev: ProvidedDevice): AttachLayout {
+  return attachLayout({
+    backendDomid: a.disk.backendDomid,
+    frontendDomid: a.domid,
+    devid: a.disk.devid,
+    vdev: a.disk.vdev,
+    params: a.disk.source,
+    mode: a.disk.mode,
+    discard: a.disk.options.discard,
+    script: ctx.hookScript,
+    device: { major: dev.major, minor: dev.minor, devPath: dev.devPath, diskseq: dev.diskseq, sourceInode: dev.sourceInode },
+  });
+}
+
+/** An attach's requests inside a transaction: the checks' reads, and the writes right behind them. */
+interface IssuedAttach {
+  reads: Promise<(string | undefined)[]>;
+  writes: Promise<PromiseSettledResult<unknown>[]>;
+}
+
+/**
+ * Issues an attach's reads (the domain check and the existence checks) and, right behind them in the same
+ * round trip, its writes: they stay inside the transaction, which is aborted unless the reads allow them
+ * (xenstored answers in order: the reads see the state before the writes). Backend and libxl's dir are
+ * only written when read as absent: no rm. New nodes inherit their parent's permissions (xenstored's
+ * construct_node), so each dir's permissions are set once, on the dir.
+ */
+function issueAttach(tx: XsTransaction, a: AttachAction, paths: VbdPaths, layout: AttachLayout): IssuedAttach {
+  const reads = Promise.all([
+    tx.read(`/local/domain/${a.domid}/name`),
+    tx.read(paths.backend),
+    tx.read(`${paths.backend}/${MARKER_NODE}`),
+    tx.read(`${paths.backend}/${DISKSEQ_NODE}`),
+    tx.read(paths.libxl),
+  ]);
+  const ops: Promise<unknown>[] = [];
+  // frontend first: blkback ignores a backend whose frontend does not exist (same transaction anyway)
+  ops.push(tx.rm(paths.frontend), tx.mkdir(paths.frontend), tx.setPerms(paths.frontend, layout.frontendPerms));
+  for (const [k, v] of Object.entries(layout.frontend)) ops.push(tx.write(`${paths.frontend}/${k}`, v));
+  ops.push(tx.mkdir(paths.backend), tx.setPerms(paths.backend, layout.backendPerms));
+  for (const [k, v] of Object.entries(layout.backend)) ops.push(tx.write(`${paths.backend}/${k}`, v));
+  ops.push(tx.write(`${paths.backend}/hotplug-status`, 'connected'));
+  for (const [k, v] of Object.entries(layout.libxl)) ops.push(tx.write(`${paths.libxl}/${k}`, v));
+  ops.push(tx.rm(paths.error));
+  return { reads, writes: Promise.allSettled(ops) };
+}
+
+/** What the reads allow: write the disk, nothing to do (ours already, same device), or refuse. */
+function attachVerdict(a: AttachAction, paths: VbdPaths, dev: ProvidedDevice, reads: (string | undefined)[]): 'write' | 'already' {
+  const [domName, be, beMarker, beSeq, lx] = reads;
+  checkDomainName(domName, a.domid, a.domain);
+  if (be !== undefined) {
+    if (beMarker === MARKER_VALUE && dev.diskseq !== undefined && beSeq === dev.diskseq) return 'already';
+    throw new StepError(`${paths.backend} already exists${beMarker === MARKER_VALUE ? ' (ours, another device)' : ' (not ours)'}`);
+  }
+  if (lx !== undefined) throw new StepError(`${paths.libxl} already exists: the toolstack has a device there`);
+  return 'write';
+}
+
+function firstRejection(rs: PromiseSettledResult<unknown>[]): unknown {
+  const bad = rs.find((r) => r.status === 'rejected');
+  return bad ? (bad as PromiseRejectedResult).reason : undefined;
+}
+
 /** Attach: the device, then frontend + backend + libxl's dirs in one transaction. */
-async function attach(
-  ctx: ExecuteContext,
-  a: Extract<Action, { kind: 'attach' | 'replace' }>,
-  progress: (m: string) => void,
-  pipe: Pipeline = {},
-): Promise<string> {
-  const id = { backendDomid: a.disk.backendDomid, frontendDomid: a.domid, devid: a.disk.devid };
-  const paths = vbdPaths(id);
+async function attach(ctx: ExecuteContext, a: AttachAction, progress: (m: string) => void, pipe: Pipeline = {}): Promise<string> {
+  const paths = vbdPaths({ backendDomid: a.disk.backendDomid, frontendDomid: a.domid, devid: a.disk.devid });
   const { dev, hold } = await deviceFor(ctx, a, paths.backend, progress, pipe);
   let committed = false;
   try {
-    const layout = attachLayout({
-      ...id,
-      vdev: a.disk.vdev,
-      params: a.disk.source,
-      mode: a.disk.mode,
-      discard: a.disk.options.discard,
-      script: ctx.hookScript,
-      device: { major: dev.major, minor: dev.minor, devPath: dev.devPath, diskseq: dev.diskseq, sourceInode: dev.sourceInode },
-    });
+    const layout = layoutFor(ctx, a, dev);
     let already = false;
     try {
       await ctx.xs.transaction(async (tx) => {
-        // the domain check and the existence checks...
-        const reads = Promise.all([
-          tx.read(`/local/domain/${a.domid}/name`),
-          tx.read(paths.backend),
-          tx.read(`${paths.backend}/${MARKER_NODE}`),
-          tx.read(`${paths.backend}/${DISKSEQ_NODE}`),
-          tx.read(paths.libxl),
-        ]);
-        // ...and, right behind them in the same round trip, the writes: they stay inside the transaction,
-        // which is aborted unless the reads allow them (xenstored answers in order: the reads see the
-        // state before the writes). Backend and libxl's dir are only written when read as absent: no rm.
-        const ops: Promise<unknown>[] = [];
-        // frontend first: blkback ignores a backend whose frontend does not exist (same transaction anyway)
-        ops.push(tx.rm(paths.frontend), tx.mkdir(paths.frontend), tx.setPerms(paths.frontend, layout.frontendPerms));
-        for (const [k, v] of Object.entries(layout.frontend)) {
-          ops.push(tx.write(`${paths.frontend}/${k}`, v), tx.setPerms(`${paths.frontend}/${k}`, layout.frontendPerms));
+        const { reads, writes } = issueAttach(tx, a, paths, layout);
+        if (attachVerdict(a, paths, dev, await reads) === 'already') {
+          await writes;
+          await hold.done();
+          throw new AlreadyAttached(); // aborts the transaction: nothing of it is written
         }
-        ops.push(tx.mkdir(paths.backend), tx.setPerms(paths.backend, layout.backendPerms));
-        for (const [k, v] of Object.entries(layout.backend)) ops.push(tx.write(`${paths.backend}/${k}`, v));
-        ops.push(tx.write(`${paths.backend}/hotplug-status`, 'connected'));
-        for (const [k, v] of Object.entries(layout.libxl)) ops.push(tx.write(`${paths.libxl}/${k}`, v));
-        ops.push(tx.rm(paths.error));
-        const writes = Promise.allSettled(ops);
-        const [domName, be, beMarker, beSeq, lx] = await reads;
-        checkDomainName(domName, a.domid, a.domain);
-        if (be !== undefined) {
-          if (beMarker === MARKER_VALUE && dev.diskseq !== undefined && beSeq === dev.diskseq) {
-            await writes;
-            await hold.done();
-            throw new AlreadyAttached(); // aborts the transaction: nothing of it is written
-          }
-          throw new StepError(`${paths.backend} already exists${beMarker === MARKER_VALUE ? ' (ours, another device)' : ' (not ours)'}`);
-        }
-        if (lx !== undefined) throw new StepError(`${paths.libxl} already exists: the toolstack has a device there`);
-        const bad = (await writes).find((r) => r.status === 'rejected');
-        if (bad) throw (bad as PromiseRejectedResult).reason;
+        const bad = firstRejection(await writes);
+        if (bad) throw bad;
         // never commit a backend naming a device nobody will hold
         await hold.done();
       });
@@ -263,12 +291,17 @@ async function attach(
     committed = true;
     return already ? `already attached (${dev.devPath})` : `${paths.backend} -> ${dev.devPath}`;
   } finally {
-    if (!committed) {
-      if (await hold.settled()) await ctx.holder.abort(dev, paths.backend).catch(() => {});
-      ctx.devices.release(paths.backend);
-    } else if (ctx.holder.releaseAfterCommit || dev.kind === 'block') {
-      ctx.devices.release(paths.backend);
-    }
+    await settle(ctx, dev, hold, paths.backend, committed);
+  }
+}
+
+/** After a step: a committed device goes to its holder (our fd closed if it keeps its own); else let go. */
+async function settle(ctx: ExecuteContext, dev: ProvidedDevice, hold: PendingHold, key: string, committed: boolean): Promise<void> {
+  if (!committed) {
+    if (await hold.settled()) await ctx.holder.abort(dev, key).catch(() => {});
+    ctx.devices.release(key);
+  } else if (ctx.holder.releaseAfterCommit || dev.kind === 'block') {
+    ctx.devices.release(key);
   }
 }
 
@@ -320,12 +353,7 @@ export async function serveBackend(
     committed = true;
     return already ? `already served (${dev.devPath})` : `${b.path} -> ${dev.devPath}`;
   } finally {
-    if (!committed) {
-      if (await hold.settled()) await ctx.holder.abort(dev, b.path).catch(() => {});
-      ctx.devices.release(b.path);
-    } else if (ctx.holder.releaseAfterCommit || dev.kind === 'block') {
-      ctx.devices.release(b.path);
-    }
+    await settle(ctx, dev, hold, b.path, committed);
   }
 }
 
@@ -400,15 +428,195 @@ async function runStep(ctx: ExecuteContext, a: Action, progress: (m: string) => 
   }
 }
 
+/** At most this many consecutive attaches share one transaction (C xenstored limits a transaction's nodes). */
+export const BATCH_MAX = 16;
+
+/** One attach of a batch: what it was given, and how it ended. */
+interface BatchItem {
+  index: number;
+  action: Extract<Action, { kind: 'attach' }>;
+  summary: string;
+  paths: VbdPaths;
+  dev?: ProvidedDevice;
+  hold?: PendingHold;
+  layout?: AttachLayout;
+  progress: string[];
+  outcome?: { ok: true; detail: string } | { ok: false; error: string };
+  ms: number;
+}
+
+/** Aborts a batch's transaction: these items cannot be written (or need not be); the rest go again. */
+class BatchExclude extends Error {
+  constructor(readonly decided: Map<BatchItem, NonNullable<BatchItem['outcome']>>) {
+    super('batch: some disks left out');
+  }
+}
+
+const errorText = (err: unknown) => (err instanceof Error ? err.message : String(err));
+
+/**
+ * Attaches several disks with ONE transaction: their devices are made one after the other and handed to
+ * the holder together, then every disk's checks and writes go in one round trip and one commit. Each
+ * disk is still all or nothing, and no disk can fail another: one that its checks (or its holder) refuse
+ * is left out and the transaction runs again without it; if the transaction as a whole fails, each disk
+ * is tried alone. The crash-safety order is the single attach's: every fd held before the commit.
+ */
+async function attachBatch(ctx: ExecuteContext, items: BatchItem[]): Promise<void> {
+  const t0 = performance.now();
+  const finish = (it: BatchItem, outcome: NonNullable<BatchItem['outcome']>) => {
+    it.outcome = outcome;
+    it.ms = performance.now() - t0;
+  };
+  // The devices, one after the other; each one's hold starts as soon as it exists. The transaction below
+  // issues a disk's requests as soon as its device is ready, so xenstored works on them while the next
+  // device is made.
+  const ready = new Map<BatchItem, Promise<void>>();
+  let chain: Promise<void> = Promise.resolve();
+  for (const it of items) {
+    chain = chain.then(async () => {
+      try {
+        const dev = await ctx.devices.provide(it.action.disk, it.paths.backend, { allowedRoots: ctx.policy.allowedRoots, reuse: it.action.reuseLoop });
+        it.dev = dev;
+        it.progress.push(`${dev.shared ? 'shares' : 'using'} ${dev.devPath} (${dev.major}:${dev.minor}${dev.diskseq ? `, diskseq ${dev.diskseq}` : ''})`);
+        it.hold = startHold(ctx, dev, it.paths.backend);
+        it.layout = layoutFor(ctx, it.action, dev);
+      } catch (err) {
+        finish(it, { ok: false, error: errorText(err) });
+      }
+    });
+    ready.set(it, chain);
+  }
+
+  const commitGroup = async (group: BatchItem[]): Promise<unknown> => {
+    let live = group.filter((it) => !it.outcome);
+    while (live.length > 0) {
+      let issued: { it: BatchItem; ops: IssuedAttach }[] = [];
+      try {
+        await ctx.xs.transaction(async (tx) => {
+          issued = [];
+          for (const it of live) {
+            await ready.get(it);
+            if (it.outcome) continue; // its device could not be made
+            issued.push({ it, ops: issueAttach(tx, it.action, it.paths, it.layout!) });
+            // let these requests leave now (the client sends a turn's requests together)
+            if (it !== live[live.length - 1]) await new Promise((r) => setImmediate(r));
+          }
+          const decided: BatchExclude['decided'] = new Map();
+          for (const { it, ops } of issued) {
+            try {
+              const v = attachVerdict(it.action, it.paths, it.dev!, await ops.reads);
+              await it.hold!.done(); // never commit (nor call ours) a backend naming a device nobody holds
+              if (v === 'already') decided.set(it, { ok: true, detail: `already attached (${it.dev!.devPath})` });
+            } catch (err) {
+              decided.set(it, { ok: false, error: errorText(err) });
+            }
+          }
+          await Promise.all(issued.map((x) => x.ops.writes));
+          if (decided.size > 0) throw new BatchExclude(decided);
+          for (const { ops } of issued) {
+            const bad = firstRejection(await ops.writes);
+            if (bad) throw bad;
+          }
+        });
+        const also = issued.length > 1 ? ` (one transaction with ${issued.length - 1} more)` : '';
+        for (const { it } of issued) finish(it, { ok: true, detail: `${it.paths.backend} -> ${it.dev!.devPath}${also}` });
+        return undefined;
+      } catch (err) {
+        if (!(err instanceof BatchExclude)) return err;
+        for (const [it, o] of err.decided) finish(it, o);
+      }
+      live = live.filter((it) => !it.outcome);
+    }
+    return undefined;
+  };
+
+  const err = await commitGroup(items);
+  await chain; // every device made (or failed) before anything is decided about the rest
+  if (err !== undefined) {
+    const left = items.filter((it) => !it.outcome);
+    if (left.length === 1) finish(left[0]!, { ok: false, error: errorText(err) });
+    // the transaction as a whole failed (a write refused, a quota on its size): each disk alone
+    for (const it of left.length > 1 ? left : []) {
+      const e = await commitGroup([it]);
+      if (e !== undefined) finish(it, { ok: false, error: errorText(e) });
+    }
+  }
+  for (const it of items) {
+    if (it.dev && it.hold) await settle(ctx, it.dev, it.hold, it.paths.backend, it.outcome?.ok === true);
+    else if (it.dev) ctx.devices.release(it.paths.backend);
+  }
+}
+
+/**
+ * The runs of consecutive attaches that share a transaction: [start, end) pairs of plan indexes, each of
+ * at least two actions on distinct backends. Not with stopOnError (a batch commits its disks together).
+ */
+function batches(plan: Plan, ctx: ExecuteContext): Map<number, number> {
+  const out = new Map<number, number>();
+  if (ctx.stopOnError) return out;
+  const acts = plan.actions;
+  for (let i = 0; i < acts.length; ) {
+    const keys = new Set<string>();
+    let j = i;
+    while (j < acts.length && j - i < BATCH_MAX) {
+      const a = acts[j]!;
+      if (a.kind !== 'attach') break;
+      let key: string;
+      try {
+        key = vbdPaths({ backendDomid: a.disk.backendDomid, frontendDomid: a.domid, devid: a.disk.devid }).backend;
+      } catch {
+        break; // a bad id: its own step reports it
+      }
+      if (keys.has(key)) break;
+      keys.add(key);
+      j++;
+    }
+    if (j - i >= 2) out.set(i, j);
+    i = Math.max(j, i + 1);
+  }
+  return out;
+}
+
 export async function execute(plan: Plan, ctx: ExecuteContext): Promise<ExecuteResult> {
   const emit = ctx.onEvent ?? (() => {});
   const steps: StepResult[] = [];
   const total = plan.actions.length;
-  // Consecutive attaches are pipelined: while one step waits on its transaction, the next step's device
-  // is made and handed to the holder (each step still commits alone, in plan order, after its own hold).
+  const batchAt = batches(plan, ctx);
+  // Consecutive attaches share a transaction (attachBatch); other consecutive attach or serve steps are
+  // pipelined: while one step waits on its transaction, the next step's device is made and handed to
+  // the holder (each step still commits alone, in plan order, after its own hold).
   let prepared: Prepared | undefined;
   try {
     for (let i = 0; i < total; i++) {
+      const end = batchAt.get(i);
+      if (end !== undefined) {
+        if (prepared) await discard(ctx, prepared);
+        prepared = undefined;
+        const items: BatchItem[] = plan.actions.slice(i, end).map((action, k) => ({
+          index: i + k,
+          action: action as BatchItem['action'],
+          summary: summarize(action),
+          paths: vbdPaths({ backendDomid: (action as BatchItem['action']).disk.backendDomid, frontendDomid: (action as BatchItem['action']).domid, devid: (action as BatchItem['action']).disk.devid }),
+          progress: [],
+          ms: 0,
+        }));
+        await attachBatch(ctx, items);
+        // each disk's events in plan order, as for steps run one by one
+        for (const it of items) {
+          const o = it.outcome ?? { ok: false as const, error: 'not attempted' };
+          emit({ type: 'step-start', index: it.index, total, action: it.action, summary: it.summary });
+          for (const message of it.progress) emit({ type: 'step-progress', index: it.index, message });
+          if (o.ok) {
+            steps.push({ action: it.action, summary: it.summary, ok: true, ms: it.ms, detail: o.detail });
+            emit({ type: 'step-done', index: it.index, action: it.action, summary: it.summary, ms: it.ms, detail: o.detail });
+          } else {
+            steps.push({ action: it.action, summary: it.summary, ok: false, ms: it.ms, error: o.error });
+            emit({ type: 'step-failed', index: it.index, action: it.action, summary: it.summary, ms: it.ms, error: o.error });
+          }
+        }
+        i = end - 1;
+        continue;
+      }
       const action = plan.actions[i]!;
       const summary = summarize(action);
       emit({ type: 'step-start', index: i, total, action, summary });
@@ -416,7 +624,7 @@ export async function execute(plan: Plan, ctx: ExecuteContext): Promise<ExecuteR
       const pipe: Pipeline = { prepared };
       prepared = undefined;
       const next = plan.actions[i + 1];
-      if (pipelinable(action, next)) pipe.onDevice = () => (prepared ??= prepare(ctx, next));
+      if (!batchAt.has(i + 1) && pipelinable(action, next)) pipe.onDevice = () => (prepared ??= prepare(ctx, next));
       try {
         const detail = await runStep(ctx, action, (message) => emit({ type: 'step-progress', index: i, message }), pipe);
         const ms = performance.now() - t0;
@@ -424,7 +632,7 @@ export async function execute(plan: Plan, ctx: ExecuteContext): Promise<ExecuteR
         emit({ type: 'step-done', index: i, action, summary, ms, detail });
       } catch (err) {
         const ms = performance.now() - t0;
-        const error = err instanceof Error ? err.message : String(err);
+        const error = errorText(err);
         steps.push({ action, summary, ok: false, ms, error });
         emit({ type: 'step-failed', index: i, action, summary, ms, error });
         if (ctx.stopOnError) break;

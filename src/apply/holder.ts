@@ -6,16 +6,30 @@ import type { FdHolder } from './execute.js';
 
 export class KeeperHolder implements FdHolder {
   readonly releaseAfterCommit = true;
-  private conn: KeeperConnection | undefined;
+  /** The connection (being) made; requests in flight together share it. */
+  private conn: Promise<KeeperConnection> | undefined;
 
   constructor(
     private readonly runDir: string,
     private readonly graceMs?: number,
   ) {}
 
-  private async keeper(): Promise<KeeperConnection> {
-    if (!this.conn) this.conn = await ensureKeeper(this.runDir);
+  private keeper(): Promise<KeeperConnection> {
+    if (!this.conn) {
+      const c = ensureKeeper(this.runDir);
+      this.conn = c;
+      c.catch(() => {
+        if (this.conn === c) this.conn = undefined;
+      });
+    }
     return this.conn;
+  }
+
+  /** Forget a connection that failed (once: the others in flight on it find a new one made already). */
+  private forget(c: Promise<KeeperConnection>): void {
+    if (this.conn !== c) return;
+    this.conn = undefined;
+    void c.then((k) => k.close(), () => {});
   }
 
   /** Connects to (or starts) the keeper now rather than at the first hold. */
@@ -23,38 +37,43 @@ export class KeeperHolder implements FdHolder {
     await this.keeper();
   }
 
-  /** The last request: the next waits for it (one adopt in flight at a time, whatever the keeper's age). */
-  private last: Promise<unknown> = Promise.resolve();
+  /**
+   * The last request per backend: a drop must reach the keeper after the adopt it undoes (the keeper
+   * handles requests concurrently). Requests for different backends are in flight together (the keeper
+   * answers in order; a batch of attaches hands all its fds over in one round trip).
+   */
+  private readonly last = new Map<string, Promise<unknown>>();
+
+  private chain(backend: string, f: () => Promise<void>): Promise<void> {
+    const prev = this.last.get(backend) ?? Promise.resolve();
+    const p = prev.then(f, f);
+    const tail = p.catch(() => {});
+    this.last.set(backend, tail);
+    void tail.then(() => {
+      if (this.last.get(backend) === tail) this.last.delete(backend);
+    });
+    return p;
+  }
 
   hold(dev: ProvidedDevice, backend: string): Promise<void> {
-    const p = this.last.then(
-      () => this.holdNow(dev, backend),
-      () => this.holdNow(dev, backend),
-    );
-    this.last = p.catch(() => {});
-    return p;
+    return this.chain(backend, () => this.holdNow(dev, backend));
   }
 
   private async holdNow(dev: ProvidedDevice, backend: string): Promise<void> {
     const req = { op: 'adopt' as const, pid: process.pid, fd: dev.fd, backend, diskseq: dev.diskseq, graceMs: this.graceMs };
+    const c = this.keeper();
     try {
-      await (await this.keeper()).request(req);
+      await (await c).request(req);
     } catch (err) {
       // the keeper may have been exiting just as we connected: start a fresh one once
-      this.conn?.close();
-      this.conn = undefined;
+      this.forget(c);
       if (!(err instanceof Error) || !/closed the connection|connection failed/.test(err.message)) throw err;
       await (await this.keeper()).request(req);
     }
   }
 
   abort(dev: ProvidedDevice, backend: string): Promise<void> {
-    const p = this.last.then(
-      () => this.dropNow(dev, backend),
-      () => this.dropNow(dev, backend),
-    );
-    this.last = p.catch(() => {});
-    return p;
+    return this.chain(backend, () => this.dropNow(dev, backend));
   }
 
   private async dropNow(dev: ProvidedDevice, backend: string): Promise<void> {
@@ -62,7 +81,6 @@ export class KeeperHolder implements FdHolder {
   }
 
   close(): void {
-    this.conn?.close();
-    this.conn = undefined;
+    if (this.conn) this.forget(this.conn);
   }
 }

@@ -16,7 +16,7 @@ import type { Action, Plan } from '../../src/model/plan.js';
 import type { XsClient } from '../../src/xenstore/api.js';
 import { XsError } from '../../src/xenstore/errors.js';
 import { disk } from '../plan/fixtures.js';
-import { startBench, waitUntil, type Bench } from './helpers.js';
+import { startBench, type Bench } from './helpers.js';
 
 const devid = (i: number) => (1 << 28) | ((i + 32) << 8); // xvdag.. (clear of the example host's disks)
 const backend = (i: number) => `/local/domain/0/backend/vbd/1/${devid(i)}`;

@@ -13,7 +13,7 @@
 // - detach removes the three dirs in one transaction; the holder notices and closes its fd.
 import type { Policy } from '../model/desired.js';
 import type { Action, BackendRef, Plan } from '../model/plan.js';
-import type { XsClient, XsTransaction } from '../xenstore/api.js';
+import type { XsClient, XsOps, XsTransaction } from '../xenstore/api.js';
 import type { DeviceProvider, ProvidedDevice } from './devices.js';
 import {
   attachLayout,
@@ -234,16 +234,21 @@ function issueAttach(tx: XsTransaction, a: AttachAction, paths: VbdPaths, layout
     tx.read(`${paths.backend}/${DISKSEQ_NODE}`),
     tx.read(paths.libxl),
   ]);
+  const ops = [tx.rm(paths.frontend), ...layoutWrites(tx, paths, layout), tx.rm(paths.error)];
+  return { reads, writes: Promise.allSettled(ops) };
+}
+
+/** The requests that write an attach's layout (frontend, backend, libxl's dir), issued at once. */
+export function layoutWrites(tx: XsOps, paths: VbdPaths, layout: AttachLayout): Promise<unknown>[] {
   const ops: Promise<unknown>[] = [];
   // frontend first: blkback ignores a backend whose frontend does not exist (same transaction anyway)
-  ops.push(tx.rm(paths.frontend), tx.mkdir(paths.frontend), tx.setPerms(paths.frontend, layout.frontendPerms));
+  ops.push(tx.mkdir(paths.frontend), tx.setPerms(paths.frontend, layout.frontendPerms));
   for (const [k, v] of Object.entries(layout.frontend)) ops.push(tx.write(`${paths.frontend}/${k}`, v));
   ops.push(tx.mkdir(paths.backend), tx.setPerms(paths.backend, layout.backendPerms));
   for (const [k, v] of Object.entries(layout.backend)) ops.push(tx.write(`${paths.backend}/${k}`, v));
   ops.push(tx.write(`${paths.backend}/hotplug-status`, 'connected'));
   for (const [k, v] of Object.entries(layout.libxl)) ops.push(tx.write(`${paths.libxl}/${k}`, v));
-  ops.push(tx.rm(paths.error));
-  return { reads, writes: Promise.allSettled(ops) };
+  return ops;
 }
 
 /** What the reads allow: write the disk, nothing to do (ours already, same device), or refuse. */

@@ -8,7 +8,7 @@
 import { chmodSync, lstatSync, mkdirSync, unlinkSync } from 'node:fs';
 import { createConnection, createServer, type Server, type Socket } from 'node:net';
 import { join } from 'node:path';
-import { peerCred, type PeerCred } from './libc.js';
+import { peerCred, type PeerCred } from '../linux/socket.js';
 
 /** Longest request or reply line accepted (bytes). */
 export const MAX_LINE = 64 * 1024;

@@ -8,7 +8,8 @@ import { existsSync, openSync, constants as fsc } from 'node:fs';
 import { dirname, join } from 'node:path';
 import type { XsClient } from '../xenstore/api.js';
 import type { LoopRegistry } from '../linux/registry.js';
-import { closeFd, type PeerCred } from './libc.js';
+import { sysClose } from '../linux/ffi.js';
+import type { PeerCred } from '../linux/socket.js';
 import { ControlError, ControlServer, type ControlRequest } from './control.js';
 import { DaemonEngine, type EngineDeps } from './engine.js';
 import { FdStore } from './fdstore.js';
@@ -160,11 +161,7 @@ export class Daemon {
           }
         } catch (err) {
           this.log(`keeper: fd for ${h.backend} refused: ${(err as Error).message}`);
-          try {
-            closeFd(fd);
-          } catch {
-            // adopt may have closed it
-          }
+          sysClose(fd); // refused: the fd is still ours
           continue;
         }
         await conn.request({ op: 'drop', backend: h.backend, diskseq: h.diskseq });

@@ -7,7 +7,8 @@
 // park or unpark are messaged.
 import type { LoopRegistry } from '../linux/registry.js';
 import type { BackendObs, ObservedState } from '../model/observed.js';
-import { closeFd, diskseqOfFd } from './libc.js';
+import { sysClose } from '../linux/ffi.js';
+import { getDiskseq } from '../linux/loopdev.js';
 import type { ListenFd, Notifier } from './systemd.js';
 
 export const FDNAME_PREFIX = 'xvbd-loop-';
@@ -54,7 +55,7 @@ export class FdStore {
       if (!want) reason = `name ${JSON.stringify(name.slice(0, 80))} is not xvbd-loop-<diskseq>`;
       else {
         try {
-          diskseq = diskseqOfFd(fd);
+          diskseq = getDiskseq(fd).toString();
           if (diskseq !== want) reason = `its diskseq is ${diskseq}, the name says ${want}`;
         } catch (err) {
           reason = `not a block device with a diskseq (${(err as Error).message})`;
@@ -74,11 +75,7 @@ export class FdStore {
         }
       }
       report.refused.push({ fd, fdName: name, reason: reason ?? 'refused' });
-      try {
-        closeFd(fd);
-      } catch {
-        // not open
-      }
+      sysClose(fd);
       if (want || /^[\x21-\x39\x3b-\x7e]{1,255}$/.test(name)) {
         if (!(diskseq && this.parked.has(diskseq))) await this.notifier.removeFds(name).catch(() => false);
       }

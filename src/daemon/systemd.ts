@@ -4,7 +4,8 @@
 // Written after systemd's src/libsystemd/sd-daemon/sd-daemon.c; the protocol is documented in
 // sd_notify(3) and sd_listen_fds(3).
 import { fstatSync } from 'node:fs';
-import { closeFd, dgramSocket, getpid, MSG_DONTWAIT, MSG_NOSIGNAL, sendDatagram, setCloexec, setSndBuf, SysError, SCM_MAX_FD } from './libc.js';
+import { SysError, sysClose } from '../linux/ffi.js';
+import { dgramSocket, MSG_DONTWAIT, MSG_NOSIGNAL, sendDatagram, setCloexec, setSndBuf, SCM_MAX_FD } from '../linux/socket.js';
 
 /** SD_LISTEN_FDS_START */
 export const LISTEN_FDS_START = 3;
@@ -110,11 +111,7 @@ export class Notifier {
 
   close(): void {
     if (this.fd >= 0) {
-      try {
-        closeFd(this.fd);
-      } catch {
-        // already gone
-      }
+      sysClose(this.fd);
       this.fd = -1;
     }
   }
@@ -124,7 +121,7 @@ export class Notifier {
  * The watchdog interval the manager asked for ($WATCHDOG_USEC, for this pid if $WATCHDOG_PID is set),
  * in ms; undefined when there is none. Ping at half of it, as sd_watchdog_enabled(3) advises.
  */
-export function watchdogIntervalMs(env: NodeJS.ProcessEnv = process.env, pid = getpid()): number | undefined {
+export function watchdogIntervalMs(env: NodeJS.ProcessEnv = process.env, pid = process.pid): number | undefined {
   const usec = env.WATCHDOG_USEC;
   if (!usec || !/^[0-9]{1,19}$/.test(usec)) return undefined;
   const wpid = env.WATCHDOG_PID;
@@ -150,7 +147,7 @@ export interface ListenFdsResult {
  * this pid only. Marks them close-on-exec (so a child we spawn does not inherit them) and removes
  * LISTEN_PID / LISTEN_FDS / LISTEN_FDNAMES from `env` so nothing downstream takes them twice.
  */
-export function listenFds(env: NodeJS.ProcessEnv = process.env, pid = getpid()): ListenFdsResult {
+export function listenFds(env: NodeJS.ProcessEnv = process.env, pid = process.pid): ListenFdsResult {
   const pidStr = env.LISTEN_PID;
   const nStr = env.LISTEN_FDS;
   const namesStr = env.LISTEN_FDNAMES;

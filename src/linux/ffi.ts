@@ -99,7 +99,8 @@ export function isSysError(e: unknown, ...codes: string[]): e is SysError {
 }
 
 // ---- the bindings ----
-const libc = koffi.load('libc.so.6');
+/** libc, loaded once; sibling modules of src/linux bind their own calls on it (socket.ts). */
+export const libc = koffi.load('libc.so.6');
 // ioctl and open are variadic in C; on x86_64 and aarch64 Linux, integer and pointer arguments are passed
 // the same way to variadic and fixed-argument functions, so fixed prototypes per use are sound (and much
 // faster in koffi than variadic calls).
@@ -281,8 +282,8 @@ export function sysSocket(domain: number, type: number, protocol: number): numbe
   return fd;
 }
 
-export function sysBind(fd: number, addr: Buffer): void {
-  if ((c_bind(fd, addr, addr.length) as number) < 0) throw new SysError('bind', errno());
+export function sysBind(fd: number, addr: Buffer, what = ''): void {
+  if ((c_bind(fd, addr, addr.length) as number) < 0) throw new SysError('bind', errno(), what);
 }
 
 export function sysSetsockoptInt(fd: number, level: number, name: number, value: number): boolean {

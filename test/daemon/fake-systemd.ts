@@ -7,7 +7,8 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { bindUnix, closeFd, dgramSocket, recvDatagram } from '../../src/daemon/libc.js';
+import { sysClose } from '../../src/linux/ffi.js';
+import { bindUnix, dgramSocket, recvDatagram } from '../../src/linux/socket.js';
 
 export interface NotifyMessage {
   fields: Record<string, string>;
@@ -56,14 +57,14 @@ export class FakeSystemd {
         for (const fd of d.fds) this.store.push({ name, fd });
       } else {
         for (const fd of d.fds) {
-          closeFd(fd);
+          sysClose(fd);
           this.closedUnstored++;
         }
       }
       if (fields.FDSTOREREMOVE === '1' && fields.FDNAME) {
         const keep: StoredFd[] = [];
         for (const s of this.store) {
-          if (s.name === fields.FDNAME) closeFd(s.fd);
+          if (s.name === fields.FDNAME) sysClose(s.fd);
           else keep.push(s);
         }
         this.store = keep;
@@ -118,13 +119,13 @@ export class FakeSystemd {
     this.drain();
     for (const s of this.store) {
       try {
-        closeFd(s.fd);
+        sysClose(s.fd);
       } catch {
         // already closed
       }
     }
     this.store = [];
-    closeFd(this.fd);
+    sysClose(this.fd);
     rmSync(this.dir, { recursive: true, force: true });
   }
 }

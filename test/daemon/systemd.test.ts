@@ -7,7 +7,8 @@ import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { FakeSystemd } from './fake-systemd.js';
 import { listenFds, Notifier, validFdName, watchdogIntervalMs } from '../../src/daemon/systemd.js';
-import { bindUnix, closeFd, dgramSocket, recvDatagram } from '../../src/daemon/libc.js';
+import { sysClose } from '../../src/linux/ffi.js';
+import { bindUnix, dgramSocket, recvDatagram } from '../../src/linux/socket.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 
@@ -85,7 +86,7 @@ test('an abstract NOTIFY_SOCKET ("@name") works', async () => {
     assert.equal(d?.data.toString(), 'READY=1\n');
   } finally {
     n.close();
-    closeFd(fd);
+    sysClose(fd);
   }
 });
 
@@ -190,7 +191,7 @@ test('the fake manager reads what the real systemd-notify (libsystemd) sends, fi
 });
 
 test('sockaddr_un: paths and abstract names as the kernel wants them, too long refused', async () => {
-  const { sockaddrUn } = await import('../../src/daemon/libc.js');
+  const { sockaddrUn } = await import('../../src/linux/socket.js');
   const p = sockaddrUn('/run/systemd/notify');
   assert.equal(p.readUInt16LE(0), 1);
   assert.equal(p.subarray(2).toString('latin1'), '/run/systemd/notify\0');

@@ -1,59 +1,26 @@
-// The few libc calls the daemon needs and Node lacks: AF_UNIX datagram sockets with SCM_RIGHTS
-// (sd_notify, the fd store), SO_PEERCRED (the control socket), fcntl, and BLKGETDISKSEQ.
-// Raw memory only (koffi.alloc + view + address), no named koffi types: type names are global
-// in koffi and other modules of xvbd load libc too.
+// Unix-socket calls Node lacks, for the daemon: datagrams with SCM_RIGHTS (sd_notify, the fd store),
+// SO_PEERCRED (the control socket) and fcntl(FD_CLOEXEC). Bound on ffi.ts's libc, with its SysError.
+// Raw memory only (koffi.alloc + view + address), no named koffi types: type names are global in koffi.
 import koffi from 'koffi';
-import { constants as osConstants } from 'node:os';
+import { E, libc, MSG_DONTWAIT, SOCK_CLOEXEC, SOCK_DGRAM, SOCK_NONBLOCK, SOL_SOCKET, SysError, sysBind, sysSetsockoptInt, sysSocket } from './ffi.js';
 
-const libc = koffi.load('libc.so.6');
-
-const c_socket = libc.func('int socket(int domain, int type, int protocol)');
-const c_close = libc.func('int close(int fd)');
-const c_bind = libc.func('int bind(int fd, void *addr, uint32 addrlen)');
 const c_sendmsg = libc.func('intptr_t sendmsg(int fd, void *msg, int flags)');
 const c_recvmsg = libc.func('intptr_t recvmsg(int fd, void *msg, int flags)');
 const c_getsockopt = libc.func('int getsockopt(int fd, int level, int optname, _Out_ uint8_t *optval, _Inout_ uint32_t *optlen)');
-const c_setsockopt = libc.func('int setsockopt(int fd, int level, int optname, void *optval, uint32 optlen)');
 const c_fcntl = libc.func('int fcntl(int fd, int cmd, int arg)');
-const c_ioctl_u64 = libc.func('int ioctl(int fd, unsigned long req, _Out_ uint64_t *out)');
-const c_getpid = libc.func('int getpid()');
 
+export { MSG_DONTWAIT };
 export const AF_UNIX = 1;
-export const SOCK_DGRAM = 2;
-export const SOCK_CLOEXEC = 0o2000000;
-export const SOCK_NONBLOCK = 0o4000;
-export const SOL_SOCKET = 1;
 export const SO_SNDBUF = 7;
 export const SO_PEERCRED = 17;
 export const SCM_RIGHTS = 1;
-export const MSG_DONTWAIT = 0x40;
 export const MSG_NOSIGNAL = 0x4000;
 export const MSG_CTRUNC = 0x8;
 export const F_GETFD = 1;
 export const F_SETFD = 2;
 export const FD_CLOEXEC = 1;
-/** _IOR(0x12, 128, __u64) from linux/fs.h. */
-export const BLKGETDISKSEQ = 0x80081280;
 /** Linux SCM_MAX_FD: most fds one message may carry. */
 export const SCM_MAX_FD = 253;
-
-const errnoNames = new Map<number, string>();
-for (const [name, num] of Object.entries(osConstants.errno)) if (!errnoNames.has(num)) errnoNames.set(num, name);
-
-/** A failed libc call: `code` is the errno name (EAGAIN, ECONNREFUSED...). */
-export class SysError extends Error {
-  constructor(
-    readonly call: string,
-    readonly errno: number,
-    detail?: string,
-  ) {
-    const code = errnoNames.get(errno) ?? `errno ${errno}`;
-    super(`${call}${detail ? ` ${detail}` : ''}: ${code}`);
-    this.name = 'SysError';
-    this.code = code;
-  }
-  readonly code: string;
-}
 
 function fail(call: string, detail?: string): never {
   throw new SysError(call, koffi.errno(), detail);
@@ -93,28 +60,15 @@ export function sockaddrUn(path: string): Buffer {
 }
 
 export function dgramSocket(nonblock = false): number {
-  const fd = c_socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | (nonblock ? SOCK_NONBLOCK : 0), 0) as number;
-  if (fd < 0) fail('socket');
-  return fd;
+  return sysSocket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | (nonblock ? SOCK_NONBLOCK : 0), 0);
 }
 
 export function bindUnix(fd: number, path: string): void {
-  const sa = sockaddrUn(path);
-  if ((c_bind(fd, sa, sa.length) as number) < 0) fail('bind', path);
+  sysBind(fd, sockaddrUn(path), path);
 }
 
 export function setSndBuf(fd: number, bytes: number): void {
-  const v = Buffer.alloc(4);
-  v.writeInt32LE(bytes, 0);
-  c_setsockopt(fd, SOL_SOCKET, SO_SNDBUF, v, 4); // best effort, as sd_notify's fd_inc_sndbuf
-}
-
-export function closeFd(fd: number): void {
-  if ((c_close(fd) as number) < 0) fail('close', `fd ${fd}`);
-}
-
-export function getpid(): number {
-  return c_getpid() as number;
+  sysSetsockoptInt(fd, SOL_SOCKET, SO_SNDBUF, bytes); // best effort, as sd_notify's fd_inc_sndbuf
 }
 
 /**
@@ -185,7 +139,7 @@ export function recvDatagram(fd: number, maxData = 65536, maxFds = SCM_MAX_FD, c
     const n = Number(c_recvmsg(fd, mem.ptr, MSG_DONTWAIT | (cloexec ? MSG_CMSG_CLOEXEC : 0)));
     if (n < 0) {
       const e = koffi.errno();
-      if (e === osConstants.errno.EAGAIN || e === osConstants.errno.EWOULDBLOCK) return undefined;
+      if (e === E.EAGAIN || e === E.EWOULDBLOCK) return undefined;
       throw new SysError('recvmsg', e);
     }
     const flags = b.readInt32LE(48);
@@ -232,11 +186,4 @@ export function setCloexec(fd: number, on: boolean): void {
 /** Is fd open? (fcntl F_GETFD does not touch the file.) */
 export function fdIsOpen(fd: number): boolean {
   return (c_fcntl(fd, F_GETFD, 0) as number) >= 0;
-}
-
-/** BLKGETDISKSEQ: the disk sequence number of a block device fd, as a decimal string. */
-export function diskseqOfFd(fd: number): string {
-  const out = [0n];
-  if ((c_ioctl_u64(fd, BLKGETDISKSEQ, out) as number) < 0) fail('ioctl(BLKGETDISKSEQ)', `fd ${fd}`);
-  return BigInt(out[0] as unknown as bigint).toString();
 }

@@ -67,7 +67,7 @@ export class KeeperHolder implements FdHolder {
     } catch (err) {
       // the keeper may have been exiting just as we connected: start a fresh one once
       this.forget(c);
-      if (!(err instanceof Error) || !/closed the connection|connection failed/.test(err.message)) throw err;
+      if (!(err instanceof Error) || !/closed the connection|connection to the keeper failed/.test(err.message)) throw err;
       await (await this.keeper()).request(req);
     }
   }

@@ -9,6 +9,7 @@ import { chmodSync, lstatSync, mkdirSync, unlinkSync } from 'node:fs';
 import { createConnection, createServer, type Server, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { peerCred, type PeerCred } from '../linux/socket.js';
+import { JsonLinesClient } from './jsonlines.js';
 
 /** Longest request or reply line accepted (bytes). */
 export const MAX_LINE = 64 * 1024;
@@ -189,81 +190,24 @@ async function handleLine(line: string, handler: ControlHandler, peer: PeerCred 
   }
 }
 
-/** A client connection to the daemon (used by `xvbd hook`, `xvbd apply`, tests). */
+/** A client connection to the daemon (used by `xvbd hook`, `xvbd apply`, tests); requests are numbered. */
 export class ControlClient {
-  private buf = '';
-  private waiting: { resolve: (r: ControlReply) => void; reject: (e: Error) => void }[] = [];
-  private closedErr: Error | undefined;
   private nextId = 1;
 
-  private constructor(private readonly sock: Socket) {
-    sock.setEncoding('utf8');
-    sock.on('data', (chunk: string) => {
-      this.buf += chunk;
-      let nl: number;
-      while ((nl = this.buf.indexOf('\n')) >= 0) {
-        const line = this.buf.slice(0, nl);
-        this.buf = this.buf.slice(nl + 1);
-        const w = this.waiting.shift();
-        if (!w) continue;
-        try {
-          w.resolve(JSON.parse(line) as ControlReply);
-        } catch {
-          w.reject(new Error('the daemon sent a reply that is not JSON'));
-        }
-      }
-      if (this.buf.length > MAX_LINE * 16) sock.destroy(new Error('reply too long'));
-    });
-    const fail = (e?: Error) => {
-      this.closedErr = e ?? new Error('the daemon closed the control connection');
-      for (const w of this.waiting.splice(0)) w.reject(this.closedErr);
-    };
-    sock.on('error', (e) => fail(e));
-    sock.on('close', () => fail());
-  }
+  private constructor(private readonly c: JsonLinesClient<ControlRequest, ControlReply>) {}
 
   /** Connects; rejects with ENOENT / ECONNREFUSED when no daemon listens. */
-  static connect(path = controlSocketPath(), timeoutMs = 2000): Promise<ControlClient> {
-    return new Promise((resolve, reject) => {
-      const s = createConnection(path);
-      const t = setTimeout(() => {
-        s.destroy();
-        reject(Object.assign(new Error(`timed out connecting to ${path}`), { code: 'ETIMEDOUT' }));
-      }, timeoutMs);
-      s.once('connect', () => {
-        clearTimeout(t);
-        resolve(new ControlClient(s));
-      });
-      s.once('error', (e) => {
-        clearTimeout(t);
-        reject(e);
-      });
-    });
+  static async connect(path = controlSocketPath(), timeoutMs = 2000): Promise<ControlClient> {
+    return new ControlClient(await JsonLinesClient.connect<ControlRequest, ControlReply>(path, 'the daemon', timeoutMs));
   }
 
   /** Sends one request and waits for its reply (bounded by timeoutMs). */
   request(req: ControlRequest, timeoutMs = 60_000): Promise<ControlReply> {
-    if (this.closedErr) return Promise.reject(this.closedErr);
-    const full = { id: this.nextId++, ...req };
-    return new Promise<ControlReply>((resolve, reject) => {
-      const t = setTimeout(() => reject(new Error(`the daemon did not answer "${req.op}" within ${timeoutMs} ms`)), timeoutMs);
-      this.waiting.push({
-        resolve: (r) => {
-          clearTimeout(t);
-          resolve(r);
-        },
-        reject: (e) => {
-          clearTimeout(t);
-          reject(e);
-        },
-      });
-      this.sock.write(JSON.stringify(full) + '\n');
-    });
+    return this.c.request({ id: this.nextId++, ...req }, timeoutMs);
   }
 
   close(): void {
-    this.sock.end();
-    this.sock.destroy();
+    this.c.close();
   }
 }
 

@@ -1,9 +1,9 @@
 // Talking to the keeper (src/daemon/keeper.ts): connect, start it detached when none runs, hand fds over.
 import { spawn } from 'node:child_process';
 import { closeSync, mkdirSync, openSync } from 'node:fs';
-import { connect as netConnect, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { JsonLinesClient } from './jsonlines.js';
 import type { KeeperReply, KeeperRequest } from './keeper.js';
 
 export interface KeeperConnection {
@@ -25,72 +25,22 @@ export function keeperSocketPath(runDir: string): string {
 }
 
 /** Connects to a running keeper; rejects (ENOENT / ECONNREFUSED) when none listens. */
-export function connectKeeper(runDir: string): Promise<KeeperConnection> {
-  return new Promise((resolve, reject) => {
-    const sock: Socket = netConnect(keeperSocketPath(runDir));
-    let buf = '';
-    const waiting: { res: (r: KeeperReply & { ok: true }) => void; rej: (e: Error) => void }[] = [];
-    let failed: Error | undefined;
-    const failAll = (err: Error) => {
-      failed = err;
-      for (const w of waiting.splice(0)) w.rej(err);
-    };
-    sock.setEncoding('utf8');
-    sock.once('error', (err) => {
-      reject(err);
-      failAll(new KeeperError(`keeper connection failed: ${err.message}`));
-    });
-    sock.on('close', () => failAll(new KeeperError('keeper closed the connection')));
-    sock.on('data', (chunk: string) => {
-      buf += chunk;
-      let nl: number;
-      while ((nl = buf.indexOf('\n')) >= 0) {
-        const line = buf.slice(0, nl);
-        buf = buf.slice(nl + 1);
-        const w = waiting.shift();
-        if (!w) continue;
-        let rep: KeeperReply;
-        try {
-          rep = JSON.parse(line) as KeeperReply;
-        } catch {
-          w.rej(new KeeperError('keeper sent bad JSON'));
-          continue;
-        }
-        if (rep.ok) w.res(rep);
-        else w.rej(new KeeperError(`keeper: ${rep.error}`));
+export async function connectKeeper(runDir: string): Promise<KeeperConnection> {
+  const c = await JsonLinesClient.connect<KeeperRequest, KeeperReply>(keeperSocketPath(runDir), 'the keeper');
+  return {
+    async request(req) {
+      let rep: KeeperReply;
+      try {
+        // a keeper that accepted but does not answer must not hang its giver for ever
+        rep = await c.request(req, REQUEST_TIMEOUT_MS);
+      } catch (err) {
+        throw new KeeperError((err as Error).message);
       }
-    });
-    sock.once('connect', () => {
-      resolve({
-        request(req) {
-          if (failed) return Promise.reject(failed);
-          return new Promise((res, rej) => {
-            // a keeper that accepted but does not answer must not hang its giver for ever
-            const t = setTimeout(() => {
-              const err = new KeeperError(`the keeper did not answer "${req.op}" within ${REQUEST_TIMEOUT_MS} ms`);
-              failAll(err);
-              sock.destroy();
-            }, REQUEST_TIMEOUT_MS);
-            t.unref();
-            waiting.push({
-              res: (r) => {
-                clearTimeout(t);
-                res(r);
-              },
-              rej: (e) => {
-                clearTimeout(t);
-                rej(e);
-              },
-            });
-            sock.write(JSON.stringify(req) + '\n');
-          });
-        },
-        close() {
-          sock.end();
-        },
-      });
-    });
-  });
+      if (!rep.ok) throw new KeeperError(`keeper: ${rep.error}`);
+      return rep;
+    },
+    close: () => c.close(),
+  };
 }
 
 const cliMain = fileURLToPath(new URL('../cli/main.js', import.meta.url));

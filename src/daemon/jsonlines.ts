@@ -1,0 +1,95 @@
+// The client side of xvbd's two local protocols (the daemon's control socket, the keeper's socket): one
+// JSON object per line each way, replies in the order of the requests, on a unix stream socket.
+import { createConnection, type Socket } from 'node:net';
+
+/** Longest reply line taken before the connection is dropped. */
+const MAX_REPLY = 1024 * 1024;
+
+export class JsonLinesClient<Req extends { op: string }, Rep> {
+  private buf = '';
+  private readonly waiting: { resolve: (r: Rep) => void; reject: (e: Error) => void }[] = [];
+  private failed: Error | undefined;
+
+  private constructor(
+    private readonly sock: Socket,
+    /** Who answers, for error messages ("the keeper", "the daemon"). */
+    private readonly peer: string,
+  ) {
+    sock.setEncoding('utf8');
+    sock.on('data', (chunk: string) => {
+      this.buf += chunk;
+      let nl: number;
+      while ((nl = this.buf.indexOf('\n')) >= 0) {
+        const line = this.buf.slice(0, nl);
+        this.buf = this.buf.slice(nl + 1);
+        const w = this.waiting.shift();
+        if (!w) continue;
+        try {
+          w.resolve(JSON.parse(line) as Rep);
+        } catch {
+          w.reject(new Error(`${peer} sent a reply that is not JSON`));
+        }
+      }
+      if (this.buf.length > MAX_REPLY) sock.destroy(new Error(`${peer} sent a reply line longer than ${MAX_REPLY} bytes`));
+    });
+    sock.on('error', (e) => this.fail(new Error(`connection to ${peer} failed: ${e.message}`)));
+    sock.on('close', () => this.fail(new Error(`${peer} closed the connection`)));
+  }
+
+  private fail(err: Error): void {
+    this.failed ??= err;
+    for (const w of this.waiting.splice(0)) w.reject(this.failed);
+  }
+
+  /** Connects; rejects with the socket's error (ENOENT / ECONNREFUSED when nobody listens, ETIMEDOUT). */
+  static connect<Req extends { op: string }, Rep>(path: string, peer: string, timeoutMs = 2000): Promise<JsonLinesClient<Req, Rep>> {
+    return new Promise((resolve, reject) => {
+      const s = createConnection(path);
+      const t = setTimeout(() => {
+        s.destroy();
+        reject(Object.assign(new Error(`timed out connecting to ${path}`), { code: 'ETIMEDOUT' }));
+      }, timeoutMs);
+      const onError = (e: Error) => {
+        clearTimeout(t);
+        reject(e);
+      };
+      s.once('error', onError);
+      s.once('connect', () => {
+        clearTimeout(t);
+        s.off('error', onError);
+        resolve(new JsonLinesClient<Req, Rep>(s, peer));
+      });
+    });
+  }
+
+  /**
+   * Sends one request and waits for its reply. A peer that does not answer within timeoutMs fails the
+   * connection (a late reply would be taken for the next request's).
+   */
+  request(req: Req, timeoutMs = 60_000): Promise<Rep> {
+    if (this.failed) return Promise.reject(this.failed);
+    return new Promise<Rep>((resolve, reject) => {
+      const t = setTimeout(() => {
+        this.fail(new Error(`${this.peer} did not answer "${req.op}" within ${timeoutMs} ms`));
+        this.sock.destroy();
+      }, timeoutMs);
+      t.unref();
+      this.waiting.push({
+        resolve: (r) => {
+          clearTimeout(t);
+          resolve(r);
+        },
+        reject: (e) => {
+          clearTimeout(t);
+          reject(e);
+        },
+      });
+      this.sock.write(JSON.stringify(req) + '\n');
+    });
+  }
+
+  close(): void {
+    this.sock.end();
+    this.sock.destroy();
+  }
+}

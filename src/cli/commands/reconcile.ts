@@ -59,22 +59,26 @@ export async function run(argv: string[]): Promise<number> {
   const { LoopRegistry } = await import('../../linux/index.js');
   const { RegistryDevices } = await import('../../apply/linux-devices.js');
   const { observeWith, planWithPolicy } = await import('../../daemon/wiring.js');
+  // what the daemon and a one-shot pass are both made of: config, xenstore, observe, plan, loop devices
+  const registry = new LoopRegistry();
+  const core = {
+    configDir,
+    connect: () => connect(),
+    observe: observeWith(registry),
+    plan: planWithPolicy,
+    registry,
+    devices: new RegistryDevices(registry),
+    ...(hookScript ? { hookScript } : {}),
+  };
 
   if (a.watch) {
     const { Daemon } = await import('../../daemon/daemon.js');
-    const registry = new LoopRegistry();
     const d = new Daemon({
-      configDir,
-      connect: () => connect(),
-      observe: observeWith(registry),
-      plan: planWithPolicy,
-      registry,
-      devices: new RegistryDevices(registry),
+      ...core,
       runDir: runDir(),
       controlPath: controlSocketPath(),
       resyncMs: resyncS * 1000,
       debounceMs,
-      ...(hookScript ? { hookScript } : {}),
     });
     // A bug in a callback must not take the daemon (and the fds it holds) down: log it, keep serving.
     process.on('unhandledRejection', (e) => {
@@ -116,24 +120,13 @@ export async function run(argv: string[]): Promise<number> {
   const { Reconciler } = await import('../../daemon/reconciler.js');
   const { DaemonEngine } = await import('../../daemon/engine.js');
   const { KeeperHolder } = await import('../../apply/holder.js');
-  const registry = new LoopRegistry();
   const holder = new KeeperHolder(runDir());
   const lines: string[] = [];
   const log = (l: string) => {
     lines.push(l);
     if (!a.json) process.stderr.write(l + '\n');
   };
-  const engine = new DaemonEngine({
-    configDir,
-    connect: () => connect(),
-    observe: observeWith(registry),
-    plan: planWithPolicy,
-    registry,
-    devices: new RegistryDevices(registry),
-    holder,
-    log,
-    ...(hookScript ? { hookScript } : {}),
-  });
+  const engine = new DaemonEngine({ ...core, holder, log });
   const rec = new Reconciler(engine, { log, debounceMs: 0 });
   try {
     const o = await rec.trigger('xvbd reconcile', { urgent: true });

@@ -5,6 +5,14 @@ import { CliError } from './errors.js';
 type Options = NonNullable<ParseArgsConfig['options']>;
 const HELP = { help: { type: 'boolean', short: 'h' } } as const;
 
+/** The options of the commands that read the config and print a report: validate, plan, status. */
+export const REPORT_OPTIONS = {
+  config: { type: 'string' },
+  json: { type: 'boolean' },
+  color: { type: 'boolean' },
+  'no-color': { type: 'boolean' },
+} as const;
+
 /**
  * Parses argv against `options` (plus -h/--help). A usage error throws CliError with the message and
  * the usage text (exit code `usageExit`, default 1); --help prints the usage and returns undefined, which

@@ -4,7 +4,7 @@
 import { createServer, type Server, type Socket } from 'node:net';
 import { unlinkSync, existsSync, statSync } from 'node:fs';
 import type { XsPerm } from '../xenstore/api.js';
-import { FrameDecoder, FrameTooLargeError, XS, XS_TYPE_COUNT, XS_TYPE_NAMES, encodeFrame, nulJoin, type Frame } from '../xenstore/wire.js';
+import { FrameDecoder, FrameTooLargeError, XS, XS_TYPE_COUNT, XS_TYPE_NAMES, encodeFrame, nulJoin, splitNul, type Frame } from '../xenstore/wire.js';
 import { Store, StoreError, Transaction, WatchTable, watchKey, type Caller, type View, type Watcher } from './store.js';
 
 export interface DomainHooks {
@@ -20,17 +20,9 @@ const NOTID = new Set<number>([
   XS.RESUME, XS.SET_TARGET, XS.RESET_WATCHES, XS.CONTROL,
 ]);
 
-/** Splits a request payload into its NUL-terminated arguments (get_strings). */
+/** A request payload's NUL-terminated arguments (get_strings: bytes after the last NUL are no argument). */
 function args(payload: Buffer): string[] {
-  const out: string[] = [];
-  let start = 0;
-  for (let i = 0; i < payload.length; i++) {
-    if (payload[i] === 0) {
-      out.push(payload.toString('utf8', start, i));
-      start = i + 1;
-    }
-  }
-  return out;
+  return splitNul(payload.subarray(0, payload.lastIndexOf(0) + 1));
 }
 
 /**

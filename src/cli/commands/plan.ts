@@ -1,5 +1,5 @@
 // `xvbd plan`: what apply would do, Terraform-style, with the drift findings. Changes nothing.
-import { parseCommand } from '../args.js';
+import { parseCommand, REPORT_OPTIONS } from '../args.js';
 import { renderPlan } from '../render/plan.js';
 import { wantColor } from '../render/style.js';
 import { loadSnapshot } from '../../observe/cli.js';
@@ -25,12 +25,9 @@ Exit status: 0 success (with --detailed-exitcode: nothing to do), 2 changes (--d
 
 export async function run(argv: string[]): Promise<number> {
   const args = parseCommand(argv, USAGE, {
-    config: { type: 'string' },
-    json: { type: 'boolean' },
+    ...REPORT_OPTIONS,
     'detailed-exitcode': { type: 'boolean' },
     prune: { type: 'boolean' },
-    color: { type: 'boolean' },
-    'no-color': { type: 'boolean' },
   });
   if (!args) return 0;
   const { values } = args;

@@ -1,6 +1,6 @@
 // `xvbd status`: every desired disk (and every backend of xvbd's nobody desires) with its sync and
 // health kept apart, its loop device, diskseq, sharing, backend/frontend states; then the findings.
-import { parseCommand } from '../args.js';
+import { parseCommand, REPORT_OPTIONS } from '../args.js';
 import { renderStatus } from '../render/status.js';
 import { wantColor } from '../render/style.js';
 import { loadSnapshot } from '../../observe/cli.js';
@@ -22,12 +22,7 @@ Options:
 Exit status: 0 (whatever the status), 1 error (invalid config, xenstore unreachable).`;
 
 export async function run(argv: string[]): Promise<number> {
-  const args = parseCommand(argv, USAGE, {
-    config: { type: 'string' },
-    json: { type: 'boolean' },
-    color: { type: 'boolean' },
-    'no-color': { type: 'boolean' },
-  });
+  const args = parseCommand(argv, USAGE, REPORT_OPTIONS);
   if (!args) return 0;
   const { values } = args;
   const snap = await loadSnapshot({ configDir: values.config, command: 'status', json: values.json === true });

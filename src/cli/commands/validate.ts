@@ -1,5 +1,5 @@
 // `xvbd validate [--config DIR] [--json]`: check the desired-state directory, print every error.
-import { parseCommand } from '../args.js';
+import { parseCommand, REPORT_OPTIONS } from '../args.js';
 import { checkConfigDir, defaultConfigDir, formatErrors } from '../../config/index.js';
 
 const USAGE = `Usage: xvbd validate [--config DIR] [--json] [--color|--no-color]
@@ -20,12 +20,7 @@ Exit status: 0 valid, 1 invalid, 2 usage error.`;
 const plural = (n: number, word: string) => `${n} ${word}${n === 1 ? '' : 's'}`;
 
 export async function run(argv: string[]): Promise<number> {
-  const args = parseCommand(argv, USAGE, {
-    config: { type: 'string' },
-    json: { type: 'boolean' },
-    color: { type: 'boolean' },
-    'no-color': { type: 'boolean' },
-  }, { usageExit: 2 });
+  const args = parseCommand(argv, USAGE, REPORT_OPTIONS, { usageExit: 2 });
   if (!args) return 0;
   const { values } = args;
   const dir = values.config ?? defaultConfigDir();

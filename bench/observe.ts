@@ -15,6 +15,7 @@ import { observe } from '../src/observe/observe.js';
 import { plan } from '../src/plan/plan.js';
 import { DEFAULT_POLICY, type DesiredState } from '../src/model/desired.js';
 import type { LoopObs } from '../src/model/observed.js';
+import { loop } from '../test/plan/fixtures.js';
 
 const MAIN = resolve(dirname(fileURLToPath(import.meta.url)), '../src/cli/main.js');
 const BE = 30000;
@@ -119,25 +120,9 @@ export async function run(argv: string[]): Promise<number> {
     xs = await connect({ path: sock });
     const desired = await populate(xs, disks, ndom);
     // Synthetic loop devices matching what the backends record, so the plan is a true no-op.
-    const loops: LoopObs[] = Array.from({ length: disks }, (_, n) => ({
-      name: `loop${0x100 + n}`,
-      number: 0x100 + n,
-      major: 7,
-      minor: 0x100 + n,
-      diskseq: String(1000 + n),
-      backing: { dev: '2049', ino: String(5000 + n) },
-      backingPath: `/srv/xvbd/${n}.img`,
-      backingDeleted: false,
-      readOnly: false,
-      autoclear: true,
-      directIo: false,
-      offset: '0',
-      sizeLimit: '0',
-      ours: true,
-      mounted: false,
-      holders: [],
-      heldByUs: true,
-    }));
+    const loops: LoopObs[] = Array.from({ length: disks }, (_, n) =>
+      loop(0x100 + n, 5000 + n, { diskseq: String(1000 + n), backingPath: `/srv/xvbd/${n}.img` }),
+    );
     const deps = { xs, loops: () => loops, sources: [], backendDomid: BE, xenBackendSysfs: join(dir, 'sysfs') };
 
     // Sanity: everything is seen.

@@ -4,67 +4,28 @@ import type { DesiredState, DiskSpec } from '../../src/model/desired.js';
 import { DEFAULT_POLICY } from '../../src/model/desired.js';
 import type { BackendObs, LoopObs, ObservedState } from '../../src/model/observed.js';
 import type { DiskStatus, Finding, Plan } from '../../src/model/plan.js';
+import { backend as planBackend, disk as planDisk, loop as planLoop } from '../plan/fixtures.js';
 
 export const IMG = '/var/lib/xvbd/images';
 
 export function disk(vdev: string, devid: number, source: string, mode: 'ro' | 'rw', line = 3): DiskSpec {
-  return {
-    vdev,
-    devid,
-    source,
-    sourceKind: 'file',
-    mode,
-    options: { directIo: false, discard: false },
-    backendDomid: 0,
-    at: { file: 'host.yaml', line, column: 5 },
-  };
+  return planDisk(vdev, source, mode, { devid, at: { file: 'host.yaml', line, column: 5 } });
 }
 
+/** A connected backend of ours on /dev/loop0 (the planner tests' builder, with the TUI host's defaults). */
 export function backend(fe: number, devid: number, over: Partial<BackendObs> = {}): BackendObs {
-  return {
-    backendDomid: 0,
-    frontendDomid: fe,
-    devid,
-    path: `/local/domain/0/backend/vbd/${fe}/${devid}`,
+  return planBackend(fe, devid, {
     params: `${IMG}/x.img`,
-    mode: 'w',
-    type: 'phy',
     physicalDevice: '7:0',
     physicalDevicePath: '/dev/loop0',
     diskseq: '100',
     sourceInode: { dev: '2049', ino: '11' },
-    state: 4,
-    online: true,
-    hotplugStatus: 'connected',
-    ours: true,
-    frontendPath: `/local/domain/${fe}/device/vbd/${devid}`,
-    frontendState: 4,
-    kernelHeld: true,
     ...over,
-  };
+  });
 }
 
 export function loop(n: number, diskseq: string, over: Partial<LoopObs> = {}): LoopObs {
-  return {
-    name: `loop${n}`,
-    number: n,
-    major: 7,
-    minor: n,
-    diskseq,
-    backing: { dev: '2049', ino: String(10 + n) },
-    backingPath: `${IMG}/file${n}.img`,
-    backingDeleted: false,
-    readOnly: false,
-    autoclear: true,
-    directIo: false,
-    offset: '0',
-    sizeLimit: '0',
-    ours: true,
-    mounted: false,
-    holders: [],
-    heldByUs: false,
-    ...over,
-  };
+  return planLoop(n, 10 + n, { diskseq, backingPath: `${IMG}/file${n}.img`, heldByUs: false, ...over });
 }
 
 /**

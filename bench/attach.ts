@@ -63,7 +63,7 @@ const cliMain = fileURLToPath(new URL('../src/cli/main.js', import.meta.url));
 function cpuMsOf(pid: number): number {
   const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
   const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  // fields 14 and 15 (utime, stime) in clock ticks; after the ")" the list starts at field 3
+  // fields 14 and 15 (utime, stime) in clock ticks (USER_HZ: 100 on Linux); after the ")" the list starts at field 3
   return ((Number(f[11]) + Number(f[12])) * 1000) / 100;
 }
 
@@ -276,7 +276,7 @@ export async function run(argv: string[]): Promise<number> {
     const t0 = performance.now();
     const r = await execute(p, { xs: ph.xs(xs), devices: ph.devices(devices), policy: DEFAULT_POLICY, holder: ph.holder(holder) });
     xvbdMs = (performance.now() - t0) / n;
-    // the simulated blkback and guests go on reacting to the last commits: let them finish before reading
+    // the simulated blkback goes on reacting to the last commits: let it finish before reading the CPU times
     await sim.settle();
     const self = process.cpuUsage(cpu0.self);
     cpu = {
@@ -300,7 +300,7 @@ export async function run(argv: string[]): Promise<number> {
         `release ${phases.release}; ${phases.overlapped} of their sum overlapped (pipelined)`,
     );
     say(
-      `  CPU, ms/disk:     xvbd ${cpu.xvbd}, keeper ${cpu.keeper}, simulator ${cpu.simulator} (its xenstored, blkback and guests; ` +
+      `  CPU, ms/disk:     xvbd ${cpu.xvbd}, keeper ${cpu.keeper}, simulator ${cpu.simulator} (its xenstored and blkback; ` +
         `${(((cpu.xvbd ?? 0) + (cpu.keeper ?? 0) + (cpu.simulator ?? 0)) / xvbdMs / 2 * 100).toFixed(0)}% of this machine's 2 cores over the attach)`,
     );
 

@@ -460,11 +460,12 @@ class BatchExclude extends Error {
 const errorText = (err: unknown) => (err instanceof Error ? err.message : String(err));
 
 /**
- * Attaches several disks with ONE transaction: their devices are made one after the other and handed to
- * the holder together, then every disk's checks and writes go in one round trip and one commit. Each
- * disk is still all or nothing, and no disk can fail another: one that its checks (or its holder) refuse
- * is left out and the transaction runs again without it; if the transaction as a whole fails, each disk
- * is tried alone. The crash-safety order is the single attach's: every fd held before the commit.
+ * Attaches several disks with ONE transaction and one commit. Their devices are made one after the other;
+ * each is handed to the holder as soon as it exists, and its checks and writes go out in the transaction
+ * as soon as it is ready. Each disk is still all or nothing, and no disk can fail another: one that its
+ * checks (or its holder) refuse is left out and the transaction runs again without it; if the transaction
+ * as a whole fails, each disk is tried alone. The crash-safety order is the single attach's: every fd
+ * held before the commit.
  */
 async function attachBatch(ctx: ExecuteContext, items: BatchItem[]): Promise<void> {
   const t0 = performance.now();

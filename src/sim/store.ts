@@ -1,8 +1,8 @@
 // The simulated xenstore database: nodes, permissions, transactions and watches, with the
 // semantics of C xenstored (xen 4.17 tools/xenstore: xenstored_core.c, _transaction.c, _watch.c).
 import type { XsPerm } from '../xenstore/api.js';
-import { REL_PATH_MAX, ABS_PATH_MAX, PAYLOAD_MAX } from '../xenstore/wire.js';
-import { baseName, isUnder, parentPath } from '../xenstore/paths.js';
+import { PAYLOAD_MAX } from '../xenstore/wire.js';
+import { baseName, isUnder, parentPath, pathProblem } from '../xenstore/paths.js';
 
 export interface SimNode {
   readonly value: Buffer;
@@ -42,8 +42,6 @@ export interface View {
   del(path: string): void;
   change(c: Change): void;
 }
-
-const VALID = /^[A-Za-z0-9\-/_@]*$/;
 
 function has(perm: XsPerm['perm'], want: 'r' | 'w'): boolean {
   return perm === 'b' || perm === want;
@@ -154,21 +152,10 @@ export class Store {
   // ---- paths ---------------------------------------------------------------------------------
   /** canonicalize + is_valid_nodename: absolute path or EINVAL. */
   canonical(c: Caller, path: string, allowSpecial = false): string {
-    if (path.length === 0) throw new StoreError('EINVAL', 'empty path');
     let name = path;
-    if (name.startsWith('@')) {
-      if (!allowSpecial) throw new StoreError('EINVAL', `special path ${name} not allowed here`);
-    } else if (!name.startsWith('/')) {
-      name = `/local/domain/${c.domid}/${name}`;
-    }
-    if (!VALID.test(name)) throw new StoreError('EINVAL', 'invalid character');
-    if (name.startsWith('/')) {
-      if (name.length > 1 && name.endsWith('/')) throw new StoreError('EINVAL', 'trailing /');
-      if (name.includes('//')) throw new StoreError('EINVAL', '//');
-      const m = /^\/local\/domain\/\d{1,5}\//.exec(name);
-      if (name.length - (m ? m[0].length : 0) > REL_PATH_MAX) throw new StoreError('EINVAL', 'path too long');
-    } else if (name.length > REL_PATH_MAX) throw new StoreError('EINVAL', 'path too long');
-    if (name.length > ABS_PATH_MAX) throw new StoreError('EINVAL', 'path too long');
+    if (name.length > 0 && !name.startsWith('@') && !name.startsWith('/')) name = `/local/domain/${c.domid}/${name}`;
+    const problem = pathProblem(name, { allowSpecial });
+    if (problem !== undefined) throw new StoreError('EINVAL', problem);
     return name;
   }
 

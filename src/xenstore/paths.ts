@@ -20,7 +20,8 @@ export function pathProblem(path: string, opts: PathCheckOpts = {}): string | un
   if (path.startsWith('@')) {
     if (!opts.allowSpecial) return 'special "@" names are only valid for watches and permissions';
     if (!VALID.test(path)) return 'invalid character (allowed: A-Z a-z 0-9 - / _ @)';
-    return path.length > ABS_PATH_MAX ? `longer than ${ABS_PATH_MAX} characters` : undefined;
+    // xenstored limits special names to XENSTORE_REL_PATH_MAX
+    return path.length > REL_PATH_MAX ? `longer than ${REL_PATH_MAX} characters` : undefined;
   }
   if (!VALID.test(path)) return 'invalid character (allowed: A-Z a-z 0-9 - / _ @)';
   if (path.includes('//')) return 'contains "//"';

@@ -13,6 +13,7 @@
 import type { DesiredState, DiskOptions, DiskSpec, DomainSpec, Policy } from '../model/desired.js';
 import type { BackendObs, LoopObs, ObservedState, SourceObs } from '../model/observed.js';
 import { XenbusState } from '../model/observed.js';
+import { isUnder } from '../config/paths.js';
 import type {
   Action,
   BackendRef,
@@ -155,7 +156,7 @@ export function plan(desired: DesiredState, observed: ObservedState, policy: Pol
     if (!l.ours) return false;
     if (roots.length === 0) return true;
     const p = l.backingPath.replace(/ \(deleted\)$/, '');
-    return roots.some((r) => r === '/' || p === r || p.startsWith(`${r}/`));
+    return roots.some((r) => isUnder(p, r));
   };
   const loopByDev = new Map<string, LoopObs>();
   for (const l of loops) loopByDev.set(devKey(l), l);

@@ -352,8 +352,12 @@ export class LoopRegistry {
    * exact, only the devices it knows to be bound are looked at (no sweep over the unbound ones).
    */
   listLoops(): LoopObs[] {
-    const names = this.host.boundNames();
-    return listLoops(names ? { held: this.heldDiskseqs(), names } : { held: this.heldDiskseqs() });
+    const { names, stale } = this.host.boundNames();
+    if (names) return listLoops({ held: this.heldDiskseqs(), names });
+    const loops = listLoops({ held: this.heldDiskseqs() });
+    // A stale index is rebuilt from this sweep instead of from a scan of its own just before it.
+    if (stale) this.host.replaceFrom(loops);
+    return loops;
   }
 
   /** Close fds with no users (adopted but never claimed). Returns what was dropped. */
@@ -592,6 +596,14 @@ class HostIndex {
   }
 
   private refresh(fresh: boolean): void {
+    if (this.catchUp(fresh)) this.full();
+  }
+
+  /**
+   * Drain the uevents and re-probe the devices they name; true if the index needs a full scan instead
+   * (asked for, events lost, older than maxAgeMs; without uevents: older than ttlMs).
+   */
+  private catchUp(fresh: boolean): boolean {
     if (!this.uneventsTried) {
       this.uneventsTried = true;
       try {
@@ -604,7 +616,7 @@ class HostIndex {
     const age = Date.now() - this.takenAt;
     if (this.uevents) {
       const changes = this.uevents.drain(); // drain first: what changes during the scan shows up next time
-      if (fresh || changes.overrun || age > this.maxAgeMs) return this.full();
+      if (fresh || changes.overrun || age > this.maxAgeMs) return true;
       for (const [name, seq] of changes.names) {
         // The event of our own attach (same diskseq as we noted): nothing new to learn.
         if (seq !== undefined && this.noted.get(name) === seq) {
@@ -614,9 +626,9 @@ class HostIndex {
         this.stats.reprobes++;
         this.reprobe(name);
       }
-      return;
+      return false;
     }
-    if (fresh || age > this.ttlMs) this.full();
+    return fresh || age > this.ttlMs;
   }
 
   private full(): void {
@@ -633,6 +645,15 @@ class HostIndex {
       const p = probeOne(name, this.buf);
       if (p) this.put(name, p.key, p.found);
     }
+    this.takenAt = Date.now();
+  }
+
+  /** The full scan done by a listLoops() sweep: every bound device, as listed. Counts as a full scan. */
+  replaceFrom(loops: readonly LoopObs[]): void {
+    this.stats.fullScans++;
+    this.byKey.clear();
+    this.keyOf.clear();
+    for (const l of loops) this.put(l.name, `${l.backing.dev}:${l.backing.ino}`, { name: l.name, readOnly: l.readOnly, ours: l.ours });
     this.takenAt = Date.now();
   }
 
@@ -665,11 +686,14 @@ class HostIndex {
     this.noted.set(name, diskseq);
   }
 
-  /** Names of the bound loop devices, current as of now; undefined without uevents (then: sweep). */
-  boundNames(): string[] | undefined {
-    this.refresh(false);
-    if (!this.uevents) return undefined;
-    return [...this.keyOf.keys()];
+  /**
+   * Names of the bound loop devices, current as of now; undefined without uevents or when the index is
+   * stale (then: sweep, and if `stale`, hand the sweep to replaceFrom() in place of a full scan).
+   */
+  boundNames(): { names?: string[]; stale: boolean } {
+    if (this.catchUp(false)) return { stale: true };
+    if (!this.uevents) return { stale: false };
+    return { names: [...this.keyOf.keys()], stale: false };
   }
 
   /** We let go of a device we noted: its next events (the detach carries the same diskseq) must be looked at. */

@@ -3,7 +3,8 @@
 // ERROR message C xenstored gives; an oversized frame drops the connection, as it does.
 import { createServer, type Server, type Socket } from 'node:net';
 import { unlinkSync, existsSync, statSync } from 'node:fs';
-import type { XsPerm } from '../xenstore/api.js';
+import { XsError } from '../xenstore/errors.js';
+import { formatPerm, parsePerm } from '../xenstore/paths.js';
 import { FrameDecoder, FrameTooLargeError, XS, XS_TYPE_COUNT, XS_TYPE_NAMES, encodeFrame, nulJoin, splitNul, type Frame } from '../xenstore/wire.js';
 import { Store, StoreError, Transaction, WatchTable, watchKey, type Caller, type View, type Watcher } from './store.js';
 
@@ -33,14 +34,6 @@ function args(payload: Buffer): string[] {
 function onearg(payload: Buffer, errno = 'EINVAL'): string {
   if (payload.length === 0 || payload.indexOf(0) !== payload.length - 1) throw new StoreError(errno);
   return payload.toString('utf8', 0, payload.length - 1);
-}
-
-function parsePermStr(s: string): XsPerm {
-  const m = /^([nrwb])(\d+)$/.exec(s);
-  if (!m) throw new StoreError('EINVAL');
-  const domid = Number(m[2]);
-  if (domid > 0xffff) throw new StoreError('EINVAL');
-  return { domid, perm: m[1] as XsPerm['perm'] };
 }
 
 export class Connection implements Watcher {
@@ -132,7 +125,7 @@ export class Connection implements Watcher {
       const out = this.handle(f);
       if (out !== null) this.reply(f, out);
     } catch (err) {
-      result = err instanceof StoreError ? err.errno : 'EIO';
+      result = err instanceof StoreError || err instanceof XsError ? err.errno : 'EIO';
       this.error(f, result);
     }
     if (this.log) {
@@ -181,12 +174,12 @@ export class Connection implements Watcher {
         return ACK;
       case XS.GET_PERMS: {
         const perms = s.getPerms(v, c, onearg(f.payload, 'ENOENT'));
-        return nulJoin(...perms.map((p) => `${p.perm}${p.domid}`));
+        return nulJoin(...perms.map(formatPerm));
       }
       case XS.SET_PERMS: {
         const a = args(f.payload);
         if (a.length < 2) throw new StoreError('EINVAL');
-        s.setPerms(v, c, a[0]!, a.slice(1).map(parsePermStr));
+        s.setPerms(v, c, a[0]!, a.slice(1).map(parsePerm));
         return ACK;
       }
       case XS.WATCH: {

@@ -7,7 +7,7 @@
 import { readFileSync, readdirSync, readlinkSync, statSync } from 'node:fs';
 import type { LoopObs } from '../model/observed.js';
 import { LOOP_MAJOR, LO_FLAGS_AUTOCLEAR, LO_FLAGS_DIRECT_IO, LO_FLAGS_READ_ONLY, O_CLOEXEC, O_NOCTTY, O_NONBLOCK, O_RDONLY, exists, readDirNames, readSmallFile, sysClose, sysOpenErr } from './ffi.js';
-import { LOOP_INFO64_SIZE, getDiskseq, getLogicalBlockSize, loopMinor, markerMatches, partShift, tryGetStatus } from './loopdev.js';
+import { LOOP_INFO64_SIZE, type LoopInfo, getDiskseq, getLogicalBlockSize, loopMinor, markerMatches, partShift, tryGetStatus } from './loopdev.js';
 
 export { partShift };
 
@@ -52,14 +52,40 @@ export function mountedDevices(): { devs: Set<string>; loopNames: Set<string> } 
   return { devs, loopNames };
 }
 
+const LOOP_NAME = /^loop\d+$/;
+
+/** Names of every loop device in /sys/block (bound or not), in directory order. Throws without sysfs. */
+export function readLoopNames(): string[] {
+  return (readDirNames('/sys/block', Buffer.alloc(65536)) ?? readdirSync('/sys/block')).filter((n) => LOOP_NAME.test(n));
+}
+
+/**
+ * Open a bound loop device read-only and read its status; undefined (nothing left open) if it is unbound
+ * or going away. The caller closes `fd`.
+ */
+export function openBound(name: string, buf: Buffer): { fd: number; info: LoopInfo } | undefined {
+  // An unbound device has no sysfs loop/ directory: skip it without opening it (most of a host's loop
+  // devices are unbound, and a block device open and last close cost far more than a lookup).
+  if (!exists(`/sys/block/${name}/loop`)) return undefined;
+  const fd = sysOpenErr(`/dev/${name}`, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
+  if (fd < 0) return undefined; // ENXIO: being torn down; ENOENT: no node (yet)
+  let info: LoopInfo | undefined;
+  try {
+    info = tryGetStatus(fd, buf);
+  } finally {
+    if (!info) sysClose(fd);
+  }
+  return info ? { fd, info } : undefined;
+}
+
 /** Every bound loop device, sorted by number. Unbound and vanishing devices are skipped. */
 export function listLoops(opts: ListOptions = {}): LoopObs[] {
   let names: string[];
   if (opts.names) {
-    names = opts.names.filter((n) => /^loop\d+$/.test(n));
+    names = opts.names.filter((n) => LOOP_NAME.test(n));
   } else {
     try {
-      names = (readDirNames('/sys/block', Buffer.alloc(65536)) ?? readdirSync('/sys/block')).filter((n) => /^loop\d+$/.test(n));
+      names = readLoopNames();
     } catch {
       return [];
     }
@@ -87,14 +113,10 @@ function observeOne(
   mounts: { devs: Set<string>; loopNames: Set<string> },
   held: ReadonlySet<string> | undefined,
 ): LoopObs | undefined {
-  // An unbound device has no sysfs loop/ directory: skip it without opening it (most of a host's loop
-  // devices are unbound, and a block device open and last close cost far more than a lookup).
-  if (!exists(`/sys/block/${name}/loop`)) return undefined;
-  const fd = sysOpenErr(`/dev/${name}`, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
-  if (fd < 0) return undefined; // ENXIO: being torn down; ENOENT: no node (yet)
+  const bound = openBound(name, buf);
+  if (!bound) return undefined;
+  const { fd, info } = bound;
   try {
-    const info = tryGetStatus(fd, buf);
-    if (!info) return undefined;
     const diskseq = String(getDiskseq(fd, seqBuf));
     const blockSize = getLogicalBlockSize(fd, seqBuf);
     // loop_add(): first_minor = index << part_shift (no fstat needed).

@@ -1,11 +1,11 @@
 // The loop registry: exactly one fd per device in use, keyed by diskseq; users counted by a caller-given
 // key (e.g. a backend path). Read-only disks of the same file (st_dev, st_ino) share one device; the last
 // release closes the fd and autoclear frees the device once nobody else (blkback, a mount) holds it.
-import { fstatSync, readdirSync } from 'node:fs';
+import { fstatSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { LoopObs } from '../model/observed.js';
-import { LOOP_MAJOR, LO_FLAGS_DIRECT_IO, LO_FLAGS_READ_ONLY, O_CLOEXEC, O_EXCL, O_NOCTTY, O_NONBLOCK, O_RDONLY, O_RDWR, SysError, exists, readDirNames, sysClose, sysOpenErr } from './ffi.js';
-import { listLoops } from './list.js';
+import { LOOP_MAJOR, LO_FLAGS_DIRECT_IO, LO_FLAGS_READ_ONLY, O_CLOEXEC, O_EXCL, O_NOCTTY, O_NONBLOCK, O_RDONLY, O_RDWR, SysError, sysClose, sysOpenErr } from './ffi.js';
+import { listLoops, openBound, readLoopNames } from './list.js';
 import {
   type AttachStats,
   type FreeProof,
@@ -554,12 +554,10 @@ export function scanBacking(dev: bigint, ino: bigint): BackingFound[] {
 
 /** Probe one loop device: what it backs now, or undefined if unbound or gone. */
 function probeOne(name: string, buf: Buffer): { key: string; found: BackingFound } | undefined {
-  if (!exists(`/sys/block/${name}/loop`)) return undefined; // unbound: no need to open it
-  const fd = sysOpenErr(`/dev/${name}`, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
-  if (fd < 0) return undefined;
+  const bound = openBound(name, buf);
+  if (!bound) return undefined;
+  const { fd, info } = bound;
   try {
-    const info = tryGetStatus(fd, buf);
-    if (!info) return undefined;
     return {
       key: `${info.device}:${info.inode}`,
       found: { name, readOnly: (info.flags & LO_FLAGS_READ_ONLY) !== 0, ours: markerMatches(info) },
@@ -708,10 +706,6 @@ class HostIndex {
     this.uneventsTried = false;
     this.takenAt = -Infinity;
   }
-}
-
-function readLoopNames(): string[] {
-  return (readDirNames('/sys/block', Buffer.alloc(65536)) ?? readdirSync('/sys/block')).filter((n) => /^loop\d+$/.test(n));
 }
 
 export { LoopFreeRefused };

@@ -5,6 +5,7 @@ import { fstatSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { LoopObs } from '../model/observed.js';
 import { LOOP_MAJOR, LO_FLAGS_DIRECT_IO, LO_FLAGS_READ_ONLY, O_CLOEXEC, O_EXCL, O_NOCTTY, O_NONBLOCK, O_RDONLY, O_RDWR, SysError, sysClose, sysOpenErr } from './ffi.js';
+import { devMajor, devMinor } from './devnum.js';
 import { listLoops, openBound, readLoopNames } from './list.js';
 import {
   type AttachStats,
@@ -16,8 +17,6 @@ import {
   blockName,
   checkProof,
   clearOwnFd,
-  devMajor,
-  devMinor,
   freeLoop,
   getDiskseq,
   getLogicalBlockSize,

@@ -23,7 +23,7 @@ import {
   sysOpenat,
   sysOpenat2,
 } from './ffi.js';
-import { devMajor, devMinor } from './loopdev.js';
+import { devMajor, devMinor } from './devnum.js';
 
 export type SourceKind = 'file' | 'block';
 

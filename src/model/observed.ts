@@ -27,6 +27,14 @@ export const XenbusState = {
   Reconfigured: 8,
 } as const;
 
+const XENBUS_STATE_NAMES = new Map<number, string>(Object.entries(XenbusState).map(([name, n]) => [n, name]));
+
+/** "Connected" for 4; the number itself when it is no xenbus state; "-" when unknown. */
+export function xenbusStateName(s: number | undefined): string {
+  if (s === undefined) return '-';
+  return XENBUS_STATE_NAMES.get(s) ?? String(s);
+}
+
 /** One `/local/domain/<backend>/backend/vbd/<frontend domid>/<devid>` directory and its frontend. */
 export interface BackendObs {
   backendDomid: number;

@@ -1,3 +1,3 @@
 // The planner's public surface.
-export { plan, stateName } from './plan.js';
+export { plan } from './plan.js';
 export { fileKey, blockKey, parseHexDev, parseDecDev, paramsPath, scriptIsOurs, vdevName } from './identity.js';

@@ -12,7 +12,7 @@
 //   loop-reused, backend-error...). What an action fixes is not repeated as a finding.
 import type { DesiredState, DiskOptions, DiskSpec, DomainSpec, Policy } from '../model/desired.js';
 import type { BackendObs, LoopObs, ObservedState, SourceObs } from '../model/observed.js';
-import { XenbusState } from '../model/observed.js';
+import { XenbusState, xenbusStateName } from '../model/observed.js';
 import { isUnder } from '../config/paths.js';
 import type {
   Action,
@@ -69,23 +69,6 @@ interface User {
   key: string;
   label: string;
   writable: boolean;
-}
-
-const STATE_NAMES: Record<number, string> = {
-  0: 'Unknown',
-  1: 'Initialising',
-  2: 'InitWait',
-  3: 'Initialised',
-  4: 'Connected',
-  5: 'Closing',
-  6: 'Closed',
-  7: 'Reconfiguring',
-  8: 'Reconfigured',
-};
-
-export function stateName(s: number | undefined): string {
-  if (s === undefined) return '-';
-  return STATE_NAMES[s] ?? String(s);
 }
 
 /** Findings about loop devices alone sort after every domain's. */
@@ -909,15 +892,15 @@ export function health(i: BackendInfo): { health: Health; reason?: string } {
   const bs = b.state;
   const fs = b.frontendState;
   if (bs === undefined) return { health: 'degraded', reason: 'backend state missing' };
-  if (bs === XenbusState.Closing || bs === XenbusState.Closed) return { health: 'degraded', reason: `backend ${stateName(bs)}` };
-  if (fs === XenbusState.Closing || fs === XenbusState.Closed) return { health: 'degraded', reason: `frontend ${stateName(fs)}` };
+  if (bs === XenbusState.Closing || bs === XenbusState.Closed) return { health: 'degraded', reason: `backend ${xenbusStateName(bs)}` };
+  if (fs === XenbusState.Closing || fs === XenbusState.Closed) return { health: 'degraded', reason: `frontend ${xenbusStateName(fs)}` };
   if (fs === undefined) {
     return { health: 'degraded', reason: b.frontendPath === undefined ? 'no frontend' : 'frontend state missing or malformed' };
   }
   if (bs === XenbusState.Connected && fs === XenbusState.Connected) return { health: 'healthy' };
-  if (!i.pd) return { health: 'progressing', reason: `hotplug pending (backend ${stateName(bs)}, frontend ${stateName(fs)})` };
-  if (!b.kernelHeld) return { health: 'progressing', reason: `blkback has not opened the device yet (backend ${stateName(bs)}, frontend ${stateName(fs)})` };
-  return { health: 'progressing', reason: `backend ${stateName(bs)}, frontend ${stateName(fs)}` };
+  if (!i.pd) return { health: 'progressing', reason: `hotplug pending (backend ${xenbusStateName(bs)}, frontend ${xenbusStateName(fs)})` };
+  if (!b.kernelHeld) return { health: 'progressing', reason: `blkback has not opened the device yet (backend ${xenbusStateName(bs)}, frontend ${xenbusStateName(fs)})` };
+  return { health: 'progressing', reason: `backend ${xenbusStateName(bs)}, frontend ${xenbusStateName(fs)}` };
 }
 
 export type { BackendInfo };

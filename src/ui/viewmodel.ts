@@ -3,7 +3,7 @@
 // the components only lay it out, and the table tests check the decisions made here
 // (which row is which colour, what a reason says, what details a disk has).
 import type { DesiredState } from '../model/desired.js';
-import type { BackendObs, LoopObs, ObservedState } from '../model/observed.js';
+import { xenbusStateName, type BackendObs, type LoopObs, type ObservedState } from '../model/observed.js';
 import type { Action, DiskStatus, Finding, Health, Plan, Severity, SyncStatus } from '../model/plan.js';
 import { summaryLine } from '../cli/render/plan.js';
 
@@ -125,23 +125,11 @@ export interface ViewModel {
   details(key: string): DetailsVM | undefined;
 }
 
-const STATE_NAMES = [
-  'Unknown',
-  'Initialising',
-  'InitWait',
-  'Initialised',
-  'Connected',
-  'Closing',
-  'Closed',
-  'Reconfiguring',
-  'Reconfigured',
-];
-
 /** "4 Connected", "-" when unknown. */
 export function stateLabel(state: number | undefined): string {
   if (state === undefined) return '-';
-  const name = STATE_NAMES[state];
-  return name === undefined ? String(state) : `${state} ${name}`;
+  const name = xenbusStateName(state);
+  return name === String(state) ? name : `${state} ${name}`;
 }
 
 export function healthTone(health: Health, sync: SyncStatus): Tone {

@@ -1,7 +1,6 @@
 // `xvbd status` text: a table of domains x disks (sync and health kept apart), then the findings.
-import type { ObservedState } from '../../model/observed.js';
 import type { DiskStatus, Plan } from '../../model/plan.js';
-import { stateName } from '../../plan/plan.js';
+import { xenbusStateName, type ObservedState } from '../../model/observed.js';
 import { renderFindings } from './plan.js';
 import { columns, palette, plural, type Palette, type RenderOptions } from './style.js';
 
@@ -28,8 +27,8 @@ export function statusCells(d: DiskStatus, p: Palette = palette(false)): string[
     d.loop ? d.loop.name : '-',
     d.loop ? d.loop.diskseq : (d.backend?.diskseq ?? '-'),
     d.sharedBy > 0 ? String(d.sharedBy) : '-',
-    d.backend ? stateName(d.backendState) : '-',
-    d.backend ? stateName(d.frontendState) : '-',
+    d.backend ? xenbusStateName(d.backendState) : '-',
+    d.backend ? xenbusStateName(d.frontendState) : '-',
     [d.syncReason, d.healthReason].filter((x) => x !== undefined && x !== '').join('; '),
   ];
 }

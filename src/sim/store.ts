@@ -2,7 +2,7 @@
 // semantics of C xenstored (xen 4.17 tools/xenstore: xenstored_core.c, _transaction.c, _watch.c).
 import type { XsPerm } from '../xenstore/api.js';
 import { PAYLOAD_MAX } from '../xenstore/wire.js';
-import { baseName, isUnder, parentPath, pathProblem } from '../xenstore/paths.js';
+import { baseName, parentPath, pathProblem } from '../xenstore/paths.js';
 
 export interface SimNode {
   readonly value: Buffer;
@@ -49,7 +49,7 @@ function has(perm: XsPerm['perm'], want: 'r' | 'w'): boolean {
 
 export interface Watcher {
   readonly caller: Caller;
-  readonly watches: Map<string, WatchEntry>;
+  readonly watches: WatchTable;
   deliver(path: string, token: string): void;
 }
 
@@ -79,9 +79,9 @@ export class WatchTable extends Map<string, WatchEntry> {
   override set(key: string, e: WatchEntry): this {
     e.seq ??= ++WatchTable.seq;
     super.set(key, e);
-    let m = this.nodes?.get(e.node);
-    if (!m) this.nodes?.set(e.node, (m = new Map()));
-    m?.set(key, e);
+    let m = this.nodes.get(e.node);
+    if (!m) this.nodes.set(e.node, (m = new Map()));
+    m.set(key, e);
     return this;
   }
 
@@ -97,7 +97,7 @@ export class WatchTable extends Map<string, WatchEntry> {
 
   override clear(): void {
     super.clear();
-    this.nodes?.clear();
+    this.nodes.clear();
   }
 
   byNode(node: string): Iterable<WatchEntry> | undefined {
@@ -315,20 +315,14 @@ export class Store {
     const nodes: string[] = [ch.path];
     if (!ch.exact && !special) for (let p = parentPath(ch.path); p !== undefined; p = parentPath(p)) nodes.push(p);
     for (const w of this.watchers) {
+      // byNode(n) holds exactly the watches on n, so every entry found matches the change
+      const found: WatchEntry[] = [];
+      for (const n of nodes) for (const e of w.watches.byNode(n) ?? []) found.push(e);
+      if (found.length === 0) continue;
       if (ch.perms && !special && !this.allowed(w.caller, ch.perms, 'r')) continue;
-      let entries: Iterable<WatchEntry>;
-      if (w.watches instanceof WatchTable) {
-        const t = w.watches;
-        const found: WatchEntry[] = [];
-        for (const n of nodes) for (const e of t.byNode(n) ?? []) found.push(e);
-        if (found.length === 0) continue;
-        // registration order, as when scanning
-        if (nodes.length > 1 && found.length > 1) found.sort((a, b) => a.seq! - b.seq!);
-        entries = found;
-      } else entries = w.watches.values();
-      for (const e of entries) {
-        const match = ch.exact || special ? e.node === ch.path : isUnder(ch.path, e.node);
-        if (!match) continue;
+      // registration order, as when scanning
+      if (nodes.length > 1 && found.length > 1) found.sort((a, b) => a.seq! - b.seq!);
+      for (const e of found) {
         let evPath = ch.path;
         if (e.relativeTo !== undefined && evPath.startsWith(e.relativeTo)) {
           evPath = evPath.slice(e.relativeTo.length);

@@ -2,7 +2,7 @@
 // store directly: perm_for_conn, errno_from_parents, construct_node ownership, set_perms rules.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Store, StoreError, type Caller } from '../../src/sim/store.js';
+import { Store, StoreError, WatchTable, type Caller } from '../../src/sim/store.js';
 import type { XsPerm } from '../../src/xenstore/api.js';
 
 const dom0: Caller = { domid: 0, privileged: true };
@@ -109,7 +109,7 @@ test('watch events reach an unprivileged watcher only for nodes it may read', ()
   const got: string[] = [];
   s.watchers.add({
     caller: g(2),
-    watches: new Map([['/p\0t', { node: '/p', token: 't', relativeTo: undefined }]]),
+    watches: new WatchTable().set('/p\0t', { node: '/p', token: 't', relativeTo: undefined }),
     deliver: (p) => got.push(p),
   });
   s.write(s.main, dom0, '/p/allread', B('1'));

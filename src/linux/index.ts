@@ -1,5 +1,5 @@
 // Public API of src/linux: loop devices done right.
-export { LoopRegistry, RegistryError, scanBacking, scanAllBacking } from './registry.js';
+export { LoopRegistry, RegistryError } from './registry.js';
 export type { LoopHandle, AcquireSpec, RegistryOptions, RegistryRefusal, BackingFound } from './registry.js';
 export { LoopUevents } from './uevent.js';
 export type { LoopChanges } from './uevent.js';

@@ -7,9 +7,7 @@
 import { readFileSync, readdirSync, readlinkSync, statSync } from 'node:fs';
 import type { LoopObs } from '../model/observed.js';
 import { LOOP_MAJOR, LO_FLAGS_AUTOCLEAR, LO_FLAGS_DIRECT_IO, LO_FLAGS_READ_ONLY, O_CLOEXEC, O_NOCTTY, O_NONBLOCK, O_RDONLY, exists, readDirNames, readSmallFile, sysClose, sysOpenErr } from './ffi.js';
-import { LOOP_INFO64_SIZE, type LoopInfo, getDiskseq, getLogicalBlockSize, loopMinor, markerMatches, partShift, tryGetStatus } from './loopdev.js';
-
-export { partShift };
+import { LOOP_INFO64_SIZE, type LoopInfo, getDiskseq, getLogicalBlockSize, loopMinor, markerMatches, tryGetStatus } from './loopdev.js';
 
 export interface ListOptions {
   /** Diskseqs (decimal strings) this process holds an fd to: they get heldByUs = true. */

@@ -602,5 +602,3 @@ export function blockName(major: number, minor: number): string | undefined {
     return undefined;
   }
 }
-
-export { LOOP_MAJOR };

@@ -526,31 +526,6 @@ function optionsMatch(fd: number, spec: AcquireSpec, flags?: number): boolean {
   return getLogicalBlockSize(fd) === (spec.blockSize ?? 512);
 }
 
-/** Light scan of every loop device (one open + LOOP_GET_STATUS64 each), keyed by "st_dev:st_ino". */
-export function scanAllBacking(): Map<string, BackingFound[]> {
-  const out = new Map<string, BackingFound[]>();
-  const buf = Buffer.alloc(LOOP_INFO64_SIZE);
-  let names: string[];
-  try {
-    names = readLoopNames();
-  } catch {
-    return out;
-  }
-  for (const name of names) {
-    const p = probeOne(name, buf);
-    if (!p) continue;
-    let list = out.get(p.key);
-    if (!list) out.set(p.key, (list = []));
-    list.push(p.found);
-  }
-  return out;
-}
-
-/** Loop devices currently backing (dev, ino), from a fresh scan. */
-export function scanBacking(dev: bigint, ino: bigint): BackingFound[] {
-  return scanAllBacking().get(`${dev}:${ino}`) ?? [];
-}
-
 /** Probe one loop device: what it backs now, or undefined if unbound or gone. */
 function probeOne(name: string, buf: Buffer): { key: string; found: BackingFound } | undefined {
   const bound = openBound(name, buf);
@@ -706,5 +681,3 @@ class HostIndex {
     this.takenAt = -Infinity;
   }
 }
-
-export { LoopFreeRefused };

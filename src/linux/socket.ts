@@ -182,8 +182,3 @@ export function setCloexec(fd: number, on: boolean): void {
   const next = on ? flags | FD_CLOEXEC : flags & ~FD_CLOEXEC;
   if ((c_fcntl(fd, F_SETFD, next) as number) < 0) fail('fcntl(F_SETFD)', `fd ${fd}`);
 }
-
-/** Is fd open? (fcntl F_GETFD does not touch the file.) */
-export function fdIsOpen(fd: number): boolean {
-  return (c_fcntl(fd, F_GETFD, 0) as number) >= 0;
-}

@@ -9,7 +9,6 @@ import {
   O_CLOEXEC,
   O_DIRECT,
   O_DIRECTORY,
-  O_EXCL,
   O_NOCTTY,
   O_NOFOLLOW,
   O_NONBLOCK,
@@ -39,8 +38,6 @@ export interface OpenSourceOptions {
   kind?: SourceKind;
   /** Open with O_DIRECT (for LO_FLAGS_DIRECT_IO). */
   direct?: boolean;
-  /** Block devices only: open O_EXCL (fails with EBUSY if mounted or claimed in dom0). */
-  exclusive?: boolean;
   /** Force the component-by-component walk even where openat2 exists (tests, old kernels). */
   noOpenat2?: boolean;
 }
@@ -126,13 +123,8 @@ export function openSource(path: string, opts: OpenSourceOptions): OpenedSource 
   if (norm === '/') throw new SourceError(path, 'not-regular', 'is the root directory');
   let flags = (opts.readOnly ? O_RDONLY : O_RDWR) | O_CLOEXEC | O_NOCTTY | O_NOFOLLOW;
   if (opts.direct) flags |= O_DIRECT;
-  if (kind === 'block') {
-    flags |= O_NONBLOCK;
-    if (opts.exclusive) flags |= O_EXCL;
-  } else {
-    // A FIFO named as a source must not block us; NONBLOCK is harmless on regular files.
-    flags |= O_NONBLOCK;
-  }
+  // A FIFO named as a source must not block us; NONBLOCK is harmless on regular files and block devices.
+  flags |= O_NONBLOCK;
 
   let fd: number;
   let opened = norm;
@@ -239,7 +231,7 @@ function openNoSymlinks(path: string, flags: number, noOpenat2: boolean): number
 /** Component by component from "/", each directory opened O_PATH|O_NOFOLLOW|O_DIRECTORY. */
 export function walkOpen(path: string, flags: number): number {
   const parts = path.split('/').filter((p) => p.length > 0);
-  if (parts.length === 0) throw new SysError('openat', 21 /* EISDIR */, path);
+  if (parts.length === 0) throw new SysError('openat', E.EISDIR, path);
   let dirfd = sysOpenat(AT_FDCWD, '/', O_PATH | O_DIRECTORY | O_CLOEXEC);
   try {
     for (let i = 0; i < parts.length - 1; i++) {
@@ -252,7 +244,7 @@ export function walkOpen(path: string, flags: number): number {
           const probe = sysOpenat(dirfd, parts[i]!, O_PATH | O_NOFOLLOW | O_CLOEXEC);
           const link = fstatSync(probe).isSymbolicLink();
           sysClose(probe);
-          if (link) throw new SysError('openat', 40 /* ELOOP */, parts.slice(0, i + 1).join('/'));
+          if (link) throw new SysError('openat', E.ELOOP, parts.slice(0, i + 1).join('/'));
         }
         throw e;
       }

@@ -80,11 +80,15 @@ export function encodeFrame(type: number, reqId: number, txId: number, payload: 
 
 /** Joins strings each followed by a NUL (the wire's argument form). */
 export function nulJoin(...parts: (string | Buffer)[]): Buffer {
-  const bufs: Buffer[] = [];
+  let len = parts.length;
+  for (const p of parts) len += typeof p === 'string' ? Buffer.byteLength(p, 'utf8') : p.length;
+  const buf = Buffer.allocUnsafe(len);
+  let off = 0;
   for (const p of parts) {
-    bufs.push(typeof p === 'string' ? Buffer.from(p, 'utf8') : p, Buffer.from([0]));
+    off += typeof p === 'string' ? buf.write(p, off, 'utf8') : p.copy(buf, off);
+    buf[off++] = 0;
   }
-  return Buffer.concat(bufs);
+  return buf;
 }
 
 /** Splits a payload on NULs; a trailing NUL does not yield an empty last element. */

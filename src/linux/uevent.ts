@@ -64,9 +64,9 @@ export class LoopUevents {
         continue;
       }
       if (n < 0) throw new SysError('recv', -n, 'uevent socket');
-      const msg = this.buf.subarray(0, n);
-      const name = loopNameOf(msg);
-      if (name) out.names.set(name, diskseqOf(msg));
+      const text = this.buf.toString('latin1', 0, n); // decoded once for both parsers
+      const name = loopNameOf(text);
+      if (name) out.names.set(name, diskseqOf(text));
     }
     return out;
   }
@@ -78,8 +78,8 @@ export class LoopUevents {
 }
 
 /** "change@/devices/virtual/block/loop3\0ACTION=change\0...DEVNAME=loop3\0..." -> "loop3" (whole disks only). */
-export function loopNameOf(msg: Buffer): string | undefined {
-  const text = msg.toString('latin1');
+export function loopNameOf(msg: Buffer | string): string | undefined {
+  const text = typeof msg === 'string' ? msg : msg.toString('latin1');
   const at = text.indexOf('@');
   const nul = text.indexOf('\0');
   if (at < 0 || nul < at) return undefined;
@@ -89,8 +89,8 @@ export function loopNameOf(msg: Buffer): string | undefined {
 }
 
 /** The DISKSEQ=<n> field of a uevent, if present. */
-export function diskseqOf(msg: Buffer): string | undefined {
-  const text = msg.toString('latin1');
+export function diskseqOf(msg: Buffer | string): string | undefined {
+  const text = typeof msg === 'string' ? msg : msg.toString('latin1');
   const at = text.indexOf('\0DISKSEQ=');
   if (at < 0) return undefined;
   const end = text.indexOf('\0', at + 9);

@@ -288,6 +288,8 @@ export function plan(desired: DesiredState, observed: ObservedState, policy: Pol
     if (arr) arr.push(l);
     else roLoopsByKey.set(k, [l]);
   }
+  /** Why no new use of the disk's source may be created, or undefined when one may. */
+  const blocked = (c: DiskCtx): string | undefined => c.sourceProblem ?? (c.conflict !== undefined ? 'read-write file shared' : undefined);
   const reusedInPlan = new Set<string>();
   const pickReuse = (c: DiskCtx): LoopRef | undefined => {
     if (c.disk.mode !== 'ro' || c.src?.kind !== 'file' || c.identity === undefined) return undefined;
@@ -299,6 +301,12 @@ export function plan(desired: DesiredState, observed: ObservedState, policy: Pol
     )[0]!;
     reusedInPlan.add(best.name);
     return loopRef(best);
+  };
+  /** Plans an attach, serve or replace for disk `c`, sharing a read-only loop device when one fits. */
+  const propose = (a: Extract<Action, { kind: 'attach' | 'serve' | 'replace' }>, c: DiskCtx): void => {
+    const reuse = pickReuse(c);
+    if (reuse) a.reuseLoop = reuse;
+    addAction(a, a.domain, a.domid, a.disk.devid);
   };
 
   // ---- evaluate each desired disk --------------------------------------------------------------
@@ -360,7 +368,6 @@ export function plan(desired: DesiredState, observed: ObservedState, policy: Pol
     if (c.conflict !== undefined) {
       reportRw(c.conflict, disk.source, dom.name, disk.devid);
     }
-    const blocked = (): string | undefined => c.sourceProblem ?? (c.conflict !== undefined ? 'read-write file shared' : undefined);
 
     // Domain.
     if (c.ambiguous) {
@@ -403,7 +410,7 @@ export function plan(desired: DesiredState, observed: ObservedState, policy: Pol
       row.health = 'missing';
       row.healthReason = 'no backend';
       row.sync = 'out-of-sync';
-      const why = blocked();
+      const why = blocked(c);
       if (why !== undefined) {
         row.healthReason = `no backend (${why})`;
         continue;
@@ -418,20 +425,13 @@ export function plan(desired: DesiredState, observed: ObservedState, policy: Pol
         );
         continue;
       }
-      const a: Action = { kind: 'attach', domain: dom.name, domid, disk };
-      const reuse = pickReuse(c);
-      if (reuse) a.reuseLoop = reuse;
-      addAction(a, dom.name, domid, disk.devid);
+      propose({ kind: 'attach', domain: dom.name, domid, disk }, c);
       continue;
     }
 
     // There is a backend.
     const b = bi.b;
-    row.backend = bi.ref;
-    if (b.state !== undefined) row.backendState = b.state;
-    if (b.frontendState !== undefined) row.frontendState = b.frontendState;
-    if (bi.loopAtPd && bi.loopReused === 'no') row.loop = loopRef(bi.loopAtPd);
-    if (bi.pd && bi.active) row.sharedBy = pdUsers.get(devKey(bi.pd)) ?? 0;
+    fillBackendCells(row, bi);
     const h = health(bi);
     row.health = h.health;
     if (h.reason !== undefined) row.healthReason = h.reason;
@@ -444,15 +444,12 @@ export function plan(desired: DesiredState, observed: ObservedState, policy: Pol
 
     if (!bi.pd) {
       // Hotplug pending: the toolstack (or our own interrupted attach) wrote the dir, nobody
-      // provided the device yet.
+      // provided the device yet. Whatever follows, the disk is not served yet.
+      row.sync = 'out-of-sync';
       const paramsOk = bi.params === disk.source;
       const servable = b.ours || scriptIsOurs(b.script);
-      if (b.hotplugStatus === 'error') {
-        row.sync = 'out-of-sync';
-        continue; // backendChecks reported it
-      }
+      if (b.hotplugStatus === 'error') continue; // backendChecks reported it
       if (!servable) {
-        row.sync = 'out-of-sync';
         row.health = 'progressing';
         row.healthReason = `hotplug pending (script ${b.script})`;
         addFinding(
@@ -466,16 +463,13 @@ export function plan(desired: DesiredState, observed: ObservedState, policy: Pol
       }
       if (!paramsOk || !beOk) {
         const what = !paramsOk ? `names ${b.params ?? '(no params)'}, desired ${disk.source}` : `is served by domain ${b.backendDomid}, desired ${disk.backendDomid}`;
-        row.sync = 'out-of-sync';
         mismatch(bi, c, 'source-mismatch', what);
         continue;
       }
       if (!modeOk) {
-        row.sync = 'out-of-sync';
         mismatch(bi, c, 'mode-mismatch', modeText);
         continue;
       }
-      row.sync = 'out-of-sync';
       if (!b.ours && policy.serve === 'attach') {
         addFinding(
           'unexpected-backend',
@@ -486,15 +480,12 @@ export function plan(desired: DesiredState, observed: ObservedState, policy: Pol
         );
         continue;
       }
-      const why = blocked();
+      const why = blocked(c);
       if (why !== undefined) {
         row.healthReason = `hotplug pending (${why})`;
         continue;
       }
-      const a: Action = { kind: 'serve', domain: dom.name, domid, disk, backend: bi.ref };
-      const reuse = pickReuse(c);
-      if (reuse) a.reuseLoop = reuse;
-      addAction(a, dom.name, domid, disk.devid);
+      propose({ kind: 'serve', domain: dom.name, domid, disk, backend: bi.ref }, c);
       continue;
     }
 
@@ -573,19 +564,9 @@ export function plan(desired: DesiredState, observed: ObservedState, policy: Pol
         });
       }
     }
-    const why = blocked();
+    const why = blocked(c);
     if (policy.prune && why === undefined) {
-      const a: Action = {
-        kind: 'replace',
-        domain: dom.name,
-        domid,
-        disk,
-        backend: bi.ref,
-        reason: problems.map((p) => p.text).join('; '),
-      };
-      const reuse = pickReuse(c);
-      if (reuse) a.reuseLoop = reuse;
-      addAction(a, dom.name, domid, disk.devid);
+      propose({ kind: 'replace', domain: dom.name, domid, disk, backend: bi.ref, reason: problems.map((p) => p.text).join('; ') }, c);
     } else {
       for (const p of problems) {
         if (p.kind === 'loop-reused') continue;
@@ -625,16 +606,14 @@ export function plan(desired: DesiredState, observed: ObservedState, policy: Pol
       sync: 'out-of-sync',
       health: h.health,
       backend: i.ref,
-      sharedBy: i.pd && i.active ? (pdUsers.get(devKey(i.pd)) ?? 0) : 0,
+      sharedBy: 0,
     };
     if (running) row.domid = b.frontendDomid;
     if (h.reason !== undefined) row.healthReason = h.reason;
     if (b.mode === 'r') row.mode = 'ro';
     else if (b.mode === 'w') row.mode = 'rw';
     if (i.params !== undefined) row.source = i.params;
-    if (b.state !== undefined) row.backendState = b.state;
-    if (b.frontendState !== undefined) row.frontendState = b.frontendState;
-    if (i.loopAtPd && i.loopReused === 'no') row.loop = loopRef(i.loopAtPd);
+    fillBackendCells(row, i);
     disks.push(row);
     backendChecks(i, label, vdev);
     const sortDomain = name ?? `\uffff${String(b.frontendDomid).padStart(10, '0')}`;
@@ -717,6 +696,16 @@ export function plan(desired: DesiredState, observed: ObservedState, policy: Pol
   return { actions: actions.map((x) => x.a), findings: findings.map((x) => x.f), disks };
 
   // ---- helpers that share the accumulators ---------------------------------------------------
+  /** The cells of a status row that come from its backend. */
+  function fillBackendCells(row: DiskStatus, i: BackendInfo): void {
+    const b = i.b;
+    row.backend = i.ref;
+    if (b.state !== undefined) row.backendState = b.state;
+    if (b.frontendState !== undefined) row.frontendState = b.frontendState;
+    if (i.loopAtPd && i.loopReused === 'no') row.loop = loopRef(i.loopAtPd);
+    if (i.pd && i.active) row.sharedBy = pdUsers.get(devKey(i.pd)) ?? 0;
+  }
+
   function backendChecks(i: BackendInfo, domain: string, vdev: string): void {
     const b = i.b;
     const f = { domain, vdev, backend: i.ref, sortDomain: domain, sortDevid: b.devid };
@@ -752,12 +741,8 @@ export function plan(desired: DesiredState, observed: ObservedState, policy: Pol
       addFinding(kind, 'warning', `${c.dom.name} ${c.disk.vdev}: the toolstack's backend ${text}; xvbd does not serve it`, 'make the xl disk spec and the xvbd config agree', f);
       return;
     }
-    const why = c.sourceProblem ?? (c.conflict !== undefined ? 'read-write file shared' : undefined);
-    if (policy.prune && why === undefined && c.domid !== undefined) {
-      const a: Action = { kind: 'replace', domain: c.dom.name, domid: c.domid, disk: c.disk, backend: i.ref, reason: text };
-      const reuse = pickReuse(c);
-      if (reuse) a.reuseLoop = reuse;
-      addAction(a, c.dom.name, c.domid, c.disk.devid);
+    if (policy.prune && blocked(c) === undefined && c.domid !== undefined) {
+      propose({ kind: 'replace', domain: c.dom.name, domid: c.domid, disk: c.disk, backend: i.ref, reason: text }, c);
       return;
     }
     addFinding(kind, 'warning', `${c.dom.name} ${c.disk.vdev}: backend ${text}`, 'apply with prune replaces the backend', f);

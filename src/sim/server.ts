@@ -5,7 +5,7 @@ import { createServer, type Server, type Socket } from 'node:net';
 import { unlinkSync, existsSync, statSync } from 'node:fs';
 import { XsError } from '../xenstore/errors.js';
 import { formatPerm, parsePerm } from '../xenstore/paths.js';
-import { FrameDecoder, FrameTooLargeError, XS, XS_TYPE_COUNT, XS_TYPE_NAMES, encodeFrame, nulJoin, splitNul, type Frame } from '../xenstore/wire.js';
+import { FrameDecoder, FrameTooLargeError, PAYLOAD_MAX, XS, XS_TYPE_COUNT, XS_TYPE_NAMES, encodeFrame, nulJoin, splitNul, type Frame } from '../xenstore/wire.js';
 import { Store, StoreError, Transaction, WatchTable, watchKey, type Caller, type View, type Watcher } from './store.js';
 
 export interface DomainHooks {
@@ -151,8 +151,8 @@ export class Connection implements Watcher {
         return s.read(v, c, onearg(f.payload, 'ENOENT'));
       case XS.DIRECTORY: {
         const names = s.directory(v, c, onearg(f.payload, 'ENOENT'));
-        const out = Buffer.from(names.map((n) => n + '\0').join(''), 'utf8');
-        if (out.length > 4096) throw new StoreError('E2BIG');
+        const out = nulJoin(...names);
+        if (out.length > PAYLOAD_MAX) throw new StoreError('E2BIG');
         return out;
       }
       case XS.DIRECTORY_PART: {
@@ -163,7 +163,7 @@ export class Connection implements Watcher {
       case XS.WRITE: {
         const nul = f.payload.indexOf(0);
         if (nul < 0) throw new StoreError('EINVAL');
-        s.write(v, c, f.payload.toString('utf8', 0, nul), Buffer.from(f.payload.subarray(nul + 1)));
+        s.write(v, c, f.payload.toString('utf8', 0, nul), f.payload.subarray(nul + 1));
         return ACK;
       }
       case XS.MKDIR:

@@ -1,7 +1,7 @@
 // The simulated xenstore database: nodes, permissions, transactions and watches, with the
 // semantics of C xenstored (xen 4.17 tools/xenstore: xenstored_core.c, _transaction.c, _watch.c).
 import type { XsPerm } from '../xenstore/api.js';
-import { PAYLOAD_MAX } from '../xenstore/wire.js';
+import { PAYLOAD_MAX, nulJoin } from '../xenstore/wire.js';
 import { baseName, parentPath, pathProblem } from '../xenstore/paths.js';
 
 export interface SimNode {
@@ -217,8 +217,8 @@ export class Store {
   /** DIRECTORY_PART reply: "<gen hex>\0" + children from byte offset, "\0" appended at the end. */
   directoryPart(v: View, c: Caller, path: string, offset: number): Buffer {
     const n = this.need(v, c, this.canonical(c, path), 'r');
-    const all = Buffer.from(n.children.map((x) => x + '\0').join(''), 'utf8');
-    const gen = Buffer.from(n.gen.toString(16) + '\0');
+    const all = nulJoin(...n.children);
+    const gen = nulJoin(n.gen.toString(16));
     if (!Number.isInteger(offset) || offset < 0 || offset > all.length) throw new StoreError('EINVAL');
     if (offset === all.length) return Buffer.concat([gen, Buffer.from([0])]);
     let len = 0;

@@ -107,8 +107,7 @@ export class Blkback {
 
   // ---- xenstore helpers ----------------------------------------------------------------------
   private read(path: string): string | undefined {
-    const n = this.store.nodes.get(path);
-    return n ? n.value.toString('utf8') : undefined;
+    return this.store.readValue(path);
   }
 
   private write(path: string, value: string): void {

@@ -23,8 +23,7 @@ export class SimFrontend {
   }
 
   private read(p: string): string | undefined {
-    const n = this.store.nodes.get(p);
-    return n ? n.value.toString('utf8') : undefined;
+    return this.store.readValue(p);
   }
 
   /** Writes a node of the frontend dir as the guest (throws StoreError EACCES if not allowed). */

@@ -93,10 +93,10 @@ export async function startSimulator(opts: SimulatorOptions): Promise<Simulator>
           probed.delete(devid);
           continue;
         }
-        if (probed.has(devid) || store.nodes.get(`${fe}/state`)?.value.toString() !== '1') continue;
+        if (probed.has(devid) || store.readValue(`${fe}/state`) !== '1') continue;
         probed.add(devid);
         const f = frontendOf(domid, devid);
-        if (f.probe() && store.nodes.get(`${f.backendPath()}/state`)?.value.toString() === '2') void f.autoConnect();
+        if (f.probe() && store.readValue(`${f.backendPath()}/state`) === '2') void f.autoConnect();
       }
     });
     w.watch(base, 'guest');
@@ -152,10 +152,7 @@ export async function startSimulator(opts: SimulatorOptions): Promise<Simulator>
         if (!busy && !blkback.busy && ![...guests.values()].some((w) => w.busy)) return;
       }
     },
-    read: (path) => {
-      const n = store.nodes.get(path);
-      return n ? n.value.toString('utf8') : undefined;
-    },
+    read: (path) => store.readValue(path),
     write: (path, value, asDomid) => {
       const c: Caller = asDomid === undefined || asDomid === 0 ? dom0 : { domid: asDomid, privileged: false };
       store.write(store.main, c, path, Buffer.from(value, 'utf8'));

@@ -143,6 +143,11 @@ export class Store {
     return ++this.generation;
   }
 
+  /** A live node's value as a string, ignoring permissions (for the simulator's own drivers); undefined when absent. */
+  readValue(path: string): string | undefined {
+    return this.nodes.get(path)?.value.toString('utf8');
+  }
+
   allocTxId(): number {
     const id = this.nextTxId;
     this.nextTxId = this.nextTxId >= 0x7fffffff ? 1 : this.nextTxId + 1;

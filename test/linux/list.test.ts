@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, readFileSync, rmSync, unlinkSync } from 'node:fs';
 import { listLoops } from '../../src/linux/list.js';
-import { LoopRegistry } from '../../src/linux/registry.js';
+import { LoopRegistry, RegistryError } from '../../src/linux/registry.js';
 import { Scratch, losetup, losetupDetach, sysfs } from './helpers.js';
 
 const scratch = new Scratch('list');
@@ -167,6 +167,28 @@ test('registry.listLoops (bound set kept by uevents) sees devices come and go li
     assert.deepEqual(mine(reg.listLoops()), []);
   } finally {
     reg.closeAll();
+  }
+  assert.deepEqual(await scratch.waitNoneBound(), []);
+});
+
+test('registry.listLoops on a stale host index: its own sweep is the full scan, and the index it leaves is right', async () => {
+  const img = scratch.image('stale.img');
+  const theirs = losetup(img);
+  const reg = new LoopRegistry({ allowedRoots: [scratch.dir] });
+  try {
+    const first = reg.listLoops();
+    assert.ok(first.some((l) => l.name === theirs));
+    assert.equal(reg.hostStats.fullScans, 1, 'one scan: the sweep itself');
+    if (reg.hostStats.uevents) {
+      // Current now: the next listing looks only at the devices the index knows, and still sees theirs.
+      assert.ok(reg.listLoops().some((l) => l.name === theirs));
+      assert.equal(reg.hostStats.fullScans, 1);
+    }
+    // The index (not a fresh scan) is what first flags the writable device of the same file.
+    await assert.rejects(reg.acquire({ key: 'k', source: img, readOnly: true }), (e) => e instanceof RegistryError && e.reason === 'rw-conflict');
+  } finally {
+    reg.closeAll();
+    losetupDetach(theirs);
   }
   assert.deepEqual(await scratch.waitNoneBound(), []);
 });

@@ -66,3 +66,10 @@ test('the registry sees a foreign device attached after its index was built (no 
   }
   assert.deepEqual(await scratch.waitNoneBound(), []);
 });
+
+test('loopNameOf and diskseqOf take the decoded text as well as the datagram', () => {
+  const msg = 'change@/devices/virtual/block/loop7\0ACTION=change\0DEVNAME=loop7\0DISKSEQ=42\0';
+  assert.equal(loopNameOf(msg), 'loop7');
+  assert.equal(diskseqOf(msg), '42');
+  assert.equal(loopNameOf(msg), loopNameOf(Buffer.from(msg, 'latin1')));
+});

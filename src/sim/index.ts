@@ -84,8 +84,9 @@ export async function startSimulator(opts: SimulatorOptions): Promise<Simulator>
     if (!opts.autoConnect || guests.has(domid)) return;
     const probed = new Set<number>();
     const base = `/local/domain/${domid}/device/vbd`;
+    const devRe = new RegExp(`^${base}/(\\d+)(?:/|$)`);
     const w = new KernelWatcher(store, { domid, privileged: false }, (path) => {
-      const m = new RegExp(`^${base}/(\\d+)(?:/|$)`).exec(path);
+      const m = devRe.exec(path);
       const devids = m ? [Number(m[1])] : [...probed];
       for (const devid of devids) {
         const fe = `${base}/${devid}`;

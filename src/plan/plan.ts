@@ -171,6 +171,17 @@ export function plan(desired: DesiredState, observed: ObservedState, policy: Pol
     if (info.pd && info.active) pdUsers.set(devKey(info.pd), (pdUsers.get(devKey(info.pd)) ?? 0) + 1);
   }
 
+  // A block device that is a loop device holds its backing file's data: users of either are users
+  // of the same data (a `device: /dev/loop3` disk and a `file:` disk of loop3's backing file).
+  /** Adds identity `id` to `out` and, when `id` is block device `dev` and that is a loop device, its backing file's. */
+  const addDataKeys = (out: Set<string>, id: string | undefined, dev: DevNum | undefined): Set<string> => {
+    if (id === undefined) return out;
+    out.add(id);
+    const l = dev && id === blockKey(dev.major, dev.minor) ? loopByDev.get(devKey(dev)) : undefined;
+    if (l) out.add(fileKey(l.backing));
+    return out;
+  };
+
   // ---- desired disks, in order -----------------------------------------------------------------
   const domains = [...desired.domains].sort((a, b) => cmp(a.name, b.name));
   const desiredNames = new Set(domains.map((d) => d.name));
@@ -181,6 +192,8 @@ export function plan(desired: DesiredState, observed: ObservedState, policy: Pol
     ambiguous?: number[];
     src?: SourceObs;
     identity?: string;
+    /** Its identity and, for a loop device, its backing file's: the keys of the data it wants. */
+    dataKeys: string[];
     /** Why no new use of the source may be created (missing, mounted, ...): set by source checks. */
     sourceProblem?: string;
     /** The data key under which its source is wanted or used read-write by another disk too. */
@@ -191,12 +204,13 @@ export function plan(desired: DesiredState, observed: ObservedState, policy: Pol
     const ids = domidsByName.get(dom.name) ?? [];
     const sortedDisks = [...dom.disks].sort((a, b) => a.devid - b.devid || cmp(a.vdev, b.vdev));
     for (const disk of sortedDisks) {
-      const c: DiskCtx = { dom, disk };
+      const src = Object.hasOwn(observed.sources, disk.source) ? observed.sources[disk.source] : undefined;
+      const identity = sourceIdentity(src);
+      const c: DiskCtx = { dom, disk, dataKeys: [...addDataKeys(new Set(), identity, src?.kind === 'block' ? parseDecDev(src.rdev) : undefined)] };
       if (ids.length === 1) c.domid = ids[0]!;
       else if (ids.length > 1) c.ambiguous = [...ids].sort((a, b) => a - b);
-      const src = Object.hasOwn(observed.sources, disk.source) ? observed.sources[disk.source] : undefined;
       if (src) c.src = src;
-      c.identity = sourceIdentity(src);
+      c.identity = identity;
       ctxs.push(c);
     }
   }
@@ -213,23 +227,11 @@ export function plan(desired: DesiredState, observed: ObservedState, policy: Pol
       m.set(u.key, { ...u });
     }
   };
-  // A block device that is a loop device holds its backing file's data: users of either are users
-  // of the same data (a `device: /dev/loop3` disk and a `file:` disk of loop3's backing file).
-  const dataKeys = (...ids: (string | undefined)[]): string[] => {
-    const out = new Set<string>();
-    for (const id of ids) {
-      if (id === undefined) continue;
-      out.add(id);
-      const m = /^b:(\d+):(\d+)$/.exec(id);
-      const l = m ? loopByDev.get(`${m[1]}:${m[2]}`) : undefined;
-      if (l) out.add(fileKey(l.backing));
-    }
-    return [...out];
-  };
   for (const i of infos) {
     if (!i.active || i.identity === undefined) continue;
     const dom = domLabel(nameByDomid, i.b.frontendDomid);
-    for (const k of dataKeys(i.identity, i.altIdentity)) {
+    // A backend's block identities are all its physical-device.
+    for (const k of addDataKeys(addDataKeys(new Set(), i.identity, i.pd), i.altIdentity, i.pd)) {
       addUser(k, {
         key: `d${i.b.frontendDomid}:${i.b.devid}`,
         label: `${dom} ${vdevName(i.b.devid)}${i.b.ours ? '' : ' (not xvbd\'s)'}`,
@@ -238,7 +240,7 @@ export function plan(desired: DesiredState, observed: ObservedState, policy: Pol
     }
   }
   for (const c of ctxs) {
-    for (const k of dataKeys(c.identity)) {
+    for (const k of c.dataKeys) {
       addUser(k, {
         key: c.domid !== undefined ? `d${c.domid}:${c.disk.devid}` : `n${c.dom.name}:${c.disk.devid}`,
         label: `${c.dom.name} ${c.disk.vdev}`,
@@ -253,7 +255,7 @@ export function plan(desired: DesiredState, observed: ObservedState, policy: Pol
     if (list.some((u) => u.writable)) rwConflict.set(identity, list.sort((a, b) => cmp(a.label, b.label)));
   }
   for (const c of ctxs) {
-    const k = dataKeys(c.identity).find((x) => rwConflict.has(x));
+    const k = c.dataKeys.find((x) => rwConflict.has(x));
     if (k !== undefined) c.conflict = k;
   }
   const rwReported = new Set<string>();
@@ -290,15 +292,20 @@ export function plan(desired: DesiredState, observed: ObservedState, policy: Pol
   }
   /** Why no new use of the disk's source may be created, or undefined when one may. */
   const blocked = (c: DiskCtx): string | undefined => c.sourceProblem ?? (c.conflict !== undefined ? 'read-write file shared' : undefined);
+  // The one a new read-only use shares: the most used, then the lowest numbered (users are known by now).
+  const bestByKey = new Map<string, LoopObs>();
+  const usersOf = (l: LoopObs): number => loopUsers.get(l.name)?.length ?? 0;
+  for (const [k, ls] of roLoopsByKey) {
+    let best = ls[0]!;
+    for (const l of ls) if (usersOf(l) > usersOf(best) || (usersOf(l) === usersOf(best) && l.number < best.number)) best = l;
+    bestByKey.set(k, best);
+  }
   const reusedInPlan = new Set<string>();
   const pickReuse = (c: DiskCtx): LoopRef | undefined => {
     if (c.disk.mode !== 'ro' || c.src?.kind !== 'file' || c.identity === undefined) return undefined;
     const o = c.disk.options;
-    const cands = roLoopsByKey.get(shareKey(c.identity, o.directIo, o.blockSize ?? DEFAULT_BLOCK_SIZE)) ?? [];
-    if (cands.length === 0) return undefined;
-    const best = [...cands].sort(
-      (a, b) => (loopUsers.get(b.name)?.length ?? 0) - (loopUsers.get(a.name)?.length ?? 0) || a.number - b.number,
-    )[0]!;
+    const best = bestByKey.get(shareKey(c.identity, o.directIo, o.blockSize ?? DEFAULT_BLOCK_SIZE));
+    if (!best) return undefined;
     reusedInPlan.add(best.name);
     return loopRef(best);
   };

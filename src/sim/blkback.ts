@@ -34,9 +34,9 @@ export interface BackendInfo {
    * 'probed': a registered backend device. 'wedged': connected without a "dev" node (error
    * "2 get blkback dev name"): real blkback then never lets go of the device, even after the
    * backend and frontend dirs are gone (recorded by the Xen suite); only close() releases it.
-   * ('ignored' is not produced any more: an unprobed backend is simply not listed.)
+   * (An unprobed backend is simply not listed.)
    */
-  status: 'ignored' | 'probed' | 'wedged';
+  status: 'probed' | 'wedged';
   /** "major:minor" (hex) of the device held open, if any. */
   held: string | undefined;
   mode: 'r' | 'w' | undefined;
@@ -47,7 +47,6 @@ interface Vbd {
   domid: number;
   devid: number;
   root: string;
-  status: 'ignored' | 'probed';
   frontend: string;
   fd: number | undefined;
   major: number;
@@ -82,7 +81,7 @@ export class Blkback {
     return [...this.vbds.values(), ...this.wedged].map((v) => ({
       domid: v.domid,
       devid: v.devid,
-      status: v.wedged ? 'wedged' : v.status,
+      status: v.wedged ? 'wedged' : 'probed',
       held: v.fd !== undefined ? `${v.major.toString(16)}:${v.minor.toString(16)}` : undefined,
       mode: v.fd !== undefined ? (v.writable ? 'w' : 'r') : undefined,
       connected: v.ringsConnected,
@@ -146,14 +145,10 @@ export class Blkback {
 
   /** xenbus_dev_changed for the backend bus. */
   private devChanged(path: string): void {
-    if (path === BE_ROOT || !path.startsWith(BE_ROOT + '/')) {
-      // The whole tree may have gone: drop every device whose dir is missing.
-      for (const v of [...this.vbds.values()]) if (!this.store.nodes.has(v.root)) this.unregister(v);
-      return;
-    }
     const m = BE_RE.exec(path);
     if (!m) {
-      // backend/vbd/<domid> removed: its children fired too, but be thorough
+      // backend/vbd or backend/vbd/<domid> (or the whole tree) changed: drop every device whose
+      // dir is missing (removed children fired too, but be thorough)
       for (const v of [...this.vbds.values()]) if (!this.store.nodes.has(v.root)) this.unregister(v);
       return;
     }
@@ -187,7 +182,7 @@ export class Blkback {
       return;
     }
     const v: Vbd = {
-      domid, devid, root, status: 'probed', frontend: fe, fd: undefined, major: 0, minor: 0,
+      domid, devid, root, frontend: fe, fd: undefined, major: 0, minor: 0,
       writable: false, ringsConnected: false, sysDir, wedged: false,
     };
     this.vbds.set(key, v);
@@ -288,7 +283,6 @@ export class Blkback {
 
   /** frontend_changed in xen-blkback/xenbus.c. */
   private frontendChanged(v: Vbd): void {
-    if (v.status !== 'probed') return;
     const raw = this.read(`${v.frontend}/state`);
     const fs = raw === undefined ? XenbusState.Unknown : Number.parseInt(raw, 10) || 0;
     const be = this.beState(v);
@@ -400,7 +394,7 @@ export class Blkback {
     v.ringsConnected = false;
     const key = `${v.domid}/${v.devid}`;
     this.w.unwatch(`${v.root}/physical-device`, `pd:${key}`);
-    if (v.frontend) this.w.unwatch(`${v.frontend}/state`, `fe:${key}`);
+    this.w.unwatch(`${v.frontend}/state`, `fe:${key}`);
     this.vbds.delete(key);
     if (v.wedged) {
       // recorded on 4.17: the wedged vbd's sysfs entry stays, with physical_device and mode,

@@ -33,7 +33,14 @@ export type Action =
   /** `-` Free one of our loop devices that no backend uses (prune only; ownership proven by marker + diskseq). */
   | { kind: 'free-loop'; loop: LoopRef; reason: string };
 
-export type ActionKind = Action['kind'];
+/** How a plan marks each action: `+` adds a disk, `-` removes one, `~` changes one in place. */
+export const ACTION_SIGN: Record<Action['kind'], '+' | '-' | '~'> = {
+  attach: '+',
+  serve: '+',
+  detach: '-',
+  'free-loop': '-',
+  replace: '~',
+};
 
 export type FindingKind =
   | 'missing-backend'

@@ -1,16 +1,8 @@
 // Terraform-style text of a Plan: `+` attach/serve, `-` detach/free, `~` replace, `!` findings, each
 // with its reason, then one summary line. Used by `xvbd plan`, `xvbd apply` and the TUI.
-import type { Action, Finding, Plan } from '../../model/plan.js';
+import { ACTION_SIGN, type Action, type Finding, type Plan } from '../../model/plan.js';
 import { vdevName } from '../../plan/identity.js';
 import { columns, palette, plural, type Palette, type RenderOptions } from './style.js';
-
-export const ACTION_SIGN: Record<Action['kind'], '+' | '-' | '~'> = {
-  attach: '+',
-  serve: '+',
-  detach: '-',
-  'free-loop': '-',
-  replace: '~',
-};
 
 export interface PlanCounts {
   /** attach + serve */
@@ -123,9 +115,4 @@ export function renderPlan(plan: Plan, opts: PlanTextOptions = {}): string {
   }
   lines.push('', p.bold(summaryLine(plan)));
   return lines.join('\n') + '\n';
-}
-
-/** Same as renderPlan without options (the name src/apply used before this module existed). */
-export function renderPlanText(plan: Plan): string {
-  return renderPlan(plan);
 }

@@ -139,10 +139,6 @@ export class Store {
     return this.live;
   }
 
-  newGeneration(): number {
-    return ++this.generation;
-  }
-
   /** A live node's value as a string, ignoring permissions (for the simulator's own drivers); undefined when absent. */
   readValue(path: string): string | undefined {
     return this.nodes.get(path)?.value.toString('utf8');

@@ -47,13 +47,6 @@ export function checkPath(path: string, opts: PathCheckOpts = {}): void {
   }
 }
 
-/** Joins path components: joinPath('/a', 'b', 'c') = '/a/b/c'. */
-export function joinPath(base: string, ...parts: (string | number)[]): string {
-  let out = base;
-  for (const p of parts) out = out === '/' ? `/${p}` : `${out}/${p}`;
-  return out;
-}
-
 /** Parent of an absolute path ('/' for '/a'); undefined for '/'. */
 export function parentPath(path: string): string | undefined {
   if (path === '/') return undefined;

@@ -26,7 +26,6 @@ export const XS = {
   RESET_WATCHES: 21,
   DIRECTORY_PART: 22,
 } as const;
-export type XsType = (typeof XS)[keyof typeof XS];
 export const XS_TYPE_COUNT = 23;
 
 export const XS_TYPE_NAMES: Record<number, string> = Object.fromEntries(
@@ -40,26 +39,6 @@ export const PAYLOAD_MAX = 4096;
 export const ABS_PATH_MAX = 3072;
 /** XENSTORE_REL_PATH_MAX */
 export const REL_PATH_MAX = 2048;
-
-/** xsd_errors[] order in xs_wire.h (errno numbers as on Linux). */
-export const XSD_ERRORS: { errno: number; name: string }[] = [
-  { errno: 22, name: 'EINVAL' },
-  { errno: 13, name: 'EACCES' },
-  { errno: 17, name: 'EEXIST' },
-  { errno: 21, name: 'EISDIR' },
-  { errno: 2, name: 'ENOENT' },
-  { errno: 12, name: 'ENOMEM' },
-  { errno: 28, name: 'ENOSPC' },
-  { errno: 5, name: 'EIO' },
-  { errno: 39, name: 'ENOTEMPTY' },
-  { errno: 38, name: 'ENOSYS' },
-  { errno: 30, name: 'EROFS' },
-  { errno: 16, name: 'EBUSY' },
-  { errno: 11, name: 'EAGAIN' },
-  { errno: 106, name: 'EISCONN' },
-  { errno: 7, name: 'E2BIG' },
-  { errno: 1, name: 'EPERM' },
-];
 
 export interface Frame {
   type: number;
@@ -129,10 +108,6 @@ export class FrameDecoder {
       this.buf = this.buf.subarray(HEADER_LEN + len);
     }
     return out;
-  }
-
-  get pending(): number {
-    return this.buf.length;
   }
 }
 

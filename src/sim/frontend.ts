@@ -192,13 +192,7 @@ export class SimFrontend {
     const id = readAsGuest(`${this.path}/backend-id`);
     const be = readAsGuest(`${this.path}/backend`);
     if (id === undefined || be === undefined) return fatal(`2 reading other end details from ${name}`);
-    let exists = false;
-    try {
-      this.store.read(this.store.main, this.caller, be);
-      exists = true;
-    } catch {
-      exists = false;
-    }
+    const exists = readAsGuest(be) !== undefined;
     if (be.length === 0 || !exists) return fatal(`2 unable to read other end from ${name}.  missing or inaccessible.`);
     this.probeFailed = false;
     return true;
@@ -212,7 +206,7 @@ export class SimFrontend {
     for (let i = 0; i < 20; i++) {
       await this.blkback.settle();
       if (this.watcher?.busy) await this.watcher.drained();
-      else if (!this.watcher || !this.watcher.busy) {
+      else {
         await new Promise((r) => setImmediate(r));
         if (!this.watcher?.busy) {
           await this.blkback.settle();

@@ -2,6 +2,7 @@
 // Terraform-like code, or the daemon that keeps the host converged (src/daemon, docs/systemd.md).
 import { parseCommand } from '../args.js';
 import { resolve } from 'node:path';
+import { defaultConfigDir } from '../../config/index.js';
 import { CliError } from '../errors.js';
 
 const USAGE = `Usage: xvbd reconcile [--config DIR] [--watch] [options]
@@ -49,7 +50,7 @@ export async function run(argv: string[]): Promise<number> {
   };
   const resyncS = num('resync', a.resync, 86_400);
   const debounceMs = num('debounce', a.debounce, 60_000);
-  const configDir = resolve(a.config ?? process.env.XVBD_CONFIG ?? '/etc/xvbd');
+  const configDir = resolve(a.config ?? defaultConfigDir());
   // As `xvbd apply` does: --hook-script, else $XVBD_HOOK_SCRIPT, else /usr/local/bin/xvbd-hook if installed.
   const { hookScriptPath } = await import('../../apply/session.js');
   const hookScript = a['hook-script'] ?? hookScriptPath();

@@ -1,4 +1,6 @@
 // `xvbd tui`: a live terminal UI of the disks, their drift and the pending plan (src/ui).
+import { resolve } from 'node:path';
+import { defaultConfigDir } from '../../config/index.js';
 import { parseCommand } from '../args.js';
 import { CliError } from '../errors.js';
 
@@ -43,8 +45,7 @@ export async function run(argv: string[]): Promise<number> {
   // session whatever the environment says: an administrator's shell or a CI job's pty alike.
   delete process.env.CI;
   delete process.env.CONTINUOUS_INTEGRATION;
-  const { resolveConfigDir } = await import('../../observe/snapshot.js');
-  const configDir = resolveConfigDir(values.config);
+  const configDir = resolve(values.config ?? defaultConfigDir());
   const [{ render }, { createElement }, { LiveApp }, { WorkerSource }, { makeApply }] = await Promise.all([
     import('ink'),
     import('react'),

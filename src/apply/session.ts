@@ -2,11 +2,10 @@
 // take the lock, observe, plan, execute with the keeper as the fd holder.
 import { existsSync } from 'node:fs';
 import { loadConfig, formatErrors } from '../config/index.js';
-import { LoopRegistry, mountedDevices } from '../linux/index.js';
+import { LoopRegistry } from '../linux/index.js';
 import type { DesiredState, Policy } from '../model/desired.js';
-import type { ObservedState } from '../model/observed.js';
 import type { Plan } from '../model/plan.js';
-import { observe } from '../observe/observe.js';
+import { observeWith } from '../daemon/wiring.js';
 import { plan as makePlan } from '../plan/index.js';
 import type { XsClient } from '../xenstore/api.js';
 import { connect } from '../xenstore/client.js';
@@ -33,20 +32,6 @@ export async function loadDesired(configDir: string): Promise<DesiredState> {
   const r = await loadConfig(configDir);
   if (!r.desired) throw new ConfigInvalid(formatErrors(r.errors));
   return r.desired;
-}
-
-export function backendDomids(desired: DesiredState): number[] {
-  return [...new Set([desired.policy.defaults.backendDomid, ...desired.domains.flatMap((d) => d.disks.map((k) => k.backendDomid))])];
-}
-
-export async function observeFor(xs: XsClient, registry: LoopRegistry, desired: DesiredState): Promise<ObservedState> {
-  return observe({
-    xs,
-    loops: () => registry.listLoops(),
-    sources: [...new Set(desired.domains.flatMap((d) => d.disks.map((k) => k.source)))],
-    backendDomids: backendDomids(desired),
-    mountedDevs: () => mountedDevices().devs,
-  });
 }
 
 export interface ApplyOptions {
@@ -81,7 +66,7 @@ export async function applyOnce(opts: ApplyOptions): Promise<ApplyOutcome> {
   const registry = new LoopRegistry({ allowedRoots: policy.allowedRoots });
   const holder = opts.holder ?? new KeeperHolder(runDir());
   try {
-    const observed = await observeFor(xs, registry, desired);
+    const observed = await observeWith(registry)(xs, desired);
     const plan = makePlan(desired, observed, policy);
     if (opts.dryRun || plan.actions.length === 0) return { desired, policy, plan, approved: false };
     const approved = opts.approve ? await opts.approve(plan, desired) : true;

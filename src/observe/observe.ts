@@ -16,6 +16,8 @@
 // is then always seen together with that backend.
 import { existsSync, lstatSync, readFileSync, readdirSync, realpathSync } from 'node:fs';
 import type { XsClient, XsOps } from '../xenstore/api.js';
+import { isXsError } from '../xenstore/errors.js';
+import { devMajor, devMinor } from '../linux/devnum.js';
 import type { BackendObs, DomainObs, LoopObs, ObservedState, SourceObs } from '../model/observed.js';
 import {
   cleanText,
@@ -81,7 +83,7 @@ async function readOpt(ops: XsOps, path: string): Promise<string | undefined> {
     const v = await ops.read(path);
     return v === undefined ? undefined : v.length > MAX_VALUE * 4 ? v.slice(0, MAX_VALUE * 4) : v;
   } catch (err) {
-    if (isErrno(err, 'ENOENT') || isErrno(err, 'EACCES') || isErrno(err, 'EINVAL')) return undefined;
+    if (isXsError(err, 'ENOENT') || isXsError(err, 'EACCES') || isXsError(err, 'EINVAL')) return undefined;
     throw err;
   }
 }
@@ -91,13 +93,9 @@ async function dirOpt(ops: XsOps, path: string): Promise<string[]> {
     const d = await ops.directory(path);
     return d.length > MAX_ENTRIES ? d.slice(0, MAX_ENTRIES) : d;
   } catch (err) {
-    if (isErrno(err, 'ENOENT') || isErrno(err, 'EACCES')) return [];
+    if (isXsError(err, 'ENOENT') || isXsError(err, 'EACCES')) return [];
     throw err;
   }
-}
-
-function isErrno(err: unknown, errno: string): boolean {
-  return typeof err === 'object' && err !== null && (err as { errno?: unknown }).errno === errno;
 }
 
 interface XsPart {
@@ -106,7 +104,7 @@ interface XsPart {
 }
 
 /** The xenstore half of the snapshot, with the given ops (a transaction or the plain client). */
-export async function readXenstore(ops: XsOps, backendDomids: number[], sysfs: string): Promise<XsPart> {
+async function readXenstore(ops: XsOps, backendDomids: number[], sysfs: string): Promise<XsPart> {
   const domainsP = (async () => {
     const ids = (await dirOpt(ops, '/local/domain'))
       .map(parseDomid)
@@ -276,10 +274,7 @@ function observeSource(path: string, mountedInodes: Set<string>, mountedDevs: Se
     s.mounted = mountedInodes.has(`${s.inode.dev}:${s.inode.ino}`);
   } else if (st.isBlockDevice()) {
     s.kind = 'block';
-    const rdev = st.rdev;
-    const major = Number(((rdev >> 8n) & 0xfffn) | ((rdev >> 32n) & ~0xfffn));
-    const minor = Number((rdev & 0xffn) | ((rdev >> 12n) & ~0xffn));
-    s.rdev = `${major}:${minor}`;
+    s.rdev = `${devMajor(st.rdev)}:${devMinor(st.rdev)}`;
     s.mounted = mountedDevs.has(s.rdev) || partitionMounted(s.rdev, mountedDevs);
   } else {
     s.kind = 'other';
@@ -308,14 +303,14 @@ function partitionMounted(rdev: string, mountedDevs: Set<string>): boolean {
   return false;
 }
 
-/** Reads the xenstore half, in one transaction or not. Exposed for the benchmark. */
-export async function observeXenstore(xs: XsClient, backendDomids: number[], sysfs: string, transaction: boolean): Promise<XsPart> {
+/** Reads the xenstore half, in one transaction or not. */
+async function observeXenstore(xs: XsClient, backendDomids: number[], sysfs: string, transaction: boolean): Promise<XsPart> {
   if (!transaction) return readXenstore(xs, backendDomids, sysfs);
   try {
     return await xs.transaction((tx) => readXenstore(tx, backendDomids, sysfs), { maxAttempts: 5 });
   } catch (err) {
     // Constant churn (guests flapping) can make a consistent cut impossible: take a plain read.
-    if (isErrno(err, 'EAGAIN')) return readXenstore(xs, backendDomids, sysfs);
+    if (isXsError(err, 'EAGAIN')) return readXenstore(xs, backendDomids, sysfs);
     throw err;
   }
 }

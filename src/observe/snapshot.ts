@@ -5,7 +5,8 @@ import type { LoopObs, ObservedState } from '../model/observed.js';
 import type { Plan } from '../model/plan.js';
 import type { XsClient } from '../xenstore/api.js';
 import type { ConfigError } from '../config/index.js';
-import { observe, type ObserveDeps } from './observe.js';
+import type { ObserveDeps } from './observe.js';
+import { observeDesired } from './scope.js';
 import { plan as makePlan } from '../plan/plan.js';
 
 export interface ObserveForOptions {
@@ -19,16 +20,8 @@ export interface ObserveForOptions {
   mountedDevs?: () => Set<string>;
 }
 
-/** Observe what `desired` needs: its sources, its backend domains (and dom0), every loop device. */
+/** Observe what `desired` needs (src/observe/scope.ts), with this host's loop devices unless given. */
 export async function observeFor(xs: XsClient, desired: DesiredState | undefined, opts: ObserveForOptions = {}): Promise<ObservedState> {
-  const sources: string[] = [];
-  const bes = new Set<number>([0]);
-  for (const d of desired?.domains ?? []) {
-    for (const k of d.disks) {
-      sources.push(k.source);
-      bes.add(k.backendDomid);
-    }
-  }
   let loops = opts.loops;
   let mountedDevs = opts.mountedDevs;
   if (!loops || !mountedDevs) {
@@ -36,10 +29,10 @@ export async function observeFor(xs: XsClient, desired: DesiredState | undefined
     loops ??= () => linux.listLoops();
     mountedDevs ??= () => linux.mountedDevices().devs;
   }
-  const deps: ObserveDeps = { xs, loops, sources, backendDomids: [...bes], mountedDevs };
+  const deps: Omit<ObserveDeps, 'sources' | 'backendDomids'> = { xs, loops, mountedDevs };
   if (opts.xenBackendSysfs !== undefined) deps.xenBackendSysfs = opts.xenBackendSysfs;
   if (opts.transaction !== undefined) deps.transaction = opts.transaction;
-  return observe(deps);
+  return observeDesired(deps, desired);
 }
 
 export interface SnapshotOptions extends ObserveForOptions {

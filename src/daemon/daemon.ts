@@ -5,7 +5,7 @@
 // keeper (and stay in systemd's fd store), so every backend stays served.
 import { watch as chokidarWatch, type FSWatcher } from 'chokidar';
 import { existsSync, openSync, constants as fsc } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { dirname } from 'node:path';
 import type { XsClient } from '../xenstore/api.js';
 import type { LoopRegistry } from '../linux/registry.js';
 import { sysClose } from '../linux/ffi.js';
@@ -16,7 +16,8 @@ import { FdStore } from './fdstore.js';
 import { StoreAwareDevices } from './devices.js';
 import { Reconciler, type PassOutcome } from './reconciler.js';
 import { listenFds, Notifier, watchdogIntervalMs } from './systemd.js';
-import { connectKeeper, ensureKeeper } from './keeper-client.js';
+import { connectKeeper, ensureKeeper, keeperSocketPath } from './keeper-client.js';
+import { DISKSEQ_NODE, MARKER_NODE, MARKER_VALUE, parseBackendPath, vbdPaths } from '../apply/layout.js';
 
 export interface DaemonOptions extends Omit<EngineDeps, 'fdStore' | 'log'> {
   runDir: string;
@@ -66,7 +67,7 @@ export class Daemon {
       log: this.log,
       // A one-shot `xvbd apply` (or the hook without us) may have handed fds to a keeper meanwhile.
       beforeSweep: async () => {
-        if (existsSync(join(o.runDir, 'keeper.sock'))) await this.takeOverFromKeeper();
+        if (existsSync(keeperSocketPath(o.runDir))) await this.takeOverFromKeeper();
       },
     });
     this.reconciler = new Reconciler(this.engine, {
@@ -141,7 +142,8 @@ export class Daemon {
     }
     try {
       const list = await conn.request({ op: 'list' });
-      let taken = 0;
+      // the drops go out together (the keeper answers in order); each only once our own fd holds the device
+      const drops: Promise<unknown>[] = [];
       for (const h of list.held ?? []) {
         if (!h.live || !h.diskseq) continue;
         let fd: number;
@@ -164,10 +166,14 @@ export class Daemon {
           sysClose(fd); // refused: the fd is still ours
           continue;
         }
-        await conn.request({ op: 'drop', backend: h.backend, diskseq: h.diskseq });
-        taken++;
+        drops.push(conn.request({ op: 'drop', backend: h.backend, diskseq: h.diskseq }));
       }
-      if (taken > 0) this.log(`keeper: took over ${taken} fd(s) from the keeper (pid ${list.pid})`);
+      try {
+        await Promise.all(drops);
+      } finally {
+        await Promise.allSettled(drops);
+      }
+      if (drops.length > 0) this.log(`keeper: took over ${drops.length} fd(s) from the keeper (pid ${list.pid})`);
     } catch (err) {
       this.log(`keeper: take-over failed: ${(err as Error).message}`);
     } finally {
@@ -391,9 +397,14 @@ export class Daemon {
 
   private async lookBackend(path: string): Promise<{ exists: boolean; ours: boolean; physicalDevice?: string; diskseq?: string }> {
     const xs = await this.engine.client();
-    const [marker, pd, ds, params] = await Promise.all([xs.read(`${path}/xvbd`), xs.read(`${path}/physical-device`), xs.read(`${path}/diskseq`), xs.read(`${path}/frontend-id`)]);
-    const exists = marker !== undefined || pd !== undefined || params !== undefined || (await xs.directory(path)).length > 0;
-    return { exists, ours: marker === '1', ...(pd ? { physicalDevice: pd } : {}), ...(ds ? { diskseq: ds } : {}) };
+    // one round trip: the dir itself (its existence) with the nodes that matter
+    const [dir, marker, pd, ds] = await Promise.all([
+      xs.read(path),
+      xs.read(`${path}/${MARKER_NODE}`),
+      xs.read(`${path}/physical-device`),
+      xs.read(`${path}/${DISKSEQ_NODE}`),
+    ]);
+    return { exists: dir !== undefined, ours: marker === MARKER_VALUE, ...(pd ? { physicalDevice: pd } : {}), ...(ds ? { diskseq: ds } : {}) };
   }
 
   /**
@@ -428,15 +439,15 @@ export class Daemon {
     if (fds.length === 0) return;
     try {
       const k = await ensureKeeper(this.o.runDir);
-      let n = 0;
-      for (const f of fds) {
-        for (const backend of f.users) {
-          await k.request({ op: 'adopt', pid: process.pid, fd: f.fd, backend, diskseq: f.diskseq });
-          n++;
-        }
+      // all in flight together: the keeper handles them concurrently and answers in order
+      const adopts = fds.flatMap((f) => f.users.map((backend) => k.request({ op: 'adopt', pid: process.pid, fd: f.fd, backend, diskseq: f.diskseq })));
+      try {
+        await Promise.all(adopts);
+      } finally {
+        await Promise.allSettled(adopts);
+        k.close();
       }
-      k.close();
-      this.log(`handed ${n} fd(s) to the keeper`);
+      this.log(`handed ${adopts.length} fd(s) to the keeper`);
     } catch (err) {
       this.log(`hand-off to the keeper failed: ${(err as Error).message}; the fd store${this.notifier.enabled ? '' : ' (none: not under systemd)'} keeps what it has`);
     }
@@ -447,10 +458,9 @@ function backendArg(req: ControlRequest): string {
   const raw = req.backend;
   if (typeof raw !== 'string' || raw.length > 256) throw new ControlError('"backend" must be a backend path');
   // XENBUS_PATH as libxl gives it to the hook (relative to dom0's home), or the absolute path.
-  const m = /^(?:\/local\/domain\/(\d{1,5})\/)?backend\/vbd\/(\d{1,5})\/(\d{1,10})$/.exec(raw);
-  if (!m) throw new ControlError(`"${raw.slice(0, 80)}" is not a vbd backend path (backend/vbd/<domid>/<devid>)`);
-  const be = m[1] ?? '0';
-  return `/local/domain/${Number(be)}/backend/vbd/${Number(m[2])}/${Number(m[3])}`;
+  const id = parseBackendPath(raw.startsWith('/') ? raw : `/local/domain/0/${raw}`);
+  if (!id) throw new ControlError(`"${raw.slice(0, 80)}" is not a vbd backend path (backend/vbd/<domid>/<devid>)`);
+  return vbdPaths(id).backend;
 }
 
 export function statusLine(p: PassOutcome): string {

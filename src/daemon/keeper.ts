@@ -18,8 +18,10 @@
 // transaction committed) is dropped after a grace period. With nothing held, the keeper exits.
 import { chmodSync, closeSync, fstatSync, mkdirSync, open as fsOpen, readFileSync, rmSync, statSync, constants as fsc } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
-import { join } from 'node:path';
 import type { XsClient } from '../xenstore/api.js';
+import { DISKSEQ_NODE, isDecimalU64, parseBackendPath } from '../apply/layout.js';
+import { keeperSocketPath } from './keeper-client.js';
+import { devMajor, devMinor } from '../linux/devnum.js';
 
 export interface HeldEntry {
   /** The backend dir this fd serves. */
@@ -72,12 +74,6 @@ export type KeeperReply =
 
 export const DEFAULT_GRACE_MS = 60_000;
 
-function devOf(rdev: bigint): { major: number; minor: number } {
-  const major = Number(((rdev >> 8n) & 0xfffn) | ((rdev >> 32n) & ~0xfffn));
-  const minor = Number((rdev & 0xffn) | ((rdev >> 12n) & ~0xffn));
-  return { major, minor };
-}
-
 /** The device's diskseq from sysfs, or undefined when the kernel gives none. */
 export function sysfsDiskseq(major: number, minor: number): string | undefined {
   try {
@@ -88,7 +84,6 @@ export function sysfsDiskseq(major: number, minor: number): string | undefined {
   }
 }
 
-const BACKEND_RE = /^\/local\/domain\/(0|[1-9][0-9]{0,4})\/backend\/vbd\/(0|[1-9][0-9]{0,4})\/(0|[1-9][0-9]{0,9})$/;
 
 export interface KeeperOptions {
   runDir: string;
@@ -172,10 +167,10 @@ export class Keeper {
     if (!Number.isInteger(req.pid) || req.pid <= 0 || !Number.isInteger(req.fd) || req.fd < 0) {
       throw new Error('adopt: bad pid or fd');
     }
-    if (typeof req.backend !== 'string' || !BACKEND_RE.test(req.backend)) {
+    if (typeof req.backend !== 'string' || !parseBackendPath(req.backend)) {
       throw new Error(`adopt: not a vbd backend path: ${JSON.stringify(req.backend)}`);
     }
-    if (req.diskseq !== undefined && (typeof req.diskseq !== 'string' || !/^(0|[1-9][0-9]{0,19})$/.test(req.diskseq))) {
+    if (req.diskseq !== undefined && (typeof req.diskseq !== 'string' || !isDecimalU64(req.diskseq))) {
       throw new Error('adopt: bad diskseq');
     }
     // opened off the event loop: an open of a block device can wait in the kernel (disk open_mutex)
@@ -190,7 +185,8 @@ export class Keeper {
     try {
       const st = fstatSync(fd, { bigint: true });
       if (!st.isBlockDevice()) throw new Error(`adopt: /proc/${req.pid}/fd/${req.fd} is not a block device`);
-      const { major, minor } = devOf(st.rdev);
+      const major = devMajor(st.rdev);
+      const minor = devMinor(st.rdev);
       const seq = sysfsDiskseq(major, minor);
       if (req.diskseq !== undefined && seq !== req.diskseq) {
         throw new Error(`adopt: device ${major}:${minor} has diskseq ${seq ?? 'none'}, not ${req.diskseq}`);
@@ -361,8 +357,10 @@ export class Keeper {
       let exists: boolean;
       let seq: string | undefined;
       try {
-        exists = (await this.xs.read(backend)) !== undefined;
-        seq = exists ? await this.xs.read(`${backend}/diskseq`) : undefined;
+        // one round trip (a diskseq read with the dir gone is simply absent)
+        const [dir, node] = await Promise.all([this.xs.read(backend), this.xs.read(`${backend}/${DISKSEQ_NODE}`)]);
+        exists = dir !== undefined;
+        seq = exists ? node : undefined;
       } catch {
         return; // connection trouble: hold, the reconnect rechecks
       }
@@ -405,7 +403,7 @@ export class Keeper {
 export async function runKeeper(opts: KeeperOptions): Promise<void> {
   const log = opts.log ?? (() => {});
   mkdirSync(opts.runDir, { recursive: true, mode: 0o700 });
-  const sockPath = join(opts.runDir, 'keeper.sock');
+  const sockPath = keeperSocketPath(opts.runDir);
   const keeper = new Keeper(opts.connectXs, log);
   const idleMs = opts.idleExitMs ?? 3000;
   let idleTimer: NodeJS.Timeout | undefined;

@@ -86,26 +86,7 @@ export interface ReconcilerOptions extends QueueOptions {
   history?: number;
 }
 
-function actionTarget(a: Action): { target: string; label?: string } {
-  switch (a.kind) {
-    case 'attach':
-      return { target: `${a.domain}/${a.disk.vdev}`, label: `${a.domain}/${a.disk.vdev}` };
-    case 'serve':
-    case 'replace':
-      return { target: a.backend.path, label: `${a.domain}/${a.disk.vdev}` };
-    case 'detach':
-      return { target: a.backend.path, ...(a.domain ? { label: a.domain } : {}) };
-    case 'free-loop':
-      return { target: a.loop.name, label: `${a.loop.name} (diskseq ${a.loop.diskseq})` };
-  }
-}
-
 const SIGN: Record<Action['kind'], string> = { attach: '+', serve: '+', detach: '-', 'free-loop': '-', replace: '~' };
-
-export function describeAction(a: Action): string {
-  const t = actionTarget(a);
-  return `${SIGN[a.kind]}${a.kind} ${t.label ?? t.target}`;
-}
 
 export class Reconciler {
   readonly queue: TriggerQueue<PassOutcome>;
@@ -220,14 +201,12 @@ export class Reconciler {
       if (this.engine.sweep) {
         const sw = await this.engine.sweep(observed);
         o.released = sw.released;
-        if (sw.released.length > 0) {
-          // Letting go changed the host: plan from a second look. A device whose fd was just closed is
-          // on its way out (autoclear, once systemd drops its stored copy too): leave it to the next
-          // pass rather than race the kernel with an explicit free.
-          observed = await this.engine.observe(desired);
-          const going = new Set(sw.closed);
-          if (going.size > 0) observed = { ...observed, loops: observed.loops.filter((l) => !going.has(l.diskseq)) };
-        }
+        // Letting go changes nothing in xenstore, and on the loop side only which devices are on their
+        // way out: a device whose fd was just closed goes (autoclear, once systemd drops its stored copy
+        // too). Plan without those, leaving them to the next pass rather than race the kernel with an
+        // explicit free; no second look needed.
+        const going = new Set(sw.closed);
+        if (going.size > 0) observed = { ...observed, loops: observed.loops.filter((l) => !going.has(l.diskseq)) };
       }
       o.observed = observed;
       o.changed = describeChanges(this.prevDesired, desired, this.prevObserved, observed);

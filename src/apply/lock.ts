@@ -1,33 +1,12 @@
 // One applier at a time on a host: flock(LOCK_EX) on $XVBD_RUN_DIR/apply.lock (default /run/xvbd).
 // The file holds the holder's pid (for the error message only: the lock itself is the flock, which the
 // kernel drops when the holder dies, so a kill -9 never leaves a stale lock).
-import { closeSync, ftruncateSync, mkdirSync, openSync, readFileSync, writeSync, constants as fsc } from 'node:fs';
+import { closeSync, ftruncateSync, openSync, readFileSync, writeSync, constants as fsc } from 'node:fs';
 import { join } from 'node:path';
-import koffi from 'koffi';
+import { LOCK_EX, sysTryFlock } from '../linux/ffi.js';
+import { ensureRunDir, runDir } from './rundir.js';
 
-const LOCK_EX = 2;
-const LOCK_NB = 4;
-const EWOULDBLOCK = 11;
-const EINTR = 4;
-
-let flockFn: ((fd: number, op: number) => number) | undefined;
-function flock(fd: number, op: number): number {
-  if (!flockFn) {
-    const libc = koffi.load('libc.so.6');
-    flockFn = libc.func('int flock(int fd, int operation)') as (fd: number, op: number) => number;
-  }
-  return flockFn(fd, op);
-}
-
-export function runDir(): string {
-  return process.env.XVBD_RUN_DIR || '/run/xvbd';
-}
-
-/** Creates the run dir (0700) if needed and returns it. */
-export function ensureRunDir(dir = runDir()): string {
-  mkdirSync(dir, { recursive: true, mode: 0o700 });
-  return dir;
-}
+export { runDir, ensureRunDir };
 
 export class LockHeldError extends Error {
   constructor(
@@ -67,14 +46,14 @@ export async function acquireApplyLock(opts: { dir?: string; waitMs?: number } =
   const deadline = Date.now() + (opts.waitMs ?? 0);
   let delay = 10;
   for (;;) {
-    const r = flock(fd, LOCK_EX | LOCK_NB);
-    if (r === 0) break;
-    const errno = koffi.errno();
-    if (errno === EINTR) continue;
-    if (errno !== EWOULDBLOCK) {
+    let got: boolean;
+    try {
+      got = sysTryFlock(fd, LOCK_EX);
+    } catch (err) {
       closeSync(fd);
-      throw new Error(`flock(${path}) failed: errno ${errno}`);
+      throw new Error(`flock(${path}) failed: ${(err as Error).message}`);
     }
+    if (got) break;
     if (Date.now() >= deadline) {
       closeSync(fd);
       throw new LockHeldError(path, readHolder(path));

@@ -10,13 +10,12 @@ import { createConnection, createServer, type Server, type Socket } from 'node:n
 import { join } from 'node:path';
 import { peerCred, type PeerCred } from '../linux/socket.js';
 import { JsonLinesClient } from './jsonlines.js';
+import { runDir } from '../apply/rundir.js';
 
 /** Longest request or reply line accepted (bytes). */
 export const MAX_LINE = 64 * 1024;
 
-export function runDir(env: NodeJS.ProcessEnv = process.env): string {
-  return env.XVBD_RUN_DIR || '/run/xvbd';
-}
+export { runDir };
 
 export function controlSocketPath(env: NodeJS.ProcessEnv = process.env): string {
   return join(runDir(env), 'control.sock');

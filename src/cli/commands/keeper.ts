@@ -1,7 +1,7 @@
 // `xvbd keeper`: holds loop-device fds for backends when no daemon runs (docs/fd-holding.md).
 // Started on demand by `xvbd apply` and `xvbd hook`; not meant to be run by hand except to inspect it.
 import { parseCommand } from '../args.js';
-import { runDir } from '../../apply/lock.js';
+import { runDir } from '../../apply/rundir.js';
 import { connectKeeper } from '../../daemon/keeper-client.js';
 import { runKeeper } from '../../daemon/keeper.js';
 import { connect } from '../../xenstore/client.js';

@@ -99,6 +99,21 @@ export function summarize(a: Action): string {
   }
 }
 
+/** A step event as one line of progress (`xvbd apply`, the TUI, the demo): "[n] ...". */
+export function stepLine(e: StepEvent, ellipsis = '...'): string {
+  const n = `[${e.index + 1}]`;
+  switch (e.type) {
+    case 'step-start':
+      return `${n} ${e.summary} ${ellipsis}`;
+    case 'step-progress':
+      return `${n}   ${e.message}`;
+    case 'step-done':
+      return `${n} done in ${e.ms.toFixed(0)} ms${e.detail ? `: ${e.detail}` : ''}`;
+    case 'step-failed':
+      return `${n} FAILED after ${e.ms.toFixed(0)} ms: ${e.error}`;
+  }
+}
+
 /** Issues every request at once (the client pipelines them; xenstored handles one connection in order). */
 async function all(ops: Promise<unknown>[]): Promise<void> {
   const rs = await Promise.allSettled(ops);

@@ -2,22 +2,13 @@
 // the keeper holding the fds), approved only if the fresh plan is exactly the one the user saw and
 // confirmed: if anything changed in between, nothing is done and the screen shows the new plan.
 import { applyOnce } from '../apply/session.js';
-import type { StepEvent } from '../apply/execute.js';
+import { stepLine as stepLineOf, type StepEvent } from '../apply/execute.js';
 import type { Action } from '../model/plan.js';
 import type { ApplyFn } from './xen-source.js';
 
+/** A step event as the TUI shows it. */
 export function stepLine(e: StepEvent): string {
-  const n = `[${e.index + 1}]`;
-  switch (e.type) {
-    case 'step-start':
-      return `${n} ${e.summary} …`;
-    case 'step-progress':
-      return `${n}   ${e.message}`;
-    case 'step-done':
-      return `${n} done in ${e.ms.toFixed(0)} ms${e.detail ? `: ${e.detail}` : ''}`;
-    case 'step-failed':
-      return `${n} FAILED after ${e.ms.toFixed(0)} ms: ${e.error}`;
-  }
+  return stepLineOf(e, '…');
 }
 
 /** Two plans' actions are the same (order included). */

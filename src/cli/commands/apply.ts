@@ -4,7 +4,7 @@ import { parseCommand } from '../args.js';
 import { defaultConfigDir } from '../../config/index.js';
 import { LockHeldError } from '../../apply/lock.js';
 import { applyOnce, ConfigInvalid } from '../../apply/session.js';
-import type { StepEvent } from '../../apply/execute.js';
+import { stepLine } from '../../apply/execute.js';
 import type { Plan } from '../../model/plan.js';
 import { CliError } from '../errors.js';
 import { renderPlan } from '../render/plan.js';
@@ -22,20 +22,6 @@ Options:
   --dry-run        show the plan and stop
   --prune          also detach and free what is ours but no longer desired (as policy prune: true)
 Exit status: 0 success (or nothing to do), 1 failure (config invalid, a step failed, refused).`;
-
-function stepLine(e: StepEvent): string | undefined {
-  const n = 'index' in e ? `[${e.index + 1}]` : '';
-  switch (e.type) {
-    case 'step-start':
-      return `${n} ${e.summary} ...`;
-    case 'step-progress':
-      return `${n}   ${e.message}`;
-    case 'step-done':
-      return `${n} done in ${e.ms.toFixed(0)} ms: ${e.detail ?? ''}`;
-    case 'step-failed':
-      return `${n} FAILED after ${e.ms.toFixed(0)} ms: ${e.error}`;
-  }
-}
 
 async function ask(plan: Plan): Promise<boolean> {
   const rl = createInterface({ input: process.stdin, output: process.stdout });
@@ -74,10 +60,7 @@ export async function run(argv: string[]): Promise<number> {
         if (autoApprove) return true;
         return ask(plan);
       },
-      onEvent: (e) => {
-        const l = stepLine(e);
-        if (l) process.stdout.write(l + '\n');
-      },
+      onEvent: (e) => process.stdout.write(stepLine(e) + '\n'),
     });
     if (out.plan.actions.length === 0) {
       process.stdout.write(renderPlan(out.plan, { color }));

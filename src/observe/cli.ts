@@ -1,6 +1,7 @@
 // The CLI side of snapshot(): config errors and an unreachable xenstore become CliErrors with
 // a clear message (the config's errors printed compiler-style on stderr first).
 import { CliError } from '../cli/errors.js';
+import { plural, wantColor } from '../cli/render/style.js';
 import { snapshot, type Snapshot } from './snapshot.js';
 
 export interface LoadSnapshotOptions {
@@ -30,8 +31,8 @@ export async function loadSnapshot(opts: LoadSnapshotOptions): Promise<Snapshot 
     const { formatErrors } = await import('../config/index.js');
     if (snap.errors.length > 0) {
       if (opts.json) process.stdout.write(JSON.stringify({ valid: false, configDir: snap.configDir, errors: snap.errors }, null, 2) + '\n');
-      process.stderr.write(formatErrors(snap.errors, { color: process.stderr.isTTY === true && !process.env.NO_COLOR }) + '\n');
-      throw new CliError(`the config in ${snap.configDir} is invalid (${snap.errors.length} error${snap.errors.length === 1 ? '' : 's'}); nothing was planned`);
+      process.stderr.write(formatErrors(snap.errors, { color: wantColor(process.stderr) }) + '\n');
+      throw new CliError(`the config in ${snap.configDir} is invalid (${plural(snap.errors.length, 'error')}); nothing was planned`);
     }
     throw new CliError(`no desired state in ${snap.configDir}`);
   }

@@ -1,7 +1,7 @@
 // `xvbd plan`: what apply would do, Terraform-style, with the drift findings. Changes nothing.
 import { parseCommand, REPORT_OPTIONS } from '../args.js';
 import { renderPlan } from '../render/plan.js';
-import { wantColor } from '../render/style.js';
+import { colorFor, plural } from '../render/style.js';
 import { loadSnapshot } from '../../observe/cli.js';
 
 const USAGE = `Usage: xvbd plan [--config DIR] [--json] [--detailed-exitcode] [--prune] [--color|--no-color]
@@ -36,9 +36,9 @@ export async function run(argv: string[]): Promise<number> {
   if (values.json) {
     process.stdout.write(JSON.stringify(plan, null, 2) + '\n');
   } else {
-    const color = values['no-color'] ? false : values.color ? true : wantColor(process.stdout);
+    const color = colorFor(values, process.stdout);
     const disks = snap.desired!.domains.reduce((n, d) => n + d.disks.length, 0);
-    const header = `xvbd plan: ${snap.configDir} (${disks} desired disk${disks === 1 ? '' : 's'} in ${snap.desired!.domains.length} domain${snap.desired!.domains.length === 1 ? '' : 's'}); observed ${snap.observed!.backends.length} vbd backends, ${snap.observed!.loops.length} loop devices in ${snap.timings.observeMs.toFixed(0)} ms`;
+    const header = `xvbd plan: ${snap.configDir} (${plural(disks, 'desired disk')} in ${plural(snap.desired!.domains.length, 'domain')}); observed ${snap.observed!.backends.length} vbd backends, ${snap.observed!.loops.length} loop devices in ${snap.timings.observeMs.toFixed(0)} ms`;
     process.stdout.write(renderPlan(plan, { color, header }));
   }
   if (values['detailed-exitcode']) return plan.actions.length > 0 ? 2 : 0;

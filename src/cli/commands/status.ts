@@ -2,7 +2,7 @@
 // health kept apart, its loop device, diskseq, sharing, backend/frontend states; then the findings.
 import { parseCommand, REPORT_OPTIONS } from '../args.js';
 import { renderStatus } from '../render/status.js';
-import { wantColor } from '../render/style.js';
+import { colorFor } from '../render/style.js';
 import { loadSnapshot } from '../../observe/cli.js';
 
 const USAGE = `Usage: xvbd status [--config DIR] [--json] [--color|--no-color]
@@ -37,7 +37,7 @@ export async function run(argv: string[]): Promise<number> {
     process.stdout.write(JSON.stringify({ disks: plan.disks, findings: plan.findings, host }, null, 2) + '\n');
     return 0;
   }
-  const color = values['no-color'] ? false : values.color ? true : wantColor(process.stdout);
+  const color = colorFor(values, process.stdout);
   const header = `xvbd status: ${snap.configDir}; observed in ${snap.timings.observeMs.toFixed(0)} ms`;
   process.stdout.write(renderStatus(plan, { color, header, observed }));
   return 0;

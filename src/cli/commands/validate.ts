@@ -1,6 +1,7 @@
 // `xvbd validate [--config DIR] [--json]`: check the desired-state directory, print every error.
 import { parseCommand, REPORT_OPTIONS } from '../args.js';
 import { checkConfigDir, defaultConfigDir, formatErrors } from '../../config/index.js';
+import { colorFor, plural } from '../render/style.js';
 
 const USAGE = `Usage: xvbd validate [--config DIR] [--json] [--color|--no-color]
 
@@ -16,8 +17,6 @@ Options:
   -h, --help     this help
 
 Exit status: 0 valid, 1 invalid, 2 usage error.`;
-
-const plural = (n: number, word: string) => `${n} ${word}${n === 1 ? '' : 's'}`;
 
 export async function run(argv: string[]): Promise<number> {
   const args = parseCommand(argv, USAGE, REPORT_OPTIONS, { usageExit: 2 });
@@ -43,7 +42,7 @@ export async function run(argv: string[]): Promise<number> {
     process.stdout.write(`${summary}: valid\n`);
     return 0;
   }
-  const color = values['no-color'] ? false : (values.color ?? (process.stderr.isTTY === true && !process.env.NO_COLOR));
+  const color = colorFor(values, process.stderr);
   process.stderr.write(formatErrors(r.errors, { color }));
   process.stderr.write(`${summary}: ${plural(r.errors.length, 'error')}\n`);
   return 1;

@@ -29,6 +29,11 @@ export function wantColor(stream: { isTTY?: boolean }, env: NodeJS.ProcessEnv = 
   return stream.isTTY === true && !env.NO_COLOR && env.TERM !== 'dumb';
 }
 
+/** Whether to colour `stream`: --no-color says never, --color always, otherwise wantColor. */
+export function colorFor(values: { color?: boolean | undefined; 'no-color'?: boolean | undefined }, stream: { isTTY?: boolean }): boolean {
+  return values['no-color'] ? false : values.color ? true : wantColor(stream);
+}
+
 // eslint-disable-next-line no-control-regex
 const ANSI = /\x1b\[[0-9;]*m/g;
 

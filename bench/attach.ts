@@ -15,7 +15,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs, promisify } from 'node:util';
 import { BATCH_MAX, execute, layoutWrites, type FdHolder } from '../src/apply/execute.js';
-import { attachLayout, vbdPaths } from '../src/apply/layout.js';
+import { attachLayout } from '../src/apply/layout.js';
 import { devMajor, devMinor, getDiskseq } from '../src/linux/loopdev.js';
 import type { DeviceProvider } from '../src/apply/devices.js';
 import type { XsClient, XsTransaction } from '../src/xenstore/api.js';
@@ -235,7 +235,7 @@ export async function run(argv: string[]): Promise<number> {
         const device = { major: devMajor(rdev), minor: devMinor(rdev), devPath: readlinkSync(`/proc/self/fd/${fd}`), diskseq: String(getDiskseq(fd)) };
         const layout = attachLayout({ ...ids, vdev: devidToVdev(id), params: floorFiles[i]!, mode: 'rw', discard: false, device });
         await xs.transaction(async (tx) => {
-          await Promise.all(layoutWrites(tx, vbdPaths(ids), layout));
+          await Promise.all(layoutWrites(tx, layout));
         });
       }
       floorMs = (performance.now() - t0) / n;

@@ -137,6 +137,21 @@ interface PendingHold {
   settled(): Promise<boolean>;
 }
 
+/** The libxl paths of an attach (or replace) action's disk. */
+function pathsOf(a: { domid: number; disk: { backendDomid: number; devid: number } }): VbdPaths {
+  return vbdPaths({ backendDomid: a.disk.backendDomid, frontendDomid: a.domid, devid: a.disk.devid });
+}
+
+/** The backend an attach or serve step is about: the key its device is provided and held under. */
+function backendKey(a: Extract<Action, { kind: 'attach' | 'serve' }>): string {
+  return a.kind === 'serve' ? a.backend.path : pathsOf(a).backend;
+}
+
+/** The progress line for a step's device. */
+function deviceLine(dev: ProvidedDevice): string {
+  return `${dev.shared ? 'shares' : 'using'} ${dev.devPath} (${dev.major}:${dev.minor}${dev.diskseq ? `, diskseq ${dev.diskseq}` : ''})`;
+}
+
 function startHold(ctx: ExecuteContext, dev: ProvidedDevice, backend: string): PendingHold {
   if (dev.kind !== 'loop') return { done: async () => {}, settled: async () => false };
   const p = ctx.holder.hold(dev, backend);
@@ -162,7 +177,7 @@ interface Pipeline {
 }
 
 function prepare(ctx: ExecuteContext, a: Extract<Action, { kind: 'attach' | 'serve' }>): Prepared {
-  const key = a.kind === 'serve' ? a.backend.path : vbdPaths({ backendDomid: a.disk.backendDomid, frontendDomid: a.domid, devid: a.disk.devid }).backend;
+  const key = backendKey(a);
   const ready = ctx.devices
     .provide(a.disk, key, { allowedRoots: ctx.policy.allowedRoots, reuse: a.reuseLoop })
     .then((dev) => ({ dev, hold: startHold(ctx, dev, key) }));
@@ -203,7 +218,7 @@ async function deviceFor(
     got = { dev, hold: startHold(ctx, dev, key) };
   }
   const { dev } = got;
-  progress(`${dev.shared ? 'shares' : 'using'} ${dev.devPath} (${dev.major}:${dev.minor}${dev.diskseq ? `, diskseq ${dev.diskseq}` : ''})`);
+  progress(deviceLine(dev));
   pipe.onDevice?.();
   return got;
 }
@@ -241,7 +256,8 @@ interface IssuedAttach {
  * only written when read as absent: no rm. New nodes inherit their parent's permissions (xenstored's
  * construct_node), so each dir's permissions are set once, on the dir.
  */
-function issueAttach(tx: XsTransaction, a: AttachAction, paths: VbdPaths, layout: AttachLayout): IssuedAttach {
+function issueAttach(tx: XsTransaction, a: AttachAction, layout: AttachLayout): IssuedAttach {
+  const { paths } = layout;
   const reads = Promise.all([
     tx.read(`/local/domain/${a.domid}/name`),
     tx.read(paths.backend),
@@ -249,12 +265,13 @@ function issueAttach(tx: XsTransaction, a: AttachAction, paths: VbdPaths, layout
     tx.read(`${paths.backend}/${DISKSEQ_NODE}`),
     tx.read(paths.libxl),
   ]);
-  const ops = [tx.rm(paths.frontend), ...layoutWrites(tx, paths, layout), tx.rm(paths.error)];
+  const ops = [tx.rm(paths.frontend), ...layoutWrites(tx, layout), tx.rm(paths.error)];
   return { reads, writes: Promise.allSettled(ops) };
 }
 
 /** The requests that write an attach's layout (frontend, backend, libxl's dir), issued at once. */
-export function layoutWrites(tx: XsOps, paths: VbdPaths, layout: AttachLayout): Promise<unknown>[] {
+export function layoutWrites(tx: XsOps, layout: AttachLayout): Promise<unknown>[] {
+  const { paths } = layout;
   const ops: Promise<unknown>[] = [];
   // frontend first: blkback ignores a backend whose frontend does not exist (same transaction anyway)
   ops.push(tx.mkdir(paths.frontend), tx.setPerms(paths.frontend, layout.frontendPerms));
@@ -285,7 +302,7 @@ function firstRejection(rs: PromiseSettledResult<unknown>[]): unknown {
 
 /** Attach: the device, then frontend + backend + libxl's dirs in one transaction. */
 async function attach(ctx: ExecuteContext, a: AttachAction, progress: (m: string) => void, pipe: Pipeline = {}): Promise<string> {
-  const paths = vbdPaths({ backendDomid: a.disk.backendDomid, frontendDomid: a.domid, devid: a.disk.devid });
+  const paths = pathsOf(a);
   const { dev, hold } = await deviceFor(ctx, a, paths.backend, progress, pipe);
   let committed = false;
   try {
@@ -293,7 +310,7 @@ async function attach(ctx: ExecuteContext, a: AttachAction, progress: (m: string
     let already = false;
     try {
       await ctx.xs.transaction(async (tx) => {
-        const { reads, writes } = issueAttach(tx, a, paths, layout);
+        const { reads, writes } = issueAttach(tx, a, layout);
         if (attachVerdict(a, paths, dev, await reads) === 'already') {
           await writes;
           await hold.done();
@@ -498,7 +515,7 @@ async function attachBatch(ctx: ExecuteContext, items: BatchItem[]): Promise<voi
       try {
         const dev = await ctx.devices.provide(it.action.disk, it.paths.backend, { allowedRoots: ctx.policy.allowedRoots, reuse: it.action.reuseLoop });
         it.dev = dev;
-        it.progress.push(`${dev.shared ? 'shares' : 'using'} ${dev.devPath} (${dev.major}:${dev.minor}${dev.diskseq ? `, diskseq ${dev.diskseq}` : ''})`);
+        it.progress.push(deviceLine(dev));
         it.hold = startHold(ctx, dev, it.paths.backend);
         it.layout = layoutFor(ctx, it.action, dev);
       } catch (err) {
@@ -518,7 +535,7 @@ async function attachBatch(ctx: ExecuteContext, items: BatchItem[]): Promise<voi
           for (const it of live) {
             await ready.get(it);
             if (it.outcome) continue; // its device could not be made
-            issued.push({ it, ops: issueAttach(tx, it.action, it.paths, it.layout!) });
+            issued.push({ it, ops: issueAttach(tx, it.action, it.layout!) });
             // let these requests leave now (the client sends a turn's requests together)
             if (it !== live[live.length - 1]) await new Promise((r) => setImmediate(r));
           }
@@ -584,7 +601,7 @@ function batches(plan: Plan, ctx: ExecuteContext): Map<number, number> {
       if (a.kind !== 'attach') break;
       let key: string;
       try {
-        key = vbdPaths({ backendDomid: a.disk.backendDomid, frontendDomid: a.domid, devid: a.disk.devid }).backend;
+        key = backendKey(a);
       } catch {
         break; // a bad id: its own step reports it
       }
@@ -613,11 +630,11 @@ export async function execute(plan: Plan, ctx: ExecuteContext): Promise<ExecuteR
       if (end !== undefined) {
         if (prepared) await discard(ctx, prepared);
         prepared = undefined;
-        const items: BatchItem[] = plan.actions.slice(i, end).map((action, k) => ({
+        const items: BatchItem[] = (plan.actions.slice(i, end) as BatchItem['action'][]).map((action, k) => ({
           index: i + k,
-          action: action as BatchItem['action'],
+          action,
           summary: summarize(action),
-          paths: vbdPaths({ backendDomid: (action as BatchItem['action']).disk.backendDomid, frontendDomid: (action as BatchItem['action']).domid, devid: (action as BatchItem['action']).disk.devid }),
+          paths: pathsOf(action),
           progress: [],
           ms: 0,
         }));
@@ -674,10 +691,8 @@ export async function execute(plan: Plan, ctx: ExecuteContext): Promise<ExecuteR
  */
 function pipelinable(cur: Action, next: Action | undefined): next is Extract<Action, { kind: 'attach' | 'serve' }> {
   if (!next || (cur.kind !== 'attach' && cur.kind !== 'serve') || (next.kind !== 'attach' && next.kind !== 'serve')) return false;
-  const keyOf = (a: Extract<Action, { kind: 'attach' | 'serve' }>) =>
-    a.kind === 'serve' ? a.backend.path : vbdPaths({ backendDomid: a.disk.backendDomid, frontendDomid: a.domid, devid: a.disk.devid }).backend;
   try {
-    return keyOf(cur) !== keyOf(next);
+    return backendKey(cur) !== backendKey(next);
   } catch {
     return false; // a bad id: the step itself reports it
   }

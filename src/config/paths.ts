@@ -28,3 +28,12 @@ export function isUnder(p: string, root: string): boolean {
   if (root === '/') return p.startsWith('/');
   return p === root || p.startsWith(root + '/');
 }
+
+/**
+ * A loop device's backing path as the kernel reports it (sysfs backing_file, maybe ending in
+ * " (deleted)") lies under one of the roots (a root's trailing slash is ignored).
+ */
+export function backedUnder(backingPath: string, roots: readonly string[]): boolean {
+  const p = backingPath.replace(/ \(deleted\)$/, '');
+  return roots.some((r) => isUnder(p, r.length > 1 && r.endsWith('/') ? r.slice(0, -1) : r));
+}

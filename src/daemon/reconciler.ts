@@ -5,7 +5,7 @@
 // is the policy: last good desired state, never acting without one, one log line per pass.
 import type { DesiredState } from '../model/desired.js';
 import type { ObservedState } from '../model/observed.js';
-import type { Action, Plan } from '../model/plan.js';
+import { ACTION_SIGN, type Action, type Plan } from '../model/plan.js';
 import { TriggerQueue, type PassInfo, type QueueOptions, type TriggerOptions } from './queue.js';
 
 export interface ConfigLoad {
@@ -85,8 +85,6 @@ export interface ReconcilerOptions extends QueueOptions {
   /** How many past outcomes to keep. */
   history?: number;
 }
-
-const SIGN: Record<Action['kind'], string> = { attach: '+', serve: '+', detach: '-', 'free-loop': '-', replace: '~' };
 
 export class Reconciler {
   readonly queue: TriggerQueue<PassOutcome>;
@@ -267,7 +265,7 @@ export function summarize(o: PassOutcome): string {
     else {
       const failed = o.steps.filter((s) => !s.ok);
       const done = o.steps.filter((s) => s.ok);
-      const list = o.steps.map((s) => `${SIGN[s.kind]}${s.label ?? `${s.kind} ${s.target}`} ${s.ok ? 'ok' : `FAILED (${s.error ?? 'error'})`}`);
+      const list = o.steps.map((s) => `${ACTION_SIGN[s.kind]}${s.label ?? `${s.kind} ${s.target}`} ${s.ok ? 'ok' : `FAILED (${s.error ?? 'error'})`}`);
       parts.push(`${done.length}/${o.actions} done${failed.length ? `, ${failed.length} failed` : ''}: ${list.join('; ')}`);
     }
     if (o.released.length > 0) parts.push(`released ${o.released.length} fd(s) nothing uses any more`);

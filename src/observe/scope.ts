@@ -3,6 +3,7 @@
 import type { DesiredState } from '../model/desired.js';
 import type { ObservedState } from '../model/observed.js';
 import { observe, type ObserveDeps } from './observe.js';
+import { backedUnder } from '../config/paths.js';
 
 /** Every source and backend domain the desired state names (the policy's default backend included). */
 export function desiredScope(desired: DesiredState): { sources: string[]; backendDomids: number[] } {
@@ -15,12 +16,6 @@ export function desiredScope(desired: DesiredState): { sources: string[]; backen
     }
   }
   return { sources: [...sources].sort(), backendDomids: [...bes].sort((a, b) => a - b) };
-}
-
-/** The kernel's backing path (sysfs backing_file, maybe " (deleted)") lies under one of the roots. */
-export function backedUnder(backingPath: string, roots: string[]): boolean {
-  const p = backingPath.replace(/ \(deleted\)$/, '');
-  return roots.some((r) => p === r || p.startsWith(r.endsWith('/') ? r : `${r}/`));
 }
 
 /**

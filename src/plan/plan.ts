@@ -13,7 +13,7 @@
 import type { DesiredState, DiskOptions, DiskSpec, DomainSpec, Policy } from '../model/desired.js';
 import type { BackendObs, LoopObs, ObservedState, SourceObs } from '../model/observed.js';
 import { XenbusState, xenbusStateName } from '../model/observed.js';
-import { isUnder } from '../config/paths.js';
+import { backedUnder } from '../config/paths.js';
 import type {
   Action,
   BackendRef,
@@ -134,12 +134,10 @@ export function plan(desired: DesiredState, observed: ObservedState, policy: Pol
   const loops = [...observed.loops].sort((a, b) => a.number - b.number || cmp(a.name, b.name));
   // With allowedRoots, xvbd can only ever have made loop devices of files under them: one elsewhere
   // is never ours to share, report or free, whatever its lo_file_name says.
-  const roots = policy.allowedRoots.map((r) => (r.length > 1 && r.endsWith('/') ? r.slice(0, -1) : r));
+  const roots = policy.allowedRoots;
   const ownLoop = (l: LoopObs): boolean => {
     if (!l.ours) return false;
-    if (roots.length === 0) return true;
-    const p = l.backingPath.replace(/ \(deleted\)$/, '');
-    return roots.some((r) => isUnder(p, r));
+    return roots.length === 0 || backedUnder(l.backingPath, roots);
   };
   const loopByDev = new Map<string, LoopObs>();
   for (const l of loops) loopByDev.set(devKey(l), l);

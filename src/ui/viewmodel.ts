@@ -4,7 +4,7 @@
 // (which row is which colour, what a reason says, what details a disk has).
 import type { DesiredState } from '../model/desired.js';
 import { xenbusStateName, type BackendObs, type LoopObs, type ObservedState } from '../model/observed.js';
-import type { Action, DiskStatus, Finding, Health, Plan, Severity, SyncStatus } from '../model/plan.js';
+import { ACTION_SIGN, type Action, type DiskStatus, type Finding, type Health, type Plan, type Severity, type SyncStatus } from '../model/plan.js';
 import { summaryLine } from '../cli/render/plan.js';
 
 /** Colours the components use (names Ink/chalk understand). */
@@ -150,16 +150,7 @@ export function severityTone(s: Severity): Tone {
 }
 
 export function actionSign(kind: Action['kind']): ActionSign {
-  switch (kind) {
-    case 'attach':
-    case 'serve':
-      return '+';
-    case 'detach':
-    case 'free-loop':
-      return '-';
-    case 'replace':
-      return '~';
-  }
+  return ACTION_SIGN[kind];
 }
 
 /** "19:58:03" in UTC from ms since the epoch (the caller's clock, not ours). */

@@ -1,7 +1,7 @@
 // `xvbd hook add|remove`: what libxl runs as the disk's script=. See hook.ts for the checks and
 // docs/fd-holding.md for who holds the device afterwards.
 import { appendFileSync } from 'node:fs';
-import { defaultConfigDir, vdevToDevid } from '../config/index.js';
+import { ConfigInvalidError, defaultConfigDir, formatErrors, loadDesired, vdevToDevid } from '../config/index.js';
 import { askDaemon } from '../daemon/control.js';
 import { connectKeeper } from '../daemon/keeper-client.js';
 import { LoopRegistry } from '../linux/index.js';
@@ -20,7 +20,6 @@ import {
 import { MARKER_NODE, MARKER_VALUE } from './layout.js';
 import { RegistryDevices } from './linux-devices.js';
 import { acquireApplyLock, runDir } from './lock.js';
-import { loadDesired, ConfigInvalid } from './session.js';
 
 export interface HookRunOptions {
   env?: NodeJS.ProcessEnv;
@@ -63,7 +62,7 @@ export async function runHook(argv: string[], opts: HookRunOptions = {}): Promis
       hotplugLog(`${target.path}: ${detail}`);
       return 0;
     } catch (err) {
-      const msg = err instanceof ConfigInvalid ? `the xvbd configuration is invalid:\n${err.text}` : (err as Error).message;
+      const msg = err instanceof ConfigInvalidError ? `the xvbd configuration is invalid:\n${formatErrors(err.errors)}` : (err as Error).message;
       log(`${target.path}: ${msg}`);
       hotplugLog(`${target.path}: ${msg}`);
       await reportHookError(xs, target, msg.split('\n')[0]!).catch(() => {});
@@ -76,7 +75,7 @@ export async function runHook(argv: string[], opts: HookRunOptions = {}): Promis
 
 async function add(xs: XsClient, t: HookTarget, env: NodeJS.ProcessEnv, opts: HookRunOptions, log: (l: string) => void): Promise<string> {
   const facts = await readBackendFacts(xs, t);
-  const desired = await loadDesired(env.XVBD_CONFIG || defaultConfigDir(env));
+  const desired = await loadDesired(defaultConfigDir(env));
   const { domain, disk } = matchDesired(desired, t, facts, vdevToDevid);
   if (!opts.noDaemon) {
     const rep = await askDaemon({ op: 'serve', backend: t.path }).catch((e: unknown) => {

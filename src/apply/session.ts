@@ -1,7 +1,7 @@
 // One apply session, shared by `xvbd apply`, the demo, the benchmark and the tests: load the config,
 // take the lock, observe, plan, execute with the keeper as the fd holder.
 import { existsSync } from 'node:fs';
-import { loadConfig, formatErrors } from '../config/index.js';
+import { loadDesired } from '../config/index.js';
 import { LoopRegistry } from '../linux/index.js';
 import type { DesiredState, Policy } from '../model/desired.js';
 import type { Plan } from '../model/plan.js';
@@ -20,18 +20,6 @@ export const DEFAULT_HOOK_SCRIPT = '/usr/local/bin/xvbd-hook';
 export function hookScriptPath(env: NodeJS.ProcessEnv = process.env): string | undefined {
   if (env.XVBD_HOOK_SCRIPT !== undefined) return env.XVBD_HOOK_SCRIPT || undefined;
   return existsSync(DEFAULT_HOOK_SCRIPT) ? DEFAULT_HOOK_SCRIPT : undefined;
-}
-
-export class ConfigInvalid extends Error {
-  constructor(readonly text: string) {
-    super('the configuration is invalid');
-  }
-}
-
-export async function loadDesired(configDir: string): Promise<DesiredState> {
-  const r = await loadConfig(configDir);
-  if (!r.desired) throw new ConfigInvalid(formatErrors(r.errors));
-  return r.desired;
 }
 
 export interface ApplyOptions {

@@ -3,7 +3,8 @@ import { createInterface } from 'node:readline/promises';
 import { parseCommand } from '../args.js';
 import { defaultConfigDir } from '../../config/index.js';
 import { LockHeldError } from '../../apply/lock.js';
-import { applyOnce, ConfigInvalid } from '../../apply/session.js';
+import { applyOnce } from '../../apply/session.js';
+import { ConfigInvalidError, formatErrors } from '../../config/index.js';
 import { stepLine } from '../../apply/execute.js';
 import type { Plan } from '../../model/plan.js';
 import { CliError } from '../errors.js';
@@ -86,8 +87,9 @@ export async function run(argv: string[]): Promise<number> {
     );
     return failed === 0 ? 0 : 1;
   } catch (err) {
-    if (err instanceof ConfigInvalid) {
-      process.stderr.write(err.text.endsWith('\n') ? err.text : err.text + '\n');
+    if (err instanceof ConfigInvalidError) {
+      const text = formatErrors(err.errors);
+      process.stderr.write(text.endsWith('\n') ? text : text + '\n');
       throw new CliError('the configuration is invalid: nothing was changed');
     }
     if (err instanceof LockHeldError) throw new CliError(err.message);

@@ -1,6 +1,8 @@
 // The desired-state format: load a config directory into a DesiredState, with compiler-style errors.
 import type { DesiredState } from '../model/desired.js';
-import { checkConfigDir } from './load.js';
+import { readdirSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { checkConfigDir, isConfigFileName } from './load.js';
 import { formatErrors, type ConfigError } from './errors.js';
 
 export type { ConfigError, RelatedLocation, FormatOptions } from './errors.js';
@@ -45,3 +47,48 @@ export async function loadDesired(dir: string): Promise<DesiredState> {
   if (!r.desired) throw new ConfigInvalidError(dir, r.errors);
   return r.desired;
 }
+
+export type LoadedConfig = Awaited<ReturnType<typeof loadConfig>>;
+
+/**
+ * A cheap signature of a config dir: name, size, mtime, ctime and inode of every config file. Taken
+ * before a load, so a file changed during the load shows as a change next time.
+ */
+export function configSignature(dir: string): string {
+  try {
+    const parts: string[] = [];
+    for (const name of readdirSync(dir).filter(isConfigFileName).sort()) {
+      try {
+        const st = statSync(join(dir, name));
+        parts.push(`${name}\0${st.size}\0${st.mtimeMs}\0${st.ctimeMs}\0${st.ino}`);
+      } catch {
+        parts.push(`${name}\0?`);
+      }
+    }
+    return parts.join('\n');
+  } catch (err) {
+    return `unreadable ${performance.now()} ${(err as Error).message}`;
+  }
+}
+
+/**
+ * loadConfig for something that loads again and again (the daemon's passes, the TUI's refreshes): the
+ * files are parsed again only when the dir's signature changed (at 1,000 disks parsing costs more than
+ * observing), or when asked to (force).
+ */
+export class ConfigCache {
+  private sig: string | undefined;
+  private last: LoadedConfig | undefined;
+
+  constructor(readonly dir: string) {}
+
+  async load(force = false): Promise<LoadedConfig> {
+    const sig = configSignature(this.dir);
+    if (force || !this.last || sig !== this.sig) {
+      this.last = await loadConfig(this.dir);
+      this.sig = sig;
+    }
+    return this.last;
+  }
+}
+

@@ -3,7 +3,7 @@
 // planner, and the executor with this process as the fd holder (the LoopRegistry keeps one fd per
 // device; src/daemon/fdstore.ts parks them in systemd's fd store). Execution takes the host's apply
 // lock, so a one-shot `xvbd apply` and the daemon never interleave.
-import { formatErrors, loadConfig } from '../config/index.js';
+import { ConfigCache, formatErrors } from '../config/index.js';
 import type { DesiredState } from '../model/desired.js';
 import type { ObservedState } from '../model/observed.js';
 import type { Plan } from '../model/plan.js';
@@ -41,8 +41,11 @@ export interface EngineDeps {
 
 export class DaemonEngine implements Engine {
   private xs: XsClient | undefined;
+  private readonly config: ConfigCache;
 
-  constructor(private readonly d: EngineDeps) {}
+  constructor(private readonly d: EngineDeps) {
+    this.config = new ConfigCache(d.configDir);
+  }
 
   async client(): Promise<XsClient> {
     if (!this.xs) this.xs = await this.d.connect();
@@ -57,7 +60,8 @@ export class DaemonEngine implements Engine {
   }
 
   async loadDesired() {
-    const r = await loadConfig(this.d.configDir);
+    // parsed again only when a config file changed (every xenstore watch burst makes a pass)
+    const r = await this.config.load();
     if (r.desired && r.errors.length === 0) return { desired: r.desired, errorCount: 0 };
     return { errorCount: r.errors.length, errorText: formatErrors(r.errors, { color: false }) };
   }

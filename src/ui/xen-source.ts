@@ -2,11 +2,9 @@
 // one, or the simulator's socket via XENSTORED_PATH) and the loop devices, the pure planner.
 // Triggers: xenstore watches on the backend trees, the error trees and the frontends' state nodes
 // of the disks shown, @introduceDomain / @releaseDomain; chokidar on the config dir's YAML files.
-import { readdirSync, statSync } from 'node:fs';
 import { hostname } from 'node:os';
-import { join } from 'node:path';
 import { watch as chokidarWatch, type FSWatcher } from 'chokidar';
-import { errorHeadline, isConfigFileName, loadConfig, type ConfigError } from '../config/index.js';
+import { ConfigCache, errorHeadline } from '../config/index.js';
 import type { DesiredState } from '../model/desired.js';
 import type { Plan } from '../model/plan.js';
 import { snapshot, type Snapshot } from '../observe/snapshot.js';
@@ -38,8 +36,7 @@ export class XenSource implements LiveSource {
   private xs: XsClient | undefined;
   private watchXs: XsClient | undefined;
   private lastGood: DesiredState | undefined;
-  private config: { desired?: DesiredState; errors: ConfigError[] } | undefined;
-  private configSig: string | undefined;
+  private readonly config: ConfigCache;
   private watchedBackends = new Set<number>();
   private watchedFrontends = new Set<string>();
   private onChange: ((why: string) => void) | undefined;
@@ -47,6 +44,7 @@ export class XenSource implements LiveSource {
 
   constructor(private readonly o: XenSourceOptions) {
     this.configDir = o.configDir;
+    this.config = new ConfigCache(o.configDir);
     this.socket = o.socket ?? defaultPaths()[0] ?? 'xenstore';
     if (o.apply) this.apply = o.apply;
   }
@@ -56,36 +54,8 @@ export class XenSource implements LiveSource {
     return this.xs;
   }
 
-  /**
-   * A cheap signature of the config dir: name, size, mtime, ctime and inode of every config file.
-   * The config is parsed again only when it changes (at 1,000 disks parsing costs more than
-   * observing), or when the user asks (force).
-   */
-  private configSignature(): string {
-    try {
-      const parts: string[] = [];
-      for (const name of readdirSync(this.configDir).filter(isConfigFileName).sort()) {
-        try {
-          const st = statSync(join(this.configDir, name));
-          parts.push(`${name}\0${st.size}\0${st.mtimeMs}\0${st.ctimeMs}\0${st.ino}`);
-        } catch {
-          parts.push(`${name}\0?`);
-        }
-      }
-      return parts.join('\n');
-    } catch (err) {
-      return `unreadable ${performance.now()} ${(err as Error).message}`;
-    }
-  }
-
   private async desired(force: boolean): Promise<{ desired: DesiredState; warning?: string }> {
-    const sig = this.configSignature();
-    if (force || !this.config || sig !== this.configSig) {
-      const r = await loadConfig(this.configDir);
-      this.config = r;
-      this.configSig = sig;
-    }
-    const r = this.config;
+    const r = await this.config.load(force);
     if (r.desired && r.errors.length === 0) {
       this.lastGood = r.desired;
       return { desired: r.desired };

@@ -9,7 +9,7 @@ import { chmodSync, lstatSync, mkdirSync, unlinkSync } from 'node:fs';
 import { createConnection, createServer, type Server, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { peerCred, type PeerCred } from '../linux/socket.js';
-import { JsonLinesClient } from './jsonlines.js';
+import { JsonLinesClient, serveJsonLines } from './jsonlines.js';
 import { runDir } from '../apply/rundir.js';
 
 /** Longest request or reply line accepted (bytes). */
@@ -118,7 +118,11 @@ export class ControlServer {
         sock.end(JSON.stringify({ ok: false, error: 'permission denied: the control socket is for root' }) + '\n');
         return;
       }
-      serveConnection(sock, handler, peer, log);
+      serveJsonLines(sock, (line) => handleLine(line, handler, peer, log), {
+        maxLine: MAX_LINE,
+        tooLong: { ok: false, error: `request line longer than ${MAX_LINE} bytes` },
+        sequential: true,
+      });
     });
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
@@ -141,31 +145,6 @@ export class ControlServer {
       // already gone
     }
   }
-}
-
-function serveConnection(sock: Socket, handler: ControlHandler, peer: PeerCred | undefined, log: (l: string) => void): void {
-  let buf = '';
-  let chain = Promise.resolve();
-  const reply = (r: ControlReply) => {
-    if (!sock.destroyed) sock.write(JSON.stringify(r) + '\n');
-  };
-  sock.setEncoding('utf8');
-  sock.on('data', (chunk: string) => {
-    buf += chunk;
-    if (buf.length > MAX_LINE && !buf.slice(0, MAX_LINE + 1).includes('\n')) {
-      reply({ ok: false, error: `request line longer than ${MAX_LINE} bytes` });
-      sock.end();
-      buf = '';
-      return;
-    }
-    let nl: number;
-    while ((nl = buf.indexOf('\n')) >= 0) {
-      const line = buf.slice(0, nl).trim();
-      buf = buf.slice(nl + 1);
-      if (line === '') continue;
-      chain = chain.then(() => handleLine(line, handler, peer, log).then(reply));
-    }
-  });
 }
 
 async function handleLine(line: string, handler: ControlHandler, peer: PeerCred | undefined, log: (l: string) => void): Promise<ControlReply> {

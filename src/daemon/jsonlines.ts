@@ -93,3 +93,55 @@ export class JsonLinesClient<Req extends { op: string }, Rep> {
     this.sock.destroy();
   }
 }
+
+export interface ServeOptions {
+  /** Longest request line; a longer one ends the connection (after `tooLong`, if given). */
+  maxLine: number;
+  /** The reply to a line longer than maxLine, sent before the connection ends. */
+  tooLong?: object;
+  /** Handle one request at a time (default: all at once; replies still in request order). */
+  sequential?: boolean;
+}
+
+/**
+ * The server side of a connection: one request per line in, one reply per line out, the replies in the
+ * order of the requests whatever order the handler finishes in (the client pairs them by order).
+ * `handle` gets each non-empty line as it came and resolves with the reply object; it must not reject.
+ */
+export function serveJsonLines(sock: Socket, handle: (line: string) => Promise<object>, opts: ServeOptions): void {
+  let buf = '';
+  let replies: Promise<void> = Promise.resolve();
+  const send = (r: object) => {
+    if (!sock.destroyed) sock.write(JSON.stringify(r) + '\n');
+  };
+  sock.setEncoding('utf8');
+  sock.on('error', () => undefined);
+  const tooLong = () => {
+    buf = '';
+    sock.pause();
+    if (opts.tooLong) {
+      const r = opts.tooLong;
+      replies = replies.then(() => {
+        send(r);
+        sock.end();
+      });
+    } else sock.destroy();
+  };
+  sock.on('data', (chunk: string) => {
+    buf += chunk;
+    let nl: number;
+    while ((nl = buf.indexOf('\n')) >= 0) {
+      if (nl > opts.maxLine) return tooLong();
+      const line = buf.slice(0, nl).trim();
+      buf = buf.slice(nl + 1);
+      if (line === '') continue;
+      if (opts.sequential) {
+        replies = replies.then(() => handle(line)).then(send);
+      } else {
+        const answer = handle(line);
+        replies = replies.then(() => answer).then(send);
+      }
+    }
+    if (buf.length > opts.maxLine) tooLong();
+  });
+}

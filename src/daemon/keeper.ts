@@ -21,6 +21,7 @@ import { createServer, type Server, type Socket } from 'node:net';
 import type { XsClient } from '../xenstore/api.js';
 import { DISKSEQ_NODE, isDecimalU64, parseBackendPath } from '../apply/layout.js';
 import { keeperSocketPath } from './keeper-client.js';
+import { serveJsonLines } from './jsonlines.js';
 import { devMajor, devMinor } from '../linux/devnum.js';
 
 export interface HeldEntry {
@@ -458,46 +459,25 @@ export async function runKeeper(opts: KeeperOptions): Promise<void> {
     }
   };
 
-  const onConn = (sock: Socket) => {
-    let buf = '';
-    // requests are handled concurrently, but answered in the order they came: the client pairs replies
-    // with its requests by order
-    let replies: Promise<void> = Promise.resolve();
-    sock.setEncoding('utf8');
-    sock.on('error', () => {});
-    sock.on('data', (chunk: string) => {
-      buf += chunk;
-      if (buf.length > 65536) {
-        sock.destroy();
-        return;
-      }
-      let nl: number;
-      while ((nl = buf.indexOf('\n')) >= 0) {
-        const line = buf.slice(0, nl);
-        buf = buf.slice(nl + 1);
-        pendingRequests++;
-        let req: KeeperRequest;
-        try {
-          req = JSON.parse(line) as KeeperRequest;
-        } catch {
-          pendingRequests--;
-          sock.write(JSON.stringify({ ok: false, error: 'bad JSON' }) + '\n');
-          continue;
-        }
-        const answer = handle(req).then(
-          (rep) => rep,
-          (err: unknown): KeeperReply => ({ ok: false, error: err instanceof Error ? err.message : String(err) }),
-        );
-        replies = replies
-          .then(() => answer)
-          .then((rep) => {
-            pendingRequests--;
-            if (!sock.destroyed) sock.write(JSON.stringify(rep) + '\n');
-            if (keeper.size === 0) armIdle();
-          });
-      }
-    });
+  // Requests are handled concurrently and answered in the order they came (serveJsonLines).
+  const onLine = async (line: string): Promise<KeeperReply> => {
+    let req: KeeperRequest;
+    try {
+      req = JSON.parse(line) as KeeperRequest;
+    } catch {
+      return { ok: false, error: 'bad JSON' };
+    }
+    pendingRequests++;
+    try {
+      return await handle(req);
+    } catch (err) {
+      return { ok: false, error: err instanceof Error ? err.message : String(err) };
+    } finally {
+      pendingRequests--;
+      if (keeper.size === 0) armIdle();
+    }
   };
+  const onConn = (sock: Socket) => serveJsonLines(sock, onLine, { maxLine: 65536 });
 
   // One keeper per run dir: a stale socket (a keeper killed with -9) is replaced, a live one is left alone.
   const { connectKeeper } = await import('./keeper-client.js');

@@ -9,7 +9,11 @@ import { plan } from '../plan/index.js';
 
 /** observe() as the daemon runs it: the registry's view of the loop devices (src/observe/scope.ts). */
 export function observeWith(registry: LoopRegistry): (xs: XsClient, desired: DesiredState) => Promise<ObservedState> {
-  return (xs, desired) => observeDesired({ xs, loops: () => registry.listLoops(), mountedDevs: () => mountedDevices().devs }, desired);
+  return (xs, desired) => {
+    // /proc/self/mountinfo read once per observation, for the loop devices and the sources alike
+    const mounts = mountedDevices();
+    return observeDesired({ xs, loops: () => registry.listLoops({ mounts }), mountedDevs: () => mounts.devs }, desired);
+  };
 }
 
 export function planWithPolicy(desired: DesiredState, observed: ObservedState): Plan {

@@ -14,6 +14,8 @@ export interface ListOptions {
   held?: ReadonlySet<string>;
   /** Only these device names (e.g. ["loop3"]); default every /sys/block/loop*. */
   names?: string[];
+  /** mountedDevices() if the caller has it already (observe needs it for the sources too). */
+  mounts?: ReturnType<typeof mountedDevices>;
 }
 
 /** "major:minor" of every block device mounted in this mount namespace, plus the loop devices whose partitions are. */
@@ -88,7 +90,7 @@ export function listLoops(opts: ListOptions = {}): LoopObs[] {
       return [];
     }
   }
-  const mounts = mountedDevices();
+  const mounts = opts.mounts ?? mountedDevices();
   const buf = Buffer.alloc(LOOP_INFO64_SIZE);
   const seqBuf = Buffer.alloc(8);
   const pathBuf = Buffer.alloc(8192); // PATH_MAX plus " (deleted)"

@@ -6,7 +6,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { LoopObs } from '../model/observed.js';
 import { LOOP_MAJOR, LO_FLAGS_DIRECT_IO, LO_FLAGS_READ_ONLY, O_CLOEXEC, O_EXCL, O_NOCTTY, O_NONBLOCK, O_RDONLY, O_RDWR, SysError, sysClose, sysOpenErr } from './ffi.js';
 import { devMajor, devMinor } from './devnum.js';
-import { listLoops, openBound, readLoopNames } from './list.js';
+import { listLoops, openBound, readLoopNames, type ListOptions } from './list.js';
 import {
   type AttachStats,
   type FreeProof,
@@ -350,10 +350,10 @@ export class LoopRegistry {
    * listLoops() with heldByUs filled in from this registry. Where kernel uevents keep the host index
    * exact, only the devices it knows to be bound are looked at (no sweep over the unbound ones).
    */
-  listLoops(): LoopObs[] {
+  listLoops(opts: Pick<ListOptions, 'mounts'> = {}): LoopObs[] {
     const { names, stale } = this.host.boundNames();
-    if (names) return listLoops({ held: this.heldDiskseqs(), names });
-    const loops = listLoops({ held: this.heldDiskseqs() });
+    if (names) return listLoops({ ...opts, held: this.heldDiskseqs(), names });
+    const loops = listLoops({ ...opts, held: this.heldDiskseqs() });
     // A stale index is rebuilt from this sweep instead of from a scan of its own just before it.
     if (stale) this.host.replaceFrom(loops);
     return loops;

@@ -26,8 +26,10 @@ export async function observeFor(xs: XsClient, desired: DesiredState | undefined
   let mountedDevs = opts.mountedDevs;
   if (!loops || !mountedDevs) {
     const linux = await import('../linux/index.js');
-    loops ??= () => linux.listLoops();
-    mountedDevs ??= () => linux.mountedDevices().devs;
+    // /proc/self/mountinfo read once, for the loop devices and the sources alike
+    const mounts = linux.mountedDevices();
+    loops ??= () => linux.listLoops({ mounts });
+    mountedDevs ??= () => mounts.devs;
   }
   const deps: Omit<ObserveDeps, 'sources' | 'backendDomids'> = { xs, loops, mountedDevs };
   if (opts.xenBackendSysfs !== undefined) deps.xenBackendSysfs = opts.xenBackendSysfs;

@@ -132,6 +132,7 @@ function phaseTimers() {
           t.release! += performance.now() - t0;
         },
         free: (loop) => d.free(loop),
+        take: (loop, key) => d.take(loop, key),
       };
     },
     holder(h: FdHolder): FdHolder {

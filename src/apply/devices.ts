@@ -37,4 +37,10 @@ export interface DeviceProvider {
    * new device is not touched): the goal of the step is reached either way.
    */
   free(loop: LoopRef): Promise<'freed' | 'gone'>;
+  /**
+   * Opens one of our loop devices that a backend already serves, for `key`, by proof: marker, the
+   * diskseq the backend recorded and its backing inode, all checked on the fd after the open (a number
+   * re-bound meanwhile is refused). Released like provide()'s devices.
+   */
+  take(loop: LoopRef, key: string): ProvidedDevice;
 }

@@ -19,6 +19,8 @@ import {
   attachLayout,
   type AttachLayout,
   DISKSEQ_NODE,
+  formatPhysicalDevice,
+  INODE_NODE,
   MARKER_NODE,
   MARKER_VALUE,
   servedNodes,
@@ -96,6 +98,10 @@ export function summarize(a: Action): string {
       return `replace ${a.domain} ${a.disk.vdev} <- ${a.disk.source} (${a.reason})`;
     case 'free-loop':
       return `free /dev/${a.loop.name} diskseq ${a.loop.diskseq} (${a.reason})`;
+    case 'hold':
+      return `hold /dev/${a.loop.name} diskseq ${a.loop.diskseq} for ${a.domain ?? `domain ${a.backend.frontendDomid}`} devid ${a.backend.devid}`;
+    case 'offline':
+      return `${a.close ? 'close' : 'offline'} ${a.domain ?? `domain ${a.backend.frontendDomid}`} devid ${a.backend.devid} (${a.reason})`;
   }
 }
 
@@ -462,7 +468,70 @@ async function runStep(ctx: ExecuteContext, a: Action, progress: (m: string) => 
       return (await ctx.devices.free(a.loop)) === 'freed'
         ? `freed /dev/${a.loop.name}`
         : `/dev/${a.loop.name} diskseq ${a.loop.diskseq} already gone`;
+    case 'hold':
+      return holdServed(ctx, a);
+    case 'offline':
+      return offlineBackend(ctx, a);
   }
+}
+
+/**
+ * Hold: a served device of ours that no durable holder keeps open goes to the holder, proven by marker,
+ * diskseq and inode on a fresh fd, and only while the backend still records that device.
+ */
+async function holdServed(ctx: ExecuteContext, a: Extract<Action, { kind: 'hold' }>): Promise<string> {
+  const b = a.backend.path;
+  const dev = ctx.devices.take(a.loop, b);
+  let held = false;
+  try {
+    const [seq, pd] = await Promise.all([ctx.xs.read(`${b}/${DISKSEQ_NODE}`), ctx.xs.read(`${b}/physical-device`)]);
+    if (seq !== a.loop.diskseq || pd !== formatPhysicalDevice(dev.major, dev.minor)) {
+      throw new StepError(`${b} now records ${pd ?? 'no physical-device'} diskseq ${seq ?? 'none'}, not ${dev.devPath} diskseq ${a.loop.diskseq}`);
+    }
+    await ctx.holder.hold(dev, b);
+    held = true;
+    return `${dev.devPath} (diskseq ${a.loop.diskseq}) held for ${b}`;
+  } finally {
+    if (!held || ctx.holder.releaseAfterCommit) ctx.devices.release(b);
+  }
+}
+
+/** The nodes that say which device a backend is served from (the marker stays: the backend is still ours). */
+const SERVED_DEVICE_NODES = ['physical-device', 'physical-device-path', 'node', DISKSEQ_NODE, INODE_NODE];
+
+/**
+ * Offline: the device a backend of ours names is gone or its number re-bound. Its physical-device goes
+ * (blkback opens nothing there any more), checked in the transaction against what the plan saw; with
+ * `close`, the backend is closed too (online=0, Closing) and hotplug-status says why.
+ */
+async function offlineBackend(ctx: ExecuteContext, a: Extract<Action, { kind: 'offline' }>): Promise<string> {
+  const b = a.backend;
+  return ctx.xs.transaction(async (tx) => {
+    const [exists, marker, pd, seq] = await Promise.all([
+      tx.read(b.path),
+      tx.read(`${b.path}/${MARKER_NODE}`),
+      tx.read(`${b.path}/physical-device`),
+      tx.read(`${b.path}/${DISKSEQ_NODE}`),
+    ]);
+    if (exists === undefined) return 'already gone';
+    if (marker !== MARKER_VALUE) throw new StepError(`${b.path} is not ours (no xvbd marker)`);
+    if (pd !== a.physicalDevice || seq !== b.diskseq) {
+      throw new StepError(`${b.path} changed since the plan (physical-device ${pd ?? 'none'}, diskseq ${seq ?? 'none'})`);
+    }
+    const ops = SERVED_DEVICE_NODES.map((n) => tx.rm(`${b.path}/${n}`));
+    if (a.close) {
+      ops.push(
+        tx.write(`${b.path}/online`, '0'),
+        tx.write(`${b.path}/state`, '5'),
+        tx.write(`${b.path}/hotplug-error`, `xvbd: taken offline: ${a.reason}`.slice(0, 1024)),
+        tx.write(`${b.path}/hotplug-status`, 'error'),
+      );
+    } else {
+      ops.push(tx.rm(`${b.path}/hotplug-status`));
+    }
+    await all(ops);
+    return a.close ? `closed: ${a.reason}` : `physical-device ${a.physicalDevice} removed (${a.reason})`;
+  });
 }
 
 /** At most this many consecutive attaches share one transaction (C xenstored limits a transaction's nodes). */

@@ -85,6 +85,11 @@ export class RegistryDevices implements DeviceProvider {
     this.registry.release(key);
   }
 
+  take(loop: LoopRef, key: string): ProvidedDevice {
+    const h = this.registry.adoptByProof({ name: loop.name, diskseq: loop.diskseq, backing: loop.backing }, [key], { exclusive: false });
+    return { key, kind: 'loop', major: h.major, minor: h.minor, devPath: h.devPath, diskseq: h.diskseq, sourceInode: h.backing, fd: h.fd, shared: true };
+  }
+
   async free(loop: LoopRef): Promise<'freed' | 'gone'> {
     try {
       this.registry.free({ name: loop.name, diskseq: loop.diskseq, backing: loop.backing });

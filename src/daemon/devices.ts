@@ -19,6 +19,10 @@ export class StoreAwareDevices implements DeviceProvider {
     return this.inner.provide(disk, key, opts);
   }
 
+  take(loop: LoopRef, key: string): ProvidedDevice {
+    return this.inner.take(loop, key);
+  }
+
   release(key: string): void {
     const h = this.registry.get(key);
     this.inner.release(key);

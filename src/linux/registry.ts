@@ -295,17 +295,19 @@ export class LoopRegistry {
   /**
    * Take back a device of ours by the proof recorded at attach (e.g. the diskseq in the backend's
    * xenstore dir) when its fd was lost (a restart without the fd store, while blkback kept it bound).
-   * Opens it O_EXCL (fails if another process, e.g. a still running xvbd, holds it so), checks marker,
-   * diskseq and backing like free() does (LoopFreeRefused otherwise), then adopts it for `users`.
+   * Opens it O_EXCL (fails if another process, e.g. a still running xvbd, holds it so; `exclusive: false`
+   * when that other holder is expected: taking a served device back for the keepers), checks marker,
+   * diskseq and backing like free() does (LoopFreeRefused otherwise), then adopts it for `users`. The
+   * checks are made on the fd, after the open: a number re-bound in between is refused, never adopted.
    */
-  adoptByProof(proof: FreeProof, users: string[] = []): LoopHandle {
+  adoptByProof(proof: FreeProof, users: string[] = [], opts: { exclusive?: boolean } = {}): LoopHandle {
     const held = this.byDiskseq.get(proof.diskseq);
     if (held && held.handle.name === proof.name) {
       for (const u of users) this.addUser(held, u);
       return held.handle;
     }
     if (!/^loop\d{1,9}$/.test(proof.name)) throw new LoopFreeRefused(proof.name, 'bad-name', 'not a loop device name');
-    const fd = sysOpenErr(`/dev/${proof.name}`, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY | O_EXCL);
+    const fd = sysOpenErr(`/dev/${proof.name}`, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY | (opts.exclusive === false ? 0 : O_EXCL));
     if (fd < 0) {
       const code = new SysError('open', -fd).code;
       if (code === 'EBUSY') throw new RegistryError('in-use', `${proof.name} is claimed by another process (another xvbd, a mount)`);

@@ -51,6 +51,12 @@ export type ServeMode = 'attach' | 'hook' | 'both';
 export interface Policy {
   /** Detach backends and free loop devices that are ours and no longer desired. Off by default. */
   prune: boolean;
+  /**
+   * Let prune detach, replace or free a loop device that holds the only copy of some data (its backing
+   * file deleted, or not the recorded inode). Only the command line sets it (`--allow-data-loss` of plan
+   * and apply): the schema has no such key, so no config, and no daemon, can.
+   */
+  allowDataLoss?: boolean;
   /** Sources must lie under one of these absolute directories (after normalisation). Empty = any. */
   allowedRoots: string[];
   /**

@@ -98,6 +98,11 @@ export interface LoopObs {
   holders: string[];
   /** This process (or the daemon we asked) holds an fd to it. */
   heldByUs: boolean;
+  /**
+   * The durable holders that keep it open (`keeper-a`, `keeper-b`, `fd-store`), as the observer asked
+   * them; undefined when the observer did not ask (nothing is concluded about holding then).
+   */
+  keptBy?: string[];
 }
 
 /** A block device named as a source, or a file named as a source, as found on disk. */

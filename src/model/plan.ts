@@ -31,7 +31,20 @@ export type Action =
   /** `~` Replace a backend whose source or mode differs from the desired disk: detach, then attach. */
   | { kind: 'replace'; domain: string; domid: number; disk: DiskSpec; backend: BackendRef; reason: string; reuseLoop?: LoopRef }
   /** `-` Free one of our loop devices that no backend uses (prune only; ownership proven by marker + diskseq). */
-  | { kind: 'free-loop'; loop: LoopRef; reason: string };
+  | { kind: 'free-loop'; loop: LoopRef; reason: string }
+  /**
+   * `+` Take back a device of ours that a backend of ours serves but no durable holder (both keepers, or
+   * systemd's fd store) keeps open: proven by marker, the backend's recorded diskseq and source inode.
+   * Never gated by prune: without a holder the device is freed as soon as blkback lets go.
+   */
+  | { kind: 'hold'; domain?: string; backend: BackendRef; loop: LoopRef }
+  /**
+   * `-` A backend of ours whose physical-device names a loop device that is gone, or whose number now
+   * belongs to another device (diskseq differs): its physical-device is removed before anything else is
+   * allocated, so blkback can never open what that number names next. `close` also closes the backend
+   * (online=0, Closing): the number is bound to another device that blkback may already have opened.
+   */
+  | { kind: 'offline'; domain?: string; backend: BackendRef; physicalDevice: string; close: boolean; reason: string };
 
 /** How a plan marks each action: `+` adds a disk, `-` removes one, `~` changes one in place. */
 export const ACTION_SIGN: Record<Action['kind'], '+' | '-' | '~'> = {
@@ -40,6 +53,8 @@ export const ACTION_SIGN: Record<Action['kind'], '+' | '-' | '~'> = {
   detach: '-',
   'free-loop': '-',
   replace: '~',
+  hold: '+',
+  offline: '-',
 };
 
 export type FindingKind =
@@ -57,7 +72,16 @@ export type FindingKind =
   | 'source-mounted'
   | 'source-missing'
   | 'domain-not-running'
-  | 'backend-error';
+  | 'backend-error'
+  /** A served device of ours that no durable holder keeps open: blkback letting go would free it. */
+  | 'loop-unheld'
+  /**
+   * Prune refused to detach, replace or free a loop device that holds the only copy of some data (its
+   * backing file was deleted, or is not the inode the backend recorded); the fix says how to save it.
+   */
+  | 'data-loss-refused'
+  /** Another tool's loop device (losetup...) has the source: an attach would fail, so none is planned. */
+  | 'source-in-use';
 
 export type Severity = 'info' | 'warning' | 'error';
 

@@ -11,9 +11,11 @@
 // - A finding is drift that this plan does not fix (or that stays worth knowing: rw-shared,
 //   loop-reused, backend-error...). What an action fixes is not repeated as a finding.
 import type { DesiredState, DiskOptions, DiskSpec, DomainSpec, Policy } from '../model/desired.js';
-import type { BackendObs, LoopObs, ObservedState, SourceObs } from '../model/observed.js';
+import type { BackendObs, Inode, LoopObs, ObservedState, SourceObs } from '../model/observed.js';
 import { XenbusState, xenbusStateName } from '../model/observed.js';
 import { backedUnder } from '../config/paths.js';
+import { holdVerdict } from './holding.js';
+import { letGoVerdict, saveCommand, type LetGo } from './safety.js';
 import type {
   Action,
   BackendRef,
@@ -59,6 +61,11 @@ interface BackendInfo {
   altIdentity?: string;
   /** The backend actually uses its identity now (physical-device written and resolvable). */
   active: boolean;
+  /**
+   * physical-device names a number now bound to another device (loopReused 'reused'): blkback may open
+   * it at any moment, so the backend counts as a user of that device's data (fileKey of its backing).
+   */
+  reusedData?: string;
   /** The path its params names. */
   params?: string;
   /** mode "r" -> false; "w" or anything else (or missing) -> true (conservative). */
@@ -74,7 +81,17 @@ interface User {
 /** Findings about loop devices alone sort after every domain's. */
 const LOOP_SORT = '\uffff\uffff';
 
-const ACTION_RANK: Record<Action['kind'], number> = { detach: 0, replace: 1, serve: 2, attach: 3, 'free-loop': 4 };
+const ACTION_RANK: Record<Action['kind'], number> = { offline: 0, hold: 1, detach: 2, replace: 3, serve: 4, attach: 5, 'free-loop': 6 };
+
+/**
+ * Which actions run ahead of every domain's: taking dangling backends offline before anything is
+ * allocated (so a freed number handed out in this pass is never named by a live backend), and taking
+ * back unheld devices before anything else can go wrong. Loop frees run last.
+ */
+function phase(kind: Action['kind']): number {
+  if (kind === 'offline' || kind === 'hold') return 0;
+  return kind === 'free-loop' ? 2 : 1;
+}
 
 function cmp(a: string | number, b: string | number): number {
   return a < b ? -1 : a > b ? 1 : 0;
@@ -114,7 +131,7 @@ export function plan(desired: DesiredState, observed: ObservedState, policy: Pol
     findings.push({ f, key: [sortDomain ?? rest.domain ?? '\uffff', sortDevid ?? -1, kind, message] });
   };
   const addAction = (a: Action, domainSort: string, fe: number, devid: number, extra = 0): void => {
-    actions.push({ a, key: [a.kind === 'free-loop' ? 1 : 0, domainSort, fe, devid, ACTION_RANK[a.kind], extra] });
+    actions.push({ a, key: [phase(a.kind), domainSort, fe, devid, ACTION_RANK[a.kind], extra] });
   };
 
   // ---- domains -------------------------------------------------------------------------------
@@ -237,6 +254,14 @@ export function plan(desired: DesiredState, observed: ObservedState, policy: Pol
       });
     }
   }
+  for (const i of infos) {
+    if (i.reusedData === undefined) continue;
+    addUser(i.reusedData, {
+      key: `d${i.b.frontendDomid}:${i.b.devid}`,
+      label: `${domLabel(nameByDomid, i.b.frontendDomid)} ${vdevName(i.b.devid)} (through reused ${i.b.physicalDevice})`,
+      writable: i.writable,
+    });
+  }
   for (const c of ctxs) {
     for (const k of c.dataKeys) {
       addUser(k, {
@@ -314,6 +339,15 @@ export function plan(desired: DesiredState, observed: ObservedState, policy: Pol
     addAction(a, a.domain, a.domid, a.disk.devid);
   };
 
+  // ---- served devices: dangling physical-devices and holders (desired or not) ---------------------
+  /** Our backends whose physical-device this plan removes -> whether it closes the backend too. */
+  const offlined = new Map<BackendInfo, boolean>();
+  for (const i of infos) {
+    if (!i.b.ours) continue;
+    if (i.loopReused !== 'no') offlined.set(i, planOffline(i));
+    else planHold(i);
+  }
+
   // ---- evaluate each desired disk --------------------------------------------------------------
   const matchedBackends = new Set<BackendInfo>();
   for (const c of ctxs) {
@@ -372,6 +406,8 @@ export function plan(desired: DesiredState, observed: ObservedState, policy: Pol
     }
     if (c.conflict !== undefined) {
       reportRw(c.conflict, disk.source, dom.name, disk.devid);
+    } else if (c.sourceProblem === undefined) {
+      sourceInUse(c, { ...base, source: disk.source, ...sortExtra });
     }
 
     // Domain.
@@ -447,9 +483,10 @@ export function plan(desired: DesiredState, observed: ObservedState, policy: Pol
     const beOk = b.backendDomid === disk.backendDomid;
     const modeText = `mode ${b.mode ?? '(none)'}, desired ${wantW ? 'w' : 'r'}`;
 
-    if (!bi.pd) {
+    if (!bi.pd || offlined.get(bi) === false) {
       // Hotplug pending: the toolstack (or our own interrupted attach) wrote the dir, nobody
-      // provided the device yet. Whatever follows, the disk is not served yet.
+      // provided the device yet (or this plan takes a gone device's physical-device away first).
+      // Whatever follows, the disk is not served yet.
       row.sync = 'out-of-sync';
       const paramsOk = bi.params === disk.source;
       const servable = b.ours || scriptIsOurs(b.script);
@@ -570,8 +607,10 @@ export function plan(desired: DesiredState, observed: ObservedState, policy: Pol
       }
     }
     const why = blocked(c);
+    const reason = problems.map((p) => p.text).join('; ');
     if (policy.prune && why === undefined) {
-      propose({ kind: 'replace', domain: dom.name, domid, disk, backend: bi.ref, reason: problems.map((p) => p.text).join('; ') }, c);
+      const note = guardLetGo('replace', bi, `${dom.name} ${disk.vdev}: ${reason}`, { ...base, backend: bi.ref, source: disk.source, ...sortExtra });
+      if (note !== undefined) propose({ kind: 'replace', domain: dom.name, domid, disk, backend: bi.ref, reason: reason + note }, c);
     } else {
       for (const p of problems) {
         if (p.kind === 'loop-reused') continue;
@@ -623,7 +662,15 @@ export function plan(desired: DesiredState, observed: ObservedState, policy: Pol
     backendChecks(i, label, vdev);
     const sortDomain = name ?? `\uffff${String(b.frontendDomid).padStart(10, '0')}`;
     if (policy.prune && !nameless) {
-      const a: Action = { kind: 'detach', backend: i.ref, reason };
+      const note = guardLetGo('detach', i, `${label} ${vdev} (${reason})`, {
+        vdev,
+        backend: i.ref,
+        sortDomain,
+        sortDevid: b.devid,
+        ...(name !== undefined ? { domain: name } : {}),
+      });
+      if (note === undefined) continue;
+      const a: Action = { kind: 'detach', backend: i.ref, reason: reason + note };
       if (name !== undefined) a.domain = name;
       addAction(a, sortDomain, b.frontendDomid, b.devid);
     } else {
@@ -658,15 +705,24 @@ export function plan(desired: DesiredState, observed: ObservedState, policy: Pol
     if (used.length === 0 && !recordedDiskseqs.has(l.diskseq) && !reusedInPlan.has(l.name) && !desiredDevices.has(devKey(l))) {
       if (l.mounted || l.holders.length > 0) continue; // something in dom0 uses it: not ours to judge
       const reason = `no backend uses it${l.backingDeleted ? ' (its backing file was deleted)' : ''}`;
-      if (policy.prune) {
-        freed.add(l.name);
-        addAction({ kind: 'free-loop', loop: loopRef(l), reason }, '', 0, 0, l.number);
+      const what = `/dev/${l.name} (${l.backingPath}) is xvbd's and ${reason}`;
+      const f = { loops: [loopRef(l)], sortDomain: LOOP_SORT, sortDevid: l.number };
+      // Only a device under this instance's allowedRoots is provably its own: with none, another xvbd
+      // (another run dir) on this host may have made it.
+      const unscoped = roots.length === 0;
+      if (policy.prune && !unscoped) {
+        const note = guardLetGo('free-loop', l, what, f);
+        if (note !== undefined) {
+          freed.add(l.name);
+          addAction({ kind: 'free-loop', loop: loopRef(l), reason: reason + note }, '', 0, 0, l.number);
+        }
       } else {
-        addFinding('loop-leaked', 'warning', `/dev/${l.name} (${l.backingPath}) is xvbd's and ${reason}`, 'apply with prune frees it', {
-          loops: [loopRef(l)],
-          sortDomain: LOOP_SORT,
-          sortDevid: l.number,
-        });
+        const fix = unscoped
+          ? 'not freed: xvbd frees only loop devices of files under policy allowedRoots; set them, then apply with prune'
+          : l.backingDeleted
+            ? `copy the data out first (${saveCommand(l)}); apply --prune --allow-data-loss frees it`
+            : 'apply with prune frees it';
+        addFinding('loop-leaked', 'warning', what, fix, f);
       }
       continue;
     }
@@ -676,7 +732,7 @@ export function plan(desired: DesiredState, observed: ObservedState, policy: Pol
         'loop-backing-deleted',
         'warning',
         `/dev/${l.name}: its backing file was deleted (${l.backingPath}) but ${who} still use it`,
-        `copy the data out (e.g. cp /dev/${l.name} somewhere) before detaching, then restore the file and replace the disk`,
+        `copy the data out before anything detaches it (${saveCommand(l)}), then restore the file and replace the disk`,
         { loops: [loopRef(l)], sortDomain: LOOP_SORT, sortDevid: l.number },
       );
     }
@@ -701,6 +757,47 @@ export function plan(desired: DesiredState, observed: ObservedState, policy: Pol
   return { actions: actions.map((x) => x.a), findings: findings.map((x) => x.f), disks };
 
   // ---- helpers that share the accumulators ---------------------------------------------------
+  /**
+   * A backend of ours whose physical-device names a device that is gone or re-bound: offline before any
+   * allocation. Closed too when the number is bound to another device (blkback may have opened it) or
+   * blkback holds something there. Returns whether it is closed.
+   */
+  function planOffline(i: BackendInfo): boolean {
+    const b = i.b;
+    const close = i.loopReused === 'reused' || b.kernelHeld;
+    const reason =
+      i.loopReused === 'gone'
+        ? `no loop device is bound at physical-device ${b.physicalDevice} any more`
+        : `${b.physicalDevice} is now /dev/${i.loopAtPd!.name} with diskseq ${i.loopAtPd!.diskseq}, the backend recorded ${b.diskseq}`;
+    const name = nameByDomid.get(b.frontendDomid);
+    const a: Action = { kind: 'offline', backend: i.ref, physicalDevice: b.physicalDevice!, close, reason };
+    if (name !== undefined) a.domain = name;
+    addAction(a, name ?? '', b.frontendDomid, b.devid);
+    return close;
+  }
+
+  /** A device of ours that one of our backends serves (proven: marker, diskseq, inode) and no durable holder keeps. */
+  function planHold(i: BackendInfo): void {
+    const b = i.b;
+    const l = i.loopAtPd;
+    if (!l || !ownLoop(l) || b.diskseq !== l.diskseq || !b.sourceInode || fileKey(b.sourceInode) !== fileKey(l.backing)) return;
+    const verdict = holdVerdict(l.keptBy);
+    if (verdict === 'held' || verdict === 'unknown') return;
+    const name = nameByDomid.get(b.frontendDomid);
+    const a: Action = { kind: 'hold', backend: i.ref, loop: loopRef(l) };
+    if (name !== undefined) a.domain = name;
+    addAction(a, name ?? '', b.frontendDomid, b.devid);
+    if (verdict !== 'unheld') return;
+    const label = `${domLabel(nameByDomid, b.frontendDomid)} ${vdevName(b.devid)}`;
+    addFinding(
+      'loop-unheld',
+      'error',
+      `${label}: /dev/${l.name} (diskseq ${l.diskseq}) serves ${b.path} but no holder in dom0 keeps it open; it is freed as soon as blkback lets go`,
+      'apply takes it back (the keepers hold it from then on)',
+      { ...(name !== undefined ? { domain: name } : {}), vdev: vdevName(b.devid), backend: i.ref, loops: [loopRef(l)], sortDomain: name ?? LOOP_SORT, sortDevid: b.devid },
+    );
+  }
+
   /** The cells of a status row that come from its backend. */
   function fillBackendCells(row: DiskStatus, i: BackendInfo): void {
     const b = i.b;
@@ -725,10 +822,61 @@ export function plan(desired: DesiredState, observed: ObservedState, policy: Pol
     }
   }
 
+  /**
+   * Prune's data guard (src/plan/safety.ts) for letting go of a backend's loop device or of a loop device
+   * itself: the note for the action's reason ('' when nothing is at risk), or undefined when refused,
+   * which is reported as data-loss-refused with how to save the data.
+   */
+  function guardLetGo(what: LetGo, of: BackendInfo | LoopObs, subject: string, f: Partial<Finding> & { sortDomain?: string; sortDevid?: number }): string | undefined {
+    let l: LoopObs | undefined;
+    let recorded: Inode | undefined;
+    if ('b' in of) {
+      // only the very device the backend was served (same diskseq) can hold its data
+      l = of.loopReused === 'no' ? of.loopAtPd : undefined;
+      recorded = of.b.sourceInode;
+    } else {
+      l = of;
+    }
+    const v = letGoVerdict(what, l, recorded, policy.allowDataLoss === true);
+    if (v.allowed) return v.loss !== undefined ? ` (${v.loss})` : '';
+    const verb = what === 'free-loop' ? 'not freed' : what === 'detach' ? 'not detached' : 'not replaced';
+    addFinding('data-loss-refused', 'error', `${subject}: ${verb}: ${v.why}`, v.save, { ...f, loops: [loopRef(l!)] });
+    return undefined;
+  }
+
+  /**
+   * A loop device that is not ours (losetup, another xvbd instance) has the disk's file, in a way our
+   * loop device could not coexist with (the disk read-write, or that device writable): every attach
+   * would be refused, so the source is blocked and the device named. One this disk's own backend uses
+   * is what serves it, not in the way.
+   */
+  function sourceInUse(c: DiskCtx, f: Partial<Finding> & { sortDomain?: string; sortDevid?: number }): void {
+    if (c.disk.sourceKind !== 'file' || c.src?.kind !== 'file' || c.identity === undefined) return;
+    const inWay = loops.filter(
+      (l) =>
+        !l.ours &&
+        fileKey(l.backing) === c.identity &&
+        (c.disk.mode === 'rw' || !l.readOnly) &&
+        !(loopUsers.get(l.name) ?? []).some((u) => u.b.frontendDomid === c.domid && u.b.devid === c.disk.devid),
+    );
+    if (inWay.length === 0) return;
+    const names = inWay.map((l) => `/dev/${l.name} (${l.readOnly ? 'ro' : 'rw'})`).join(', ');
+    c.sourceProblem = `source in use by ${inWay.map((l) => `/dev/${l.name}`).join(', ')}`;
+    addFinding(
+      'source-in-use',
+      'error',
+      `${c.disk.source} has ${inWay.length === 1 ? 'a loop device' : 'loop devices'} that xvbd did not make: ${names}; xvbd cannot attach it ${c.disk.mode === 'rw' ? 'read-write' : 'next to a writable one'}`,
+      `find who uses it (losetup -l; fuser -v ${inWay.map((l) => `/dev/${l.name}`).join(' ')}), free it (${inWay.map((l) => `losetup -d /dev/${l.name}`).join('; ')}), then apply`,
+      { ...f, loops: inWay.map(loopRef) },
+    );
+  }
+
   function extraBackendOnVdev(i: BackendInfo, domain: string, disk: DiskSpec): void {
     const f = { domain, vdev: disk.vdev, backend: i.ref, sortDomain: domain, sortDevid: disk.devid };
     if (i.b.ours && policy.prune) {
-      addAction({ kind: 'detach', domain, backend: i.ref, reason: `a second backend for ${disk.vdev} (in domain ${i.b.backendDomid})` }, domain, i.b.frontendDomid, disk.devid, i.b.backendDomid);
+      const reason = `a second backend for ${disk.vdev} (in domain ${i.b.backendDomid})`;
+      const note = guardLetGo('detach', i, `${domain} ${disk.vdev}: ${reason}`, f);
+      if (note !== undefined) addAction({ kind: 'detach', domain, backend: i.ref, reason: reason + note }, domain, i.b.frontendDomid, disk.devid, i.b.backendDomid);
       return;
     }
     addFinding(
@@ -747,7 +895,8 @@ export function plan(desired: DesiredState, observed: ObservedState, policy: Pol
       return;
     }
     if (policy.prune && blocked(c) === undefined && c.domid !== undefined) {
-      propose({ kind: 'replace', domain: c.dom.name, domid: c.domid, disk: c.disk, backend: i.ref, reason: text }, c);
+      const note = guardLetGo('replace', i, `${c.dom.name} ${c.disk.vdev}: backend ${text}`, f);
+      if (note !== undefined) propose({ kind: 'replace', domain: c.dom.name, domid: c.domid, disk: c.disk, backend: i.ref, reason: text + note }, c);
       return;
     }
     addFinding(kind, 'warning', `${c.dom.name} ${c.disk.vdev}: backend ${text}`, 'apply with prune replaces the backend', f);
@@ -819,6 +968,7 @@ function describeBackend(b: BackendObs, loopByDev: Map<string, LoopObs>): Backen
     if (b.diskseq !== undefined && b.diskseq !== loop.diskseq) {
       // The device we served is gone and its number given to another (diskseq differs).
       info.loopReused = 'reused';
+      info.reusedData = fileKey(loop.backing);
       if (b.sourceInode) info.identity = fileKey(b.sourceInode);
       else if (via === 'block') info.identity = blockKey(pd.major, pd.minor);
     } else if (via === 'block') {

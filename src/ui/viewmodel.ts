@@ -211,6 +211,20 @@ function describeAction(a: Action): { summary: string; reason?: string; domain?:
         summary: `free ${a.loop.name} (diskseq ${a.loop.diskseq})`,
         reason: a.reason,
       };
+    case 'hold':
+      return {
+        summary: `hold ${a.loop.name} (diskseq ${a.loop.diskseq}) for ${a.backend.path}`,
+        reason: 'no holder keeps it open',
+        ...(a.domain !== undefined ? { domain: a.domain } : {}),
+        backendPath: a.backend.path,
+      };
+    case 'offline':
+      return {
+        summary: `${a.close ? 'close' : 'offline'} ${a.domain ?? `domid ${a.backend.frontendDomid}`} devid ${a.backend.devid} (${a.backend.path})`,
+        reason: a.reason,
+        ...(a.domain !== undefined ? { domain: a.domain } : {}),
+        backendPath: a.backend.path,
+      };
   }
 }
 

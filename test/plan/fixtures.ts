@@ -152,6 +152,10 @@ export function actionLines(p: Plan): string[] {
         return `detach ${a.domain ?? `#${a.backend.frontendDomid}`} ${a.backend.devid}`;
       case 'free-loop':
         return `free-loop ${a.loop.name}`;
+      case 'hold':
+        return `hold ${a.domain ?? `#${a.backend.frontendDomid}`} ${a.backend.devid} ${a.loop.name}`;
+      case 'offline':
+        return `${a.close ? 'close' : 'offline'} ${a.domain ?? `#${a.backend.frontendDomid}`} ${a.backend.devid}`;
     }
   });
 }

@@ -105,11 +105,11 @@ const cases: Case[] = [
     sync: ['mail xvdb pending'],
   },
   {
-    name: 'device source that is a loop device, the device re-bound since (diskseq differs): loop-reused, replaced with prune',
+    name: 'device source that is a loop device, the device re-bound since (diskseq differs): closed at once, loop-reused, replaced with prune',
     desired: desired({ db: [devDisk()] }),
     policy: { prune: true },
     observed: observed({ domains: DOMS, sources: sources(blockSrc(LOOPDEV, '7:3')), loops: [standInReused], backends: [devBackend()] }),
-    actions: ['replace db xvdb'],
+    actions: ['close db 51728', 'replace db xvdb'],
     findings: ['loop-reused error db xvdb'],
     sync: ['db xvdb out-of-sync'],
     check: (p) => assert.equal(p.disks[0]!.health, 'degraded'),

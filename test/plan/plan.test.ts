@@ -407,7 +407,7 @@ const cases: Case[] = [
   {
     name: 'unused loop of ours, prune: free-loop; loops not ours and loops whose diskseq a backend records stay',
     desired: desired({}),
-    policy: { prune: true },
+    policy: { prune: true, allowedRoots: ['/srv'] },
     observed: observed({
       domains: DOMS,
       loops: [loop(2, 30), loop(3, 31, { ours: false }), loop(4, 32), loop(6, 33, { mounted: true })],
@@ -463,9 +463,10 @@ const cases: Case[] = [
       sources: sources(fileSrc(A, 11), fileSrc(B, 12)),
       loops: [loop(1, 11, { readOnly: false }), loop(2, 11, { readOnly: true, backingDeleted: true }), loop(3, 12, { readOnly: true })],
     }),
-    policy: { prune: true },
-    actions: ['attach db xvdb', 'attach web xvda', 'free-loop loop1', 'free-loop loop2', 'free-loop loop3'],
-    findings: [],
+    policy: { prune: true, allowedRoots: ['/srv'] },
+    // loop2 holds the only copy of a deleted file: prune never frees it without --allow-data-loss
+    actions: ['attach db xvdb', 'attach web xvda', 'free-loop loop1', 'free-loop loop3'],
+    findings: ['data-loss-refused error'],
   },
   {
     name: 'duplicate read-only loops for one file, both used: loop-duplicate; new guest shares the busier one',
@@ -494,7 +495,7 @@ const cases: Case[] = [
     findings: ['loop-backing-deleted warning'],
   },
   {
-    name: 'loop device at physical-device has another diskseq: loop-reused (error), no prune: no action',
+    name: 'loop device at physical-device has another diskseq: closed at once (blkback may open what the number names now), loop-reused (error), no prune: no replace',
     desired: desired({ web: [disk('xvda', A)] }),
     observed: observed({
       domains: DOMS,
@@ -502,15 +503,28 @@ const cases: Case[] = [
       loops: [loop(0, 77, { diskseq: '555', ours: false })],
       backends: [backend(3, 'xvda', { physicalDevice: '7:0', diskseq: '100', sourceInode: { dev: '2049', ino: '11' }, kernelHeld: false })],
     }),
-    actions: [],
+    actions: ['close web 51712'],
     findings: ['loop-reused error web xvda'],
     check: (p) => {
       assert.equal(p.disks[0]!.health, 'degraded');
       assert.equal(p.disks[0]!.loop, undefined);
+      const a = p.actions[0]!;
+      assert.ok(a.kind === 'offline' && a.close && a.physicalDevice === '7:0');
     },
   },
   {
-    name: 'loop device gone, prune: loop-reused + replace',
+    name: 'loop device gone, params unchanged: its physical-device taken away first, then served again (no prune needed)',
+    desired: desired({ web: [disk('xvda', A)] }),
+    observed: observed({
+      domains: DOMS,
+      sources: sources(fileSrc(A, 11)),
+      backends: [backend(3, 'xvda', { params: A, physicalDevice: '7:0', diskseq: '100', sourceInode: { dev: '2049', ino: '11' }, kernelHeld: false })],
+    }),
+    actions: ['offline web 51712', 'serve web xvda'],
+    findings: [],
+  },
+  {
+    name: 'loop device gone, another source recorded, prune: taken offline, then replaced',
     desired: desired({ web: [disk('xvda', A)] }),
     policy: { prune: true },
     observed: observed({
@@ -518,8 +532,8 @@ const cases: Case[] = [
       sources: sources(fileSrc(A, 11)),
       backends: [backend(3, 'xvda', { physicalDevice: '7:0', diskseq: '100', sourceInode: { dev: '2049', ino: '11' }, kernelHeld: false })],
     }),
-    actions: ['replace web xvda'],
-    findings: ['loop-reused error web xvda'],
+    actions: ['offline web 51712', 'replace web xvda'],
+    findings: [],
   },
   {
     name: 'a read-write file desired by two domains: rw-shared, neither attached',
@@ -698,7 +712,7 @@ test('convergence: from nothing, the plan attaches every disk; the converged sta
 
 // ---- ordering and determinism ---------------------------------------------------------------
 test('ordering: actions by domain then devid, detaches before attaches on one vdev, free-loop last', () => {
-  const d = desired({ zeta: [disk('xvdc', A), disk('xvda', B)], alpha: [disk('xvdb', C)], db: [disk('xvda', '/srv/db.img', 'ro')] }, { prune: true });
+  const d = desired({ zeta: [disk('xvdc', A), disk('xvda', B)], alpha: [disk('xvdb', C)], db: [disk('xvda', '/srv/db.img', 'ro')] }, { prune: true, allowedRoots: ['/srv'] });
   const obs = observed({
     domains: [...DOMS, { domid: 7, name: 'zeta' }, { domid: 8, name: 'alpha' }],
     sources: sources(fileSrc(A, 11), fileSrc(B, 12), fileSrc(C, 13), fileSrc('/srv/db.img', 20)),
@@ -718,7 +732,7 @@ test('determinism: shuffled inputs give the same plan', () => {
       mail: [disk('xvda', '/srv/mail.img')],
       off: [disk('xvda', '/srv/off.img')],
     },
-    { prune: true },
+    { prune: true, allowedRoots: ['/srv'] },
   );
   const obs = converged(d, { web: 3, db: 4, mail: 5 }, { ...inodes, '/srv/missing.img': 1, '/srv/off.img': 2 });
   delete obs.sources['/srv/missing.img'];

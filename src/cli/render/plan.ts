@@ -69,6 +69,10 @@ export function actionCells(a: Action, p: Palette = palette(false)): string[] {
       ];
     case 'free-loop':
       return [paint(sign), paint('free'), `/dev/${a.loop.name}`, `diskseq ${a.loop.diskseq}, inode ${a.loop.backing.dev}:${a.loop.backing.ino}`, a.reason];
+    case 'hold':
+      return [paint(sign), paint('hold'), `${a.domain ?? `domid ${a.backend.frontendDomid}`} ${vdevName(a.backend.devid)}`, `/dev/${a.loop.name} (diskseq ${a.loop.diskseq})`, 'served, but no holder keeps it open: the keepers take it back'];
+    case 'offline':
+      return [paint(sign), paint(a.close ? 'close' : 'offline'), `${a.domain ?? `domid ${a.backend.frontendDomid}`} ${vdevName(a.backend.devid)}`, `${a.backend.path} physical-device ${a.physicalDevice}`, a.reason];
   }
 }
 

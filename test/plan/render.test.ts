@@ -19,7 +19,7 @@ function everyKind() {
   const lc = loop(5, 13, { backingPath: C, readOnly: true });
   const d = desired(
     { web: [disk('xvda', A, 'ro'), disk('xvdb', C, 'ro')], db: [disk('xvdb', C, 'ro'), disk('xvdc', B)], mail: [disk('xvda', '/srv/m.img')] },
-    { prune: true },
+    { prune: true, allowedRoots: ['/srv'] },
   );
   const o = observed({
     domains: [

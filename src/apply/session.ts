@@ -25,6 +25,8 @@ export function hookScriptPath(env: NodeJS.ProcessEnv = process.env): string | u
 export interface ApplyOptions {
   configDir: string;
   prune?: boolean;
+  /** --allow-data-loss (never from the config): see Policy.allowDataLoss. */
+  allowDataLoss?: boolean;
   /** Plan only. */
   dryRun?: boolean;
   /** Called with the plan before executing; return false to stop (the CLI asks here). */
@@ -47,7 +49,7 @@ export interface ApplyOutcome {
 
 export async function applyOnce(opts: ApplyOptions): Promise<ApplyOutcome> {
   const desired = await loadDesired(opts.configDir);
-  const policy: Policy = { ...desired.policy, prune: opts.prune || desired.policy.prune };
+  const policy: Policy = { ...desired.policy, prune: opts.prune || desired.policy.prune, allowDataLoss: opts.allowDataLoss === true };
   let lock: ApplyLock | undefined;
   if (!opts.dryRun) lock = await acquireApplyLock({ waitMs: opts.lockWaitMs ?? 0 });
   const xs = opts.xs ?? (await connect());

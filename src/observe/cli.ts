@@ -7,6 +7,8 @@ import { snapshot, type Snapshot } from './snapshot.js';
 export interface LoadSnapshotOptions {
   configDir?: string | undefined;
   prune?: boolean;
+  /** --allow-data-loss: prune may let go of a loop device holding the only copy of some data. */
+  allowDataLoss?: boolean;
   /** For messages: "plan", "status". */
   command: string;
   /** --json: an invalid config is also reported on stdout as {"valid": false, "errors": [...]}. */
@@ -17,7 +19,8 @@ export interface LoadSnapshotOptions {
 export async function loadSnapshot(opts: LoadSnapshotOptions): Promise<Snapshot & Required<Pick<Snapshot, 'desired' | 'observed' | 'plan'>>> {
   let snap: Snapshot;
   try {
-    snap = await snapshot({ ...(opts.configDir !== undefined ? { configDir: opts.configDir } : {}), ...(opts.prune ? { policy: { prune: true } } : {}) });
+    const policy = { ...(opts.prune ? { prune: true } : {}), ...(opts.allowDataLoss ? { allowDataLoss: true } : {}) };
+    snap = await snapshot({ ...(opts.configDir !== undefined ? { configDir: opts.configDir } : {}), policy });
   } catch (err) {
     const e = err as { errno?: string; message?: string; code?: string };
     if (e.errno !== undefined || e.code === 'ECONNREFUSED' || e.code === 'ENOENT') {

@@ -11,7 +11,7 @@ import { CliError } from '../errors.js';
 import { renderPlan } from '../render/plan.js';
 import { wantColor } from '../render/style.js';
 
-const USAGE = `Usage: xvbd apply [--config DIR] [--auto-approve] [--dry-run] [--prune]
+const USAGE = `Usage: xvbd apply [--config DIR] [--auto-approve] [--dry-run] [--prune [--allow-data-loss]]
 
 Computes the plan (as \`xvbd plan\` shows it), asks for confirmation on a terminal, then carries it out:
 attaches and serves disks, and with --prune detaches backends and frees loop devices of xvbd's that
@@ -22,6 +22,8 @@ Options:
   --auto-approve   do not ask (required when stdin is not a terminal)
   --dry-run        show the plan and stop
   --prune          also detach and free what is ours but no longer desired (as policy prune: true)
+  --allow-data-loss  let prune detach, replace or free a loop device that holds the only copy of some
+                   data (its backing file deleted, or not the inode recorded); refused otherwise
 Exit status: 0 success (or nothing to do), 1 failure (config invalid, a step failed, refused).`;
 
 async function ask(plan: Plan): Promise<boolean> {
@@ -40,6 +42,7 @@ export async function run(argv: string[]): Promise<number> {
     'auto-approve': { type: 'boolean' },
     'dry-run': { type: 'boolean' },
     prune: { type: 'boolean' },
+    'allow-data-loss': { type: 'boolean' },
   });
   if (!args) return 0;
   const { values } = args;
@@ -55,6 +58,7 @@ export async function run(argv: string[]): Promise<number> {
     const out = await applyOnce({
       configDir,
       prune: values.prune ?? false,
+      allowDataLoss: values['allow-data-loss'] ?? false,
       dryRun,
       approve: async (plan) => {
         process.stdout.write(renderPlan(plan, { color }));

@@ -4,7 +4,7 @@ import { renderPlan } from '../render/plan.js';
 import { colorFor, plural } from '../render/style.js';
 import { loadSnapshot } from '../../observe/cli.js';
 
-const USAGE = `Usage: xvbd plan [--config DIR] [--json] [--detailed-exitcode] [--prune] [--color|--no-color]
+const USAGE = `Usage: xvbd plan [--config DIR] [--json] [--detailed-exitcode] [--prune [--allow-data-loss]] [--color|--no-color]
 
 Compares the desired state (the YAML files of DIR) with the host (xenstore and loop devices) and
 prints what \`xvbd apply\` would do, one line per action with its reason:
@@ -16,6 +16,8 @@ Options:
   --json                print the plan (actions, findings, disks) as JSON ({valid:false, errors} if the config is invalid)
   --detailed-exitcode   exit 0 = nothing to do, 2 = changes to make, 1 = error
   --prune               plan as if policy prune were true (what \`apply --prune\` would do)
+  --allow-data-loss     let prune detach, replace or free a loop device that holds the only copy of some
+                        data (its backing file deleted, or not the inode recorded); refused otherwise
   --color / --no-color  colour the text (default: when stdout is a terminal and NO_COLOR is unset)
   -h, --help            this help
 
@@ -28,10 +30,11 @@ export async function run(argv: string[]): Promise<number> {
     ...REPORT_OPTIONS,
     'detailed-exitcode': { type: 'boolean' },
     prune: { type: 'boolean' },
+    'allow-data-loss': { type: 'boolean' },
   });
   if (!args) return 0;
   const { values } = args;
-  const snap = await loadSnapshot({ configDir: values.config, prune: values.prune === true, command: 'plan', json: values.json === true });
+  const snap = await loadSnapshot({ configDir: values.config, prune: values.prune === true, allowDataLoss: values['allow-data-loss'] === true, command: 'plan', json: values.json === true });
   const plan = snap.plan!;
   if (values.json) {
     process.stdout.write(JSON.stringify(plan, null, 2) + '\n');

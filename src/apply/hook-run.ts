@@ -1,134 +1,244 @@
-// `xvbd hook add|remove`: what libxl runs as the disk's script=. See hook.ts for the checks and
-// docs/fd-holding.md for who holds the device afterwards.
-import { appendFileSync } from 'node:fs';
-import { ConfigInvalidError, defaultConfigDir, formatErrors, loadDesired, vdevToDevid } from '../config/index.js';
-import { askDaemon } from '../daemon/control.js';
-import { connectKeeper } from '../daemon/keeper-client.js';
-import { LoopRegistry } from '../linux/index.js';
+// The libxl hook's processes (docs/hook.md):
+// - `xvbd hook server`: the on-demand server native/xvbd-hook starts (once, detached, under a lock) when
+//   no daemon listens; it serves every hook of a burst on $XVBD_RUN_DIR/hook.sock, the keeper holding
+//   the devices, and exits once idle for a while;
+// - `xvbd hook add|remove`: the Node reference hook, the same server-side code (HookServer) in-process
+//   when neither the daemon nor a hook server listens.
+import { appendFileSync, closeSync, writeSync } from 'node:fs';
+import { join } from 'node:path';
+import { ConfigCache, defaultConfigDir, formatErrors } from '../config/index.js';
+import { askDaemon, controlSocketPath, ControlError, ControlServer, type ControlRequest } from '../daemon/control.js';
+import { dropFromKeepers } from '../daemon/keeper-client.js';
 import type { XsClient } from '../xenstore/api.js';
 import { connect } from '../xenstore/client.js';
-import { serveBackend, type FdHolder } from './execute.js';
+import { execute } from './execute.js';
 import { KeeperHolder } from './holder.js';
-import {
-  HookError,
-  matchDesired,
-  parseHookInvocation,
-  readBackendFacts,
-  reportHookError,
-  type HookTarget,
-} from './hook.js';
-import { MARKER_NODE, MARKER_VALUE } from './layout.js';
+import { parseHookInvocation, type HookTarget } from './hook.js';
+import { HookServer, targetOf, type HookServeDeps, type ServeAnswer } from './hook-serve.js';
 import { RegistryDevices } from './linux-devices.js';
 import { acquireApplyLock, runDir } from './lock.js';
 
-export interface HookRunOptions {
-  env?: NodeJS.ProcessEnv;
-  xs?: XsClient;
-  holder?: FdHolder;
-  /** Skip the daemon's control socket (tests). */
-  noDaemon?: boolean;
-  log?: (line: string) => void;
+/** Where the on-demand hook server listens. */
+export function hookSocketPath(env: NodeJS.ProcessEnv = process.env): string {
+  return join(runDir(env), 'hook.sock');
 }
 
-/** Like the Xen hotplug scripts: a line in /var/log/xen/xen-hotplug.log when it exists. */
-function hotplugLog(line: string): void {
+/** Like the Xen hotplug scripts: a line in /var/log/xen/xen-hotplug.log when that log exists. */
+export function hotplugLog(line: string): void {
   try {
-    appendFileSync('/var/log/xen/xen-hotplug.log', `xvbd-hook: ${line}\n`, { flag: 'a' });
+    appendFileSync('/var/log/xen/xen-hotplug.log', `xvbd: ${line}\n`, { flag: 'a' });
   } catch {
     // no Xen log dir (simulator, tests)
   }
 }
 
+/** The HookServer's I/O for a process without the daemon (see openOneShot). */
+export interface OneShotDeps extends HookServeDeps {
+  holder: KeeperHolder;
+  /** The keeper connection under way (started with the process: it is a Node start of its own). */
+  keeperUp: Promise<void>;
+  close(): Promise<void>;
+}
+
+/**
+ * One xenstore connection (made again after a failure), the config through a cache, the host's loop
+ * devices, and each batch's steps under the apply lock with a fresh LoopRegistry, the keeper holding
+ * every device. With `startKeeper`, the keeper is started now, while this process loads its code.
+ */
+export async function openOneShot(env: NodeJS.ProcessEnv, log: (l: string) => void, opts: { startKeeper?: boolean } = {}): Promise<OneShotDeps> {
+  const holder = new KeeperHolder(runDir(env));
+  const keeperUp = opts.startKeeper ? holder.start().catch((e: Error) => log(`keeper: ${e.message}`)) : Promise.resolve();
+  const linux = await import('../linux/index.js');
+  const config = new ConfigCache(defaultConfigDir(env));
+  let xs: Promise<XsClient> | undefined;
+  const client = () => {
+    if (!xs) {
+      const c = connect();
+      xs = c;
+      c.catch(() => {
+        if (xs === c) xs = undefined;
+      });
+    }
+    return xs;
+  };
+  const drop = async () => {
+    const c = xs;
+    xs = undefined;
+    await c?.then((x) => x.close()).catch(() => undefined);
+  };
+  return {
+    holder,
+    keeperUp,
+    client,
+    log,
+    async desired() {
+      const r = await config.load();
+      if (r.desired && r.errors.length === 0) return { desired: r.desired };
+      const first = formatErrors(r.errors, { color: false }).split('\n')[0] ?? 'error';
+      return { error: `the xvbd configuration in ${config.dir} is invalid (${r.errors.length} error(s)): ${first}` };
+    },
+    loops() {
+      const mounts = linux.mountedDevices();
+      return { loops: linux.listLoops({ mounts }), mountedDevs: mounts.devs };
+    },
+    async execute(plan, desired) {
+      const lock = await acquireApplyLock({ waitMs: 60_000 });
+      const registry = new linux.LoopRegistry({ allowedRoots: desired.policy.allowedRoots });
+      try {
+        const r = await execute(plan, { xs: await client(), devices: new RegistryDevices(registry), policy: desired.policy, holder });
+        return r.steps.map((s) => ({ target: 'backend' in s.action ? s.action.backend.path : '', ok: s.ok, ...(s.error ? { error: s.error } : {}) }));
+      } catch (err) {
+        await drop(); // a lost connection is made again by the next batch
+        throw err;
+      } finally {
+        registry.closeAll();
+        lock.release();
+      }
+    },
+    async close() {
+      await keeperUp;
+      holder.close();
+      await drop();
+    },
+  };
+}
+
+/** Lets the keepers of this run dir go of one backend's fd (the hook's `remove` without a daemon). */
+async function keeperDrop(t: HookTarget, env: NodeJS.ProcessEnv): Promise<string> {
+  try {
+    const n = await dropFromKeepers(runDir(env), t.path);
+    return n > 0 ? 'released by the keeper' : 'nothing held it (no daemon, no keeper)';
+  } catch (err) {
+    return `keeper: ${(err as Error).message}`;
+  }
+}
+
+export interface HookServerOptions {
+  env?: NodeJS.ProcessEnv;
+  /** Exit after this long without a request (ms); default $XVBD_HOOK_SERVER_IDLE_MS or 10 s. */
+  idleMs?: number;
+  /** An fd to write "ready\n" to (then close) once listening: native/xvbd-hook waits on it. */
+  readyFd?: number;
+  log?: (line: string) => void;
+}
+
+/** `xvbd hook server`: runs until idle; resolves with the exit code. */
+export async function runHookServer(o: HookServerOptions = {}): Promise<number> {
+  const env = o.env ?? process.env;
+  const log = o.log ?? ((l: string) => process.stderr.write(`${new Date().toISOString()} xvbd hook server[${process.pid}]: ${l}\n`));
+  const envIdle = Number(env.XVBD_HOOK_SERVER_IDLE_MS);
+  const idleMs = o.idleMs ?? (Number.isFinite(envIdle) && envIdle > 0 ? envIdle : 10_000);
+  // the keeper (another Node process) starts while this one loads its code and the config
+  const deps = await openOneShot(env, log, { startKeeper: true });
+  const server = new HookServer(deps);
+  let inFlight = 0;
+  let timer: NodeJS.Timeout | undefined;
+  let done!: () => void;
+  const finished = new Promise<void>((r) => (done = r));
+  const arm = () => {
+    clearTimeout(timer);
+    if (inFlight === 0) timer = setTimeout(done, idleMs);
+  };
+  const handler = async (req: ControlRequest): Promise<Record<string, unknown>> => {
+    inFlight++;
+    clearTimeout(timer);
+    try {
+      if (req.op === 'ping') return { pid: process.pid };
+      let t: HookTarget;
+      try {
+        t = targetOf(req.backend);
+      } catch (err) {
+        throw new ControlError((err as Error).message);
+      }
+      if (req.op === 'release') return { released: true, detail: await keeperDrop(t, env) };
+      if (req.op !== 'serve') throw new ControlError(`unknown op "${req.op}" (serve, release, ping)`);
+      const a = await server.serve(t);
+      if (!a.ok) throw new ControlError(a.error);
+      return { served: true, backend: t.path, physicalDevice: a.physicalDevice, detail: a.detail };
+    } finally {
+      inFlight--;
+      arm();
+    }
+  };
+  const ctl = await ControlServer.listen(handler, { path: hookSocketPath(env), log });
+  log(`listening on ${ctl.path} (exits after ${idleMs} ms idle)`);
+  if (o.readyFd !== undefined) {
+    try {
+      writeSync(o.readyFd, 'ready\n');
+      closeSync(o.readyFd);
+    } catch {
+      // the starter is gone: serve whoever comes anyway
+    }
+  }
+  arm();
+  // SIGTERM as idling out: nothing is held here (the keeper has the fds), so stopping loses nothing
+  const onTerm = () => done();
+  process.once('SIGTERM', onTerm);
+  await finished;
+  process.off('SIGTERM', onTerm);
+  // New connections now find no socket (and start another server); those accepted are answered first.
+  await ctl.close();
+  await server.idle();
+  await deps.close();
+  log('idle: exiting');
+  return 0;
+}
+
+export interface HookRunOptions {
+  env?: NodeJS.ProcessEnv;
+  /** Skip the daemon's control socket and any hook server (tests). */
+  noDaemon?: boolean;
+  log?: (line: string) => void;
+}
+
+/** The reply of a server (daemon or hook server) that listens, or undefined when none does. */
+async function askServers(req: ControlRequest, env: NodeJS.ProcessEnv, log: (l: string) => void): Promise<{ who: string; rep: Awaited<ReturnType<typeof askDaemon>> } | undefined> {
+  for (const [who, path] of [['the daemon', controlSocketPath(env)], ['the hook server', hookSocketPath(env)]] as const) {
+    const rep = await askDaemon(req, { path }).catch((e: unknown) => {
+      log(`${who} did not answer (${(e as Error).message})`);
+      return undefined;
+    });
+    if (rep) return { who, rep };
+  }
+  return undefined;
+}
+
+/** `xvbd hook add|remove`: the Node reference hook. */
 export async function runHook(argv: string[], opts: HookRunOptions = {}): Promise<number> {
   const env = opts.env ?? process.env;
   const log = opts.log ?? ((l: string) => process.stderr.write(`xvbd hook: ${l}\n`));
+  const say = (l: string) => {
+    log(l);
+    hotplugLog(l);
+  };
   const be = env.XVBD_BACKEND_DOMID !== undefined ? Number(env.XVBD_BACKEND_DOMID) : 0;
   let op: 'add' | 'remove';
   let target: HookTarget;
   try {
     ({ op, target } = parseHookInvocation(argv, env, be));
   } catch (err) {
-    // nothing trustworthy to write an error node to
-    log((err as Error).message);
-    hotplugLog((err as Error).message);
+    say((err as Error).message); // nothing trustworthy to write an error node to
     return 1;
   }
-  const xs = opts.xs ?? (await connect());
-  try {
-    if (op === 'remove') return await remove(target, opts, log);
+  const req = { op: op === 'add' ? 'serve' : 'release', backend: target.path };
+  const asked = opts.noDaemon ? undefined : await askServers(req, env, log);
+  if (op === 'remove') {
+    const detail = asked?.rep?.ok ? `released by ${asked.who}` : await keeperDrop(target, env);
+    say(`${target.path}: ${detail}`);
+    return 0;
+  }
+  let answer: ServeAnswer;
+  if (asked?.rep) {
+    const r = asked.rep;
+    answer = r.ok ? { ok: true, physicalDevice: String(r.physicalDevice), detail: `served by ${asked.who} (physical-device ${String(r.physicalDevice)})` } : { ok: false, error: r.error ?? 'error' };
+  } else {
+    const deps = await openOneShot(env, () => undefined);
     try {
-      const detail = await add(xs, target, env, opts, log);
-      log(detail);
-      hotplugLog(`${target.path}: ${detail}`);
-      return 0;
-    } catch (err) {
-      const msg = err instanceof ConfigInvalidError ? `the xvbd configuration is invalid:\n${formatErrors(err.errors)}` : (err as Error).message;
-      log(`${target.path}: ${msg}`);
-      hotplugLog(`${target.path}: ${msg}`);
-      await reportHookError(xs, target, msg.split('\n')[0]!).catch(() => {});
-      return 1;
-    }
-  } finally {
-    if (!opts.xs) await xs.close();
-  }
-}
-
-async function add(xs: XsClient, t: HookTarget, env: NodeJS.ProcessEnv, opts: HookRunOptions, log: (l: string) => void): Promise<string> {
-  const facts = await readBackendFacts(xs, t);
-  const desired = await loadDesired(defaultConfigDir(env));
-  const { domain, disk } = matchDesired(desired, t, facts, vdevToDevid);
-  if (!opts.noDaemon) {
-    const rep = await askDaemon({ op: 'serve', backend: t.path }).catch((e: unknown) => {
-      log(`the daemon did not answer (${(e as Error).message}); serving without it`);
-      return undefined;
-    });
-    if (rep) {
-      if (!rep.ok) throw new HookError(`the daemon refused: ${rep.error ?? 'error'}`);
-      return `served by the daemon (physical-device ${String(rep.physicalDevice)})`;
-    }
-  }
-  const lock = await acquireApplyLock({ waitMs: 60_000 });
-  const registry = new LoopRegistry({ allowedRoots: desired.policy.allowedRoots });
-  const holder = opts.holder ?? new KeeperHolder(runDir());
-  try {
-    const [marker, pdev] = await Promise.all([xs.read(`${t.path}/${MARKER_NODE}`), xs.read(`${t.path}/physical-device`)]);
-    const ctx = { xs, devices: new RegistryDevices(registry), policy: desired.policy, holder };
-    if (pdev !== undefined) {
-      if (marker === MARKER_VALUE) return `already served (physical-device ${pdev})`;
-      throw new HookError(`${t.path} already has physical-device ${pdev}, not written by xvbd`);
-    }
-    return await serveBackend(ctx, {
-      domain: domain.name,
-      domid: t.frontendDomid,
-      disk,
-      backend: { path: t.path, backendDomid: t.backendDomid, frontendDomid: t.frontendDomid, devid: t.devid },
-    });
-  } finally {
-    if (holder instanceof KeeperHolder) holder.close();
-    registry.closeAll();
-    lock.release();
-  }
-}
-
-/** libxl runs `remove` before it removes the dirs: let the holder go now (blkback still holds the device). */
-async function remove(t: HookTarget, opts: HookRunOptions, log: (l: string) => void): Promise<number> {
-  if (!opts.noDaemon) {
-    const rep = await askDaemon({ op: 'release', backend: t.path }).catch(() => undefined);
-    if (rep?.ok) {
-      log(`${t.path}: released by the daemon`);
-      return 0;
-    }
-  }
-  const k = await connectKeeper(runDir()).catch(() => undefined);
-  if (k) {
-    try {
-      await k.request({ op: 'drop', backend: t.path });
-      log(`${t.path}: released by the keeper`);
-    } catch (err) {
-      log(`${t.path}: keeper: ${(err as Error).message}`);
+      answer = await new HookServer(deps).serve(target);
     } finally {
-      k.close();
+      await deps.close();
     }
   }
-  return 0;
+  say(`${target.path}: ${answer.ok ? answer.detail : answer.error}`);
+  return answer.ok ? 0 : 1;
 }

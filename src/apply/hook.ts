@@ -1,8 +1,10 @@
-// The libxl hook: `xvbd hook add|remove`, usable as a disk's `script=` (libxl runs it with argv[1] = add
-// or remove and env XENBUS_PATH=backend/vbd/<frontend domid>/<devid>, relative to the backend domain).
-// Everything it reads is checked strictly, as Qubes' not-script does: the path, every xenstore value.
-import { posix } from 'node:path';
-import type { DesiredState, DiskSpec, DomainSpec } from '../model/desired.js';
+// The libxl hook's pure parts: what libxl hands the script (argv[1] = add or remove, env
+// XENBUS_PATH=backend/vbd/<frontend domid>/<devid>, relative to the backend domain), checked strictly as
+// Qubes' not-script does, and what to do about the backend, decided from plan() so that the hook and
+// `xvbd plan` never disagree (docs/hook.md). native/xvbd-hook.c parses argv and XENBUS_PATH the same way.
+import type { DesiredState, DiskSpec } from '../model/desired.js';
+import type { ObservedState } from '../model/observed.js';
+import type { Action, Finding, Plan } from '../model/plan.js';
 import type { XsClient } from '../xenstore/api.js';
 import { DOMID_FIRST_RESERVED } from './layout.js';
 
@@ -20,8 +22,6 @@ export interface HookTarget {
   /** Absolute backend dir. */
   path: string;
 }
-
-const MAX_VALUE = 4096;
 
 function strictDecimal(s: string, what: string, max: number): number {
   if (!/^(0|[1-9][0-9]*)$/.test(s) || s.length > 10) throw new HookError(`${what} ${JSON.stringify(s)} is not a decimal number`);
@@ -70,92 +70,62 @@ export function parseXenbusPath(p: string, backendDomid = 0): HookTarget {
   return { backendDomid, frontendDomid, devid, path: `/local/domain/${backendDomid}/backend/vbd/${frontendDomid}/${devid}` };
 }
 
-/** What the toolstack wrote in the backend dir, each value checked. */
-export interface BackendFacts {
-  params: string;
-  mode: 'r' | 'w';
-  frontendId: number;
-  /** `dev` (the vdev libxl wrote), if any. */
-  dev?: string;
-  type?: string;
-  physicalDevice?: string;
-  domainName: string;
+/**
+ * What the hook does about one backend, decided from a plan (plan() of the desired state and an
+ * observation that covers this backend): the same decision `xvbd plan` makes about it.
+ * - `execute`: the plan's serve (or hold) step for this backend; run it, then the device is held;
+ * - `served`: ours already, synced: nothing to do (libxl may run `add` twice);
+ * - `refuse`: not ours to serve, with the reason libxl gets in hotplug-error.
+ */
+export type HookDecision =
+  | { kind: 'execute'; action: Extract<Action, { kind: 'serve' | 'hold' }> }
+  | { kind: 'served'; physicalDevice: string }
+  | { kind: 'refuse'; reason: string };
+
+const SEVERITY_RANK: Record<Finding['severity'], number> = { error: 0, warning: 1, info: 2 };
+
+/** The desired disk (by the domain's observed name and the path's devid) this backend would be, if any. */
+export function desiredDiskFor(desired: DesiredState, observed: ObservedState, t: HookTarget): { domain?: string; disk?: DiskSpec } {
+  const name = observed.domains.find((d) => d.domid === t.frontendDomid)?.name;
+  if (name === undefined) return {};
+  const disk = desired.domains.find((d) => d.name === name)?.disks.find((k) => k.devid === t.devid);
+  return disk ? { domain: name, disk } : { domain: name };
 }
 
-function checkValue(path: string, v: string | undefined, required: boolean): string | undefined {
-  if (v === undefined) {
-    if (required) throw new HookError(`${path} is missing`);
-    return undefined;
+export function hookDecision(desired: DesiredState, observed: ObservedState, p: Plan, t: HookTarget): HookDecision {
+  const mine = p.actions.filter((a) => 'backend' in a && a.backend.path === t.path);
+  const step = mine.find((a): a is Extract<Action, { kind: 'serve' | 'hold' }> => a.kind === 'serve' || a.kind === 'hold');
+  if (step) return { kind: 'execute', action: step };
+  const b = observed.backends.find((x) => x.path === t.path);
+  if (!b) return { kind: 'refuse', reason: `${t.path} does not exist` };
+  const domid = t.frontendDomid;
+  const running = observed.domains.find((d) => d.domid === domid);
+  if (!running) return { kind: 'refuse', reason: `domain ${domid} is not running` };
+  if (running.name === undefined) return { kind: 'refuse', reason: `the name of domain ${domid} is missing or unreadable` };
+  const { domain, disk } = desiredDiskFor(desired, observed, t);
+  const row = disk && p.disks.find((r) => r.domain === domain && r.devid === disk.devid);
+  if (mine.length === 0 && b.ours && b.physicalDevice !== undefined && row?.sync === 'synced' && row.backend?.path === t.path) {
+    return { kind: 'served', physicalDevice: b.physicalDevice };
   }
-  if (v.length > MAX_VALUE) throw new HookError(`${path} is too long`);
-  if (v.includes('\0')) throw new HookError(`${path} contains a NUL byte`);
-  return v;
-}
-
-export async function readBackendFacts(xs: XsClient, t: HookTarget): Promise<BackendFacts> {
-  const b = t.path;
-  const [exists, params, mode, fe, dev, type, pdev, name] = await Promise.all([
-    xs.read(b),
-    xs.read(`${b}/params`),
-    xs.read(`${b}/mode`),
-    xs.read(`${b}/frontend-id`),
-    xs.read(`${b}/dev`),
-    xs.read(`${b}/type`),
-    xs.read(`${b}/physical-device`),
-    xs.read(`/local/domain/${t.frontendDomid}/name`),
-  ]);
-  if (exists === undefined) throw new HookError(`${b} does not exist`);
-  const p = checkValue(`${b}/params`, params, true)!;
-  if (!p.startsWith('/')) throw new HookError(`${b}/params is not an absolute path`);
-  if (posix.normalize(p) !== p || (p.length > 1 && p.endsWith('/'))) throw new HookError(`${b}/params is not a normalised path`);
-  const m = checkValue(`${b}/mode`, mode, true)!;
-  if (m !== 'r' && m !== 'w') throw new HookError(`bad data in ${b}/mode: expected "r" or "w"`);
-  const f = checkValue(`${b}/frontend-id`, fe, true)!;
-  const frontendId = strictDecimal(f, `${b}/frontend-id`, DOMID_FIRST_RESERVED - 1);
-  if (frontendId !== t.frontendDomid) throw new HookError(`${b}/frontend-id is ${frontendId}, the path says ${t.frontendDomid}`);
-  const d = checkValue(`${b}/dev`, dev, false);
-  if (d !== undefined && !/^[a-z0-9]{1,16}$/.test(d)) throw new HookError(`bad data in ${b}/dev`);
-  const n = checkValue(`/local/domain/${t.frontendDomid}/name`, name, true)!;
-  if (!/^[\x21-\x7e]{1,64}$/.test(n)) throw new HookError(`the name of domain ${t.frontendDomid} is not printable`);
-  return {
-    params: p,
-    mode: m,
-    frontendId,
-    dev: d,
-    type: checkValue(`${b}/type`, type, false),
-    physicalDevice: checkValue(`${b}/physical-device`, pdev, false),
-    domainName: n,
-  };
-}
-
-/** Finds the desired disk this backend is for, or says precisely why it is not one of ours to serve. */
-export function matchDesired(
-  desired: DesiredState,
-  t: HookTarget,
-  f: BackendFacts,
-  vdevToDevid: (v: string) => number,
-): { domain: DomainSpec; disk: DiskSpec } {
-  if (desired.policy.serve === 'attach') throw new HookError('the policy says serve: attach: the hook serves nothing');
-  const domain = desired.domains.find((d) => d.name === f.domainName);
-  if (!domain) throw new HookError(`domain ${f.domainName} (${t.frontendDomid}) is not in the desired state`);
-  const disk = domain.disks.find((d) => d.devid === t.devid);
-  if (!disk) throw new HookError(`domain ${f.domainName} has no disk with devid ${t.devid} in the desired state`);
-  if (f.dev !== undefined) {
-    let devid: number | undefined;
-    try {
-      devid = vdevToDevid(f.dev);
-    } catch {
-      devid = undefined;
-    }
-    if (devid !== t.devid) throw new HookError(`the backend's dev ${f.dev} is not devid ${t.devid}`);
+  // The plan's own words: the worst finding about this backend or this disk, else its status row.
+  const about = p.findings
+    .filter(
+      (f) =>
+        f.backend?.path === t.path ||
+        (disk !== undefined && f.domain === domain && f.vdev === disk.vdev) ||
+        (disk !== undefined && f.kind === 'rw-shared' && f.source === disk.source),
+    )
+    .sort((x, y) => SEVERITY_RANK[x.severity] - SEVERITY_RANK[y.severity]);
+  const other = mine[0];
+  if (other) return { kind: 'refuse', reason: `the plan for ${t.path} is ${other.kind}, not serve${about[0] ? `: ${about[0].message}` : ''}` };
+  if (about[0]) return { kind: 'refuse', reason: about[0].message };
+  if (desired.policy.serve === 'attach') return { kind: 'refuse', reason: 'the policy says serve: attach: the hook serves nothing' };
+  if (!desired.domains.some((d) => d.name === running.name)) {
+    return { kind: 'refuse', reason: `domain ${running.name} (${domid}) is not in the desired state` };
   }
-  if (disk.backendDomid !== t.backendDomid) {
-    throw new HookError(`${domain.name} ${disk.vdev} is desired from backend domain ${disk.backendDomid}, not ${t.backendDomid}`);
-  }
-  if (f.params !== disk.source) throw new HookError(`params ${f.params} is not the desired source ${disk.source} of ${domain.name} ${disk.vdev}`);
-  const want = disk.mode === 'rw' ? 'w' : 'r';
-  if (f.mode !== want) throw new HookError(`mode ${f.mode} differs from the desired ${disk.mode} of ${domain.name} ${disk.vdev}`);
-  return { domain, disk };
+  if (!disk) return { kind: 'refuse', reason: `domain ${running.name} has no disk with devid ${t.devid} in the desired state` };
+  const why = row?.healthReason ?? row?.syncReason ?? 'nothing to serve';
+  return { kind: 'refuse', reason: `${domain} ${disk.vdev}: not served (${why})` };
 }
 
 /** As the block script's `fatal`: hotplug-error with the message, then hotplug-status = error. */

@@ -173,7 +173,7 @@ async function readBackends(ops: XsOps, backendDomid: number, sysfs: string): Pr
   return all;
 }
 
-async function readBackend(ops: XsOps, backendDomid: number, fe: number, devid: number, path: string, sysfs: string): Promise<BackendObs> {
+export async function readBackend(ops: XsOps, backendDomid: number, fe: number, devid: number, path: string, sysfs: string): Promise<BackendObs> {
   // List the dir, then read only the nodes that exist (a missing node costs an error reply).
   const present = new Set(await dirOpt(ops, path));
   const values = await Promise.all(BACKEND_NODES.map((n) => (present.has(n) ? readOpt(ops, `${path}/${n}`) : undefined)));

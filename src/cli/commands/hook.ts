@@ -1,21 +1,64 @@
-// `xvbd hook add|remove`: libxl's script= for xvbd disks (install as /usr/local/bin/xvbd-hook, see docs).
-import { runHook } from '../../apply/hook-run.js';
+// `xvbd hook add|remove|server|install`: libxl's script= for xvbd disks (docs/hook.md).
+import { chmodSync, copyFileSync, existsSync, renameSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { runHook, runHookServer } from '../../apply/hook-run.js';
+
+/** The compiled C hook (native/xvbd-hook.c, built by `npm run build`). */
+export const NATIVE_HOOK = fileURLToPath(new URL('../../../native/xvbd-hook', import.meta.url));
 
 const USAGE = `Usage: xvbd hook add|remove [XENBUS_PATH=backend/vbd/DOMID/DEVID]
+       xvbd hook install [--dir /etc/xen/scripts] [--name xvbd]
+       xvbd hook server [--ready-fd N] [--idle-ms MS]
 
-Run by libxl as a disk's hotplug script: in the xl disk spec write
-  script=/usr/local/bin/xvbd-hook,target=/var/lib/xvbd/images/web1-private.img,vdev=xvdb
-(/usr/local/bin/xvbd-hook being \`#!/bin/sh\\nexec xvbd hook "$@"\`). libxl sets XENBUS_PATH to
-backend/vbd/<frontend domid>/<devid>. \`add\` checks the backend against the desired state (domain name,
-vdev, params == source, mode, policy serve: hook|both), serves it (through the daemon when one listens
-on $XVBD_RUN_DIR/control.sock, else itself with the keeper holding the loop device) and writes
-hotplug-status (or hotplug-error) as the block script does. \`remove\` lets go of the device.
-Environment: XENBUS_PATH, XVBD_CONFIG, XVBD_RUN_DIR, XENSTORED_PATH, XVBD_BACKEND_DOMID (driver domains).`;
+libxl runs a disk's hotplug script with add or remove and XENBUS_PATH=backend/vbd/<domid>/<devid>.
+\`xvbd hook install\` puts the fast hook (a small C client, dist/native/xvbd-hook) in /etc/xen/scripts as
+\`xvbd\`, so that a bare script=xvbd works:
+  xl block-attach web1 'format=raw,vdev=xvdb,access=rw,script=xvbd,target=/var/lib/xvbd/images/web1-private.img'
+  disk = [ 'format=raw, vdev=xvdb, access=rw, script=xvbd, target=/var/lib/xvbd/images/web1-private.img' ]
+The client asks the daemon ($XVBD_RUN_DIR/control.sock) or, without one, an on-demand hook server it
+starts once ($XVBD_RUN_DIR/hook.sock, idle exit) to serve the backend as \`xvbd plan\` decides;
+hotplug-status (or hotplug-error) is written as the block script does; exit 0 once physical-device is
+written and the device held. \`xvbd hook add|remove\` is the same in Node (reference and fallback).
+\`xvbd hook server\` is that on-demand server. Logs: /var/log/xen/xen-hotplug.log when it exists.
+Environment: XENBUS_PATH, XVBD_CONFIG, XVBD_RUN_DIR, XENSTORED_PATH, XVBD_BACKEND_DOMID (Node hook only),
+XVBD_HOOK_SERVER_IDLE_MS (default 10000).`;
+
+function install(argv: string[]): number {
+  const { values } = parseArgs({ args: argv, options: { dir: { type: 'string' }, name: { type: 'string' } }, strict: true });
+  const dir = values.dir ?? '/etc/xen/scripts';
+  const name = values.name ?? 'xvbd';
+  if (!/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/.test(name)) throw new Error(`--name ${JSON.stringify(name)}: a plain file name, please`);
+  if (!existsSync(NATIVE_HOOK)) throw new Error(`${NATIVE_HOOK} is missing: run npm run build (it needs gcc)`);
+  if (!existsSync(dir)) throw new Error(`${dir} does not exist (is Xen installed? --dir names another place)`);
+  const dest = join(dir, name);
+  const tmp = `${dest}.xvbd-new`;
+  try {
+    copyFileSync(NATIVE_HOOK, tmp);
+    chmodSync(tmp, 0o755);
+    renameSync(tmp, dest); // a libxl running the old one meanwhile keeps it
+  } finally {
+    rmSync(tmp, { force: true });
+  }
+  process.stdout.write(`installed ${dest}\nin the xl disk spec: script=${dir === '/etc/xen/scripts' ? name : dest}\n`);
+  return 0;
+}
 
 export async function run(argv: string[]): Promise<number> {
-  if (argv[0] === '--help' || argv[0] === '-h') {
+  const sub = argv[0];
+  if (sub === '--help' || sub === '-h' || sub === 'help') {
     process.stdout.write(USAGE + '\n');
     return 0;
+  }
+  if (sub === 'install') return install(argv.slice(1));
+  if (sub === 'server') {
+    const { values } = parseArgs({ args: argv.slice(1), options: { 'ready-fd': { type: 'string' }, 'idle-ms': { type: 'string' } }, strict: true });
+    const fd = values['ready-fd'] !== undefined ? Number(values['ready-fd']) : undefined;
+    const idle = values['idle-ms'] !== undefined ? Number(values['idle-ms']) : undefined;
+    if (fd !== undefined && !(Number.isInteger(fd) && fd >= 3)) throw new Error('--ready-fd must be an fd number >= 3');
+    if (idle !== undefined && !(Number.isInteger(idle) && idle > 0)) throw new Error('--idle-ms must be a positive integer');
+    return runHookServer({ ...(fd !== undefined ? { readyFd: fd } : {}), ...(idle !== undefined ? { idleMs: idle } : {}) });
   }
   return runHook(argv);
 }

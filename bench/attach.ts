@@ -67,7 +67,7 @@ function cpuMsOf(pid: number): number {
   return ((Number(f[11]) + Number(f[12])) * 1000) / 100;
 }
 
-async function startSimProcess(dir: string): Promise<{ pid: number; socketPath: string; sysfsDir: string; settle(): Promise<void>; close(): Promise<void> }> {
+export async function startSimProcess(dir: string): Promise<{ pid: number; socketPath: string; sysfsDir: string; settle(): Promise<void>; close(): Promise<void> }> {
   const socketPath = join(dir, 'xs.sock');
   // the simulated blkback mirrors sysfs with real files: in memory (tmpfs) like the real sysfs, so that a
   // disk's journal on a busy host does not stall the simulated kernel

@@ -17,7 +17,9 @@ import { StoreAwareDevices } from './devices.js';
 import { Reconciler, type PassOutcome } from './reconciler.js';
 import { listenFds, Notifier, watchdogIntervalMs } from './systemd.js';
 import { connectKeeper, ensureKeeper, keeperSocketPath } from './keeper-client.js';
-import { DISKSEQ_NODE, MARKER_NODE, MARKER_VALUE, parseBackendPath, vbdPaths } from '../apply/layout.js';
+import { parseBackendPath, vbdPaths } from '../apply/layout.js';
+import { HookServer, targetOf } from '../apply/hook-serve.js';
+import { mountedDevices } from '../linux/index.js';
 
 export interface DaemonOptions extends Omit<EngineDeps, 'fdStore' | 'log'> {
   runDir: string;
@@ -366,24 +368,39 @@ export class Daemon {
     }
   }
 
-  /** The hook asks: serve this backend now. A pass runs; the answer says whether it is served. */
+  /**
+   * The hook asks: serve this backend now. Not a pass: a batch of the hook requests in flight (src/apply/
+   * hook-serve.ts) observes those backends afresh, plans, and runs only their serve steps through this
+   * engine's executor (its holder, its devices, the apply lock), between passes. The answer comes once
+   * physical-device is written and the device held, or says why not (hotplug-error written).
+   */
   private async serve(req: ControlRequest): Promise<Record<string, unknown>> {
-    const path = backendArg(req);
-    const o = await this.reconciler.trigger(`hook serve ${path}`, { urgent: true });
-    const step = o.steps.find((s) => s.target === path);
-    if (step && !step.ok) throw new ControlError(`serving ${path} failed: ${step.error ?? 'error'}`);
-    // Read now: a later pass drops this pass's plan from the history.
-    const why = o.configOk
-      ? (o.plan?.findings.find((f) => f.backend?.path === path)?.message ?? 'the desired state does not name this disk')
-      : 'the config is invalid';
-    // Whether the pass acted or not, the answer is what a fresh look says.
-    const b = await this.lookBackend(path);
-    if (!b.exists) throw new ControlError(`${path} does not exist`);
-    if (!b.ours || !b.physicalDevice) {
-      throw new ControlError(`not serving ${path}: ${why}`);
+    let t;
+    try {
+      t = targetOf(req.backend);
+    } catch (err) {
+      throw new ControlError((err as Error).message);
     }
-    return { served: true, backend: path, physicalDevice: b.physicalDevice, diskseq: b.diskseq ?? null, pass: o.seq };
+    const a = await this.hookServer.serve(t);
+    if (!a.ok) throw new ControlError(a.error);
+    await this.fdStore.sync().catch(() => undefined);
+    return { served: true, backend: t.path, physicalDevice: a.physicalDevice, detail: a.detail };
   }
+
+  private readonly hookServer = new HookServer({
+    client: () => this.engine.client(),
+    desired: async () => {
+      const r = await this.engine.loadDesired();
+      return r.desired ? { desired: r.desired } : { error: `the xvbd configuration in ${this.o.configDir} is invalid (${r.errorCount} error(s)): ${(r.errorText ?? '').split('\n')[0]}` };
+    },
+    loops: () => {
+      const mounts = mountedDevices();
+      return { loops: this.registry.listLoops({ mounts }), mountedDevs: mounts.devs };
+    },
+    execute: async (plan, desired) => (await this.engine.execute(plan, desired)).steps,
+    exclusive: (fn) => this.reconciler.exclusive(fn),
+    log: (l) => this.log(`hook: ${l}`),
+  });
 
   /** The hook's `remove`: the backend is going away; let go of its fd now. */
   private async release(req: ControlRequest): Promise<Record<string, unknown>> {
@@ -393,18 +410,6 @@ export class Daemon {
       await this.fdStore.sync().catch(() => undefined);
       return { released: r !== undefined, closed: r?.closed ?? false, device: r?.handle.name ?? null };
     });
-  }
-
-  private async lookBackend(path: string): Promise<{ exists: boolean; ours: boolean; physicalDevice?: string; diskseq?: string }> {
-    const xs = await this.engine.client();
-    // one round trip: the dir itself (its existence) with the nodes that matter
-    const [dir, marker, pd, ds] = await Promise.all([
-      xs.read(path),
-      xs.read(`${path}/${MARKER_NODE}`),
-      xs.read(`${path}/physical-device`),
-      xs.read(`${path}/${DISKSEQ_NODE}`),
-    ]);
-    return { exists: dir !== undefined, ours: marker === MARKER_VALUE, ...(pd ? { physicalDevice: pd } : {}), ...(ds ? { diskseq: ds } : {}) };
   }
 
   /**

@@ -3,6 +3,11 @@
 // lazily, so that `xvbd hook` (run by libxl once per disk) does not pay for Ink or chokidar.
 import { COMMANDS, type CommandModule } from './commands/index.js';
 import { CliError } from './errors.js';
+import { guardStdio } from '../log/stdio.js';
+
+// Before any output: a closed stdout or stderr (a pipe's reader gone, a full log disk) must never kill
+// a command, least of all the daemon or the keeper, which hold loop-device fds.
+guardStdio();
 
 const VERSION = '0.1.0';
 

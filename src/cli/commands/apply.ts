@@ -10,6 +10,7 @@ import type { Plan } from '../../model/plan.js';
 import { CliError } from '../errors.js';
 import { renderPlan } from '../render/plan.js';
 import { wantColor } from '../render/style.js';
+import { writeErr, writeOut } from '../../log/stdio.js';
 
 const USAGE = `Usage: xvbd apply [--config DIR] [--auto-approve] [--dry-run] [--prune [--allow-data-loss]]
 
@@ -61,23 +62,23 @@ export async function run(argv: string[]): Promise<number> {
       allowDataLoss: values['allow-data-loss'] ?? false,
       dryRun,
       approve: async (plan) => {
-        process.stdout.write(renderPlan(plan, { color }));
+        writeOut(renderPlan(plan, { color }));
         if (autoApprove) return true;
         return ask(plan);
       },
-      onEvent: (e) => process.stdout.write(stepLine(e) + '\n'),
+      onEvent: (e) => writeOut(stepLine(e) + '\n'),
     });
     if (out.plan.actions.length === 0) {
-      process.stdout.write(renderPlan(out.plan, { color }));
+      writeOut(renderPlan(out.plan, { color }));
       return 0;
     }
     if (dryRun) {
-      process.stdout.write(renderPlan(out.plan, { color }));
-      process.stdout.write('Dry run: nothing was changed.\n');
+      writeOut(renderPlan(out.plan, { color }));
+      writeOut('Dry run: nothing was changed.\n');
       return 0;
     }
     if (!out.approved) {
-      process.stdout.write('Apply cancelled.\n');
+      writeOut('Apply cancelled.\n');
       return 1;
     }
     const r = out.result!;
@@ -86,14 +87,14 @@ export async function run(argv: string[]): Promise<number> {
     const counts = new Map<string, number>();
     for (const s of r.steps) if (s.ok) counts.set(s.action.kind, (counts.get(s.action.kind) ?? 0) + 1);
     const parts = [...counts].map(([k, n]) => `${n} ${k}`);
-    process.stdout.write(
+    writeOut(
       `\nApply ${failed === 0 ? 'complete' : 'FAILED'}: ${ok} of ${r.steps.length} step(s) done${parts.length ? ` (${parts.join(', ')})` : ''}${failed ? `, ${failed} failed` : ''}.\n`,
     );
     return failed === 0 ? 0 : 1;
   } catch (err) {
     if (err instanceof ConfigInvalidError) {
       const text = formatErrors(err.errors);
-      process.stderr.write(text.endsWith('\n') ? text : text + '\n');
+      writeErr(text.endsWith('\n') ? text : text + '\n');
       throw new CliError('the configuration is invalid: nothing was changed');
     }
     if (err instanceof LockHeldError) throw new CliError(err.message);

@@ -3,6 +3,7 @@ import { parseCommand, REPORT_OPTIONS } from '../args.js';
 import { renderPlan } from '../render/plan.js';
 import { colorFor, plural } from '../render/style.js';
 import { loadSnapshot } from '../../observe/cli.js';
+import { writeOut } from '../../log/stdio.js';
 
 const USAGE = `Usage: xvbd plan [--config DIR] [--json] [--detailed-exitcode] [--prune [--allow-data-loss]] [--color|--no-color]
 
@@ -37,12 +38,12 @@ export async function run(argv: string[]): Promise<number> {
   const snap = await loadSnapshot({ configDir: values.config, prune: values.prune === true, allowDataLoss: values['allow-data-loss'] === true, command: 'plan', json: values.json === true });
   const plan = snap.plan!;
   if (values.json) {
-    process.stdout.write(JSON.stringify(plan, null, 2) + '\n');
+    writeOut(JSON.stringify(plan, null, 2) + '\n');
   } else {
     const color = colorFor(values, process.stdout);
     const disks = snap.desired!.domains.reduce((n, d) => n + d.disks.length, 0);
     const header = `xvbd plan: ${snap.configDir} (${plural(disks, 'desired disk')} in ${plural(snap.desired!.domains.length, 'domain')}); observed ${snap.observed!.backends.length} vbd backends, ${snap.observed!.loops.length} loop devices in ${snap.timings.observeMs.toFixed(0)} ms`;
-    process.stdout.write(renderPlan(plan, { color, header }));
+    writeOut(renderPlan(plan, { color, header }));
   }
   if (values['detailed-exitcode']) return plan.actions.length > 0 ? 2 : 0;
   return 0;

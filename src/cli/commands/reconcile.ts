@@ -4,6 +4,7 @@ import { parseCommand } from '../args.js';
 import { resolve } from 'node:path';
 import { defaultConfigDir } from '../../config/index.js';
 import { CliError } from '../errors.js';
+import { exitAfterFlush, stampedLog, writeErr, writeOut } from '../../log/stdio.js';
 
 const USAGE = `Usage: xvbd reconcile [--config DIR] [--watch] [options]
 
@@ -80,10 +81,11 @@ export async function run(argv: string[]): Promise<number> {
       controlPath: controlSocketPath(),
       resyncMs: resyncS * 1000,
       debounceMs,
+      log: stampedLog(),
     });
     // A bug in a callback must not take the daemon (and the fds it holds) down: log it, keep serving.
     process.on('unhandledRejection', (e) => {
-      process.stderr.write(`${new Date().toISOString()} BUG: unhandled rejection: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);
+      writeErr(`${new Date().toISOString()} BUG: unhandled rejection: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);
     });
     const done = new Promise<string>((res) => {
       process.once('SIGTERM', () => res('SIGTERM'));
@@ -101,7 +103,7 @@ export async function run(argv: string[]): Promise<number> {
     await d.stop(why);
     // Everything is handed off and closed; a stray handle (a file watcher's poller on a removed config
     // dir...) must not keep the process around until systemd's stop time-out.
-    process.stderr.write('', () => process.exit(0));
+    exitAfterFlush(0);
     return 0;
   }
 
@@ -113,8 +115,8 @@ export async function run(argv: string[]): Promise<number> {
     if (reply) {
       if (!reply.ok) throw new CliError(`the daemon refused: ${reply.error}`);
       const pass = reply.pass as { summary: string; ok: boolean; configOk: boolean; steps: unknown[]; error?: string };
-      if (a.json) process.stdout.write(JSON.stringify({ via: 'daemon', ...pass }, null, 2) + '\n');
-      else process.stdout.write(`(via the daemon) ${pass.summary}\n`);
+      if (a.json) writeOut(JSON.stringify({ via: 'daemon', ...pass }, null, 2) + '\n');
+      else writeOut(`(via the daemon) ${pass.summary}\n`);
       return exitCode(pass);
     }
   }
@@ -125,7 +127,7 @@ export async function run(argv: string[]): Promise<number> {
   const lines: string[] = [];
   const log = (l: string) => {
     lines.push(l);
-    if (!a.json) process.stderr.write(l + '\n');
+    if (!a.json) writeErr(l + '\n');
   };
   const engine = new DaemonEngine({ ...core, holder, log });
   const rec = new Reconciler(engine, { log, debounceMs: 0 });
@@ -133,9 +135,9 @@ export async function run(argv: string[]): Promise<number> {
     const o = await rec.trigger('xvbd reconcile', { urgent: true });
     if (a.json) {
       const { outcomeJson } = await import('../../daemon/daemon.js');
-      process.stdout.write(JSON.stringify({ via: 'local', ...outcomeJson(o), log: lines }, null, 2) + '\n');
+      writeOut(JSON.stringify({ via: 'local', ...outcomeJson(o), log: lines }, null, 2) + '\n');
     } else if (!o.configOk) {
-      process.stderr.write('the config is invalid (see above): nothing was done\n');
+      writeErr('the config is invalid (see above): nothing was done\n');
     }
     return exitCode(o);
   } finally {

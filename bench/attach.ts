@@ -29,7 +29,8 @@ import { plan } from '../src/plan/index.js';
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { connect } from '../src/xenstore/client.js';
-import { connectKeeper } from '../src/daemon/keeper-client.js';
+import { keeperLists, keeperSocketPath } from '../src/daemon/keeper-client.js';
+import { KEEPER_SLOTS } from '../src/plan/holding.js';
 import { bigConvergedHost, disk } from '../test/plan/fixtures.js';
 import { sysClose } from '../src/linux/ffi.js';
 import { bareAttach } from './loops.js';
@@ -266,14 +267,10 @@ export async function run(argv: string[]): Promise<number> {
     );
     if (!warm.ok) throw new Error(`xvbd warm-up attach failed: ${warm.steps.find((s) => !s.ok)?.error}`);
     const ph = phaseTimers();
-    const keeperPid = (await connectKeeper(runDir).then(async (k) => {
-      try {
-        return (await k.request({ op: 'ping' })).pid;
-      } finally {
-        k.close();
-      }
-    }));
-    const cpu0 = { self: process.cpuUsage(), sim: cpuMsOf(sim.pid), keeper: cpuMsOf(keeperPid) };
+    // both keepers hold every fd: their CPU counts together
+    const keeperPids = (await keeperLists(runDir)).map((k) => k.pid);
+    const keepersCpu = () => keeperPids.reduce((t, pid) => t + cpuMsOf(pid), 0);
+    const cpu0 = { self: process.cpuUsage(), sim: cpuMsOf(sim.pid), keeper: keepersCpu() };
     const t0 = performance.now();
     const r = await execute(p, { xs: ph.xs(xs), devices: ph.devices(devices), policy: DEFAULT_POLICY, holder: ph.holder(holder) });
     xvbdMs = (performance.now() - t0) / n;
@@ -282,7 +279,7 @@ export async function run(argv: string[]): Promise<number> {
     const self = process.cpuUsage(cpu0.self);
     cpu = {
       xvbd: Number(((self.user + self.system) / 1000 / n).toFixed(2)),
-      keeper: Number(((cpuMsOf(keeperPid) - cpu0.keeper) / n).toFixed(2)),
+      keeper: Number(((keepersCpu() - cpu0.keeper) / n).toFixed(2)),
       simulator: Number(((cpuMsOf(sim.pid) - cpu0.sim) / n).toFixed(2)),
     };
     holder.close();
@@ -356,10 +353,9 @@ export async function run(argv: string[]): Promise<number> {
     for (const { dev, file } of scriptDevs) {
       if (backingOf(dev) === file) await run_('losetup', ['-d', dev]).catch(() => {});
     }
-    const k = await connectKeeper(runDir).catch(() => undefined);
-    k?.close();
     const deadline = Date.now() + 8000;
-    while (Date.now() < deadline && (existsSync(join(runDir, 'keeper.sock')) || files.some((f) => scriptDevs.some((s) => s.file === f && backingOf(s.dev) === f)))) {
+    const keepersUp = () => KEEPER_SLOTS.some((s) => existsSync(keeperSocketPath(runDir, s)));
+    while (Date.now() < deadline && (keepersUp() || files.some((f) => scriptDevs.some((s) => s.file === f && backingOf(s.dev) === f)))) {
       await new Promise((r) => setTimeout(r, 50));
     }
     await xs.close();

@@ -2,7 +2,7 @@
 // a copy of examples/host pointing at sparse images in a temp dir, apply, status, simulated guests
 // connecting, the shared read-only loop device; then everything it made is removed (also on Ctrl-C).
 import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
-import { connectKeeper } from '../daemon/keeper-client.js';
+import { keeperLists } from '../daemon/keeper-client.js';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline/promises';
@@ -90,10 +90,8 @@ export async function runDemo(opts: DemoOptions = {}): Promise<number> {
           // the keeper sees the backends go through its xenstore watches: let it finish before the
           // simulator (its xenstore) goes away
           const deadline = Date.now() + 5000;
-          while (Date.now() < deadline && existsSync(join(work, 'run', 'keeper.sock'))) {
-            const k = await connectKeeper(join(work, 'run')).catch(() => undefined);
-            const held = k ? ((await k.request({ op: 'list' }).catch(() => undefined))?.held?.length ?? 0) : 0;
-            k?.close();
+          while (Date.now() < deadline) {
+            const held = (await keeperLists(join(work, 'run'))).reduce((n, k) => n + k.held.length, 0);
             if (held === 0) break;
             await new Promise((r) => setTimeout(r, 50));
           }

@@ -6,6 +6,7 @@ import { LoopRegistry } from '../linux/index.js';
 import type { DesiredState, Policy } from '../model/desired.js';
 import type { Plan } from '../model/plan.js';
 import { observeWith } from '../daemon/wiring.js';
+import { durableHoldings } from '../daemon/holdings.js';
 import { plan as makePlan } from '../plan/index.js';
 import type { XsClient } from '../xenstore/api.js';
 import { connect } from '../xenstore/client.js';
@@ -56,7 +57,7 @@ export async function applyOnce(opts: ApplyOptions): Promise<ApplyOutcome> {
   const registry = new LoopRegistry({ allowedRoots: policy.allowedRoots });
   const holder = opts.holder ?? new KeeperHolder(runDir());
   try {
-    const observed = await observeWith(registry)(xs, desired);
+    const observed = await observeWith(registry, () => durableHoldings(runDir(), { askDaemon: true }))(xs, desired);
     const plan = makePlan(desired, observed, policy);
     if (opts.dryRun || plan.actions.length === 0) return { desired, policy, plan, approved: false };
     const approved = opts.approve ? await opts.approve(plan, desired) : true;

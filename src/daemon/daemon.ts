@@ -12,11 +12,15 @@ import { sysClose } from '../linux/ffi.js';
 import type { PeerCred } from '../linux/socket.js';
 import { ControlError, ControlServer, type ControlRequest } from './control.js';
 import { DaemonEngine, type EngineDeps } from './engine.js';
-import { FdStore } from './fdstore.js';
+import { FdStore, FdStoreHolder } from './fdstore.js';
+import { durableHoldings } from './holdings.js';
+import { withKeptBy } from '../observe/holders.js';
+import { KeeperHolder } from '../apply/holder.js';
+import { KEEPER_SLOTS } from '../plan/holding.js';
 import { StoreAwareDevices } from './devices.js';
 import { Reconciler, type PassOutcome } from './reconciler.js';
 import { listenFds, Notifier, watchdogIntervalMs } from './systemd.js';
-import { connectKeeper, ensureKeeper, keeperSocketPath } from './keeper-client.js';
+import { dropFromKeepers, keeperLists, keeperSocketPath } from './keeper-client.js';
 import { parseBackendPath, vbdPaths } from '../apply/layout.js';
 import { HookServer, targetOf } from '../apply/hook-serve.js';
 import { mountedDevices } from '../linux/index.js';
@@ -64,12 +68,21 @@ export class Daemon {
     this.fdStore = new FdStore(this.notifier, o.registry, this.log);
     this.engine = new DaemonEngine({
       ...o,
+      // who durably holds each device: the keepers, and our own fd store
+      observe: async (xs, desired) => {
+        const [observed, holdings] = await Promise.all([o.observe(xs, desired), durableHoldings(o.runDir, { parked: this.fdStore.parkedDiskseqs })]);
+        return withKeptBy(observed, holdings);
+      },
       devices: new StoreAwareDevices(o.devices, o.registry, this.fdStore),
       fdStore: this.fdStore,
+      // Before a commit names a device, a holder that outlives this process has it: PID 1's fd store, or
+      // both keepers (docs/fd-holding.md). The registry keeps its own fd as well.
+      holder: o.holder ?? (this.fdStore.enabled ? new FdStoreHolder(this.fdStore) : new KeeperHolder(o.runDir, { keepOwn: true })),
       log: this.log,
-      // A one-shot `xvbd apply` (or the hook without us) may have handed fds to a keeper meanwhile.
+      // Under systemd, what a one-shot `xvbd apply` (or the hook without us) gave the keepers meanwhile
+      // moves to the fd store. Without it the keepers stay the holders: nothing to take over.
       beforeSweep: async () => {
-        if (existsSync(keeperSocketPath(o.runDir))) await this.takeOverFromKeeper();
+        if (this.fdStore.enabled && KEEPER_SLOTS.some((s) => existsSync(keeperSocketPath(o.runDir, s)))) await this.takeOverFromKeepers();
       },
     });
     this.reconciler = new Reconciler(this.engine, {
@@ -131,56 +144,50 @@ export class Daemon {
       this.log(`fd store: took back ${r.adopted.length} loop fd(s) from systemd${r.adopted.length ? ` (${r.adopted.map((a) => `${a.name}@${a.diskseq}`).join(', ')})` : ''}`);
       for (const x of r.refused) this.log(`fd store: refused fd ${x.fd} "${x.fdName}": ${x.reason}`);
     }
-    await this.takeOverFromKeeper();
+    await this.takeOverFromKeepers();
   }
 
-  /** Fds a keeper holds (from an `apply` or hook while no daemon ran) come to the daemon. */
-  private async takeOverFromKeeper(): Promise<void> {
-    let conn;
-    try {
-      conn = await connectKeeper(this.o.runDir);
-    } catch {
-      return; // no keeper
-    }
-    try {
-      const list = await conn.request({ op: 'list' });
-      // the drops go out together (the keeper answers in order); each only once our own fd holds the device
-      const drops: Promise<unknown>[] = [];
-      for (const h of list.held ?? []) {
+  /**
+   * Under systemd: fds the keepers hold (from an `apply` or hook while no daemon ran) move to the daemon
+   * and its fd store. Each is parked (and the manager has it) before the keepers are asked to let go.
+   */
+  private async takeOverFromKeepers(): Promise<void> {
+    if (!this.fdStore.enabled) return;
+    const moved = new Set<string>();
+    const drops: Promise<unknown>[] = [];
+    for (const k of await keeperLists(this.o.runDir)) {
+      for (const h of k.held) {
         if (!h.live || !h.diskseq) continue;
+        const key = `${h.backend}\0${h.diskseq}`;
+        if (moved.has(key)) continue;
         let fd: number;
         try {
           // The keeper's fd pins the device: this open reaches the very same device.
-          fd = openSync(`/proc/${list.pid}/fd/${h.fd}`, fsc.O_RDONLY | fsc.O_NONBLOCK | fsc.O_NOCTTY);
+          fd = openSync(`/proc/${k.pid}/fd/${h.fd}`, fsc.O_RDONLY | fsc.O_NONBLOCK | fsc.O_NOCTTY);
         } catch (err) {
-          this.log(`keeper: cannot reopen its fd for ${h.backend}: ${(err as Error).message}`);
+          this.log(`keeper ${k.slot}: cannot reopen its fd for ${h.backend}: ${(err as Error).message}`);
           continue;
         }
         try {
           const got = this.registry.adopt(fd, [h.backend]);
           if (got.diskseq !== h.diskseq) {
             this.registry.release(h.backend);
-            this.log(`keeper: fd for ${h.backend} is diskseq ${got.diskseq}, not ${h.diskseq}; left with the keeper`);
+            this.log(`keeper ${k.slot}: fd for ${h.backend} is diskseq ${got.diskseq}, not ${h.diskseq}; left with the keepers`);
             continue;
           }
+          await this.fdStore.park(got.diskseq, got.fd);
         } catch (err) {
-          this.log(`keeper: fd for ${h.backend} refused: ${(err as Error).message}`);
-          sysClose(fd); // refused: the fd is still ours
+          this.log(`keeper ${k.slot}: fd for ${h.backend} not taken over: ${(err as Error).message}`);
+          if (!this.registry.heldDiskseqs().has(h.diskseq)) sysClose(fd); // refused before adopt: still ours
           continue;
         }
-        drops.push(conn.request({ op: 'drop', backend: h.backend, diskseq: h.diskseq }));
+        moved.add(key);
+        drops.push(dropFromKeepers(this.o.runDir, h.backend, h.diskseq));
       }
-      try {
-        await Promise.all(drops);
-      } finally {
-        await Promise.allSettled(drops);
-      }
-      if (drops.length > 0) this.log(`keeper: took over ${drops.length} fd(s) from the keeper (pid ${list.pid})`);
-    } catch (err) {
-      this.log(`keeper: take-over failed: ${(err as Error).message}`);
-    } finally {
-      conn.close();
     }
+    const rs = await Promise.allSettled(drops);
+    const failed = rs.filter((r) => r.status === 'rejected').length;
+    if (moved.size > 0) this.log(`keepers: took over ${moved.size} fd(s) into the fd store${failed ? ` (${failed} drops failed: the keepers still hold those too)` : ''}`);
   }
 
   private async startTriggers(): Promise<void> {
@@ -438,23 +445,28 @@ export class Daemon {
     this.notifier.close();
   }
 
-  /** Gives every held fd (one per backend using it) to the keeper, which holds it until the backend is gone. */
+  /**
+   * Gives every held fd (one per backend using it) to both keepers, which hold it until the backend is
+   * gone. Without an fd store they hold everything already (each commit waited for them): the adopts
+   * find each device held and add nothing.
+   */
   private async handOff(): Promise<void> {
     const fds = this.registry.fds().filter((f) => f.users.length > 0);
     if (fds.length === 0) return;
+    const holder = new KeeperHolder(this.o.runDir, { keepOwn: true });
     try {
-      const k = await ensureKeeper(this.o.runDir);
-      // all in flight together: the keeper handles them concurrently and answers in order
-      const adopts = fds.flatMap((f) => f.users.map((backend) => k.request({ op: 'adopt', pid: process.pid, fd: f.fd, backend, diskseq: f.diskseq })));
-      try {
-        await Promise.all(adopts);
-      } finally {
-        await Promise.allSettled(adopts);
-        k.close();
-      }
-      this.log(`handed ${adopts.length} fd(s) to the keeper`);
-    } catch (err) {
-      this.log(`hand-off to the keeper failed: ${(err as Error).message}; the fd store${this.notifier.enabled ? '' : ' (none: not under systemd)'} keeps what it has`);
+      const handles = new Map(this.registry.handles().map((h) => [h.diskseq, h]));
+      const adopts = fds.flatMap((f) => {
+        const h = handles.get(f.diskseq)!;
+        return f.users.map((backend) =>
+          holder.hold({ key: backend, kind: h.kind, major: h.major, minor: h.minor, devPath: h.devPath, diskseq: f.diskseq, fd: f.fd, shared: true }, backend),
+        );
+      });
+      const rs = await Promise.allSettled(adopts);
+      const failed = rs.filter((r) => r.status === 'rejected');
+      this.log(`handed ${adopts.length - failed.length} fd(s) to the keepers` + (failed.length ? `; ${failed.length} failed (${String((failed[0] as PromiseRejectedResult).reason?.message)}): the fd store${this.notifier.enabled ? '' : ' (none: not under systemd)'} keeps what it has` : ''));
+    } finally {
+      holder.close();
     }
   }
 }

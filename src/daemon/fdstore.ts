@@ -10,6 +10,8 @@ import type { BackendObs, ObservedState } from '../model/observed.js';
 import { sysClose } from '../linux/ffi.js';
 import { getDiskseq } from '../linux/loopdev.js';
 import type { ListenFd, Notifier } from './systemd.js';
+import type { FdHolder } from '../apply/execute.js';
+import type { ProvidedDevice } from '../apply/devices.js';
 
 export const FDNAME_PREFIX = 'xvbd-loop-';
 
@@ -97,6 +99,22 @@ export class FdStore {
     return p;
   }
 
+  get enabled(): boolean {
+    return this.notifier.enabled;
+  }
+
+  /**
+   * Parks one device now and waits until the manager has it (a barrier): a transaction naming the
+   * device may commit afterwards, and a kill -9 from then on leaves the device with PID 1.
+   */
+  async park(diskseq: string, fd: number): Promise<void> {
+    if (this.parked.get(diskseq) === fd) return;
+    if (this.parked.has(diskseq)) await this.notifier.removeFds(fdName(diskseq));
+    await this.notifier.storeFds(fdName(diskseq), [fd]);
+    this.parked.set(diskseq, fd);
+    await this.notifier.barrier();
+  }
+
   /** Parks what the registry holds and is not parked; unparks what it no longer holds. */
   async sync(): Promise<{ stored: string[]; removed: string[] }> {
     const held = new Map<string, number>();
@@ -173,4 +191,23 @@ export function sweepRegistry(registry: LoopRegistry, observed: ObservedState): 
     closed.push(h.diskseq);
   }
   return { released: out, claimed, closed };
+}
+
+/**
+ * The daemon's holder under systemd: each loop fd is parked in the fd store, and the manager has it,
+ * before the transaction that names the device commits. The registry keeps its own fd too; letting go
+ * (a failed step, a detach) unparks through StoreAwareDevices when the registry closes it.
+ */
+export class FdStoreHolder implements FdHolder {
+  readonly releaseAfterCommit = false;
+  constructor(private readonly store: FdStore) {}
+
+  async hold(dev: ProvidedDevice): Promise<void> {
+    if (dev.kind !== 'loop' || dev.diskseq === undefined) return;
+    await this.store.park(dev.diskseq, dev.fd);
+  }
+
+  async abort(): Promise<void> {
+    // the step's release closes the registry's fd; StoreAwareDevices unparks it then
+  }
 }

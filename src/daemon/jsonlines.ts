@@ -36,9 +36,19 @@ export class JsonLinesClient<Req extends { op: string }, Rep> {
     sock.on('close', () => this.fail(new Error(`${peer} closed the connection`)));
   }
 
+  private closeListeners: ((e: Error) => void)[] = [];
+
   private fail(err: Error): void {
+    const first = this.failed === undefined;
     this.failed ??= err;
     for (const w of this.waiting.splice(0)) w.reject(this.failed);
+    if (first) for (const f of this.closeListeners.splice(0)) f(this.failed);
+  }
+
+  /** Resolves (never rejects) once the connection has ended or failed, with why. */
+  ended(): Promise<Error> {
+    if (this.failed) return Promise.resolve(this.failed);
+    return new Promise((r) => this.closeListeners.push(r));
   }
 
   /** Connects; rejects with the socket's error (ENOENT / ECONNREFUSED when nobody listens, ETIMEDOUT). */

@@ -1,13 +1,17 @@
-// Talking to the keeper (src/daemon/keeper.ts): connect, start it detached when none runs, hand fds over.
+// Talking to the keepers (src/daemon/keeper.ts): connect, start one detached when none runs, hand fds
+// over. A run dir has two keepers, slots a and b, each holding every fd (docs/fd-holding.md).
 import { spawn } from 'node:child_process';
 import { closeSync, mkdirSync, openSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { KEEPER_SLOTS, keeperHolderName, type KeeperSlot } from '../plan/holding.js';
 import { JsonLinesClient } from './jsonlines.js';
-import type { KeeperReply, KeeperRequest } from './keeper.js';
+import type { HeldInfo, KeeperReply, KeeperRequest } from './keeper.js';
 
 export interface KeeperConnection {
   request(req: KeeperRequest): Promise<KeeperReply & { ok: true }>;
+  /** Resolves once the connection has ended (the keeper exited or died). */
+  ended(): Promise<Error>;
   close(): void;
 }
 
@@ -19,14 +23,29 @@ export class KeeperError extends Error {
 }
 
 const REQUEST_TIMEOUT_MS = 60_000;
+/** After how long ensureKeeper starts a keeper again while none answers (then twice as long each time). */
+const RESPAWN_MS = 2_000;
 
-export function keeperSocketPath(runDir: string): string {
-  return join(runDir, 'keeper.sock');
+export function keeperSocketPath(runDir: string, slot: KeeperSlot): string {
+  return join(runDir, `keeper-${slot}.sock`);
+}
+
+/** The flock a keeper holds for its whole life: one keeper per slot, and a dead one never blocks. */
+export function keeperLockPath(runDir: string, slot: KeeperSlot): string {
+  return join(runDir, `keeper-${slot}.lock`);
+}
+
+export function keeperLogPath(runDir: string): string {
+  return join(runDir, 'keeper.log');
+}
+
+export function twinOf(slot: KeeperSlot): KeeperSlot {
+  return slot === 'a' ? 'b' : 'a';
 }
 
 /** Connects to a running keeper; rejects (ENOENT / ECONNREFUSED) when none listens. */
-export async function connectKeeper(runDir: string): Promise<KeeperConnection> {
-  const c = await JsonLinesClient.connect<KeeperRequest, KeeperReply>(keeperSocketPath(runDir), 'the keeper');
+export async function connectKeeper(runDir: string, slot: KeeperSlot): Promise<KeeperConnection> {
+  const c = await JsonLinesClient.connect<KeeperRequest, KeeperReply>(keeperSocketPath(runDir, slot), `keeper ${slot}`);
   return {
     async request(req) {
       let rep: KeeperReply;
@@ -36,51 +55,127 @@ export async function connectKeeper(runDir: string): Promise<KeeperConnection> {
       } catch (err) {
         throw new KeeperError((err as Error).message);
       }
-      if (!rep.ok) throw new KeeperError(`keeper: ${rep.error}`);
+      if (!rep.ok) throw new KeeperError(`keeper ${slot}: ${rep.error}`);
       return rep;
     },
+    ended: () => c.ended(),
     close: () => c.close(),
   };
 }
 
 const cliMain = fileURLToPath(new URL('../cli/main.js', import.meta.url));
 
-/**
- * Returns a connection to the keeper of runDir, starting one (detached, in its own session, logging to
- * runDir/keeper.log) when none listens. Callers hold the apply lock, which serialises starts.
- */
-export async function ensureKeeper(runDir: string, opts: { timeoutMs?: number } = {}): Promise<KeeperConnection> {
-  try {
-    return await connectKeeper(runDir);
-  } catch {
-    // none: start one
-  }
+/** Starts the keeper of `slot` detached (its own session, logging to keeper.log); no wait. */
+export function spawnKeeper(runDir: string, slot: KeeperSlot): void {
   mkdirSync(runDir, { recursive: true, mode: 0o700 });
-  const logFd = openSync(join(runDir, 'keeper.log'), 'a', 0o600);
+  const log = keeperLogPath(runDir);
+  let logFd: number;
   try {
-    const child = spawn(process.execPath, [cliMain, 'keeper'], {
+    logFd = openSync(log, 'a', 0o600);
+  } catch (err) {
+    throw new KeeperError(`cannot open ${log} for the keeper's log: ${(err as Error).message}`);
+  }
+  try {
+    // the notify socket is the daemon's: a keeper is no service of its own
+    const { NOTIFY_SOCKET: _n, LISTEN_FDS: _f, LISTEN_PID: _p, LISTEN_FDNAMES: _m, ...env } = process.env;
+    const child = spawn(process.execPath, [cliMain, 'keeper', '--slot', slot], {
       detached: true,
       stdio: ['ignore', logFd, logFd],
       cwd: '/',
-      env: { ...process.env, XVBD_RUN_DIR: runDir },
+      env: { ...env, XVBD_RUN_DIR: runDir },
     });
     child.unref();
   } finally {
     closeSync(logFd);
   }
+}
+
+/**
+ * Returns a connection to the keeper of runDir's `slot`, starting one when none listens. Starts may race
+ * (two givers, or a keeper restarting its twin): the keeper's own flock lets one win, and the others'
+ * connects find it.
+ */
+export async function ensureKeeper(runDir: string, slot: KeeperSlot, opts: { timeoutMs?: number } = {}): Promise<KeeperConnection> {
+  try {
+    return await connectKeeper(runDir, slot);
+  } catch {
+    // none: start one
+  }
+  spawnKeeper(runDir, slot);
   // a node start can take long on a loaded or emulated host (dom0 under TCG: seconds)
   const envMs = Number(process.env.XVBD_KEEPER_START_TIMEOUT_MS);
   const deadline = Date.now() + (opts.timeoutMs ?? (Number.isFinite(envMs) && envMs > 0 ? envMs : 30_000));
   let delay = 20;
+  let respawnMs = RESPAWN_MS;
+  let nextSpawn = Date.now() + respawnMs;
   for (;;) {
     try {
-      return await connectKeeper(runDir);
+      return await connectKeeper(runDir, slot);
     } catch (err) {
-      if (Date.now() > deadline) {
-        throw new KeeperError(`the keeper did not start (${(err as Error).message}); see ${join(runDir, 'keeper.log')}`);
+      const now = Date.now();
+      if (now > deadline) {
+        throw new KeeperError(`keeper ${slot} did not start (${(err as Error).message}); see ${keeperLogPath(runDir)}`);
+      }
+      // The one we started may have found the slot still locked by a keeper on its way out (socket
+      // already gone): start another now and then (less and less often: a slow host starts node slowly);
+      // a surplus one sees the lock and exits at once.
+      if (now >= nextSpawn) {
+        spawnKeeper(runDir, slot);
+        respawnMs *= 2;
+        nextSpawn = now + respawnMs;
       }
       await new Promise((r) => setTimeout(r, delay));
       delay = Math.min(delay * 2, 200);
     }
   }
+}
+
+/** What each running keeper of runDir holds (keepers that do not answer are left out). */
+export async function keeperLists(runDir: string): Promise<{ slot: KeeperSlot; pid: number; held: HeldInfo[] }[]> {
+  const out = await Promise.all(
+    KEEPER_SLOTS.map(async (slot) => {
+      const c = await connectKeeper(runDir, slot).catch(() => undefined);
+      if (!c) return undefined;
+      try {
+        const rep = await c.request({ op: 'list' });
+        return { slot, pid: rep.pid, held: rep.held ?? [] };
+      } catch {
+        return undefined;
+      } finally {
+        c.close();
+      }
+    }),
+  );
+  return out.filter((x) => x !== undefined);
+}
+
+/** diskseq -> the keepers holding it (`keeper-a`, `keeper-b`), for LoopObs.keptBy. */
+export async function keeperHoldings(runDir: string): Promise<Map<string, string[]>> {
+  const m = new Map<string, string[]>();
+  for (const k of await keeperLists(runDir)) {
+    for (const h of k.held) {
+      if (h.diskseq === undefined) continue;
+      const l = m.get(h.diskseq) ?? [];
+      if (!l.includes(keeperHolderName(k.slot))) l.push(keeperHolderName(k.slot));
+      m.set(h.diskseq, l);
+    }
+  }
+  return m;
+}
+
+/** Asks every running keeper to let go of a backend's fds (the hook's remove, a failed transaction). */
+export async function dropFromKeepers(runDir: string, backend: string, diskseq?: string): Promise<number> {
+  const rs: number[] = await Promise.all(
+    KEEPER_SLOTS.map(async (slot) => {
+      const c = await connectKeeper(runDir, slot).catch(() => undefined);
+      if (!c) return 0;
+      try {
+        await c.request({ op: 'drop', backend, ...(diskseq !== undefined ? { diskseq } : {}) });
+        return 1;
+      } finally {
+        c.close();
+      }
+    }),
+  );
+  return rs.reduce((a, b) => a + b, 0);
 }

@@ -1,4 +1,7 @@
-// The keeper: a small detached process that holds loop-device fds for backends when no daemon runs.
+// The keeper: a small detached process that holds loop-device fds for backends. Every run dir has two,
+// slots a and b, that each hold every fd: givers hand each fd to both before their transaction commits,
+// and each keeper restarts its twin when it dies and hands it everything it holds, so a kill -9 of any
+// one process (a giver, a keeper, the daemon) never leaves a served device without a holder.
 //
 // Why: blkback drops its reference to the device whenever the frontend disconnects (and reopens it on
 // reconnect). A loop device with autoclear is freed at its last close, so somebody in dom0 must keep an fd
@@ -16,13 +19,15 @@
 // `xl block-detach`, domain destroy) or is rewritten for another device, the fd is closed: the device
 // autoclears once blkback lets go too. An entry that never became live (the giver died before its
 // transaction committed) is dropped after a grace period. With nothing held, the keeper exits.
-import { chmodSync, closeSync, fstatSync, mkdirSync, open as fsOpen, readFileSync, rmSync, statSync, constants as fsc } from 'node:fs';
+import { chmodSync, closeSync, fstatSync, mkdirSync, open as fsOpen, openSync, readFileSync, rmSync, statSync, constants as fsc } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
 import type { XsClient } from '../xenstore/api.js';
 import { DISKSEQ_NODE, isDecimalU64, parseBackendPath } from '../apply/layout.js';
-import { keeperSocketPath } from './keeper-client.js';
+import { ensureKeeper, keeperLockPath, keeperSocketPath, twinOf, type KeeperConnection } from './keeper-client.js';
 import { serveJsonLines } from './jsonlines.js';
 import { devMajor, devMinor } from '../linux/devnum.js';
+import { LOCK_EX, raiseNofileLimit, sysTryFlock } from '../linux/ffi.js';
+import type { KeeperSlot } from '../plan/holding.js';
 
 export interface HeldEntry {
   /** The backend dir this fd serves. */
@@ -61,8 +66,25 @@ export function processStart(pid: number): string | undefined {
  */
 export const GIVER_GONE_SETTLE_MS = 1000;
 
+/** What the twin knows of an entry it hands over: whether it is live, and who gave it first. */
+export interface TwinFacts {
+  live: boolean;
+  giverPid: number;
+  giverStart?: string;
+}
+
+export interface AdoptRequest {
+  pid: number;
+  fd: number;
+  backend: string;
+  diskseq?: string;
+  graceMs?: number;
+  /** Set when the twin keeper hands over an entry it holds. */
+  twin?: TwinFacts;
+}
+
 export type KeeperRequest =
-  | { op: 'adopt'; pid: number; fd: number; backend: string; diskseq?: string; graceMs?: number }
+  | ({ op: 'adopt' } & AdoptRequest)
   | { op: 'drop'; backend: string; diskseq?: string }
   | { op: 'list' }
   | { op: 'ping' };
@@ -127,6 +149,10 @@ export class Keeper {
     return n;
   }
 
+  entries(): HeldEntry[] {
+    return [...this.held.values()].flat();
+  }
+
   list(): HeldInfo[] {
     const out: HeldInfo[] = [];
     for (const l of this.held.values()) {
@@ -164,7 +190,7 @@ export class Keeper {
   }
 
   /** Opens /proc/<pid>/fd/<fd>, verifies it, and holds it for `backend`. */
-  async adopt(req: { pid: number; fd: number; backend: string; diskseq?: string; graceMs?: number }): Promise<void> {
+  async adopt(req: AdoptRequest): Promise<void> {
     if (!Number.isInteger(req.pid) || req.pid <= 0 || !Number.isInteger(req.fd) || req.fd < 0) {
       throw new Error('adopt: bad pid or fd');
     }
@@ -193,23 +219,33 @@ export class Keeper {
         throw new Error(`adopt: device ${major}:${minor} has diskseq ${seq ?? 'none'}, not ${req.diskseq}`);
       }
       const grace = Math.min(Math.max(req.graceMs ?? DEFAULT_GRACE_MS, 0), 3_600_000);
+      const list = this.held.get(req.backend) ?? [];
+      // The same device for the same backend again (the twin handing over what a giver gave us both):
+      // one fd is enough.
+      const same = list.find((x) => x.diskseq === req.diskseq && x.major === major && x.minor === minor);
+      if (same) {
+        closeSync(fd);
+        if (req.twin?.live) same.live = true;
+        return;
+      }
+      const twin = req.twin;
       const e: HeldEntry = {
         backend: req.backend,
         diskseq: req.diskseq,
         fd,
         major,
         minor,
-        live: false,
+        live: twin?.live ?? false,
         deadline: Date.now() + grace,
-        giverPid: req.pid,
-        giverStart: processStart(req.pid),
+        // a pending entry from the twin still waits for its first giver's transaction
+        giverPid: twin ? twin.giverPid : req.pid,
+        giverStart: twin ? twin.giverStart : processStart(req.pid),
       };
-      const list = this.held.get(req.backend) ?? [];
       const wasEmpty = this.size === 0;
       list.push(e);
       this.held.set(req.backend, list);
       if (wasEmpty) this.onNonEmpty();
-      this.log(`adopt ${req.backend} ${major}:${minor} diskseq ${seq ?? '-'} from pid ${req.pid}`);
+      this.log(`adopt ${req.backend} ${major}:${minor} diskseq ${seq ?? '-'} from ${twin ? 'the twin' : 'pid'} ${req.pid}`);
       this.armTimer(req.backend, grace);
       this.ensureGiverPoll();
       // We hold the fd from here on: answer now. The watch goes up in the background; its initial firing
@@ -400,22 +436,118 @@ export class Keeper {
   }
 }
 
-/** Runs the keeper server until it holds nothing for idleExitMs. Resolves when it has stopped. */
-export async function runKeeper(opts: KeeperOptions): Promise<void> {
+export class KeeperRunningError extends Error {
+  constructor(readonly slot: KeeperSlot, path: string) {
+    super(`keeper ${slot} already runs (${path} is locked)`);
+    this.name = 'KeeperRunningError';
+  }
+}
+
+/**
+ * The slot's lock, held (never closed) for the keeper's whole life: two starts racing (a giver, the twin
+ * restarting it) leave exactly one keeper per slot, and the kernel drops the lock when the keeper dies.
+ */
+function takeSlotLock(runDir: string, slot: KeeperSlot): number {
+  const path = keeperLockPath(runDir, slot);
+  let fd: number;
+  try {
+    fd = openSync(path, fsc.O_RDWR | fsc.O_CREAT | fsc.O_NOFOLLOW, 0o600);
+  } catch (err) {
+    throw new Error(`cannot open the keeper lock ${path}: ${(err as Error).message}`);
+  }
+  if (!sysTryFlock(fd, LOCK_EX)) {
+    closeSync(fd);
+    throw new KeeperRunningError(slot, path);
+  }
+  return fd;
+}
+
+/**
+ * Keeps the twin keeper running and holding everything this one holds: connects to it (starting it when
+ * none runs), hands it every entry (it keeps one fd per backend and device, so what givers gave both is
+ * not doubled), then waits for the connection to end (the twin died or exited idle) and starts over.
+ * With nothing held it waits: a keeper holding nothing needs no twin.
+ */
+async function keepTwin(
+  keeper: Keeper,
+  runDir: string,
+  slot: KeeperSlot,
+  running: () => boolean,
+  whenNonEmpty: () => Promise<void>,
+  log: (line: string) => void,
+  connected: (c: KeeperConnection | undefined) => void,
+): Promise<void> {
+  const twin = twinOf(slot);
+  while (running()) {
+    if (keeper.size === 0) {
+      await whenNonEmpty();
+      continue;
+    }
+    let c: KeeperConnection;
+    try {
+      c = await ensureKeeper(runDir, twin);
+    } catch (err) {
+      log(`twin ${twin}: ${(err as Error).message}; trying again`);
+      await new Promise((r) => setTimeout(r, 1000));
+      continue;
+    }
+    connected(c);
+    try {
+      const entries = keeper.entries();
+      const rs = await Promise.allSettled(
+        entries.map((e) =>
+          c.request({
+            op: 'adopt',
+            pid: process.pid,
+            fd: e.fd,
+            backend: e.backend,
+            ...(e.diskseq !== undefined ? { diskseq: e.diskseq } : {}),
+            graceMs: Math.max(0, e.deadline - Date.now()),
+            twin: { live: e.live, giverPid: e.giverPid, ...(e.giverStart !== undefined ? { giverStart: e.giverStart } : {}) },
+          }),
+        ),
+      );
+      const failed = rs.filter((r) => r.status === 'rejected').length;
+      log(`twin ${twin} holds ${entries.length - failed} of our ${entries.length} fds${failed ? ` (${failed} refused)` : ''}`);
+      const why = await c.ended();
+      if (running()) log(`twin ${twin}: ${why.message}`);
+    } finally {
+      connected(undefined);
+      c.close();
+    }
+    // a twin that exited idle just as we connected: do not spin
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+/** Runs the keeper of `slot` until it holds nothing for idleExitMs. Resolves when it has stopped. */
+export async function runKeeper(opts: KeeperOptions & { slot: KeeperSlot }): Promise<void> {
   const log = opts.log ?? (() => {});
+  const slot = opts.slot;
   mkdirSync(opts.runDir, { recursive: true, mode: 0o700 });
-  const sockPath = keeperSocketPath(opts.runDir);
+  const lockFd = takeSlotLock(opts.runDir, slot);
+  try {
+    const lim = raiseNofileLimit();
+    log(`open files: up to ${lim.soft}`);
+  } catch (err) {
+    log(`cannot raise the open-files limit: ${(err as Error).message}`);
+  }
+  const sockPath = keeperSocketPath(opts.runDir, slot);
   const keeper = new Keeper(opts.connectXs, log);
   const idleMs = opts.idleExitMs ?? 3000;
   let idleTimer: NodeJS.Timeout | undefined;
   let server: Server | undefined;
   let done!: () => void;
   const finished = new Promise<void>((r) => (done = r));
+  let wakeTwin: (() => void) | undefined;
+  let twinConn: KeeperConnection | undefined;
 
   const stop = async () => {
     if (!server) return;
     const s = server;
     server = undefined;
+    wakeTwin?.();
+    twinConn?.close();
     // unlink first so that new givers start a fresh keeper rather than reach a closing one
     try {
       rmSync(sockPath, { force: true });
@@ -437,6 +569,7 @@ export async function runKeeper(opts: KeeperOptions): Promise<void> {
   keeper.onNonEmpty = () => {
     if (idleTimer) clearTimeout(idleTimer);
     idleTimer = undefined;
+    wakeTwin?.();
   };
   let pendingRequests = 0;
 
@@ -447,7 +580,6 @@ export async function runKeeper(opts: KeeperOptions): Promise<void> {
       case 'list':
         return { ok: true, pid: process.pid, held: keeper.list() };
       case 'adopt':
-        log(`adopt request for ${String(req.backend)} from pid ${String(req.pid)} fd ${String(req.fd)}`);
         await keeper.adopt(req);
         return { ok: true, pid: process.pid };
       case 'drop':
@@ -479,13 +611,7 @@ export async function runKeeper(opts: KeeperOptions): Promise<void> {
   };
   const onConn = (sock: Socket) => serveJsonLines(sock, onLine, { maxLine: 65536 });
 
-  // One keeper per run dir: a stale socket (a keeper killed with -9) is replaced, a live one is left alone.
-  const { connectKeeper } = await import('./keeper-client.js');
-  const existing = await connectKeeper(opts.runDir).catch(() => undefined);
-  if (existing) {
-    existing.close();
-    throw new Error(`a keeper already listens on ${sockPath}`);
-  }
+  // The slot's lock is ours: a socket file left there is a dead keeper's.
   try {
     if (statSync(sockPath).isSocket()) rmSync(sockPath);
   } catch {
@@ -493,13 +619,28 @@ export async function runKeeper(opts: KeeperOptions): Promise<void> {
   }
   server = createServer(onConn);
   await new Promise<void>((res, rej) => {
-    server!.once('error', rej);
+    server!.once('error', (e: NodeJS.ErrnoException) => rej(new Error(`keeper ${slot}: cannot listen on ${sockPath}: ${e.message}`)));
     server!.listen(sockPath, () => res());
   });
   chmodSync(sockPath, 0o600); // root only, like the run dir (0700) around it
   server.on('error', (err) => log(`server error: ${err.message}`));
-  log(`keeper ${process.pid} listening on ${sockPath}`);
+  log(`keeper ${slot} (pid ${process.pid}) listening on ${sockPath}`);
   armIdle();
+  const twinDone = keepTwin(
+    keeper,
+    opts.runDir,
+    slot,
+    () => server !== undefined,
+    () =>
+      new Promise<void>((r) => {
+        wakeTwin = () => {
+          wakeTwin = undefined;
+          r();
+        };
+      }),
+    log,
+    (c) => (twinConn = c),
+  ).catch((err: unknown) => log(`twin: ${(err as Error).message}`));
   if (opts.xsLostExitMs !== undefined) {
     const lostMs = opts.xsLostExitMs;
     const t = setInterval(() => {
@@ -514,4 +655,6 @@ export async function runKeeper(opts: KeeperOptions): Promise<void> {
   }
   await finished;
   keeper.releaseAll();
+  await twinDone;
+  closeSync(lockFd);
 }

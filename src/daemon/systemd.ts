@@ -4,8 +4,9 @@
 // Written after systemd's src/libsystemd/sd-daemon/sd-daemon.c; the protocol is documented in
 // sd_notify(3) and sd_listen_fds(3).
 import { fstatSync } from 'node:fs';
+import { Socket } from 'node:net';
 import { SysError, sysClose } from '../linux/ffi.js';
-import { dgramSocket, MSG_DONTWAIT, MSG_NOSIGNAL, sendDatagram, setCloexec, setSndBuf, SCM_MAX_FD } from '../linux/socket.js';
+import { dgramSocket, MSG_DONTWAIT, MSG_NOSIGNAL, nonblockingPipe, sendDatagram, setCloexec, setSndBuf, SCM_MAX_FD } from '../linux/socket.js';
 
 /** SD_LISTEN_FDS_START */
 export const LISTEN_FDS_START = 3;
@@ -101,6 +102,40 @@ export class Notifier {
     if (!validFdName(name)) throw new Error(`invalid fd store name ${JSON.stringify(name)}`);
     if (fds.length === 0 || fds.length > SCM_MAX_FD) throw new Error(`fd store: 1..${SCM_MAX_FD} fds per message`);
     return this.notify({ FDSTORE: 1, FDNAME: name }, fds);
+  }
+
+  /**
+   * sd_notify_barrier(3): resolves once the manager has processed every message sent before it (it
+   * closes the pipe's write end we pass with BARRIER=1; a manager that does not know BARRIER closes the
+   * unexpected fd all the same). Rejects after timeoutMs: then nothing sent before is known to be in.
+   */
+  async barrier(timeoutMs = 5000): Promise<boolean> {
+    if (!this.socketPath) return false;
+    const [r, w] = nonblockingPipe();
+    let sent = false;
+    try {
+      sent = await this.notify({ BARRIER: 1 }, [w]);
+    } catch (err) {
+      sysClose(r);
+      throw err;
+    } finally {
+      sysClose(w);
+    }
+    const pipe = new Socket({ fd: r, readable: true, writable: false });
+    await new Promise<void>((resolve, reject) => {
+      const t = setTimeout(() => {
+        pipe.destroy();
+        reject(new Error(`the service manager did not answer BARRIER=1 within ${timeoutMs} ms`));
+      }, timeoutMs);
+      const done = () => {
+        clearTimeout(t);
+        pipe.destroy();
+        resolve();
+      };
+      pipe.on('end', done).on('close', done).on('error', done);
+      pipe.on('data', () => undefined);
+    });
+    return sent;
   }
 
   /** Drops every fd stored under `name` from the manager's fd store (FDSTOREREMOVE=1). */

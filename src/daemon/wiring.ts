@@ -5,14 +5,22 @@ import type { Plan } from '../model/plan.js';
 import type { XsClient } from '../xenstore/api.js';
 import { mountedDevices, type LoopRegistry } from '../linux/index.js';
 import { observeDesired } from '../observe/scope.js';
+import { withKeptBy, type Holdings } from '../observe/holders.js';
 import { plan } from '../plan/index.js';
 
-/** observe() as the daemon runs it: the registry's view of the loop devices (src/observe/scope.ts). */
-export function observeWith(registry: LoopRegistry): (xs: XsClient, desired: DesiredState) => Promise<ObservedState> {
-  return (xs, desired) => {
+/**
+ * observe() as the daemon and `apply` run it: the registry's view of the loop devices (src/observe/scope.ts)
+ * and, given `holders`, who durably holds each (asked while xenstore is read).
+ */
+export function observeWith(registry: LoopRegistry, holders?: () => Promise<Holdings>): (xs: XsClient, desired: DesiredState) => Promise<ObservedState> {
+  return async (xs, desired) => {
     // /proc/self/mountinfo read once per observation, for the loop devices and the sources alike
     const mounts = mountedDevices();
-    return observeDesired({ xs, loops: () => registry.listLoops({ mounts }), mountedDevs: () => mounts.devs }, desired);
+    const [observed, holdings] = await Promise.all([
+      observeDesired({ xs, loops: () => registry.listLoops({ mounts }), mountedDevs: () => mounts.devs }, desired),
+      holders?.(),
+    ]);
+    return holdings ? withKeptBy(observed, holdings) : observed;
   };
 }
 

@@ -114,6 +114,8 @@ const c_access = libc.func('access', 'int', ['str', 'int']);
 const c_syscall_getdents64 = libc.func('syscall', 'long', ['long', 'int', 'void *', 'size_t']);
 const SYS_getdents64 = process.arch === 'arm64' ? 61 : 217;
 const c_flock = libc.func('flock', 'int', ['int', 'int']);
+const c_getrlimit = libc.func('getrlimit', 'int', ['int', 'void *']);
+const c_setrlimit = libc.func('setrlimit', 'int', ['int', 'void *']);
 const c_mknod = libc.func('mknod', 'int', ['str', 'uint32', 'uint64']);
 const c_syscall_openat2 = libc.func('syscall', 'long', ['long', 'int', 'str', 'void *', 'size_t']);
 const c_socket = libc.func('socket', 'int', ['int', 'int', 'int']);
@@ -263,6 +265,25 @@ export function sysTryFlock(fd: number, op: number): boolean {
     throw new SysError('flock', e);
   }
   return true;
+}
+
+// ---- resource limits ----
+const RLIMIT_NOFILE = 7;
+
+/**
+ * Raises the soft limit on open files to the hard limit (as systemd does for its services), so that a
+ * holder started from a shell with a low `ulimit -n` can still hold an fd per served disk. Returns the
+ * limits now in force.
+ */
+export function raiseNofileLimit(): { soft: bigint; hard: bigint } {
+  const buf = Buffer.alloc(16); // struct rlimit { rlim_t rlim_cur, rlim_max } (64-bit)
+  if ((c_getrlimit(RLIMIT_NOFILE, buf) as number) < 0) throw new SysError('getrlimit', errno());
+  const hard = buf.readBigUInt64LE(8);
+  if (buf.readBigUInt64LE(0) < hard) {
+    buf.writeBigUInt64LE(hard, 0);
+    if ((c_setrlimit(RLIMIT_NOFILE, buf) as number) < 0) throw new SysError('setrlimit', errno());
+  }
+  return { soft: buf.readBigUInt64LE(0), hard };
 }
 
 // ---- netlink (kernel uevents) ----

@@ -8,6 +8,7 @@ const c_sendmsg = libc.func('intptr_t sendmsg(int fd, void *msg, int flags)');
 const c_recvmsg = libc.func('intptr_t recvmsg(int fd, void *msg, int flags)');
 const c_getsockopt = libc.func('int getsockopt(int fd, int level, int optname, _Out_ uint8_t *optval, _Inout_ uint32_t *optlen)');
 const c_fcntl = libc.func('int fcntl(int fd, int cmd, int arg)');
+const c_pipe2 = libc.func('int pipe2(_Out_ int *fds, int flags)');
 
 export { MSG_DONTWAIT };
 export const AF_UNIX = 1;
@@ -181,4 +182,11 @@ export function setCloexec(fd: number, on: boolean): void {
   if (flags < 0) fail('fcntl(F_GETFD)', `fd ${fd}`);
   const next = on ? flags | FD_CLOEXEC : flags & ~FD_CLOEXEC;
   if ((c_fcntl(fd, F_SETFD, next) as number) < 0) fail('fcntl(F_SETFD)', `fd ${fd}`);
+}
+
+/** pipe2(O_CLOEXEC | O_NONBLOCK): [read end, write end]. */
+export function nonblockingPipe(): [number, number] {
+  const fds = [0, 0];
+  if ((c_pipe2(fds, 0o2000000 | 0o4000) as number) < 0) throw new SysError('pipe2', koffi.errno());
+  return [fds[0]!, fds[1]!];
 }

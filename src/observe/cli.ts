@@ -3,6 +3,7 @@
 import { CliError } from '../cli/errors.js';
 import { plural, wantColor } from '../cli/render/style.js';
 import { snapshot, type Snapshot } from './snapshot.js';
+import type { Holdings } from './holders.js';
 
 export interface LoadSnapshotOptions {
   configDir?: string | undefined;
@@ -11,6 +12,8 @@ export interface LoadSnapshotOptions {
   allowDataLoss?: boolean;
   /** For messages: "plan", "status". */
   command: string;
+  /** Who durably holds each loop device (the keepers, the daemon's fd store). */
+  holders?: () => Promise<Holdings>;
   /** --json: an invalid config is also reported on stdout as {"valid": false, "errors": [...]}. */
   json?: boolean;
 }
@@ -20,7 +23,7 @@ export async function loadSnapshot(opts: LoadSnapshotOptions): Promise<Snapshot 
   let snap: Snapshot;
   try {
     const policy = { ...(opts.prune ? { prune: true } : {}), ...(opts.allowDataLoss ? { allowDataLoss: true } : {}) };
-    snap = await snapshot({ ...(opts.configDir !== undefined ? { configDir: opts.configDir } : {}), policy });
+    snap = await snapshot({ ...(opts.configDir !== undefined ? { configDir: opts.configDir } : {}), policy, ...(opts.holders ? { holders: opts.holders } : {}) });
   } catch (err) {
     const e = err as { errno?: string; message?: string; code?: string };
     if (e.errno !== undefined || e.code === 'ECONNREFUSED' || e.code === 'ENOENT') {

@@ -7,6 +7,7 @@ import type { XsClient } from '../xenstore/api.js';
 import type { ConfigError } from '../config/index.js';
 import type { ObserveDeps } from './observe.js';
 import { observeDesired } from './scope.js';
+import { withKeptBy, type Holdings } from './holders.js';
 import { plan as makePlan } from '../plan/plan.js';
 
 export interface ObserveForOptions {
@@ -18,6 +19,8 @@ export interface ObserveForOptions {
   transaction?: boolean;
   /** Mounted block devices "major:minor" (default: src/linux mountedDevices()). */
   mountedDevs?: () => Set<string>;
+  /** Who durably holds each loop device (LoopObs.keptBy); not asked: keptBy stays unknown. */
+  holders?: () => Promise<Holdings>;
 }
 
 /** Observe what `desired` needs (src/observe/scope.ts), with this host's loop devices unless given. */
@@ -34,7 +37,8 @@ export async function observeFor(xs: XsClient, desired: DesiredState | undefined
   const deps: Omit<ObserveDeps, 'sources' | 'backendDomids'> = { xs, loops, mountedDevs };
   if (opts.xenBackendSysfs !== undefined) deps.xenBackendSysfs = opts.xenBackendSysfs;
   if (opts.transaction !== undefined) deps.transaction = opts.transaction;
-  return observeDesired(deps, desired);
+  const [observed, holdings] = await Promise.all([observeDesired(deps, desired), opts.holders?.()]);
+  return holdings ? withKeptBy(observed, holdings) : observed;
 }
 
 export interface SnapshotOptions extends ObserveForOptions {

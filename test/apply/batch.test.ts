@@ -60,7 +60,7 @@ function counting(xs: XsClient, failCommit: (n: number) => boolean = () => false
 
 test('consecutive attaches: one transaction; each disk as when alone (layout, inherited permissions, diskseq); events in order', async () => {
   const b = await startBench({ withBlockDevice: false });
-  const keeper = new KeeperHolder(b.runDir, 30_000);
+  const keeper = new KeeperHolder(b.runDir, { graceMs: 30_000 });
   const registry = new LoopRegistry();
   try {
     // disk 2's image does not exist: its device cannot be made; the others go on without it
@@ -105,7 +105,7 @@ test('consecutive attaches: one transaction; each disk as when alone (layout, in
 
 test('a transaction refused as a whole: each disk is then attached alone; nothing is left half-written', async () => {
   const b = await startBench({ withBlockDevice: false });
-  const keeper = new KeeperHolder(b.runDir, 30_000);
+  const keeper = new KeeperHolder(b.runDir, { graceMs: 30_000 });
   const registry = new LoopRegistry();
   try {
     const { p } = attaches(b, 3);
@@ -130,7 +130,7 @@ test('a transaction refused as a whole: each disk is then attached alone; nothin
 
 test(`at most ${BATCH_MAX} disks share a transaction; stopOnError runs them one by one`, async () => {
   const b = await startBench({ withBlockDevice: false });
-  const keeper = new KeeperHolder(b.runDir, 30_000);
+  const keeper = new KeeperHolder(b.runDir, { graceMs: 30_000 });
   const registry = new LoopRegistry();
   try {
     const { p } = attaches(b, BATCH_MAX + 2);

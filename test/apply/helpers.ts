@@ -1,7 +1,7 @@
 // Test bench for the executor: a simulator with the example guests, a throw-away copy of examples/host,
 // a private run dir (lock, keeper), and a cleanup that leaves no loop device and no process behind.
 import { execFileSync, spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, readdirSync } from 'node:fs';
+import { mkdtempSync, readFileSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -9,7 +9,7 @@ import { prepareExampleHost, type ExampleHost } from '../../src/apply/example-ho
 import { startSimulator, type Simulator } from '../../src/sim/index.js';
 import { connect } from '../../src/xenstore/client.js';
 import type { XsClient } from '../../src/xenstore/api.js';
-import { connectKeeper } from '../../src/daemon/keeper-client.js';
+import { waitKeepersGone } from '../helpers/keepers.js';
 
 export const cliMain = resolve(dirname(fileURLToPath(import.meta.url)), '../../src/cli/main.js');
 
@@ -98,14 +98,7 @@ export async function startBench(opts: { withBlockDevice?: boolean; domains?: { 
           const dirs = await xs.directory('/local/domain/0/backend/vbd').catch(() => [] as string[]); // the sim may be closed already
           for (const d of dirs) await xs.rm(`/local/domain/0/backend/vbd/${d}`);
           await s.settle();
-          const k = await connectKeeper(runDir).catch(() => undefined);
-          if (k) {
-            const rep = await k.request({ op: 'list' }).catch(() => undefined);
-            k.close();
-            await waitUntil('the keeper to exit', () => !existsSync(join(runDir, 'keeper.sock')), 10_000).catch(() => {
-              if (rep) process.kill(rep.pid, 'SIGKILL');
-            });
-          }
+          await waitKeepersGone(runDir).catch(() => {});
         } finally {
           await xs.close().catch(() => {});
           await s.close();

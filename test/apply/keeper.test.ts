@@ -2,7 +2,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { connectKeeper } from '../../src/daemon/keeper-client.js';
+import { dropFromKeepers, keeperLists } from '../../src/daemon/keeper-client.js';
+import { keepersRunning } from '../helpers/keepers.js';
 import { runCli, startBench, waitUntil } from './helpers.js';
 
 function diskseqOf(dev: string): string | undefined {
@@ -22,13 +23,12 @@ test('after a one-shot apply exits, the keeper keeps the devices through a front
     assert.equal(r.code, 0, r.out);
     assert.match(r.out, /Apply complete: 9 of 9 step\(s\) done \(9 attach\)/);
 
-    const k = await connectKeeper(b.runDir);
-    let list = await k.request({ op: 'list' });
-    assert.equal(list.held?.length, 9, 'one fd per backend');
+    let lists = await keeperLists(b.runDir);
+    assert.deepEqual(lists.map((k) => [k.slot, k.held.length]), [['a', 9], ['b', 9]], 'both keepers: one fd per backend');
     // each entry turns live when the keeper's watch sees its committed backend
-    await waitUntil('every entry to be live', async () => (list = await k.request({ op: 'list' })).held!.every((h) => h.live));
-    k.close();
-    assert.notEqual(list.pid, process.pid);
+    await waitUntil('every entry to be live', async () => (lists = await keeperLists(b.runDir)).every((k) => k.held.every((h) => h.live)));
+    assert.notEqual(lists[0]!.pid, lists[1]!.pid);
+    assert.ok(!lists.some((k) => k.pid === process.pid));
 
     const web1 = 1;
     const be = `/local/domain/0/backend/vbd/${web1}/51728`;
@@ -58,9 +58,7 @@ test('after a one-shot apply exits, the keeper keeps the devices through a front
       assert.ok(b.sim.backends().find((x) => x.domid === domid && x.devid === 51744)?.held, `blkback holds ${bePath}`);
     }
     // ...and the control: the same with the keeper's fd dropped frees the device under the backend
-    const k2 = await connectKeeper(b.runDir);
-    await k2.request({ op: 'drop', backend: be3 });
-    k2.close();
+    assert.equal(await dropFromKeepers(b.runDir, be3), 2);
     assert.ok(diskseqOf(dev3), 'still bound while blkback holds it');
     await b.xs.rm(`/local/domain/${web1}/device/vbd/51744/state`);
     await b.xs.rm(`/local/domain/2/device/vbd/51744/state`);
@@ -74,12 +72,11 @@ test('after a one-shot apply exits, the keeper keeps the devices through a front
     await b.xs.rm(be);
     await b.xs.rm(`/local/domain/${web1}/device/vbd/51728`);
     await waitUntil(`${dev} to be freed after its backend went`, () => diskseqOf(dev) === undefined);
-    const k3 = await connectKeeper(b.runDir);
-    const after = await k3.request({ op: 'list' });
-    k3.close();
-    assert.equal(after.held?.length, 7);
-    assert.ok(!after.held!.some((h) => h.backend === be || h.backend === be3));
-    assert.ok(after.held!.some((h) => h.backend === be2));
+    await waitUntil('both keepers to let go', async () => (await keeperLists(b.runDir)).every((k) => k.held.length === 7));
+    for (const after of await keeperLists(b.runDir)) {
+      assert.ok(!after.held.some((h) => h.backend === be || h.backend === be3), `keeper ${after.slot}`);
+      assert.ok(after.held.some((h) => h.backend === be2), `keeper ${after.slot}`);
+    }
     assert.ok(existsSync(join(b.runDir, 'keeper.log')));
   } finally {
     await b.cleanup();
@@ -95,7 +92,7 @@ test('a keeper whose xenstore is gone for good lets go when XVBD_KEEPER_XS_LOST_
     await b.sim.close(); // blkback lets go; only the keeper holds the devices now
     await new Promise((res) => setTimeout(res, 150));
     assert.equal(b.loops().size, 7, 'the keeper still holds them right after the loss');
-    await waitUntil('the keeper to exit', () => !existsSync(join(b.runDir, 'keeper.sock')), 10_000);
+    await waitUntil('the keepers to exit', () => !keepersRunning(b.runDir), 10_000);
     await waitUntil('the devices to be freed', () => b.loops().size === 0);
   } finally {
     await b.cleanup();

@@ -14,7 +14,7 @@ import { devidToVdev } from '../../src/config/index.js';
 import { LoopRegistry } from '../../src/linux/index.js';
 import { DEFAULT_POLICY, type DiskSpec } from '../../src/model/desired.js';
 import type { Action, Plan } from '../../src/model/plan.js';
-import { connectKeeper } from '../../src/daemon/keeper-client.js';
+import { keeperLists } from '../../src/daemon/keeper-client.js';
 import { disk } from '../plan/fixtures.js';
 import { startBench, waitUntil, type Bench } from './helpers.js';
 
@@ -58,13 +58,10 @@ function recordingHolder(b: Bench, inner: FdHolder, failFor = new Set<string>())
   return { holder, log };
 }
 
+/** What keeper a holds (keeper b holds the same: every hold waits for both). */
 async function keeperHolds(runDir: string): Promise<string[]> {
-  const k = await connectKeeper(runDir);
-  try {
-    return ((await k.request({ op: 'list' })).held ?? []).map((h) => h.backend).sort();
-  } finally {
-    k.close();
-  }
+  const k = (await keeperLists(runDir)).find((x) => x.slot === 'a');
+  return (k?.held ?? []).map((h) => h.backend).sort();
 }
 
 function checkEventOrder(events: StepEvent[], steps: number): void {
@@ -87,7 +84,7 @@ function checkEventOrder(events: StepEvent[], steps: number): void {
 
 test('pipelined attaches: each commit after its own hold, a failing step releases its device, the others attach', async () => {
   const b = await startBench({ withBlockDevice: false });
-  const keeper = new KeeperHolder(b.runDir, 30_000);
+  const keeper = new KeeperHolder(b.runDir, { graceMs: 30_000 });
   const registry = new LoopRegistry();
   try {
     const { p, files } = plan(b, 5);
@@ -130,7 +127,7 @@ test('pipelined attaches: each commit after its own hold, a failing step release
 
 test('stopOnError: the device made ahead for the next step is released, nothing of it is written or held', async () => {
   const b = await startBench({ withBlockDevice: false });
-  const keeper = new KeeperHolder(b.runDir, 30_000);
+  const keeper = new KeeperHolder(b.runDir, { graceMs: 30_000 });
   const registry = new LoopRegistry();
   try {
     const { p, files } = plan(b, 3);

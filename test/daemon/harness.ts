@@ -12,7 +12,8 @@ import { startSimulator, type Simulator } from '../../src/sim/index.js';
 import { connect } from '../../src/xenstore/client.js';
 import { ControlClient, type ControlReply } from '../../src/daemon/control.js';
 import { FakeSystemd } from './fake-systemd.js';
-import { connectKeeper } from '../../src/daemon/keeper-client.js';
+import { keeperLists } from '../../src/daemon/keeper-client.js';
+import { keepersRunning } from '../helpers/keepers.js';
 import { boundLoops } from '../helpers/loops.js';
 
 export const cliMain = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'src', 'cli', 'main.js');
@@ -174,21 +175,12 @@ export class Host {
 
   /** A keeper's socket exists (it unlinks it first when it exits). Polling this does not keep it alive, pings do. */
   keeperSocketExists(): boolean {
-    return existsSync(join(this.runDir, 'keeper.sock'));
+    return keepersRunning(this.runDir);
   }
 
-  /** The keeper's pid, if one runs for this run dir. */
-  async keeperPid(): Promise<number | undefined> {
-    try {
-      const k = await connectKeeper(this.runDir);
-      try {
-        return (await k.request({ op: 'ping' })).pid;
-      } finally {
-        k.close();
-      }
-    } catch {
-      return undefined;
-    }
+  /** The pids of the keepers running for this run dir. */
+  async keeperPids(): Promise<number[]> {
+    return (await keeperLists(this.runDir)).map((k) => k.pid);
   }
 
   /** Removes every backend/frontend (as a detach would), stops everything, frees what remains. */
@@ -215,10 +207,9 @@ export class Host {
     } catch {
       // best effort; the forced cleanup below
     }
-    const kp = await this.keeperPid();
-    if (kp) {
+    for (const kp of await this.keeperPids()) {
       try {
-        process.kill(kp, 'SIGTERM');
+        process.kill(kp, 'SIGKILL');
       } catch {
         // gone
       }

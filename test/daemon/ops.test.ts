@@ -147,7 +147,7 @@ test('xvbd reconcile (once): 2 after changes, 0 when converged, 1 on invalid con
     assert.match(first.stderr, /1\/1 done: \+attach web1 xvda/);
     assert.ok(h.served(5, XVDA)?.physicalDevice);
     // The one-shot pass exited: the keeper holds the device.
-    assert.ok(await h.keeperPid(), 'the keeper holds the fd');
+    assert.equal((await h.keeperPids()).length, 2, 'the keepers hold the fd');
     const second = await once(h, '--json');
     assert.equal(second.status, 0, second.stderr);
     const j = JSON.parse(second.stdout);

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { backendPerms, frontendPerms, vbdPaths } from '../../src/apply/layout.js';
-import { connectKeeper } from '../../src/daemon/keeper-client.js';
+import { keeperLists } from '../../src/daemon/keeper-client.js';
 import type { XsClient } from '../../src/xenstore/api.js';
 import { runCli, startBench, waitUntil } from '../apply/helpers.js';
 
@@ -67,9 +67,10 @@ test('the hook serves a backend created the way libxl creates one, refuses a mis
     await b.sim.settle();
     assert.ok(b.sim.backends().find((x) => x.domid === web1 && x.devid === 51728)?.held, 'blkback holds the device');
     assert.equal(await b.sim.frontend(web1, 51728).connect(), 4);
-    const k = await connectKeeper(b.runDir);
-    await waitUntil('the keeper to hold it', async () => (await k.request({ op: 'list' })).held!.some((h) => h.backend === be && h.live));
-    k.close();
+    await waitUntil('both keepers to hold it', async () => {
+      const ks = await keeperLists(b.runDir);
+      return ks.length === 2 && ks.every((k) => k.held.some((h) => h.backend === be && h.live));
+    });
 
     // idempotent: libxl may run add again
     const again = await runCli(['hook', 'add', `XENBUS_PATH=backend/vbd/${web1}/51728`], env);

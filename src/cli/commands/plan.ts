@@ -3,6 +3,7 @@ import { parseCommand, REPORT_OPTIONS } from '../args.js';
 import { renderPlan } from '../render/plan.js';
 import { colorFor, plural } from '../render/style.js';
 import { loadSnapshot } from '../../observe/cli.js';
+import { askHolders } from '../holders.js';
 import { writeOut } from '../../log/stdio.js';
 
 const USAGE = `Usage: xvbd plan [--config DIR] [--json] [--detailed-exitcode] [--prune [--allow-data-loss]] [--color|--no-color]
@@ -35,7 +36,14 @@ export async function run(argv: string[]): Promise<number> {
   });
   if (!args) return 0;
   const { values } = args;
-  const snap = await loadSnapshot({ configDir: values.config, prune: values.prune === true, allowDataLoss: values['allow-data-loss'] === true, command: 'plan', json: values.json === true });
+  const snap = await loadSnapshot({
+    configDir: values.config,
+    prune: values.prune === true,
+    allowDataLoss: values['allow-data-loss'] === true,
+    command: 'plan',
+    json: values.json === true,
+    holders: askHolders,
+  });
   const plan = snap.plan!;
   if (values.json) {
     writeOut(JSON.stringify(plan, null, 2) + '\n');

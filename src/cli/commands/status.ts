@@ -4,6 +4,7 @@ import { parseCommand, REPORT_OPTIONS } from '../args.js';
 import { renderStatus } from '../render/status.js';
 import { colorFor } from '../render/style.js';
 import { loadSnapshot } from '../../observe/cli.js';
+import { askHolders } from '../holders.js';
 
 const USAGE = `Usage: xvbd status [--config DIR] [--json] [--color|--no-color]
 
@@ -25,7 +26,7 @@ export async function run(argv: string[]): Promise<number> {
   const args = parseCommand(argv, USAGE, REPORT_OPTIONS);
   if (!args) return 0;
   const { values } = args;
-  const snap = await loadSnapshot({ configDir: values.config, command: 'status', json: values.json === true });
+  const snap = await loadSnapshot({ configDir: values.config, command: 'status', json: values.json === true, holders: askHolders });
   const { plan, observed } = snap;
   if (values.json) {
     const host = {

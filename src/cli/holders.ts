@@ -1,0 +1,9 @@
+// What `plan` and `status` ask about holding: both keepers and a running daemon's fd store (loaded only
+// when asked: the keeper and control clients are not on the start-up path of every command).
+import type { Holdings } from '../observe/holders.js';
+import { runDir } from '../apply/rundir.js';
+
+export async function askHolders(): Promise<Holdings> {
+  const { durableHoldings } = await import('../daemon/holdings.js');
+  return durableHoldings(runDir(), { askDaemon: true });
+}

@@ -97,6 +97,9 @@ export type KeeperReply =
 
 export const DEFAULT_GRACE_MS = 60_000;
 
+/** How long a giver's drop keeps the twin's hand-over from bringing the same entry back. */
+const TOMBSTONE_MS = 60_000;
+
 /** The device's diskseq from sysfs, or undefined when the kernel gives none. */
 export function sysfsDiskseq(major: number, minor: number): string | undefined {
   try {
@@ -200,6 +203,13 @@ export class Keeper {
     if (req.diskseq !== undefined && (typeof req.diskseq !== 'string' || !isDecimalU64(req.diskseq))) {
       throw new Error('adopt: bad diskseq');
     }
+    if (req.twin) {
+      if (this.droppedRecently(req.backend, req.diskseq)) throw new Error(`adopt: ${req.backend} was dropped by its giver`);
+    } else {
+      // a giver handing it over again (the hook's add after a remove): that is its word now
+      this.droppedByGiver.delete(`${req.backend}\0${req.diskseq ?? ''}`);
+      this.droppedByGiver.delete(`${req.backend}\0`);
+    }
     // opened off the event loop: an open of a block device can wait in the kernel (disk open_mutex)
     // and the keeper must keep answering the others meanwhile
     const t0 = Date.now();
@@ -218,6 +228,8 @@ export class Keeper {
       if (req.diskseq !== undefined && seq !== req.diskseq) {
         throw new Error(`adopt: device ${major}:${minor} has diskseq ${seq ?? 'none'}, not ${req.diskseq}`);
       }
+      // (again: the giver's drop may have come while the open was under way)
+      if (req.twin && this.droppedRecently(req.backend, req.diskseq)) throw new Error(`adopt: ${req.backend} was dropped by its giver`);
       const grace = Math.min(Math.max(req.graceMs ?? DEFAULT_GRACE_MS, 0), 3_600_000);
       const list = this.held.get(req.backend) ?? [];
       // The same device for the same backend again (the twin handing over what a giver gave us both):
@@ -258,6 +270,28 @@ export class Keeper {
       if (![...this.held.values()].some((l) => l.some((x) => x.fd === fd))) closeSync(fd);
       throw err;
     }
+  }
+
+  /**
+   * Backends (and diskseq, '' for all) a giver asked us to let go of, and when: the twin's hand-over may
+   * still be on its way with an entry it took before the same drop reached it, and must not bring it back.
+   */
+  private readonly droppedByGiver = new Map<string, number>();
+
+  /** A giver's `drop`: released here, and not taken back from the twin for TOMBSTONE_MS. */
+  dropByGiver(backend: string, diskseq?: string): number {
+    const now = Date.now();
+    for (const [k, t] of this.droppedByGiver) if (now - t > TOMBSTONE_MS) this.droppedByGiver.delete(k);
+    this.droppedByGiver.set(`${backend}\0${diskseq ?? ''}`, now);
+    return this.drop(backend, diskseq, 'giver dropped it');
+  }
+
+  private droppedRecently(backend: string, diskseq: string | undefined): boolean {
+    const now = Date.now();
+    return [`${backend}\0${diskseq ?? ''}`, `${backend}\0`].some((k) => {
+      const t = this.droppedByGiver.get(k);
+      return t !== undefined && now - t <= TOMBSTONE_MS;
+    });
   }
 
   /** Releases the entries of a backend (all, or the one with that diskseq). */
@@ -584,7 +618,7 @@ export async function runKeeper(opts: KeeperOptions & { slot: KeeperSlot }): Pro
         return { ok: true, pid: process.pid };
       case 'drop':
         if (typeof req.backend !== 'string') throw new Error('drop: backend missing');
-        keeper.drop(req.backend, req.diskseq, 'giver dropped it');
+        keeper.dropByGiver(req.backend, req.diskseq);
         return { ok: true, pid: process.pid };
       default:
         throw new Error('unknown op');

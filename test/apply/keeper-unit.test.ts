@@ -61,3 +61,42 @@ test('keeper rules: adopt checks, grace for a backend that never appears, releas
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('keeper: a giver\'s drop is not undone by the twin\'s hand-over still on its way; the twin\'s entries keep their state; no double fds', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'xvbd-keeper-'));
+  const sim = await startSimulator({ socketPath: join(dir, 'xs.sock'), sysfsDir: join(dir, 'sysfs'), domains: [{ name: 'k', domid: 1 }] });
+  const xs = await connect({ path: sim.socketPath });
+  const reg = new LoopRegistry();
+  const keeper = new Keeper(() => connect({ path: sim.socketPath }));
+  try {
+    const f = join(dir, 't.img');
+    writeFileSync(f, '');
+    truncateSync(f, 4 << 20);
+    const h = await reg.acquire({ key: 't', source: f, readOnly: false });
+    const be = '/local/domain/0/backend/vbd/1/51712';
+    await xs.write(`${be}/diskseq`, h.diskseq);
+    const twin = { live: true, giverPid: 999_999 };
+    // the twin hands over an entry the giver gave both: one fd for it, not two
+    await keeper.adopt({ pid: process.pid, fd: h.fd, backend: be, diskseq: h.diskseq });
+    await keeper.adopt({ pid: process.pid, fd: h.fd, backend: be, diskseq: h.diskseq, twin });
+    assert.equal(keeper.size, 1);
+    // the giver drops it; the twin's hand-over taken before that drop reached the twin arrives late
+    assert.equal(keeper.dropByGiver(be, h.diskseq), 1);
+    await assert.rejects(keeper.adopt({ pid: process.pid, fd: h.fd, backend: be, diskseq: h.diskseq, twin }), /was dropped by its giver/);
+    assert.equal(keeper.size, 0);
+    // the giver itself may give it again (libxl runs the hook's add after a remove)
+    await keeper.adopt({ pid: process.pid, fd: h.fd, backend: be, diskseq: h.diskseq });
+    assert.equal(keeper.size, 1);
+    // an entry from the twin is live at once when the twin saw it live, with the first giver's pid
+    keeper.releaseAll();
+    await keeper.adopt({ pid: process.pid, fd: h.fd, backend: be, diskseq: h.diskseq, twin });
+    assert.deepEqual(keeper.entries().map((e) => [e.live, e.giverPid]), [[true, 999_999]]);
+  } finally {
+    keeper.releaseAll();
+    await keeper.close();
+    reg.closeAll();
+    await xs.close();
+    await sim.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

@@ -163,7 +163,7 @@ test('xvbd reconcile (once): 2 after changes, 0 when converged, 1 on invalid con
     // With a daemon listening, `reconcile` asks it (the daemon takes the keeper's fds over too).
     const d = h.startDaemon();
     await h.waitFor('daemon served xvdb', () => h.served(5, XVDB)?.physicalDevice);
-    await h.waitFor('keeper take-over', () => /took over 1 fd\(s\) from the keeper/.test(d.text()));
+    await h.waitFor('keeper take-over', () => /keepers: took over 1 fd\(s\) into the fd store/.test(d.text()));
     const via = await once(h);
     assert.equal(via.status, 0, via.stderr);
     assert.match(via.stdout, /^\(via the daemon\) pass \d+ \(control \(xvbd reconcile\)\); (changed: [^;]*; )?nothing to do/);
@@ -198,7 +198,7 @@ test('fds a one-shot run gave the keeper while the daemon runs are taken over at
     assert.equal(r.status, 2, r.stderr);
     assert.ok(h.served(5, XVDB)?.physicalDevice);
     // Its xenstore writes trigger a pass of the daemon, which takes the fd from the keeper.
-    await h.waitFor('take-over', () => /keeper: took over 1 fd\(s\)/.test(d.text()));
+    await h.waitFor('take-over', () => /keepers: took over 1 fd\(s\) into the fd store/.test(d.text()));
     await h.waitFor('the keeper exits', () => !h.keeperSocketExists());
     const st = await h.request('status');
     const users = (st.held as { users: string[] }[]).flatMap((x) => x.users).sort();

@@ -115,7 +115,7 @@ test('stop: every backend stays served; the keeper holds the fds through a front
 
     // A new daemon takes the fds over from the keeper, which then exits.
     const d2 = h.startDaemon([], { passStore: false });
-    await h.waitFor('take-over', () => /took over \d+ fd\(s\) from the keeper/.test(d2.text()));
+    await h.waitFor('take-over', () => /keepers: took over \d+ fd\(s\) into the fd store/.test(d2.text()));
     await h.waitFor('the keeper exits', () => !h.keeperSocketExists());
     const st = await h.request('status');
     assert.equal((st.held as unknown[]).length, 2);

@@ -6,6 +6,7 @@
 // The loop device itself is opened O_EXCL: that claims the block device, so a concurrent LOOP_CONFIGURE
 // or LOOP_SET_FD by another allocator (losetup, udisks) on the same device fails with EBUSY instead of
 // racing ours, and dom0 cannot mount a disk we are serving while we hold it.
+import { instanceOf, isInstanceName } from './instance.js';
 import { readFileSync, readlinkSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import {
@@ -185,18 +186,15 @@ export { devMajor, devMinor } from './devnum.js';
 
 export const MARKER_PREFIX = 'xvbd:v1:';
 const MARKER_RE = /^xvbd:v1:(\d{1,20}):(\d{1,20}):(ro|rw)(?::([a-z0-9][a-z0-9-]{0,9}))?$/;
-const INSTANCE_RE = /^[a-z0-9][a-z0-9-]{0,9}$/;
 
 /**
- * The xvbd instance this process is: env XVBD_INSTANCE (1-10 of [a-z0-9-]), or undefined for the host's
- * one xvbd. Devices are ours only if their marker names the same instance (or none, for none), so test
- * runs and demo hosts sharing a machine never take, free or adopt each other's devices.
+ * The xvbd instance this process is (src/linux/instance.ts): env XVBD_INSTANCE, else one derived from
+ * the run dir ($XVBD_RUN_DIR; none for the default /run/xvbd). Devices are ours only if their marker
+ * names the same instance (or none, for none), so test runs, demo hosts and second configs sharing a
+ * machine never take, free or adopt each other's devices.
  */
 export function currentInstance(): string | undefined {
-  const v = process.env['XVBD_INSTANCE'];
-  if (v === undefined || v === '') return undefined;
-  if (!INSTANCE_RE.test(v)) throw new Error(`XVBD_INSTANCE=${JSON.stringify(v)}: must be 1-10 characters of a-z, 0-9 and '-'`);
-  return v;
+  return instanceOf(process.env);
 }
 
 /**
@@ -206,7 +204,7 @@ export function currentInstance(): string | undefined {
  * (LOOP_CHANGE_FD) no longer matches.
  */
 export function makeMarker(backing: { dev: bigint; ino: bigint }, readOnly: boolean, instance: string | undefined = currentInstance()): string {
-  if (instance !== undefined && !INSTANCE_RE.test(instance)) throw new RangeError(`bad xvbd instance name ${JSON.stringify(instance)}`);
+  if (instance !== undefined && !isInstanceName(instance)) throw new RangeError(`bad xvbd instance name ${JSON.stringify(instance)}`);
   return `${MARKER_PREFIX}${backing.dev}:${backing.ino}:${readOnly ? 'ro' : 'rw'}${instance !== undefined ? `:${instance}` : ''}`;
 }
 

@@ -113,7 +113,8 @@ test('observe: a served backend, its frontend, blkback holding it, our loop devi
     await e.sim.settle();
     const o4 = await observe(deps);
     assert.equal(o4.backends.length, 0);
-    p = plan(desiredOf({}), o4, { ...DEFAULT_POLICY, prune: true });
+    // frees are limited to allowedRoots: the files of this test
+    p = plan(desiredOf({}), o4, { ...DEFAULT_POLICY, prune: true, allowedRoots: [e.dir] });
     assert.ok(p.actions.some((x) => x.kind === 'free-loop' && x.loop.name === l.name && x.loop.diskseq === l.diskseq));
   } finally {
     await xs.close();

@@ -1,6 +1,6 @@
 // `xvbd apply` on real Xen: two disks attached to dom0 itself (xen-blkfront loaded in dom0), both ends
 // Connected (4), data written into the image read back through /dev/xvdk and data written through
-// /dev/xvdl found in its image; the plan is empty afterwards; the keeper holds the devices; a prune
+// /dev/xvdl found in its image; the plan is empty afterwards; both keepers hold the devices; a prune
 // detach closes the frontend, removes the dirs and frees the loop device; then everything is removed.
 import assert from 'node:assert/strict';
 import { mkdirSync, readFileSync, writeFileSync, openSync, readSync, writeSync, closeSync, existsSync, fsyncSync } from 'node:fs';
@@ -105,13 +105,14 @@ export const scenario: XenScenario = {
         assert.equal(img.subarray(8192, 8192 + 512).toString(), msg.toString());
       }, { timeoutMs: 60_000 });
 
-      await t.test('converged: xvbd plan --detailed-exitcode says 0; the keeper holds one fd per backend', async () => {
+      await t.test('converged: xvbd plan --detailed-exitcode says 0; both keepers hold one fd per backend', async () => {
         const p = await xvbd(t.repoRoot, ['plan', '--detailed-exitcode'], { env });
         assert.equal(p.code, 0, p.stdout + p.stderr);
         const k = await xvbd(t.repoRoot, ['keeper', '--list'], { env });
         assert.equal(k.code, 0, k.stderr);
-        const held = (JSON.parse(k.stdout) as { held: { backend: string; live: boolean }[] }).held;
-        assert.deepEqual(held.map((h) => h.backend).sort(), DISKS.map((d) => be(d.devid)).sort());
+        const keepers = JSON.parse(k.stdout) as { slot: string; held: { backend: string; live: boolean }[] }[];
+        assert.deepEqual(keepers.map((x) => x.slot).sort(), ['a', 'b']);
+        for (const x of keepers) assert.deepEqual(x.held.map((h) => h.backend).sort(), DISKS.map((d) => be(d.devid)).sort(), `keeper ${x.slot}`);
       });
 
       await t.test('a disk removed from the config + apply --prune: the frontend closes, the dirs go, the loop device is freed', async () => {

@@ -4,9 +4,11 @@
 import { closeSync, ftruncateSync, openSync, readFileSync, writeSync, constants as fsc } from 'node:fs';
 import { join } from 'node:path';
 import { LOCK_EX, sysTryFlock } from '../linux/ffi.js';
-import { ensureRunDir, runDir } from './rundir.js';
+import { ensureRunDir, inRunDir, runDir } from './rundir.js';
 
 export { runDir, ensureRunDir };
+
+const WHAT = 'the apply lock';
 
 export class LockHeldError extends Error {
   constructor(
@@ -42,7 +44,7 @@ function readHolder(path: string): number | undefined {
 export async function acquireApplyLock(opts: { dir?: string; waitMs?: number } = {}): Promise<ApplyLock> {
   const dir = ensureRunDir(opts.dir ?? runDir());
   const path = join(dir, 'apply.lock');
-  const fd = openSync(path, fsc.O_RDWR | fsc.O_CREAT | fsc.O_NOFOLLOW, 0o600);
+  const fd = inRunDir(path, WHAT, () => openSync(path, fsc.O_RDWR | fsc.O_CREAT | fsc.O_NOFOLLOW, 0o600));
   const deadline = Date.now() + (opts.waitMs ?? 0);
   let delay = 10;
   for (;;) {
@@ -61,8 +63,16 @@ export async function acquireApplyLock(opts: { dir?: string; waitMs?: number } =
     await new Promise((r) => setTimeout(r, delay + Math.random() * delay));
     delay = Math.min(delay * 2, 200);
   }
-  ftruncateSync(fd, 0);
-  writeSync(fd, `${process.pid}\n`, 0);
+  try {
+    // the pid only names the holder in LockHeldError; the flock is held already, whatever this says
+    inRunDir(path, `${WHAT}'s holder pid`, () => {
+      ftruncateSync(fd, 0);
+      writeSync(fd, `${process.pid}\n`, 0);
+    });
+  } catch (err) {
+    closeSync(fd);
+    throw err;
+  }
   let released = false;
   return {
     path,

@@ -10,7 +10,7 @@ import { createConnection, createServer, type Server, type Socket } from 'node:n
 import { join } from 'node:path';
 import { peerCred, type PeerCred } from '../linux/socket.js';
 import { JsonLinesClient, serveJsonLines } from './jsonlines.js';
-import { runDir } from '../apply/rundir.js';
+import { inRunDir, runDir, runDirError } from '../apply/rundir.js';
 
 /** Longest request or reply line accepted (bytes). */
 export const MAX_LINE = 64 * 1024;
@@ -85,7 +85,7 @@ export class ControlServer {
   static async listen(handler: ControlHandler, opts: ControlServerOptions = {}): Promise<ControlServer> {
     const path = opts.path ?? controlSocketPath();
     const dir = path.slice(0, path.lastIndexOf('/')) || '/';
-    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    inRunDir(dir, 'the run dir', () => mkdirSync(dir, { recursive: true, mode: 0o700 }));
     let st;
     try {
       st = lstatSync(path);
@@ -125,14 +125,14 @@ export class ControlServer {
       });
     });
     await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
+      server.once('error', (err) => reject(runDirError(err, path, 'the control socket')));
       // The 0700 directory already keeps others out; the chmod makes the socket itself 0600 too.
       server.listen(path, () => {
         server.off('error', reject);
         resolve();
       });
     });
-    chmodSync(path, 0o600);
+    inRunDir(path, 'the control socket', () => chmodSync(path, 0o600));
     return new ControlServer(path, server, sockets);
   }
 

@@ -3,6 +3,7 @@ import { createInterface } from 'node:readline/promises';
 import { parseCommand } from '../args.js';
 import { defaultConfigDir } from '../../config/index.js';
 import { LockHeldError } from '../../apply/lock.js';
+import { RunDirError } from '../../apply/rundir.js';
 import { applyOnce } from '../../apply/session.js';
 import { ConfigInvalidError, formatErrors } from '../../config/index.js';
 import { stepLine } from '../../apply/execute.js';
@@ -97,7 +98,7 @@ export async function run(argv: string[]): Promise<number> {
       writeErr(text.endsWith('\n') ? text : text + '\n');
       throw new CliError('the configuration is invalid: nothing was changed');
     }
-    if (err instanceof LockHeldError) throw new CliError(err.message);
+    if (err instanceof LockHeldError || err instanceof RunDirError) throw new CliError(err.message);
     throw err;
   }
 }

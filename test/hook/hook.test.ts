@@ -1,108 +1,232 @@
+// The hook without a daemon, on the simulator with real loop devices: the C hook (as libxl runs it) starts
+// the on-demand hook server, which serves as `xvbd plan` decides, the keepers holding the devices; every
+// refusal reaches libxl as exit 1 with hotplug-error naming the reason; remove; a burst of one domain.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { backendPerms, frontendPerms, vbdPaths } from '../../src/apply/layout.js';
 import { keeperLists } from '../../src/daemon/keeper-client.js';
-import type { XsClient } from '../../src/xenstore/api.js';
-import { runCli, startBench, waitUntil } from '../apply/helpers.js';
+import { runCli, startBench, waitUntil, type Bench } from '../apply/helpers.js';
+import { libxlDiskAdd, libxlDiskRemove } from './libxl.js';
+import { HOOK_DOMAINS, hookEnv, manyDisksConfig, runNative, setServe, stopHookServer } from './helpers.js';
 
-/** What libxl's device_disk_add writes for `script=/usr/local/bin/xvbd-hook,target=PATH,vdev=VDEV`, in one transaction. */
-async function libxlAddDisk(xs: XsClient, fe: number, devid: number, vdev: string, target: string, mode: 'r' | 'w'): Promise<string> {
-  const id = { backendDomid: 0, frontendDomid: fe, devid };
-  const p = vbdPaths(id);
-  const bents: Record<string, string> = {
-    params: target,
-    script: '/usr/local/bin/xvbd-hook',
-    'frontend-id': String(fe),
-    online: '1',
-    removable: '0',
-    bootable: '1',
-    state: '1',
-    dev: vdev,
-    type: 'phy',
-    mode,
-    'device-type': 'disk',
-    'discard-enable': '0',
-  };
-  await xs.transaction(async (tx) => {
-    await tx.rm(p.libxl);
-    await tx.write(`${p.libxl}/frontend`, p.frontend);
-    await tx.write(`${p.libxl}/backend`, p.backend);
-    await tx.mkdir(p.frontend);
-    await tx.setPerms(p.frontend, frontendPerms(id));
-    await tx.write(`${p.frontend}/backend`, p.backend);
-    for (const [k, v] of Object.entries({ 'backend-id': '0', state: '1', 'virtual-device': String(devid), 'device-type': 'disk' })) {
-      await tx.write(`${p.frontend}/${k}`, v);
-    }
-    await tx.mkdir(p.backend);
-    await tx.setPerms(p.backend, backendPerms(id));
-    await tx.write(`${p.backend}/frontend`, p.frontend);
-    for (const [k, v] of Object.entries(bents)) await tx.write(`${p.backend}/${k}`, v);
-    for (const [k, v] of Object.entries(bents)) await tx.write(`${p.libxl}/${k}`, v);
-  });
-  return p.backend;
+const WEB1 = 1;
+const XVDB = 51728;
+const XVDC = 51744;
+
+async function keepersHold(b: Bench, backend: string): Promise<boolean> {
+  return (await keeperLists(b.runDir)).some((k) => k.held.some((h) => h.backend === backend));
 }
 
-test('the hook serves a backend created the way libxl creates one, refuses a mismatch with hotplug-error, remove releases', async () => {
-  const b = await startBench({ withBlockDevice: false });
+function image(b: Bench, name: string): string {
+  return join(b.host.imagesDir, name);
+}
+
+test('no daemon: the C hook starts the hook server, which serves the backend; add again is a no-op; remove releases', async () => {
+  const b = await startBench({ withBlockDevice: false, domains: HOOK_DOMAINS });
   try {
-    const web1 = 1;
-    const priv = b.host.files.find((f) => f.endsWith('web1-private.img'))!;
-    const be = await libxlAddDisk(b.xs, web1, 51728, 'xvdb', priv, 'w');
-    const env = { ...b.env, XENBUS_PATH: `backend/vbd/${web1}/51728` };
-    const r = await runCli(['hook', 'add'], env);
+    const p = await libxlDiskAdd(b.xs, { frontendDomid: WEB1, devid: XVDB, vdev: 'xvdb', target: image(b, 'web1-private.img'), mode: 'w', script: 'xvbd' });
+    const env = hookEnv(b, WEB1, XVDB);
+    const r = await runNative(['add'], env);
     assert.equal(r.code, 0, r.out);
-    const dev = b.sim.read(`${be}/physical-device-path`)!;
+    assert.match(r.out, /served by the hook server/);
+    const dev = b.sim.read(`${p.backend}/physical-device-path`)!;
     assert.match(dev, /^\/dev\/loop\d+$/);
     const name = dev.slice(5);
-    assert.equal(b.sim.read(`${be}/node`), dev);
-    assert.equal(b.sim.read(`${be}/physical-device`), `7:${Number(readFileSync(`/sys/block/${name}/dev`, 'utf8').split(':')[1]).toString(16)}`);
-    assert.equal(b.sim.read(`${be}/diskseq`), readFileSync(`/sys/block/${name}/diskseq`, 'utf8').trim());
-    assert.equal(readFileSync(`/sys/block/${name}/loop/backing_file`, 'utf8').trim(), priv);
-    assert.equal(b.sim.read(`${be}/xvbd`), '1');
-    assert.match(b.sim.read(`${be}/xvbd-inode`)!, /^\d+:\d+$/);
-    assert.equal(b.sim.read(`${be}/hotplug-status`), 'connected');
-    assert.equal(b.sim.read(`${be}/script`), '/usr/local/bin/xvbd-hook', 'the toolstack nodes are left as they were');
+    assert.equal(readFileSync(`/sys/block/${name}/loop/backing_file`, 'utf8').trim(), image(b, 'web1-private.img'));
+    assert.equal(b.sim.read(`${p.backend}/physical-device`), `7:${Number(readFileSync(`/sys/block/${name}/dev`, 'utf8').split(':')[1]).toString(16)}`);
+    assert.equal(b.sim.read(`${p.backend}/hotplug-status`), 'connected');
+    assert.equal(b.sim.read(`${p.backend}/hotplug-error`), undefined);
+    assert.equal(b.sim.read(`${p.backend}/xvbd`), '1');
+    assert.equal(b.sim.read(`${p.backend}/script`), 'xvbd', "the toolstack's nodes stay as they were");
+    assert.ok(await keepersHold(b, p.backend), 'a keeper holds the device');
     await b.sim.settle();
-    assert.ok(b.sim.backends().find((x) => x.domid === web1 && x.devid === 51728)?.held, 'blkback holds the device');
-    assert.equal(await b.sim.frontend(web1, 51728).connect(), 4);
-    await waitUntil('both keepers to hold it', async () => {
-      const ks = await keeperLists(b.runDir);
-      return ks.length === 2 && ks.every((k) => k.held.some((h) => h.backend === be && h.live));
-    });
+    assert.equal(await b.sim.frontend(WEB1, XVDB).connect(), 4);
 
-    // idempotent: libxl may run add again
-    const again = await runCli(['hook', 'add', `XENBUS_PATH=backend/vbd/${web1}/51728`], env);
+    // libxl may run add again: nothing changes
+    const again = await runNative(['add', `XENBUS_PATH=backend/vbd/${WEB1}/${XVDB}`], env);
     assert.equal(again.code, 0, again.out);
-    assert.match(again.out, /already served/);
-    assert.equal(b.sim.read(`${be}/physical-device-path`), dev);
+    assert.equal(b.sim.read(`${p.backend}/physical-device-path`), dev);
 
-    // not the desired source: refused, as the block script reports errors
-    const scratchOther = join(b.host.imagesDir, 'web2-scratch.img');
-    const bad = await libxlAddDisk(b.xs, web1, 51744, 'xvdc', scratchOther, 'w');
+    // libxl runs remove before it removes the dirs: the keepers let go, blkback still holds the device
+    const rm = await runNative(['remove'], env);
+    assert.equal(rm.code, 0, rm.out);
+    assert.match(rm.out, /released by the hook server/);
+    assert.equal(await keepersHold(b, p.backend), false, 'released at remove, not only once the dirs go');
+    assert.ok(b.loops().has(name), 'blkback holds it until the backend goes');
+    await libxlDiskRemove(b.xs, p);
+    await waitUntil(`${dev} to be freed`, () => !b.loops().has(name));
+  } finally {
+    await stopHookServer(b);
+    await b.cleanup();
+  }
+});
+
+/** One refusal: the backend libxl wrote, what the test changes first, and the hotplug-error expected. */
+interface Refusal {
+  what: string;
+  fe: number;
+  devid: number;
+  vdev: string;
+  target: (b: Bench) => string;
+  mode: 'r' | 'w';
+  script?: string;
+  before?: (b: Bench) => void | Promise<void>;
+  after?: (b: Bench) => void | Promise<void>;
+  error: RegExp;
+}
+
+/** Every way the hook refuses, with or without a daemon (test/hook/daemon.test.ts runs them too). */
+export const REFUSALS: Refusal[] = [
+  {
+    what: 'params is not the desired source',
+    fe: WEB1,
+    devid: XVDC,
+    vdev: 'xvdc',
+    target: (b) => image(b, 'web2-scratch.img'),
+    mode: 'w',
+    error: /^web1 xvdc: the toolstack's backend names .*web2-scratch\.img, desired .*web1-scratch\.img; xvbd does not serve it$/,
+  },
+  { what: 'mode mismatch', fe: WEB1, devid: XVDB, vdev: 'xvdb', target: (b) => image(b, 'web1-private.img'), mode: 'r', error: /^web1 xvdb: the toolstack's backend mode r, desired w; xvbd does not serve it$/ },
+  { what: 'a domain the config does not name', fe: 9, devid: 51712, vdev: 'xvda', target: (b) => image(b, 'web1-scratch.img'), mode: 'w', error: /^domain stranger \(9\) is not in the desired state$/ },
+  { what: 'a vdev the domain does not have', fe: WEB1, devid: 51808, vdev: 'xvdg', target: (b) => image(b, 'web1-scratch.img'), mode: 'w', error: /^domain web1 has no disk with devid 51808 in the desired state$/ },
+  {
+    what: 'policy serve: attach',
+    fe: WEB1,
+    devid: XVDB,
+    vdev: 'xvdb',
+    target: (b) => image(b, 'web1-private.img'),
+    mode: 'w',
+    before: (b) => setServe(b, 'attach'),
+    after: (b) => setServe(b, 'both'),
+    error: /^web1 xvdb: the toolstack created .* for xvbd to serve, but policy serve=attach$/,
+  },
+  {
+    what: "another tool's script",
+    fe: WEB1,
+    devid: XVDB,
+    vdev: 'xvdb',
+    target: (b) => image(b, 'web1-private.img'),
+    mode: 'w',
+    script: '/etc/xen/scripts/block',
+    error: /^web1 xvdb: backend .* belongs to another tool \(script \/etc\/xen\/scripts\/block\); xvbd never touches it$/,
+  },
+  {
+    what: 'an invalid config',
+    fe: WEB1,
+    devid: XVDB,
+    vdev: 'xvdb',
+    target: (b) => image(b, 'web1-private.img'),
+    mode: 'w',
+    before: (b) => writeFileSync(join(b.host.configDir, 'broken.yaml'), 'apiVersion: xvbd/v1\nkind: Domain\nname: [\n'),
+    after: (b) => execFileSync('rm', ['-f', join(b.host.configDir, 'broken.yaml')]),
+    error: /^the xvbd configuration in .* is invalid \(\d+ error\(s\)\): .*broken\.yaml/,
+  },
+];
+
+/** Runs every refusal through `hook` (the C client or the Node one); checks what libxl would see. */
+export async function checkRefusals(b: Bench, hook: (env: NodeJS.ProcessEnv) => Promise<{ code: number | null; out: string }>): Promise<void> {
+  for (const c of REFUSALS) {
+    await c.before?.(b);
+    const p = await libxlDiskAdd(b.xs, { frontendDomid: c.fe, devid: c.devid, vdev: c.vdev, target: c.target(b), mode: c.mode, script: c.script ?? 'xvbd' });
     const before = b.loops().size;
-    const r2 = await runCli(['hook', 'add'], { ...b.env, XENBUS_PATH: `backend/vbd/${web1}/51744` });
-    assert.equal(r2.code, 1, r2.out);
-    assert.equal(b.sim.read(`${bad}/hotplug-status`), 'error');
-    assert.match(b.sim.read(`${bad}/hotplug-error`)!, /params .*web2-scratch.img is not the desired source .*web1-scratch.img of web1 xvdc/);
-    assert.equal(b.sim.read(`${bad}/physical-device`), undefined);
-    assert.equal(b.loops().size, before, 'no loop device made for a refused backend');
+    try {
+      const r = await hook(hookEnv(b, c.fe, c.devid));
+      assert.equal(r.code, 1, `${c.what}: ${r.out}`);
+      assert.equal(b.sim.read(`${p.backend}/hotplug-status`), 'error', c.what);
+      assert.match(b.sim.read(`${p.backend}/hotplug-error`) ?? '(none)', c.error, c.what);
+      assert.match(r.out, /refused by/, c.what);
+      assert.equal(b.sim.read(`${p.backend}/physical-device`), undefined, c.what);
+      assert.equal(b.loops().size, before, `${c.what}: no loop device made`);
+    } finally {
+      await libxlDiskRemove(b.xs, p);
+      await c.after?.(b);
+    }
+  }
+}
 
-    // a malformed XENBUS_PATH: refused before anything is read or written
-    const r3 = await runCli(['hook', 'add'], { ...b.env, XENBUS_PATH: `backend/vbd/0${web1}/51728` });
+test('no daemon: every refusal is a failed script (exit 1) with hotplug-error naming the reason, as the block script reports', async () => {
+  const b = await startBench({ withBlockDevice: false, domains: HOOK_DOMAINS });
+  try {
+    await checkRefusals(b, (env) => runNative(['add'], env));
+  } finally {
+    await stopHookServer(b);
+    await b.cleanup();
+  }
+});
+
+test('a read-write file another tool already gives a domain is refused (rw-shared), seen through the whole-host observation', async () => {
+  const b = await startBench({ withBlockDevice: false, domains: HOOK_DOMAINS });
+  const file = image(b, 'web1-private.img');
+  const foreign = execFileSync('losetup', ['-f', '--show', file], { encoding: 'utf8' }).trim();
+  try {
+    const [maj, min] = readFileSync(`/sys/block/${foreign.slice(5)}/dev`, 'utf8').trim().split(':').map(Number);
+    // the block script's backend for web2 xvdd, on that loop device
+    const other = await libxlDiskAdd(b.xs, { frontendDomid: 2, devid: 51760, vdev: 'xvdd', target: file, mode: 'w', script: '/etc/xen/scripts/block' });
+    await b.xs.write(`${other.backend}/physical-device`, `${maj!.toString(16)}:${min!.toString(16)}`);
+    const p = await libxlDiskAdd(b.xs, { frontendDomid: WEB1, devid: XVDB, vdev: 'xvdb', target: file, mode: 'w', script: 'xvbd' });
+    const r = await runNative(['add'], hookEnv(b, WEB1, XVDB));
+    assert.equal(r.code, 1, r.out);
+    assert.match(b.sim.read(`${p.backend}/hotplug-error`)!, /web1-private\.img is wanted or used by 2 disks, at least one read-write: .*web1 xvdb \(rw\).*web2 xvdd/);
+    assert.equal(b.sim.read(`${p.backend}/physical-device`), undefined);
+    await libxlDiskRemove(b.xs, p);
+    await libxlDiskRemove(b.xs, other);
+  } finally {
+    await stopHookServer(b);
+    execFileSync('losetup', ['-d', foreign]);
+    await b.cleanup();
+  }
+});
+
+test('no daemon: a domain started with 8 disks at once: one hook server serves them all, each its own loop device, the keepers hold them', async () => {
+  const b = await startBench({ withBlockDevice: false, domains: HOOK_DOMAINS });
+  try {
+    const disks = manyDisksConfig(b, 8);
+    const paths = [];
+    for (const d of disks) paths.push(await libxlDiskAdd(b.xs, { frontendDomid: 5, devid: d.devid, vdev: d.vdev, target: d.file, mode: 'w', script: 'xvbd' }));
+    const rs = await Promise.all(disks.map((d) => runNative(['add'], hookEnv(b, 5, d.devid))));
+    rs.forEach((r, i) => assert.equal(r.code, 0, `disk ${i}: ${r.out}`));
+    const devs = paths.map((p) => b.sim.read(`${p.backend}/physical-device-path`));
+    assert.equal(new Set(devs).size, 8, `distinct devices: ${devs.join(' ')}`);
+    paths.forEach((p) => assert.equal(b.sim.read(`${p.backend}/hotplug-status`), 'connected'));
+    disks.forEach((d, i) => assert.equal(readFileSync(`/sys/block/${devs[i]!.slice(5)}/loop/backing_file`, 'utf8').trim(), d.file));
+    for (const p of paths) assert.ok(await keepersHold(b, p.backend), `${p.backend} held`);
+    const log = readFileSync(join(b.runDir, 'hook-server.log'), 'utf8');
+    assert.equal(log.match(/listening on/g)?.length, 1, 'one hook server for the burst');
+    // xvbd plan agrees: every disk of `many` synced
+    const plan = await runCli(['plan', '--json'], b.env);
+    const rows = (JSON.parse(plan.out.slice(plan.out.indexOf('{'))) as { disks: { domain: string; sync: string }[] }).disks.filter((d) => d.domain === 'many');
+    assert.deepEqual(rows.map((d) => d.sync), new Array(8).fill('synced'));
+  } finally {
+    await stopHookServer(b);
+    await b.cleanup();
+  }
+});
+
+test('the Node hook (xvbd hook add|remove) is the same server side in-process: serves, refuses with the same reasons', async () => {
+  const b = await startBench({ withBlockDevice: false, domains: HOOK_DOMAINS });
+  try {
+    const p = await libxlDiskAdd(b.xs, { frontendDomid: WEB1, devid: XVDB, vdev: 'xvdb', target: image(b, 'web1-private.img'), mode: 'w', script: 'xvbd' });
+    const env = hookEnv(b, WEB1, XVDB);
+    const r = await runCli(['hook', 'add'], env);
+    assert.equal(r.code, 0, r.out);
+    assert.match(r.out, /served \(physical-device 7:[0-9a-f]+\)/);
+    assert.equal(b.sim.read(`${p.backend}/hotplug-status`), 'connected');
+    assert.ok(await keepersHold(b, p.backend));
+    const rm = await runCli(['hook', 'remove'], env);
+    assert.equal(rm.code, 0, rm.out);
+    assert.match(rm.out, /released by the keeper/);
+    await libxlDiskRemove(b.xs, p);
+    const bad = REFUSALS[1]!; // mode mismatch
+    const q = await libxlDiskAdd(b.xs, { frontendDomid: bad.fe, devid: bad.devid, vdev: bad.vdev, target: bad.target(b), mode: bad.mode, script: 'xvbd' });
+    const r2 = await runCli(['hook', 'add'], hookEnv(b, bad.fe, bad.devid));
+    assert.equal(r2.code, 1, r2.out);
+    assert.match(b.sim.read(`${q.backend}/hotplug-error`)!, bad.error);
+    await libxlDiskRemove(b.xs, q);
+    const r3 = await runCli(['hook', 'add'], { ...env, XENBUS_PATH: `backend/vbd/0${WEB1}/${XVDB}` });
     assert.equal(r3.code, 1);
     assert.match(r3.out, /not a decimal number/);
-
-    // remove (libxl runs it before removing the dirs), then the dirs go: the device is freed
-    const r4 = await runCli(['hook', 'remove'], env);
-    assert.equal(r4.code, 0, r4.out);
-    assert.match(r4.out, /released by the keeper/);
-    assert.ok(b.loops().has(name), 'blkback still holds it until the backend goes');
-    await b.xs.transaction(async (tx) => {
-      for (const p of [be, `/local/domain/${web1}/device/vbd/51728`, `/libxl/${web1}/device/vbd/51728`]) await tx.rm(p);
-    });
-    await waitUntil(`${dev} to be freed`, () => !b.loops().has(name));
   } finally {
     await b.cleanup();
   }

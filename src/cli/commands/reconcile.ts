@@ -131,7 +131,7 @@ export async function run(argv: string[]): Promise<number> {
   };
   const { durableHoldings } = await import('../../daemon/holdings.js');
   // a one-shot pass asks the keepers what they hold, as `apply` does: unheld devices are taken back
-  const engine = new DaemonEngine({ ...core, observe: observeWith(registry, () => durableHoldings(runDir())), holder, log });
+  const engine = new DaemonEngine({ ...core, observe: observeWith(registry, () => durableHoldings(runDir(), { askDaemon: true })), holder, log });
   const rec = new Reconciler(engine, { log, debounceMs: 0 });
   try {
     const o = await rec.trigger('xvbd reconcile', { urgent: true });

@@ -87,7 +87,7 @@ export async function runDemo(opts: DemoOptions = {}): Promise<number> {
             }
           }
           await sim?.settle();
-          // the keeper sees the backends go through its xenstore watches: let it finish before the
+          // the keepers see the backends go through their xenstore watches: let it finish before the
           // simulator (its xenstore) goes away
           const deadline = Date.now() + 5000;
           while (Date.now() < deadline) {
@@ -102,7 +102,7 @@ export async function runDemo(opts: DemoOptions = {}): Promise<number> {
         await xs?.close().catch(() => {});
         await sim?.close().catch(() => {});
         if (host) {
-          // autoclear frees each device once the keeper and blkback let go
+          // autoclear frees each device once the keepers and blkback let go
           const deadline = Date.now() + 8000;
           while (Date.now() < deadline && made.some(stillBound)) {
             await new Promise((r) => setTimeout(r, 50));
@@ -141,7 +141,7 @@ export async function runDemo(opts: DemoOptions = {}): Promise<number> {
     process.env.XVBD_XEN_BACKEND_SYSFS = sim.sysfsDir;
     process.env.XVBD_RUN_DIR = join(work, 'run');
     process.env.XVBD_HOOK_SCRIPT = '';
-    process.env.XVBD_KEEPER_XS_LOST_EXIT_MS = '15000'; // if the demo is killed, its keeper lets go too
+    process.env.XVBD_KEEPER_XS_LOST_EXIT_MS = '15000'; // if the demo is killed, its keepers let go too
     // its loop devices are tagged as this demo's (notes/conventions.md): never counted, shared or freed
     // as another xvbd's on this host, nor theirs as its own
     if (!process.env.XVBD_INSTANCE) process.env.XVBD_INSTANCE = `demo-${(process.pid % 1_000_000).toString(36)}`;
@@ -185,7 +185,7 @@ export async function runDemo(opts: DemoOptions = {}): Promise<number> {
       const mark = l.backingPath === template ? '  <- shared' : '';
       say(`  /dev/${l.name}  diskseq ${l.diskseq}  ${l.readOnly ? 'ro' : 'rw'}  autoclear=${l.autoclear}  ${l.backingPath.slice(host.imagesDir.length + 1)}  used by ${users.length}: ${who}${mark}`);
     }
-    say(`\nThe loop devices are held by the keeper (${join(work, 'run')}/keeper.sock): see docs/fd-holding.md.`);
+    say(`\nThe loop devices are held by the two keepers (${join(work, 'run')}/keeper-a.sock and keeper-b.sock), each holding every fd: see docs/fd-holding.md.`);
 
     const wait = opts.wait ?? process.stdin.isTTY === true;
     if (wait) {

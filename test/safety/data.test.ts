@@ -58,7 +58,7 @@ test('prune: an attached image deleted and re-created empty is neither replaced 
     assert.equal(r.code, 0, r.out);
     assert.equal(b.sim.read(`${be}/physical-device-path`), dev, 'the backend still names the device');
     assert.equal(b.sim.read(`${be}/diskseq`), diskseq);
-    assert.match(readFileSync(`/sys/block/${name}/loop/backing_file`, 'utf8'), / \(deleted\)$/);
+    assert.match(readFileSync(`/sys/block/${name}/loop/backing_file`, 'utf8').trim(), / \(deleted\)$/);
     assert.equal(readHead(dev, PRECIOUS.length), PRECIOUS, 'the data is still there');
 
     // the advice works: the command the finding gives saves the data

@@ -4,16 +4,16 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { keeperLists } from '../../src/daemon/keeper-client.js';
 import { runCli, startBench, waitUntil, type Bench } from '../apply/helpers.js';
 import { libxlDiskAdd, libxlDiskRemove } from './libxl.js';
-import { HOOK_DOMAINS, hookEnv, manyDisksConfig, runNative, setServe, stopHookServer } from './helpers.js';
+import { HOOK_DOMAINS, hookEnv, manyDisksConfig, runNative, stopHookServer } from './helpers.js';
+import { checkRefusals, refusals } from './refusals.js';
 
 const WEB1 = 1;
 const XVDB = 51728;
-const XVDC = 51744;
 
 async function keepersHold(b: Bench, backend: string): Promise<boolean> {
   return (await keeperLists(b.runDir)).some((k) => k.held.some((h) => h.backend === backend));
@@ -63,93 +63,10 @@ test('no daemon: the C hook starts the hook server, which serves the backend; ad
   }
 });
 
-/** One refusal: the backend libxl wrote, what the test changes first, and the hotplug-error expected. */
-interface Refusal {
-  what: string;
-  fe: number;
-  devid: number;
-  vdev: string;
-  target: (b: Bench) => string;
-  mode: 'r' | 'w';
-  script?: string;
-  before?: (b: Bench) => void | Promise<void>;
-  after?: (b: Bench) => void | Promise<void>;
-  error: RegExp;
-}
-
-/** Every way the hook refuses, with or without a daemon (test/hook/daemon.test.ts runs them too). */
-export const REFUSALS: Refusal[] = [
-  {
-    what: 'params is not the desired source',
-    fe: WEB1,
-    devid: XVDC,
-    vdev: 'xvdc',
-    target: (b) => image(b, 'web2-scratch.img'),
-    mode: 'w',
-    error: /^web1 xvdc: the toolstack's backend names .*web2-scratch\.img, desired .*web1-scratch\.img; xvbd does not serve it$/,
-  },
-  { what: 'mode mismatch', fe: WEB1, devid: XVDB, vdev: 'xvdb', target: (b) => image(b, 'web1-private.img'), mode: 'r', error: /^web1 xvdb: the toolstack's backend mode r, desired w; xvbd does not serve it$/ },
-  { what: 'a domain the config does not name', fe: 9, devid: 51712, vdev: 'xvda', target: (b) => image(b, 'web1-scratch.img'), mode: 'w', error: /^domain stranger \(9\) is not in the desired state$/ },
-  { what: 'a vdev the domain does not have', fe: WEB1, devid: 51808, vdev: 'xvdg', target: (b) => image(b, 'web1-scratch.img'), mode: 'w', error: /^domain web1 has no disk with devid 51808 in the desired state$/ },
-  {
-    what: 'policy serve: attach',
-    fe: WEB1,
-    devid: XVDB,
-    vdev: 'xvdb',
-    target: (b) => image(b, 'web1-private.img'),
-    mode: 'w',
-    before: (b) => setServe(b, 'attach'),
-    after: (b) => setServe(b, 'both'),
-    error: /^web1 xvdb: the toolstack created .* for xvbd to serve, but policy serve=attach$/,
-  },
-  {
-    what: "another tool's script",
-    fe: WEB1,
-    devid: XVDB,
-    vdev: 'xvdb',
-    target: (b) => image(b, 'web1-private.img'),
-    mode: 'w',
-    script: '/etc/xen/scripts/block',
-    error: /^web1 xvdb: backend .* belongs to another tool \(script \/etc\/xen\/scripts\/block\); xvbd never touches it$/,
-  },
-  {
-    what: 'an invalid config',
-    fe: WEB1,
-    devid: XVDB,
-    vdev: 'xvdb',
-    target: (b) => image(b, 'web1-private.img'),
-    mode: 'w',
-    before: (b) => writeFileSync(join(b.host.configDir, 'broken.yaml'), 'apiVersion: xvbd/v1\nkind: Domain\nname: [\n'),
-    after: (b) => execFileSync('rm', ['-f', join(b.host.configDir, 'broken.yaml')]),
-    error: /^the xvbd configuration in .* is invalid \(\d+ error\(s\)\): .*broken\.yaml/,
-  },
-];
-
-/** Runs every refusal through `hook` (the C client or the Node one); checks what libxl would see. */
-export async function checkRefusals(b: Bench, hook: (env: NodeJS.ProcessEnv) => Promise<{ code: number | null; out: string }>): Promise<void> {
-  for (const c of REFUSALS) {
-    await c.before?.(b);
-    const p = await libxlDiskAdd(b.xs, { frontendDomid: c.fe, devid: c.devid, vdev: c.vdev, target: c.target(b), mode: c.mode, script: c.script ?? 'xvbd' });
-    const before = b.loops().size;
-    try {
-      const r = await hook(hookEnv(b, c.fe, c.devid));
-      assert.equal(r.code, 1, `${c.what}: ${r.out}`);
-      assert.equal(b.sim.read(`${p.backend}/hotplug-status`), 'error', c.what);
-      assert.match(b.sim.read(`${p.backend}/hotplug-error`) ?? '(none)', c.error, c.what);
-      assert.match(r.out, /refused by/, c.what);
-      assert.equal(b.sim.read(`${p.backend}/physical-device`), undefined, c.what);
-      assert.equal(b.loops().size, before, `${c.what}: no loop device made`);
-    } finally {
-      await libxlDiskRemove(b.xs, p);
-      await c.after?.(b);
-    }
-  }
-}
-
 test('no daemon: every refusal is a failed script (exit 1) with hotplug-error naming the reason, as the block script reports', async () => {
   const b = await startBench({ withBlockDevice: false, domains: HOOK_DOMAINS });
   try {
-    await checkRefusals(b, (env) => runNative(['add'], env));
+    await checkRefusals(b, 'both', (env) => runNative(['add'], env));
   } finally {
     await stopHookServer(b);
     await b.cleanup();
@@ -183,7 +100,7 @@ test('no daemon: a domain started with 8 disks at once: one hook server serves t
   const b = await startBench({ withBlockDevice: false, domains: HOOK_DOMAINS });
   try {
     const disks = manyDisksConfig(b, 8);
-    const paths = [];
+    const paths: Awaited<ReturnType<typeof libxlDiskAdd>>[] = [];
     for (const d of disks) paths.push(await libxlDiskAdd(b.xs, { frontendDomid: 5, devid: d.devid, vdev: d.vdev, target: d.file, mode: 'w', script: 'xvbd' }));
     const rs = await Promise.all(disks.map((d) => runNative(['add'], hookEnv(b, 5, d.devid))));
     rs.forEach((r, i) => assert.equal(r.code, 0, `disk ${i}: ${r.out}`));
@@ -218,7 +135,7 @@ test('the Node hook (xvbd hook add|remove) is the same server side in-process: s
     assert.equal(rm.code, 0, rm.out);
     assert.match(rm.out, /released by the keeper/);
     await libxlDiskRemove(b.xs, p);
-    const bad = REFUSALS[1]!; // mode mismatch
+    const bad = refusals('both').find((c) => c.what === 'mode mismatch')!;
     const q = await libxlDiskAdd(b.xs, { frontendDomid: bad.fe, devid: bad.devid, vdev: bad.vdev, target: bad.target(b), mode: bad.mode, script: 'xvbd' });
     const r2 = await runCli(['hook', 'add'], hookEnv(b, bad.fe, bad.devid));
     assert.equal(r2.code, 1, r2.out);

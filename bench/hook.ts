@@ -10,7 +10,8 @@
 //  - the Node reference hook (`xvbd hook add`, one Node per disk, in-process server each);
 //  - the C hook with the daemon (`xvbd reconcile --watch`, policy serve: hook) listening;
 //  - `node -e 0`: one alone (Node's bare start) and N at once.
-// Each figure is the median of R bursts (default 3). Default N = 1, 8 and 32. Frees every loop device.
+// Each figure is the median of R bursts (default 3). Default N = 1, 8 and 32; `--only daemon,block` runs
+// some of them (the others print NaN). Frees every loop device.
 import { execFile, spawn } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -124,7 +125,14 @@ async function finish(s: Setup, label: string, paths: VbdPaths[], r: { codes: nu
   await waitUntil(`${label}: its loop devices to be freed`, () => loopsBackedUnder(s.imagesDir).size === 0);
   if (bad >= 0) {
     const err = await s.xs.read(`${paths[bad]!.backend}/hotplug-error`).catch(() => undefined);
-    throw new Error(`${label}: script ${bad} exited ${r.codes[bad]}, hotplug-status ${status[bad]}${err ? ` (${err})` : ''}: ${r.stderr[bad]!.trim().slice(0, 400)}`);
+    const logs = ['hook-server.log', 'keeper.log'].map((f) => {
+      try {
+        return `${f}:\n${readFileSync(join(s.runDir, f), 'utf8').slice(-2000)}`;
+      } catch {
+        return `${f}: none`;
+      }
+    });
+    throw new Error(`${label}: script ${bad} exited ${r.codes[bad]}, hotplug-status ${status[bad]}${err ? ` (${err})` : ''}: ${r.stderr[bad]!.trim().slice(0, 400)}\n${logs.join('\n')}`);
   }
 }
 
@@ -155,10 +163,10 @@ interface RunFigures {
   hook_daemon_over_node_start: number;
 }
 
-async function measure(s: Setup, n: number, reps: number, say: (l: string) => void): Promise<RunFigures> {
+async function measure(s: Setup, n: number, reps: number, only: Set<string>, say: (l: string) => void): Promise<RunFigures> {
   const hookEnv = (i: number, env: NodeJS.ProcessEnv = s.env) => ({ ...env, XENBUS_PATH: `backend/vbd/${XVBD_DOM.domid}/${devid(i)}` });
   const t: Record<string, number[]> = { block: [], hook: [], warm: [], node: [], daemon: [], nodeStart: [], nodeBurst: [] };
-  const haveBlock = existsSync(BLOCK);
+  const haveBlock = existsSync(BLOCK) && only.has('block');
   for (let rep = 0; rep < reps; rep++) {
     if (haveBlock) {
       const paths = await addDisks(s, SCRIPT_DOM.domid, n, (i) => join(s.imagesDir, `script-${i}.img`), BLOCK);
@@ -168,6 +176,7 @@ async function measure(s: Setup, n: number, reps: number, say: (l: string) => vo
       t.block!.push(r.wallMs);
     }
     const hookRun = async (label: string, key: string, file: string, args: string[]) => {
+      if (!only.has(key)) return;
       const paths = await addDisks(s, XVBD_DOM.domid, n, (i) => join(s.imagesDir, `hook-${i}.img`), 'xvbd');
       const r = await burst(Array.from({ length: n }, (_, i) => ({ file, args, env: hookEnv(i) })));
       await finish(s, label, paths, r, false);
@@ -185,9 +194,10 @@ async function measure(s: Setup, n: number, reps: number, say: (l: string) => vo
   }
   // the daemon, started once for every burst of this N (its start is not part of a domain start)
   await waitCold(s);
+  if (only.has('daemon')) {
   const daemon = spawn(process.execPath, [cliMain, 'reconcile', '--watch', '--resync', '0'], { env: s.env, stdio: ['ignore', 'ignore', 'pipe'] });
   let dlog = '';
-  daemon.stderr!.on('data', (d: Buffer) => (dlog = (dlog + d.toString()).slice(-4000)));
+  daemon.stderr!.on('data', (d: Buffer) => (dlog = (dlog + d.toString()).slice(-20000)));
   try {
     const ctl = join(s.runDir, 'control.sock');
     await waitUntil('the daemon', async () => {
@@ -197,17 +207,24 @@ async function measure(s: Setup, n: number, reps: number, say: (l: string) => vo
     for (let rep = 0; rep < reps; rep++) {
       const paths = await addDisks(s, XVBD_DOM.domid, n, (i) => join(s.imagesDir, `hook-${i}.img`), 'xvbd');
       const r = await burst(Array.from({ length: n }, (_, i) => ({ file: nativeHook, args: ['add'], env: hookEnv(i) })));
+      if (process.env.BENCH_HOOK_DEBUG) {
+        const again = await burst(Array.from({ length: n }, (_, i) => ({ file: nativeHook, args: ['add'], env: hookEnv(i) })));
+        const tr = await burst(Array.from({ length: n }, () => ({ file: '/bin/true', args: [], env: s.env })));
+        dlog += `\nDEBUG burst ${r.wallMs.toFixed(0)} ms; again (already served) ${again.wallMs.toFixed(0)} ms; /bin/true x${n} ${tr.wallMs.toFixed(0)} ms\n`;
+      }
       await finish(s, 'hook with the daemon', paths, r, false).catch((e: Error) => {
         throw new Error(`${e.message}\ndaemon log:\n${dlog}`);
       });
       t.daemon!.push(r.wallMs);
     }
+    if (process.env.BENCH_HOOK_DEBUG) process.stderr.write(dlog);
   } finally {
     const exited = new Promise((res) => daemon.once('exit', res));
     if (daemon.exitCode === null) daemon.kill('SIGTERM');
     await exited;
   }
-  const m = (k: string) => Number(median(t[k]!).toFixed(1));
+  }
+  const m = (k: string) => (t[k]!.length > 0 ? Number(median(t[k]!).toFixed(1)) : NaN);
   const block = haveBlock ? m('block') : null;
   const ratio = (x: number) => (block === null ? null : Number((block / x).toFixed(2)));
   const f: RunFigures = {
@@ -239,7 +256,10 @@ async function measure(s: Setup, n: number, reps: number, say: (l: string) => vo
 }
 
 export async function run(argv: string[]): Promise<number> {
-  const { values } = parseArgs({ args: argv, options: { json: { type: 'boolean' }, n: { type: 'string' }, reps: { type: 'string' } }, strict: true });
+  const { values } = parseArgs({ args: argv, options: { json: { type: 'boolean' }, n: { type: 'string' }, reps: { type: 'string' }, only: { type: 'string' } }, strict: true });
+  const kinds = ['block', 'hook', 'warm', 'node', 'daemon'];
+  const only = new Set(values.only !== undefined ? values.only.split(',') : kinds);
+  for (const k of only) if (!kinds.includes(k)) throw new Error(`--only takes ${kinds.join(',')}`);
   const ns = values.n !== undefined ? [Number(values.n)] : [1, 8, 32];
   for (const n of ns) if (!Number.isInteger(n) || n < 1 || n > MAX_N) throw new Error(`--n must be 1..${MAX_N}`);
   const reps = values.reps !== undefined ? Number(values.reps) : 3;
@@ -274,7 +294,7 @@ export async function run(argv: string[]): Promise<number> {
       }
     }
     writeConfig(s);
-    for (const n of ns) runs.push(await measure(s, n, reps, say));
+    for (const n of ns) runs.push(await measure(s, n, reps, only, say));
     await waitCold(s);
   } finally {
     await xs?.close().catch(() => undefined);

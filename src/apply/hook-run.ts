@@ -45,11 +45,17 @@ export interface OneShotDeps extends HookServeDeps {
  * devices, and each batch's steps under the apply lock with a fresh LoopRegistry, the keeper holding
  * every device. With `startKeeper`, the keeper is started now, while this process loads its code.
  */
-export async function openOneShot(env: NodeJS.ProcessEnv, log: (l: string) => void, opts: { startKeeper?: boolean } = {}): Promise<OneShotDeps> {
-  const holder = new KeeperHolder(runDir(env));
-  const keeperUp = opts.startKeeper ? holder.start().catch((e: Error) => log(`keeper: ${e.message}`)) : Promise.resolve();
+export async function openOneShot(
+  env: NodeJS.ProcessEnv,
+  log: (l: string) => void,
+  opts: { startKeeper?: boolean; holder?: KeeperHolder; keeperUp?: Promise<void> } = {},
+): Promise<OneShotDeps> {
+  const holder = opts.holder ?? new KeeperHolder(runDir(env));
+  const started = opts.keeperUp ?? (opts.startKeeper ? holder.start() : Promise.resolve());
+  const keeperUp = started.catch((e: Error) => log(`keeper: ${e.message}`));
   const linux = await import('../linux/index.js');
   const config = new ConfigCache(defaultConfigDir(env));
+  let loading: ReturnType<ConfigCache['load']> | undefined;
   let xs: Promise<XsClient> | undefined;
   const client = () => {
     if (!xs) {
@@ -72,7 +78,9 @@ export async function openOneShot(env: NodeJS.ProcessEnv, log: (l: string) => vo
     client,
     log,
     async desired() {
-      const r = await config.load();
+      // one load at a time (the server's warm-up and its first batch would otherwise parse twice)
+      const l = (loading ??= config.load().finally(() => (loading = undefined)));
+      const r = await l;
       if (r.desired && r.errors.length === 0) return { desired: r.desired };
       const first = formatErrors(r.errors, { color: false }).split('\n')[0] ?? 'error';
       return { error: `the xvbd configuration in ${config.dir} is invalid (${r.errors.length} error(s)): ${first}` };
@@ -119,6 +127,9 @@ export interface HookServerOptions {
   idleMs?: number;
   /** An fd to write "ready\n" to (then close) once listening: native/xvbd-hook waits on it. */
   readyFd?: number;
+  /** The keeper holder, its start already under way (see the `hook server` command). */
+  holder?: KeeperHolder;
+  keeperUp?: Promise<void>;
   log?: (line: string) => void;
 }
 
@@ -129,7 +140,9 @@ export async function runHookServer(o: HookServerOptions = {}): Promise<number> 
   const envIdle = Number(env.XVBD_HOOK_SERVER_IDLE_MS);
   const idleMs = o.idleMs ?? (Number.isFinite(envIdle) && envIdle > 0 ? envIdle : 10_000);
   // the keeper (another Node process) starts while this one loads its code and the config
-  const deps = await openOneShot(env, log, { startKeeper: true });
+  const deps = await openOneShot(env, log, { startKeeper: true, ...(o.holder ? { holder: o.holder } : {}), ...(o.keeperUp ? { keeperUp: o.keeperUp } : {}) });
+  // the config (YAML, the schema compiled) loads while the first hooks connect
+  void deps.desired().catch(() => undefined);
   const server = new HookServer(deps);
   let inFlight = 0;
   let timer: NodeJS.Timeout | undefined;

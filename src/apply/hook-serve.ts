@@ -49,6 +49,10 @@ export function targetOf(raw: unknown): HookTarget {
   return { ...id, path: `/local/domain/${id.backendDomid}/backend/vbd/${id.frontendDomid}/${id.devid}` };
 }
 
+/** A burst's gather window (ms): quiet time that ends it, and its longest. */
+const GATHER_QUIET_MS = 2;
+const GATHER_MAX_MS = 6;
+
 interface Waiting {
   t: HookTarget;
   resolve(a: ServeAnswer): void;
@@ -64,13 +68,35 @@ export class HookServer {
   serve(t: HookTarget): Promise<ServeAnswer> {
     return new Promise((resolve) => {
       this.queue.push({ t, resolve });
-      this.running ??= this.drain().finally(() => (this.running = undefined));
+      this.kick();
     });
   }
 
-  /** Resolves once no batch runs. */
+  /**
+   * libxl starts a domain's scripts at once: they arrive within a few ms. Gather them into one batch:
+   * it starts once no request came for GATHER_QUIET_MS, at most GATHER_MAX_MS after the first. Requests
+   * arriving while a batch runs make the next one.
+   */
+  private kick(): void {
+    if (this.running || this.queue.length === 0) return;
+    clearTimeout(this.gather);
+    this.firstAt ??= performance.now();
+    const wait = Math.max(0, Math.min(GATHER_QUIET_MS, this.firstAt + GATHER_MAX_MS - performance.now()));
+    this.gather = setTimeout(() => {
+      this.firstAt = undefined;
+      this.running = this.drain().finally(() => {
+        this.running = undefined;
+        this.kick(); // a request that came as the last batch ended
+      });
+    }, wait);
+  }
+
+  private gather: NodeJS.Timeout | undefined;
+  private firstAt: number | undefined;
+
+  /** Resolves once no batch runs or waits to run. */
   async idle(): Promise<void> {
-    while (this.running) await this.running;
+    while (this.running || this.firstAt !== undefined) await (this.running ?? new Promise((r) => setTimeout(r, GATHER_MAX_MS)));
   }
 
   private async drain(): Promise<void> {
@@ -97,6 +123,7 @@ export class HookServer {
       out.set(t.path, { ok: false, error });
       refusals.push([t, error]);
     };
+    const t0 = performance.now();
     const cfg = await this.d.desired();
     if (!('desired' in cfg)) {
       for (const t of targets) refuse(t, cfg.error);
@@ -106,6 +133,7 @@ export class HookServer {
     const desired = cfg.desired;
     const xs = await this.d.client();
     const observed = await observeForHook(xs, desired, targets, this.d);
+    const t1 = performance.now();
     const p = makePlan(desired, observed, desired.policy);
     const steps: Action[] = [];
     const stepOf = new Map<string, HookTarget>();
@@ -118,6 +146,7 @@ export class HookServer {
         stepOf.set(t.path, t);
       }
     }
+    const t2 = performance.now();
     if (steps.length > 0) {
       const results = await this.d.execute({ actions: steps, findings: [], disks: [] }, desired);
       const pds = await Promise.all([...stepOf.keys()].map((path) => xs.read(`${path}/physical-device`)));
@@ -129,7 +158,13 @@ export class HookServer {
       });
     }
     await this.report(refusals);
+    const t3 = performance.now();
     for (const [path, a] of out) this.d.log(`${path}: ${a.ok ? a.detail : `refused: ${a.error}`}`);
+    const ms = (x: number) => x.toFixed(1);
+    this.d.log(
+      `batch of ${batch.length}: ${steps.length} step(s), ${refusals.length} refused; config + observe ${ms(t1 - t0)} ms` +
+        `${observed.backends.length > targets.length ? ' (whole host)' : ''}, plan ${ms(t2 - t1)} ms, steps ${ms(t3 - t2)} ms`,
+    );
     return out;
   }
 

@@ -390,7 +390,6 @@ export class Daemon {
     }
     const a = await this.hookServer.serve(t);
     if (!a.ok) throw new ControlError(a.error);
-    await this.fdStore.sync().catch(() => undefined);
     return { served: true, backend: t.path, physicalDevice: a.physicalDevice, detail: a.detail };
   }
 
@@ -404,7 +403,12 @@ export class Daemon {
       const mounts = mountedDevices();
       return { loops: this.registry.listLoops({ mounts }), mountedDevs: mounts.devs };
     },
-    execute: async (plan, desired) => (await this.engine.execute(plan, desired)).steps,
+    execute: async (plan, desired) => {
+      const r = await this.engine.execute(plan, desired);
+      // what was served goes to systemd's fd store before the hooks hear about it
+      await this.fdStore.sync().catch((e: Error) => this.log(`fd store: ${e.message}`));
+      return r.steps;
+    },
     exclusive: (fn) => this.reconciler.exclusive(fn),
     log: (l) => this.log(`hook: ${l}`),
   });

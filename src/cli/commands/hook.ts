@@ -3,7 +3,7 @@ import { chmodSync, copyFileSync, existsSync, renameSync, rmSync } from 'node:fs
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { runHook, runHookServer } from '../../apply/hook-run.js';
+import { runDir } from '../../apply/rundir.js';
 
 /** The compiled C hook (native/xvbd-hook.c, built by `npm run build`). */
 export const NATIVE_HOOK = fileURLToPath(new URL('../../../native/xvbd-hook', import.meta.url));
@@ -58,7 +58,14 @@ export async function run(argv: string[]): Promise<number> {
     const idle = values['idle-ms'] !== undefined ? Number(values['idle-ms']) : undefined;
     if (fd !== undefined && !(Number.isInteger(fd) && fd >= 3)) throw new Error('--ready-fd must be an fd number >= 3');
     if (idle !== undefined && !(Number.isInteger(idle) && idle > 0)) throw new Error('--idle-ms must be a positive integer');
-    return runHookServer({ ...(fd !== undefined ? { readyFd: fd } : {}), ...(idle !== undefined ? { idleMs: idle } : {}) });
+    // The keeper is a Node start of its own: begun before this process loads the rest of its code.
+    const { KeeperHolder } = await import('../../apply/holder.js');
+    const holder = new KeeperHolder(runDir());
+    const keeperUp = holder.start();
+    keeperUp.catch(() => {}); // reported by the first step that needs it
+    const { runHookServer } = await import('../../apply/hook-run.js');
+    return runHookServer({ holder, keeperUp, ...(fd !== undefined ? { readyFd: fd } : {}), ...(idle !== undefined ? { idleMs: idle } : {}) });
   }
+  const { runHook } = await import('../../apply/hook-run.js');
   return runHook(argv);
 }

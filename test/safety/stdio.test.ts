@@ -4,6 +4,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
+import { mkdirSync, mkdtempSync, rmSync, symlinkSync } from 'node:fs';
+import { join } from 'node:path';
+import { keeperLists, keeperLogPath } from '../../src/daemon/keeper-client.js';
 import { Host, DaemonProc, cliMain } from '../daemon/harness.js';
 import { runCli, startBench } from '../apply/helpers.js';
 
@@ -63,5 +66,37 @@ test('xvbd apply with a dead stdout does every step and reports on stderr', asyn
     assert.equal(plan.code, 0, `converged: ${plan.out}`);
   } finally {
     await b.cleanup();
+  }
+});
+
+test('the keepers with keeper.log on a full file system keep holding every fd through their log lines', async () => {
+  const b = await startBench({ withBlockDevice: false });
+  const mnt = mkdtempSync(join(b.dir, 'full-'));
+  try {
+    // keeper.log leads into `mnt`, which is a full tmpfs in the mount namespace that apply and the keepers
+    // it starts live in (nothing outside ever sees that mount)
+    mkdirSync(b.runDir, { recursive: true, mode: 0o700 });
+    symlinkSync(join(mnt, 'keeper.log'), keeperLogPath(b.runDir));
+    const script = 'set -e; mount -t tmpfs -o size=64k xvbd-test "$1"; head -c 1M /dev/zero > "$1/fill" 2>/dev/null || true; shift; exec "$@"';
+    const child = spawn('unshare', ['-m', '--propagation', 'private', 'sh', '-c', script, 'sh', mnt, process.execPath, cliMain, 'apply', '--auto-approve'], {
+      env: b.env,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let out = '';
+    child.stdout.setEncoding('utf8').on('data', (x: string) => (out += x));
+    child.stderr.setEncoding('utf8').on('data', (x: string) => (out += x));
+    assert.equal(await new Promise<number | null>((res) => child.on('close', (c) => res(c))), 0, out);
+    const before = await keeperLists(b.runDir);
+    assert.equal(before.length, 2, 'both keepers run');
+    const held = before.map((k) => k.held.length);
+    assert.ok(held.every((n) => n > 0), `each holds the devices: ${held.join(', ')}`);
+    // each logs a line for SIGHUP: it meets ENOSPC
+    for (const k of before) process.kill(k.pid, 'SIGHUP');
+    for (const k of before) process.kill(k.pid, 'SIGHUP');
+    const after = await keeperLists(b.runDir);
+    assert.deepEqual(after.map((k) => [k.slot, k.pid, k.held.length]), before.map((k) => [k.slot, k.pid, k.held.length]), 'the same keepers, holding the same');
+  } finally {
+    await b.cleanup();
+    rmSync(mnt, { recursive: true, force: true });
   }
 });

@@ -8,7 +8,9 @@
 //    first hook starts the hook server, which starts the keeper);
 //  - the same, warm: the hook server still lingering from the previous domain start;
 //  - the Node reference hook (`xvbd hook add`, one Node per disk, in-process server each);
-//  - the C hook with the daemon (`xvbd reconcile --watch`, policy serve: hook) listening;
+//  - the C hook with the daemon (`xvbd reconcile --watch`, policy serve: hook) listening: under systemd as
+//    docs/systemd.md runs it (test/daemon's fake systemd: the fd store holds each device), and bare (the
+//    keepers hold them);
 //  - `node -e 0`: one alone (Node's bare start) and N at once.
 // Each figure is the median of R bursts (default 3). Default N = 1, 8 and 32; `--only daemon,block` runs
 // some of them (the others print NaN). Frees every loop device.
@@ -24,6 +26,7 @@ import { askDaemon } from '../src/daemon/control.js';
 import type { XsClient } from '../src/xenstore/api.js';
 import { connect } from '../src/xenstore/client.js';
 import { libxlDiskAdd, libxlDiskRemove } from '../test/hook/libxl.js';
+import { FakeSystemd } from '../test/daemon/fake-systemd.js';
 import { startSimProcess } from './attach.js';
 
 const run_ = promisify(execFile);
@@ -146,6 +149,42 @@ async function waitCold(s: Setup): Promise<void> {
   await waitUntil('the hook server and the keepers to exit', () => !existsSync(hookSock) && !readdirSync(s.runDir).some((f) => /^keeper.*\.sock$/.test(f)), 30_000);
 }
 
+/** `reps` bursts of the C hook with `xvbd reconcile --watch` listening, under the fake systemd or bare. */
+async function daemonBursts(s: Setup, n: number, reps: number, systemd: boolean, hookEnv: (i: number) => NodeJS.ProcessEnv): Promise<number[]> {
+  const sd = systemd ? new FakeSystemd() : undefined;
+  const args = [cliMain, 'reconcile', '--watch', '--resync', '0'];
+  const daemon = sd ? sd.spawnService(process.execPath, args, s.env) : spawn(process.execPath, args, { env: s.env, stdio: ['ignore', 'ignore', 'pipe'] });
+  let dlog = '';
+  daemon.stderr!.on('data', (d: Buffer) => (dlog = (dlog + d.toString()).slice(-20000)));
+  const out: number[] = [];
+  try {
+    const ctl = join(s.runDir, 'control.sock');
+    await waitUntil('the daemon', async () => {
+      const rep = existsSync(ctl) ? await askDaemon({ op: 'ping' }, { path: ctl }).catch(() => undefined) : undefined;
+      return Boolean(rep?.ok && Number(rep.passes) >= 1);
+    });
+    for (let rep = 0; rep < reps; rep++) {
+      const paths = await addDisks(s, XVBD_DOM.domid, n, (i) => join(s.imagesDir, `hook-${i}.img`), 'xvbd');
+      const r = await burst(Array.from({ length: n }, (_, i) => ({ file: nativeHook, args: ['add'], env: hookEnv(i) })));
+      if (process.env.BENCH_HOOK_DEBUG) {
+        const again = await burst(Array.from({ length: n }, (_, i) => ({ file: nativeHook, args: ['add'], env: hookEnv(i) })));
+        dlog += `\nDEBUG burst ${r.wallMs.toFixed(0)} ms; again (already served) ${again.wallMs.toFixed(0)} ms\n`;
+      }
+      await finish(s, `hook with the daemon${systemd ? ' under systemd' : ''}`, paths, r, false).catch((e: Error) => {
+        throw new Error(`${e.message}\ndaemon log:\n${dlog}`);
+      });
+      out.push(r.wallMs);
+    }
+    if (process.env.BENCH_HOOK_DEBUG) process.stderr.write(dlog);
+  } finally {
+    const exited = new Promise((res) => daemon.once('exit', res));
+    if (daemon.exitCode === null) daemon.kill('SIGTERM');
+    await exited;
+    sd?.close();
+  }
+  return out;
+}
+
 interface RunFigures {
   n: number;
   reps: number;
@@ -154,18 +193,20 @@ interface RunFigures {
   hook_warm_wall_ms: number;
   hook_node_wall_ms: number;
   hook_daemon_wall_ms: number;
+  hook_daemon_bare_wall_ms: number;
   node_start_ms: number;
   node_burst_wall_ms: number;
   ratio_block_over_hook: number | null;
   ratio_block_over_hook_warm: number | null;
   ratio_block_over_hook_node: number | null;
   ratio_block_over_hook_daemon: number | null;
+  ratio_block_over_hook_daemon_bare: number | null;
   hook_daemon_over_node_start: number;
 }
 
 async function measure(s: Setup, n: number, reps: number, only: Set<string>, say: (l: string) => void): Promise<RunFigures> {
   const hookEnv = (i: number, env: NodeJS.ProcessEnv = s.env) => ({ ...env, XENBUS_PATH: `backend/vbd/${XVBD_DOM.domid}/${devid(i)}` });
-  const t: Record<string, number[]> = { block: [], hook: [], warm: [], node: [], daemon: [], nodeStart: [], nodeBurst: [] };
+  const t: Record<string, number[]> = { block: [], hook: [], warm: [], node: [], daemon: [], bare: [], nodeStart: [], nodeBurst: [] };
   const haveBlock = existsSync(BLOCK) && only.has('block');
   for (let rep = 0; rep < reps; rep++) {
     if (haveBlock) {
@@ -184,6 +225,7 @@ async function measure(s: Setup, n: number, reps: number, only: Set<string>, say
     };
     await waitCold(s);
     await hookRun('hook (cold)', 'hook', nativeHook, ['add']);
+    if (process.env.BENCH_HOOK_DEBUG && only.has('hook')) process.stderr.write(readFileSync(join(s.runDir, 'hook-server.log'), 'utf8').slice(-3000));
     await hookRun('hook (warm)', 'warm', nativeHook, ['add']);
     await waitCold(s);
     await hookRun('Node hook', 'node', process.execPath, [cliMain, 'hook', 'add']);
@@ -192,37 +234,13 @@ async function measure(s: Setup, n: number, reps: number, only: Set<string>, say
     const many = await burst(Array.from({ length: n }, () => ({ file: process.execPath, args: ['-e', '0'], env: s.env })));
     t.nodeBurst!.push(many.wallMs);
   }
-  // the daemon, started once for every burst of this N (its start is not part of a domain start)
-  await waitCold(s);
-  if (only.has('daemon')) {
-  const daemon = spawn(process.execPath, [cliMain, 'reconcile', '--watch', '--resync', '0'], { env: s.env, stdio: ['ignore', 'ignore', 'pipe'] });
-  let dlog = '';
-  daemon.stderr!.on('data', (d: Buffer) => (dlog = (dlog + d.toString()).slice(-20000)));
-  try {
-    const ctl = join(s.runDir, 'control.sock');
-    await waitUntil('the daemon', async () => {
-      const rep = existsSync(ctl) ? await askDaemon({ op: 'ping' }, { path: ctl }).catch(() => undefined) : undefined;
-      return Boolean(rep?.ok && Number(rep.passes) >= 1);
-    });
-    for (let rep = 0; rep < reps; rep++) {
-      const paths = await addDisks(s, XVBD_DOM.domid, n, (i) => join(s.imagesDir, `hook-${i}.img`), 'xvbd');
-      const r = await burst(Array.from({ length: n }, (_, i) => ({ file: nativeHook, args: ['add'], env: hookEnv(i) })));
-      if (process.env.BENCH_HOOK_DEBUG) {
-        const again = await burst(Array.from({ length: n }, (_, i) => ({ file: nativeHook, args: ['add'], env: hookEnv(i) })));
-        const tr = await burst(Array.from({ length: n }, () => ({ file: '/bin/true', args: [], env: s.env })));
-        dlog += `\nDEBUG burst ${r.wallMs.toFixed(0)} ms; again (already served) ${again.wallMs.toFixed(0)} ms; /bin/true x${n} ${tr.wallMs.toFixed(0)} ms\n`;
-      }
-      await finish(s, 'hook with the daemon', paths, r, false).catch((e: Error) => {
-        throw new Error(`${e.message}\ndaemon log:\n${dlog}`);
-      });
-      t.daemon!.push(r.wallMs);
-    }
-    if (process.env.BENCH_HOOK_DEBUG) process.stderr.write(dlog);
-  } finally {
-    const exited = new Promise((res) => daemon.once('exit', res));
-    if (daemon.exitCode === null) daemon.kill('SIGTERM');
-    await exited;
-  }
+  // the daemon, started once for the bursts of this N (its start is not part of a domain start): under
+  // systemd as docs/systemd.md runs it (the fake one of test/daemon: the fd store holds the devices), and
+  // bare (the keepers hold them, started by its first hold)
+  for (const kind of ['daemon', 'bare'] as const) {
+    if (!only.has(kind)) continue;
+    await waitCold(s);
+    t[kind]!.push(...(await daemonBursts(s, n, reps, kind === 'daemon', hookEnv)));
   }
   const m = (k: string) => (t[k]!.length > 0 ? Number(median(t[k]!).toFixed(1)) : NaN);
   const block = haveBlock ? m('block') : null;
@@ -235,12 +253,14 @@ async function measure(s: Setup, n: number, reps: number, only: Set<string>, say
     hook_warm_wall_ms: m('warm'),
     hook_node_wall_ms: m('node'),
     hook_daemon_wall_ms: m('daemon'),
+    hook_daemon_bare_wall_ms: m('bare'),
     node_start_ms: m('nodeStart'),
     node_burst_wall_ms: m('nodeBurst'),
     ratio_block_over_hook: ratio(m('hook')),
     ratio_block_over_hook_warm: ratio(m('warm')),
     ratio_block_over_hook_node: ratio(m('node')),
     ratio_block_over_hook_daemon: ratio(m('daemon')),
+    ratio_block_over_hook_daemon_bare: ratio(m('bare')),
     hook_daemon_over_node_start: Number((m('daemon') / m('nodeStart')).toFixed(2)),
   };
   const x = (r: number | null) => (r === null ? '-' : `${r}x`);
@@ -250,14 +270,15 @@ async function measure(s: Setup, n: number, reps: number, only: Set<string>, say
   say(`  xvbd hook, no daemon, cold         ${col(f.hook_wall_ms)}   block script / hook = ${x(f.ratio_block_over_hook)}   (starts the hook server and the keeper)`);
   say(`  xvbd hook, no daemon, warm         ${col(f.hook_warm_wall_ms)}   block script / hook = ${x(f.ratio_block_over_hook_warm)}   (hook server lingering)`);
   say(`  xvbd hook in Node (reference)      ${col(f.hook_node_wall_ms)}   block script / hook = ${x(f.ratio_block_over_hook_node)}`);
-  say(`  xvbd hook, daemon running          ${col(f.hook_daemon_wall_ms)}   block script / hook = ${x(f.ratio_block_over_hook_daemon)}   (target >= 10x at N = 8 and 32)`);
+  say(`  xvbd hook, daemon under systemd    ${col(f.hook_daemon_wall_ms)}   block script / hook = ${x(f.ratio_block_over_hook_daemon)}   (fd store holds; target >= 10x at N = 8 and 32)`);
+  say(`  xvbd hook, daemon without systemd  ${col(f.hook_daemon_bare_wall_ms)}   block script / hook = ${x(f.ratio_block_over_hook_daemon_bare)}   (the keepers hold)`);
   say(`  node -e 0: one ${f.node_start_ms.toFixed(0)} ms, ${n} at once ${f.node_burst_wall_ms.toFixed(0)} ms`);
   return f;
 }
 
 export async function run(argv: string[]): Promise<number> {
   const { values } = parseArgs({ args: argv, options: { json: { type: 'boolean' }, n: { type: 'string' }, reps: { type: 'string' }, only: { type: 'string' } }, strict: true });
-  const kinds = ['block', 'hook', 'warm', 'node', 'daemon'];
+  const kinds = ['block', 'hook', 'warm', 'node', 'daemon', 'bare'];
   const only = new Set(values.only !== undefined ? values.only.split(',') : kinds);
   for (const k of only) if (!kinds.includes(k)) throw new Error(`--only takes ${kinds.join(',')}`);
   const ns = values.n !== undefined ? [Number(values.n)] : [1, 8, 32];

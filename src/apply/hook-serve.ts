@@ -248,12 +248,13 @@ async function readDomains(xs: XsClient): Promise<ObservedState['domains']> {
 
 async function readOneBackend(xs: XsClient, be: number, fe: number, devid: number, sysfs: string): Promise<BackendObs | undefined> {
   const path = `/local/domain/${be}/backend/vbd/${fe}/${devid}`;
-  const [exists, error] = await Promise.all([
+  // all at once: whether it exists is known only with the rest (an absent dir lists as nothing)
+  const [exists, error, b] = await Promise.all([
     xs.read(path).catch(() => undefined),
     xs.read(`/local/domain/${be}/error/backend/vbd/${fe}/${devid}/error`).catch(() => undefined),
+    readBackend(xs, be, fe, devid, path, sysfs),
   ]);
   if (exists === undefined) return undefined;
-  const b = await readBackend(xs, be, fe, devid, path, sysfs);
   if (error !== undefined) b.error = cleanText(error);
   return b;
 }

@@ -865,7 +865,7 @@ export function plan(desired: DesiredState, observed: ObservedState, policy: Pol
     addFinding(
       'source-in-use',
       'error',
-      `${c.disk.source} has ${inWay.length === 1 ? 'a loop device' : 'loop devices'} that xvbd did not make: ${names}; xvbd cannot attach it ${c.disk.mode === 'rw' ? 'read-write' : 'next to a writable one'}`,
+      `${c.disk.source} has ${inWay.length === 1 ? 'a loop device' : 'loop devices'} that this xvbd did not make (losetup, or another xvbd instance): ${names}; xvbd cannot attach it ${c.disk.mode === 'rw' ? 'read-write' : 'next to a writable one'}`,
       `find who uses it (losetup -l; fuser -v ${inWay.map((l) => `/dev/${l.name}`).join(' ')}), free it (${inWay.map((l) => `losetup -d /dev/${l.name}`).join('; ')}), then apply`,
       { ...f, loops: inWay.map(loopRef) },
     );

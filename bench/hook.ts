@@ -15,7 +15,7 @@
 // Each figure is the median of R bursts (default 3). Default N = 1, 8 and 32; `--only daemon,block` runs
 // some of them (the others print NaN). Frees every loop device.
 import { execFile, spawn } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -56,6 +56,21 @@ function loopsBackedUnder(dir: string): Map<string, string> {
       if (f.startsWith(dir + '/')) out.set(n, f);
     } catch {
       // unbound
+    }
+  }
+  return out;
+}
+
+/** The processes with an fd open on /dev/<name> (for the error when a device is not freed). */
+function holdersOf(name: string): string[] {
+  const out: string[] = [];
+  for (const pid of readdirSync('/proc').filter((p) => /^\d+$/.test(p))) {
+    try {
+      if (readdirSync(`/proc/${pid}/fd`).some((fd) => readlinkSync(`/proc/${pid}/fd/${fd}`) === `/dev/${name}`)) {
+        out.push(`${pid} (${readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').slice(1, 4).join(' ')})`);
+      }
+    } catch {
+      // gone, or not ours to read
     }
   }
   return out;
@@ -122,10 +137,16 @@ async function finish(s: Setup, label: string, paths: VbdPaths[], r: { codes: nu
   const status = await Promise.all(paths.map((p) => s.xs.read(`${p.backend}/hotplug-status`)));
   const bad = r.codes.findIndex((c, i) => c !== 0 || status[i] !== 'connected');
   const nodes = blockScript ? await Promise.all(paths.map((p) => s.xs.read(`${p.backend}/node`))) : [];
+  // as libxl does: the scripts' `remove` (not timed), then the dirs go
+  if (!blockScript) {
+    await burst(paths.map((p) => ({ file: nativeHook, args: ['remove'], env: { ...s.env, XENBUS_PATH: p.backend.replace(/^\/local\/domain\/0\//, '') } })));
+  }
   for (const p of paths) await libxlDiskRemove(s.xs, p);
   // the block script's devices have no autoclear: its `remove` would detach them; here losetup -d does
   for (const n of nodes) if (n && /^\/dev\/loop\d+$/.test(n)) await run_('losetup', ['-d', n]).catch(() => {});
-  await waitUntil(`${label}: its loop devices to be freed`, () => loopsBackedUnder(s.imagesDir).size === 0);
+  await waitUntil(`${label}: its loop devices to be freed`, () => loopsBackedUnder(s.imagesDir).size === 0).catch((e: Error) => {
+    throw new Error(`${e.message}: ${[...loopsBackedUnder(s.imagesDir).keys()].map((n) => `${n} held by ${holdersOf(n).join(', ') || 'no process (blkback?)'}`).join('; ')}`);
+  });
   if (bad >= 0) {
     const err = await s.xs.read(`${paths[bad]!.backend}/hotplug-error`).catch(() => undefined);
     const logs = ['hook-server.log', 'keeper.log'].map((f) => {

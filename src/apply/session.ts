@@ -16,11 +16,13 @@ import { RegistryDevices } from './linux-devices.js';
 import { acquireApplyLock, runDir, type ApplyLock } from './lock.js';
 
 export const DEFAULT_HOOK_SCRIPT = '/usr/local/bin/xvbd-hook';
+/** Where `xvbd hook install` puts the C hook (a bare script=xvbd is looked up there). */
+export const XEN_SCRIPTS_HOOK = '/etc/xen/scripts/xvbd';
 
 /** The backend's `script`: $XVBD_HOOK_SCRIPT, else the installed hook if present, else none. */
 export function hookScriptPath(env: NodeJS.ProcessEnv = process.env): string | undefined {
   if (env.XVBD_HOOK_SCRIPT !== undefined) return env.XVBD_HOOK_SCRIPT || undefined;
-  return existsSync(DEFAULT_HOOK_SCRIPT) ? DEFAULT_HOOK_SCRIPT : undefined;
+  return [XEN_SCRIPTS_HOOK, DEFAULT_HOOK_SCRIPT].find((p) => existsSync(p));
 }
 
 export interface ApplyOptions {

@@ -51,6 +51,8 @@ export interface ObserveDeps {
   mountedDevs?: () => Set<string>;
   /** Snapshot time for display (default: performance.now()). */
   now?: () => number;
+  /** Which loop devices the observation keeps, knowing the backends (default: all). */
+  scopeLoops?: (loops: LoopObs[], backends: BackendObs[]) => LoopObs[];
 }
 
 /** The per-backend nodes read, relative to the backend dir. */
@@ -320,6 +322,7 @@ export async function observe(deps: ObserveDeps): Promise<ObservedState> {
   const bes = [...new Set([deps.backendDomid ?? 0, ...(deps.backendDomids ?? [])])].sort((a, b) => a - b);
   const loops = deps.loops();
   const { domains, backends } = await observeXenstore(deps.xs, bes, sysfs, deps.transaction ?? false);
-  const sources = observeSources(deps.sources, loops, deps.mountedDevs ? deps.mountedDevs() : new Set());
-  return { takenAt: (deps.now ?? (() => performance.now()))(), domains, backends, loops, sources };
+  const kept = deps.scopeLoops ? deps.scopeLoops(loops, backends) : loops;
+  const sources = observeSources(deps.sources, kept, deps.mountedDevs ? deps.mountedDevs() : new Set());
+  return { takenAt: (deps.now ?? (() => performance.now()))(), domains, backends, loops: kept, sources };
 }

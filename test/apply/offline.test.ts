@@ -75,8 +75,8 @@ test('both keepers killed: plan says loop-unheld and hold; a freed device\'s bac
 
 test('both keepers killed and the freed number taken by another tool: the backend is closed before anything is allocated', async () => {
   const b = await startBench({ withBlockDevice: false });
-  // (under the allowed roots: a device elsewhere is out of the observation's scope, and seen as gone)
-  const other = join(b.host.imagesDir, 'somebody-else.img');
+  // outside the allowed roots: the observation looks at it all the same, since a backend names its number
+  const other = join(b.dir, 'somebody-else.img');
   writeFileSync(other, 'another guest\'s data');
   truncateSync(other, 4 << 20);
   let foreign: string | undefined;

@@ -108,3 +108,13 @@ test('plan: a reused backend counts as a user of what its number names now (rw-s
   assert.match(rw.message, /web xvda \(through reused 7:0\) \(rw\)/);
   assert.equal(actionLines(p)[0], 'close web 51712');
 });
+
+test('inScope: loop devices under the roots, and any a backend names, wherever its file lies', async () => {
+  const { inScope } = await import('../../src/observe/scope.js');
+  const under = loop(1, 11, { backingPath: '/srv/x/a.img' });
+  const elsewhere = loop(2, 12, { backingPath: '/home/other.img', ours: false });
+  const named = loop(0x1f, 13, { backingPath: '/home/named.img', ours: false });
+  const b = backend(3, 'xvda', { physicalDevice: '7:1F' });
+  assert.deepEqual(inScope([under, elsewhere, named], [b], ['/srv/x']).map((l) => l.name), ['loop1', 'loop31']);
+  assert.deepEqual(inScope([under, elsewhere, named], [], ['/srv/x']).map((l) => l.name), ['loop1']);
+});

@@ -419,7 +419,12 @@ export class Daemon {
     return this.reconciler.exclusive(async () => {
       const r = this.registry.release(path);
       await this.fdStore.sync().catch(() => undefined);
-      return { released: r !== undefined, closed: r?.closed ?? false, device: r?.handle.name ?? null };
+      // without systemd's fd store the keepers hold our devices too (see the engine's holder): they let go now
+      const dropped = await dropFromKeepers(this.o.runDir, path).catch((e: Error) => {
+        this.log(`hook release ${path}: keepers: ${e.message}`);
+        return 0;
+      });
+      return { released: r !== undefined || dropped > 0, closed: r?.closed ?? false, device: r?.handle.name ?? null };
     });
   }
 

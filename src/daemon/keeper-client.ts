@@ -9,7 +9,8 @@ import { JsonLinesClient } from './jsonlines.js';
 import type { HeldInfo, KeeperReply, KeeperRequest } from './keeper.js';
 
 export interface KeeperConnection {
-  request(req: KeeperRequest): Promise<KeeperReply & { ok: true }>;
+  /** One request; a keeper that does not answer within timeoutMs (default 60 s) fails the connection. */
+  request(req: KeeperRequest, timeoutMs?: number): Promise<KeeperReply & { ok: true }>;
   /** Resolves once the connection has ended (the keeper exited or died). */
   ended(): Promise<Error>;
   close(): void;
@@ -23,6 +24,8 @@ export class KeeperError extends Error {
 }
 
 const REQUEST_TIMEOUT_MS = 60_000;
+/** How long an observation waits for a keeper's list. */
+const LIST_TIMEOUT_MS = 10_000;
 /** After how long ensureKeeper starts a keeper again while none answers (then twice as long each time). */
 const RESPAWN_MS = 2_000;
 
@@ -47,11 +50,11 @@ export function twinOf(slot: KeeperSlot): KeeperSlot {
 export async function connectKeeper(runDir: string, slot: KeeperSlot): Promise<KeeperConnection> {
   const c = await JsonLinesClient.connect<KeeperRequest, KeeperReply>(keeperSocketPath(runDir, slot), `keeper ${slot}`);
   return {
-    async request(req) {
+    async request(req, timeoutMs = REQUEST_TIMEOUT_MS) {
       let rep: KeeperReply;
       try {
         // a keeper that accepted but does not answer must not hang its giver for ever
-        rep = await c.request(req, REQUEST_TIMEOUT_MS);
+        rep = await c.request(req, timeoutMs);
       } catch (err) {
         throw new KeeperError((err as Error).message);
       }
@@ -137,7 +140,8 @@ export async function keeperLists(runDir: string): Promise<{ slot: KeeperSlot; p
       const c = await connectKeeper(runDir, slot).catch(() => undefined);
       if (!c) return undefined;
       try {
-        const rep = await c.request({ op: 'list' });
+        // asked at every observation: a keeper too busy to list (it answers in order) does not stall a pass
+        const rep = await c.request({ op: 'list' }, LIST_TIMEOUT_MS);
         return { slot, pid: rep.pid, held: rep.held ?? [] };
       } catch {
         return undefined;

@@ -19,10 +19,15 @@ function sameInode(a: Inode, b: Inode): boolean {
   return a.dev === b.dev && a.ino === b.ino;
 }
 
+/** The path a loop device's backing file had, without the kernel's " (deleted)". */
+function livePath(loop: LoopObs): string {
+  return loop.backingPath.replace(/ \(deleted\)$/, '');
+}
+
 /** Why letting go of `loop` loses data, or undefined when its data also lives in a file xvbd knows. */
 export function dataLossReason(loop: LoopObs, recorded: Inode | undefined): string | undefined {
   if (loop.backingDeleted) {
-    return `the backing file of /dev/${loop.name} (${loop.backingPath}) was deleted: the loop device holds the only copy of its data`;
+    return `the backing file of /dev/${loop.name} (${livePath(loop)}) was deleted: the loop device holds the only copy of its data`;
   }
   if (recorded !== undefined && !sameInode(loop.backing, recorded)) {
     return (
@@ -35,7 +40,7 @@ export function dataLossReason(loop: LoopObs, recorded: Inode | undefined): stri
 
 /** The command that copies a loop device's data out, to a file next to the one it was made of. */
 export function saveCommand(loop: LoopObs): string {
-  const base = loop.backingPath.replace(/ \(deleted\)$/, '');
+  const base = livePath(loop);
   const to = base.startsWith('/') ? `${base}.rescued` : `/var/tmp/${loop.name}.rescued`;
   return `dd if=/dev/${loop.name} of=${to} bs=1M conv=sparse status=progress`;
 }

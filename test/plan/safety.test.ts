@@ -270,3 +270,12 @@ test('allowDataLoss cannot come from the config: the schema refuses the key', as
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('renderPlan: no actions but an error finding does not say the host matches', async () => {
+  const { renderPlan } = await import('../../src/cli/render/plan.js');
+  const p = plan(onWeb, issueObs(), policy({ prune: true }));
+  const text = renderPlan(p, { color: false });
+  assert.match(text, /^No changes\. Nothing to do here, but an error finding needs you \(see the findings\)\./m);
+  assert.doesNotMatch(text, /matches the desired state/);
+  assert.match(text, /the backing file of \/dev\/loop0 \(\/srv\/a\.img\) was deleted/);
+});

@@ -108,7 +108,13 @@ export function renderPlan(plan: Plan, opts: PlanTextOptions = {}): string {
   const lines: string[] = [];
   if (opts.header) lines.push(opts.header, '');
   if (plan.actions.length === 0) {
-    lines.push(p.green('No changes.') + ' The host matches the desired state' + (plan.findings.length ? ' (see the findings).' : '.'));
+    // an error finding is drift nothing here fixes (a refused prune, a source in use): not "matches"
+    const errors = plan.findings.filter((f) => f.severity === 'error').length;
+    lines.push(
+      errors > 0
+        ? p.green('No changes.') + ` Nothing to do here, but ${errors === 1 ? 'an error finding needs' : `${errors} error findings need`} you (see the findings).`
+        : p.green('No changes.') + ' The host matches the desired state' + (plan.findings.length ? ' (see the findings).' : '.'),
+    );
   } else {
     lines.push('xvbd will perform these actions (+ attach/serve, - detach/free, ~ replace):', '');
     lines.push(...columns(plan.actions.map((a) => actionCells(a, p)), '  '));

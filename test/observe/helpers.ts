@@ -9,6 +9,8 @@ import { attachLoop } from '../../src/linux/loopdev.js';
 import { closeSource, openSource } from '../../src/linux/source.js';
 import { sysClose } from '../../src/linux/ffi.js';
 import { boundLoops } from '../helpers/loops.js';
+import { waitKeepersGone } from '../helpers/keepers.js';
+import { KeeperHolder } from '../../src/apply/holder.js';
 
 const execFileP = promisify(execFile);
 
@@ -27,6 +29,13 @@ export interface Env {
   inode(p: string): { dev: string; ino: string };
   /** A loop device of ours (marker, autoclear); close() frees it. */
   loop(path: string, readOnly: boolean): Promise<TestLoop>;
+  /**
+   * Hands a test loop device to this env's two keepers for the backend of (fe, devid), as apply does: a
+   * served device nobody holds is the planner's loop-unheld. They let go once the simulator is gone.
+   */
+  keep(l: TestLoop, fe: number, devid: number): Promise<void>;
+  /** This env's run dir (XVBD_RUN_DIR of env): its keepers. */
+  runDir: string;
   close(): Promise<void>;
 }
 
@@ -36,6 +45,7 @@ export interface TestLoop {
   minor: number;
   diskseq: string;
   hex: string;
+  fd: number;
   close(): void;
 }
 
@@ -43,10 +53,13 @@ export async function setup(tag: string, domains: { name: string; domid: number 
   const dir = mkdtempSync(`/var/tmp/xvbd-test-observe-${tag}-`);
   const socketPath = join(dir, 'xs.sock');
   const sim = await startSimulator({ socketPath, sysfsDir: join(dir, 'sysfs'), domains });
-  const env = { ...process.env, XENSTORED_PATH: socketPath, XVBD_XEN_BACKEND_SYSFS: join(dir, 'sysfs') };
+  const runDir = join(dir, 'run');
+  const env = { ...process.env, XENSTORED_PATH: socketPath, XVBD_XEN_BACKEND_SYSFS: join(dir, 'sysfs'), XVBD_RUN_DIR: runDir };
   const loops: TestLoop[] = [];
+  let holder: KeeperHolder | undefined;
   const e: Env = {
     dir,
+    runDir,
     sim,
     env,
     async write(pairs) {
@@ -87,6 +100,7 @@ export async function setup(tag: string, domains: { name: string; domid: number 
           minor: l.minor,
           diskseq: String(l.diskseq),
           hex: `${l.major.toString(16)}:${l.minor.toString(16)}`,
+          fd: l.fd,
           close() {
             if (open) sysClose(l.fd);
             open = false;
@@ -98,9 +112,19 @@ export async function setup(tag: string, domains: { name: string; domid: number 
         closeSource(src);
       }
     },
+    async keep(l, fe, devid) {
+      // the keepers are started by this process: they read its environment
+      Object.assign(process.env, { XENSTORED_PATH: socketPath, XVBD_KEEPER_XS_LOST_EXIT_MS: '500' });
+      holder ??= new KeeperHolder(runDir);
+      const backend = `/local/domain/0/backend/vbd/${fe}/${devid}`;
+      await holder.hold({ key: backend, kind: 'loop', major: l.major, minor: l.minor, devPath: `/dev/${l.name}`, diskseq: l.diskseq, fd: l.fd, shared: false }, backend);
+    },
     async close() {
+      holder?.close();
       for (const l of loops) l.close();
       await sim.close();
+      // keepers lose their xenstore with the simulator and let go (XVBD_KEEPER_XS_LOST_EXIT_MS)
+      await waitKeepersGone(runDir, 15_000).catch(() => undefined);
       // autoclear frees our devices once blkback (the simulator) and we closed them
       const until = Date.now() + 3000;
       while (Date.now() < until && mine(dir).length > 0) await new Promise((r) => setTimeout(r, 20));

@@ -116,6 +116,9 @@ test('xvbd plan / status: from nothing to converged, text, JSON and exit codes',
     await e.vbd(3, XVDA, served(lw, webImg, 'w'));
     await e.vbd(3, XVDB, served(lb, base, 'r'));
     await e.vbd(4, XVDB, served(lb, base, 'r'));
+    await e.keep(lw, 3, XVDA);
+    await e.keep(lb, 3, XVDB);
+    await e.keep(lb, 4, XVDB);
     await e.sim.settle();
     r = await xvbd(e.env, 'plan', '--config', cfg, '--detailed-exitcode', '--no-color');
     assert.equal(r.code, 0, r.stdout + r.stderr);

@@ -60,7 +60,7 @@ test('renderPlan: one line per action with its sign and reason, findings, the su
   assert.match(text, /! info domain-not-running: mail is not running.*\n {6}fix: start the domain\n/);
   assert.equal(summaryLine(p), 'Plan: 2 to attach, 1 to change, 2 to detach; 1 finding');
   assert.ok(text.endsWith('Plan: 2 to attach, 1 to change, 2 to detach; 1 finding\n'));
-  assert.deepEqual(planCounts(p), { add: 2, change: 1, remove: 2, findings: 1, errors: 0 });
+  assert.deepEqual(planCounts(p), { add: 2, change: 1, remove: 2, hold: 0, offline: 0, findings: 1, errors: 0 });
   assert.equal(actionLine(p.actions[4]!), '-  free  /dev/loop7  diskseq 107, inode 2049:99  no backend uses it');
 });
 
@@ -99,4 +99,19 @@ test('columns: pads by visible width, last column unpadded', () => {
     ['aaa', 'b', 'cccc'],
   ]).map(strip), ['a    bb  c', 'aaa  b   cccc']);
   assert.equal(visibleLength('\x1b[1mabc\x1b[22m'), 3);
+});
+
+test('summaryLine: holds and offlines are counted apart, and named only when there are any', () => {
+  const be = { path: '/local/domain/0/backend/vbd/3/51712', backendDomid: 0, frontendDomid: 3, devid: 51712, diskseq: '9' };
+  const loop = { name: 'loop0', diskseq: '9', backing: { dev: '1', ino: '2' } };
+  const p = {
+    actions: [
+      { kind: 'hold' as const, backend: be, loop },
+      { kind: 'offline' as const, backend: be, physicalDevice: '7:0', close: false, reason: 'gone' },
+    ],
+    findings: [],
+    disks: [],
+  };
+  assert.equal(summaryLine(p), 'Plan: 0 to attach, 0 to change, 0 to detach, 1 to take back, 1 to take offline; 0 findings');
+  assert.equal(summaryLine({ actions: [], findings: [], disks: [] }), 'Plan: 0 to attach, 0 to change, 0 to detach; 0 findings');
 });

@@ -11,25 +11,32 @@ export interface PlanCounts {
   change: number;
   /** detach + free-loop */
   remove: number;
+  /** hold: served devices taken back by the holders */
+  hold: number;
+  /** offline: backends whose device is gone or re-bound */
+  offline: number;
   findings: number;
   errors: number;
 }
 
 export function planCounts(plan: Plan): PlanCounts {
-  const c: PlanCounts = { add: 0, change: 0, remove: 0, findings: plan.findings.length, errors: 0 };
+  const c: PlanCounts = { add: 0, change: 0, remove: 0, hold: 0, offline: 0, findings: plan.findings.length, errors: 0 };
   for (const a of plan.actions) {
     if (a.kind === 'attach' || a.kind === 'serve') c.add++;
     else if (a.kind === 'replace') c.change++;
+    else if (a.kind === 'hold') c.hold++;
+    else if (a.kind === 'offline') c.offline++;
     else c.remove++;
   }
   for (const f of plan.findings) if (f.severity === 'error') c.errors++;
   return c;
 }
 
-/** "Plan: 3 to attach, 0 to change, 1 to detach; 2 findings" */
+/** "Plan: 3 to attach, 0 to change, 1 to detach; 2 findings" (", 2 to take back, 1 to take offline" when any) */
 export function summaryLine(plan: Plan): string {
   const c = planCounts(plan);
-  return `Plan: ${c.add} to attach, ${c.change} to change, ${c.remove} to detach; ${plural(c.findings, 'finding')}`;
+  const safety = `${c.hold ? `, ${c.hold} to take back` : ''}${c.offline ? `, ${c.offline} to take offline` : ''}`;
+  return `Plan: ${c.add} to attach, ${c.change} to change, ${c.remove} to detach${safety}; ${plural(c.findings, 'finding')}`;
 }
 
 function modeOf(a: { disk: { mode: string } }): string {

@@ -11,8 +11,7 @@ import type { XsClient } from '../xenstore/api.js';
 import { isXsError } from '../xenstore/errors.js';
 import { observeSources, readBackend, defaultXenBackendSysfs } from '../observe/observe.js';
 import { cleanText, parseDomainName, parseDomid } from '../observe/parse.js';
-import { desiredScope, observeDesired } from '../observe/scope.js';
-import { backedUnder } from '../config/paths.js';
+import { desiredScope, inScope, observeDesired } from '../observe/scope.js';
 import { plan as makePlan } from '../plan/plan.js';
 import { parseBackendPath } from './layout.js';
 import { HookError, desiredDiskFor, hookDecision, reportHookError, type HookTarget } from './hook.js';
@@ -50,8 +49,8 @@ export function targetOf(raw: unknown): HookTarget {
 }
 
 /** A burst's gather window (ms): quiet time that ends it, and its longest. */
-const GATHER_QUIET_MS = 2;
-const GATHER_MAX_MS = 6;
+const GATHER_QUIET_MS = 4;
+const GATHER_MAX_MS = 12;
 
 interface Waiting {
   t: HookTarget;
@@ -148,14 +147,18 @@ export class HookServer {
     }
     const t2 = performance.now();
     if (steps.length > 0) {
-      const results = await this.d.execute({ actions: steps, findings: [], disks: [] }, desired);
-      const pds = await Promise.all([...stepOf.keys()].map((path) => xs.read(`${path}/physical-device`)));
-      [...stepOf.values()].forEach((t, i) => {
-        const r = results.find((s) => s.target === t.path);
-        const pd = pds[i];
-        if (r?.ok && pd !== undefined) out.set(t.path, { ok: true, physicalDevice: pd, detail: `served (physical-device ${pd})` });
-        else refuse(t, `serving ${t.path} failed: ${r?.error ?? (r ? 'no physical-device after the step' : 'the step did not run')}`);
-      });
+      const failed = await this.runSteps(xs, steps, [...stepOf.values()], desired, out);
+      if (failed.length > 0) {
+        // Someone else may have served it meanwhile (a daemon starting while this hook server runs: both
+        // plan before taking the apply lock). Level-triggered: look again before telling libxl it failed.
+        const again = await observeForHook(xs, desired, failed.map((f) => f.t), this.d);
+        const p2 = makePlan(desired, again, desired.policy);
+        for (const f of failed) {
+          const dec = hookDecision(desired, again, p2, f.t);
+          if (dec.kind === 'served') out.set(f.t.path, { ok: true, physicalDevice: dec.physicalDevice, detail: `served meanwhile by another (physical-device ${dec.physicalDevice})` });
+          else refuse(f.t, f.error);
+        }
+      }
     }
     await this.report(refusals);
     const t3 = performance.now();
@@ -166,6 +169,20 @@ export class HookServer {
         `${observed.backends.length > targets.length ? ' (whole host)' : ''}, plan ${ms(t2 - t1)} ms, steps ${ms(t3 - t2)} ms`,
     );
     return out;
+  }
+
+  /** Runs the steps; records each served backend in `out`; returns those whose step failed, with why. */
+  private async runSteps(xs: XsClient, steps: Action[], targets: HookTarget[], desired: DesiredState, out: Map<string, ServeAnswer>): Promise<{ t: HookTarget; error: string }[]> {
+    const results = await this.d.execute({ actions: steps, findings: [], disks: [] }, desired);
+    const pds = await Promise.all(targets.map((t) => xs.read(`${t.path}/physical-device`)));
+    const failed: { t: HookTarget; error: string }[] = [];
+    targets.forEach((t, i) => {
+      const r = results.find((s) => s.target === t.path);
+      const pd = pds[i];
+      if (r?.ok && pd !== undefined) out.set(t.path, { ok: true, physicalDevice: pd, detail: `served (physical-device ${pd})` });
+      else failed.push({ t, error: `serving ${t.path} failed: ${r?.error ?? (r ? 'no physical-device after the step' : 'the step did not run')}` });
+    });
+    return failed;
   }
 
   /** hotplug-error + hotplug-status=error for each refusal, as the block script's `fatal` does. */
@@ -198,18 +215,21 @@ export async function observeForHook(
 ): Promise<ObservedState> {
   const { sources, backendDomids } = desiredScope(desired);
   const roots = desired.policy.allowedRoots;
+  // loop devices first, as observe() lists them: one whose backend existed then is seen with it
   const listed = d.loops();
-  const loops = roots.length === 0 ? listed.loops : listed.loops.filter((l) => backedUnder(l.backingPath, roots));
   const sysfs = d.xenBackendSysfs ?? defaultXenBackendSysfs();
   const bes = [...new Set([...backendDomids, ...targets.map((t) => t.backendDomid)])];
-  const [domains, backends] = await Promise.all([
+  const [domains, read] = await Promise.all([
     readDomains(xs),
     Promise.all(targets.flatMap((t) => bes.map((be) => readOneBackend(xs, be, t.frontendDomid, t.devid, sysfs)))),
   ]);
+  const backends = read.filter((b): b is BackendObs => b !== undefined);
+  // the observation scope's rule (src/observe/scope.ts): under the allowed roots, or named by a backend
+  const loops = roots.length === 0 ? listed.loops : inScope(listed.loops, backends, roots);
   const observed: ObservedState = {
     takenAt: performance.now(),
     domains,
-    backends: backends.filter((b): b is BackendObs => b !== undefined),
+    backends,
     loops,
     sources: observeSources(sources, loops, listed.mountedDevs),
   };

@@ -245,3 +245,33 @@ test('no server at all: the first hook starts one (once, for a burst), detached,
     rmSync(run, { recursive: true, force: true });
   }
 });
+
+test('xvbd hook install puts the C hook where a bare script=NAME is looked up, executable, replacing an old one', async () => {
+  const dir = tmpRun();
+  const cli = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
+  const run = (args: string[]) =>
+    new Promise<{ code: number | null; out: string }>((res) => {
+      const c = spawn(process.execPath, [cli, 'hook', 'install', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+      let out = '';
+      c.stdout.on('data', (d: Buffer) => (out += d.toString()));
+      c.stderr.on('data', (d: Buffer) => (out += d.toString()));
+      c.on('close', (code) => res({ code, out }));
+    });
+  try {
+    writeFileSync(join(dir, 'xvbd'), '#!/bin/sh\nexit 1\n');
+    const r = await run(['--dir', dir]);
+    assert.equal(r.code, 0, r.out);
+    assert.match(r.out, new RegExp(`installed ${dir}/xvbd\\nin the xl disk spec: script=${dir}/xvbd`));
+    const { readFileSync, statSync } = await import('node:fs');
+    assert.ok(readFileSync(join(dir, 'xvbd')).equals(readFileSync(HOOK)), 'the same binary');
+    assert.equal(statSync(join(dir, 'xvbd')).mode & 0o777, 0o755);
+    const bad = await run(['--dir', dir, '--name', '../x']);
+    assert.equal(bad.code, 2);
+    assert.match(bad.out, /a plain file name/);
+    const none = await run(['--dir', join(dir, 'missing')]);
+    assert.equal(none.code, 1);
+    assert.match(none.out, /does not exist/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { runDir } from '../../apply/rundir.js';
+import { CliError } from '../errors.js';
 
 /** The compiled C hook (native/xvbd-hook.c, built by `npm run build`). */
 export const NATIVE_HOOK = fileURLToPath(new URL('../../../native/xvbd-hook', import.meta.url));
@@ -29,9 +30,9 @@ function install(argv: string[]): number {
   const { values } = parseArgs({ args: argv, options: { dir: { type: 'string' }, name: { type: 'string' } }, strict: true });
   const dir = values.dir ?? '/etc/xen/scripts';
   const name = values.name ?? 'xvbd';
-  if (!/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/.test(name)) throw new Error(`--name ${JSON.stringify(name)}: a plain file name, please`);
-  if (!existsSync(NATIVE_HOOK)) throw new Error(`${NATIVE_HOOK} is missing: run npm run build (it needs gcc)`);
-  if (!existsSync(dir)) throw new Error(`${dir} does not exist (is Xen installed? --dir names another place)`);
+  if (!/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/.test(name)) throw new CliError(`--name ${JSON.stringify(name)}: a plain file name, please`, 2);
+  if (!existsSync(NATIVE_HOOK)) throw new CliError(`${NATIVE_HOOK} is missing: run npm run build (it needs gcc)`);
+  if (!existsSync(dir)) throw new CliError(`${dir} does not exist (is Xen installed? --dir names another place)`);
   const dest = join(dir, name);
   const tmp = `${dest}.xvbd-new`;
   try {
@@ -56,8 +57,8 @@ export async function run(argv: string[]): Promise<number> {
     const { values } = parseArgs({ args: argv.slice(1), options: { 'ready-fd': { type: 'string' }, 'idle-ms': { type: 'string' } }, strict: true });
     const fd = values['ready-fd'] !== undefined ? Number(values['ready-fd']) : undefined;
     const idle = values['idle-ms'] !== undefined ? Number(values['idle-ms']) : undefined;
-    if (fd !== undefined && !(Number.isInteger(fd) && fd >= 3)) throw new Error('--ready-fd must be an fd number >= 3');
-    if (idle !== undefined && !(Number.isInteger(idle) && idle > 0)) throw new Error('--idle-ms must be a positive integer');
+    if (fd !== undefined && !(Number.isInteger(fd) && fd >= 3)) throw new CliError('--ready-fd must be an fd number >= 3', 2);
+    if (idle !== undefined && !(Number.isInteger(idle) && idle > 0)) throw new CliError('--idle-ms must be a positive integer', 2);
     // The keeper is a Node start of its own: begun before this process loads the rest of its code.
     const { KeeperHolder } = await import('../../apply/holder.js');
     const holder = new KeeperHolder(runDir());

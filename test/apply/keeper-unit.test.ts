@@ -8,15 +8,37 @@ import { Keeper } from '../../src/daemon/keeper.js';
 import { LoopRegistry } from '../../src/linux/index.js';
 import { startSimulator } from '../../src/sim/index.js';
 import { connect } from '../../src/xenstore/client.js';
+import type { XsClient } from '../../src/xenstore/api.js';
 import { loopsUnder, waitUntil } from './helpers.js';
 
-test('keeper rules: adopt checks, grace for a backend that never appears, release when the diskseq changes or the dir goes', async () => {
+interface Bench {
+  dir: string;
+  xs: XsClient;
+  reg: LoopRegistry;
+  keeper: Keeper;
+}
+
+/** A keeper in this process against a fresh simulator; everything freed afterwards. */
+async function withKeeper(f: (b: Bench) => Promise<void>): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'xvbd-keeper-'));
   const sim = await startSimulator({ socketPath: join(dir, 'xs.sock'), sysfsDir: join(dir, 'sysfs'), domains: [{ name: 'k', domid: 1 }] });
   const xs = await connect({ path: sim.socketPath });
   const reg = new LoopRegistry();
   const keeper = new Keeper(() => connect({ path: sim.socketPath }));
   try {
+    await f({ dir, xs, reg, keeper });
+  } finally {
+    keeper.releaseAll();
+    await keeper.close();
+    reg.closeAll();
+    await xs.close();
+    await sim.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+test('keeper rules: adopt checks, grace for a backend that never appears, release when the diskseq changes or the dir goes', () =>
+  withKeeper(async ({ dir, xs, reg, keeper }) => {
     const files = [0, 1, 2].map((i) => {
       const f = join(dir, `k${i}.img`);
       writeFileSync(f, '');
@@ -52,23 +74,10 @@ test('keeper rules: adopt checks, grace for a backend that never appears, releas
     await xs.rm(be(2));
     await waitUntil('2 dropped: its backend is gone', () => keeper.size === 0);
     await waitUntil('every device freed', () => loopsUnder(dir).size === 0);
-  } finally {
-    keeper.releaseAll();
-    await keeper.close();
-    reg.closeAll();
-    await xs.close();
-    await sim.close();
-    rmSync(dir, { recursive: true, force: true });
-  }
-});
+  }));
 
-test('keeper: a giver\'s drop is not undone by the twin\'s hand-over still on its way; the twin\'s entries keep their state; no double fds', async () => {
-  const dir = mkdtempSync(join(tmpdir(), 'xvbd-keeper-'));
-  const sim = await startSimulator({ socketPath: join(dir, 'xs.sock'), sysfsDir: join(dir, 'sysfs'), domains: [{ name: 'k', domid: 1 }] });
-  const xs = await connect({ path: sim.socketPath });
-  const reg = new LoopRegistry();
-  const keeper = new Keeper(() => connect({ path: sim.socketPath }));
-  try {
+test('keeper: a giver\'s drop is not undone by the twin\'s hand-over still on its way; the twin\'s entries keep their state; no double fds', () =>
+  withKeeper(async ({ dir, xs, reg, keeper }) => {
     const f = join(dir, 't.img');
     writeFileSync(f, '');
     truncateSync(f, 4 << 20);
@@ -91,12 +100,4 @@ test('keeper: a giver\'s drop is not undone by the twin\'s hand-over still on it
     keeper.releaseAll();
     await keeper.adopt({ pid: process.pid, fd: h.fd, backend: be, diskseq: h.diskseq, twin });
     assert.deepEqual(keeper.entries().map((e) => [e.live, e.giverPid]), [[true, 999_999]]);
-  } finally {
-    keeper.releaseAll();
-    await keeper.close();
-    reg.closeAll();
-    await xs.close();
-    await sim.close();
-    rmSync(dir, { recursive: true, force: true });
-  }
-});
+  }));

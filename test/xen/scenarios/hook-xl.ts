@@ -363,23 +363,27 @@ async function releaseLoops(images: string, t: XenContext): Promise<void> {
 }
 
 /**
- * Whatever the hook started in this scenario's run dir (the native hook's server, keepers): they let go
- * of nothing held any more by now; a server kept up by XVBD_HOOK_SERVER_IDLE_MS is told to stop.
+ * Whatever the hook started in this scenario's run dir (the native hook's server, the keepers): nothing
+ * is held any more by now. The server first (it may still talk to the keepers on its way out), then the
+ * keepers; each group gets SIGTERM and 10 s.
  */
 async function stopRunDirProcesses(runDir: string, t: XenContext): Promise<void> {
   const pids = processesOfRunDir(runDir);
   const what = new Map(pids.map((p) => [p, commandOf(p)]));
-  for (const pid of pids) {
-    try {
-      process.kill(pid, 'SIGTERM');
-    } catch {
-      // gone meanwhile
+  const keepers = pids.filter((p) => /^xvbd keeper\b/.test(what.get(p)!));
+  for (const group of [pids.filter((p) => !keepers.includes(p)), keepers]) {
+    for (const pid of group) {
+      try {
+        process.kill(pid, 'SIGTERM');
+      } catch {
+        // gone meanwhile
+      }
     }
-  }
-  await waitFor(() => pids.every((p) => !isAlive(p)), 'the run dir\'s processes to exit', { timeoutMs: 10_000 }).catch(() => undefined);
-  for (const pid of pids.filter(isAlive)) {
-    t.log(`cleanup: pid ${pid} (${what.get(pid)}) still running 10 s after SIGTERM: SIGKILL`);
-    process.kill(pid, 'SIGKILL');
+    await waitFor(() => group.every((p) => !isAlive(p)), 'the run dir\'s processes to exit', { timeoutMs: 10_000 }).catch(() => undefined);
+    for (const pid of group.filter(isAlive)) {
+      t.log(`cleanup: pid ${pid} (${what.get(pid)}) still running 10 s after SIGTERM: SIGKILL`);
+      process.kill(pid, 'SIGKILL');
+    }
   }
 }
 

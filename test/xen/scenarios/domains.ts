@@ -139,7 +139,8 @@ export const scenario: XenScenario = {
         await sh('xl', ['create', cfg], { timeoutMs: 120_000 });
         const domid = Number(await sh('xl', ['domid', NAME]));
         // the guest's kernel announces itself (control/feature-*): wait until it runs. libxl creates those
-        // nodes empty for the guest to fill in, so what says the kernel runs is its value, not the node.
+        // nodes empty for the guest to fill in, so what says the kernel runs is its value, not the node
+        // (the kernel writes its feature-* one after the other, at once: the pause below covers the rest).
         await waitFor(async () => {
           const r = await xs.call(XS_TYPES.READ, z(`/local/domain/${domid}/control/feature-poweroff`));
           return r.type !== XS_TYPES.ERROR && r.payload.toString('utf8').replace(/\0$/, '') !== '';

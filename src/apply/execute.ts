@@ -1,7 +1,8 @@
 // The executor: carries out a Plan's actions in order, and reports every step through an event callback
 // (CLI, daemon and TUI show progress from it). Each step is one xenstore transaction, except that a run of
-// consecutive attaches (up to BATCH_MAX) shares one: one commit for the lot, each disk still all or
-// nothing, a disk its checks refuse left out without failing the others.
+// consecutive attaches and serves (up to BATCH_MAX: the disks of a domain starting, a hook burst) shares
+// one: one commit for the lot, each disk still all or nothing, a disk its checks refuse left out without
+// failing the others.
 //
 // Crash safety (kill -9 at any point, then run again):
 // - a loop device is created with autoclear and held by our fd: if we die before the step's transaction
@@ -360,44 +361,69 @@ export async function serveBackend(
   const { dev, hold } = await deviceFor(ctx, a, b.path, progress, pipe);
   let committed = false;
   try {
-    const nodes = servedNodes({ major: dev.major, minor: dev.minor, devPath: dev.devPath, diskseq: dev.diskseq, sourceInode: dev.sourceInode });
-    const already = await ctx.xs.transaction(async (tx) => {
-      const [domName, exists, fe, params, mode, pdev, marker, seq] = await Promise.all([
-        tx.read(`/local/domain/${a.domid}/name`),
-        tx.read(b.path),
-        tx.read(`${b.path}/frontend-id`),
-        tx.read(`${b.path}/params`),
-        tx.read(`${b.path}/mode`),
-        tx.read(`${b.path}/physical-device`),
-        tx.read(`${b.path}/${MARKER_NODE}`),
-        tx.read(`${b.path}/${DISKSEQ_NODE}`),
-      ]);
-      checkDomainName(domName, a.domid, a.domain);
-      if (exists === undefined) throw new StepError(`${b.path} is gone`);
-      if (fe !== String(a.domid)) throw new StepError(`${b.path}/frontend-id is ${JSON.stringify(fe)}, not ${a.domid}`);
-      if (params !== a.disk.source) throw new StepError(`${b.path}/params is ${JSON.stringify(params)}, not ${a.disk.source}`);
-      const want = a.disk.mode === 'rw' ? 'w' : 'r';
-      if (mode !== undefined && mode !== want) throw new StepError(`${b.path}/mode is ${JSON.stringify(mode)}, the disk is ${a.disk.mode}`);
-      if (pdev !== undefined) {
-        if (marker === MARKER_VALUE && seq !== undefined && seq === dev.diskseq) {
-          await hold.done();
-          return true;
-        }
-        throw new StepError(`${b.path} already has physical-device ${pdev}`);
-      }
-      const ops: Promise<unknown>[] = [];
-      for (const [k, v] of Object.entries(nodes)) ops.push(tx.write(`${b.path}/${k}`, v));
-      ops.push(tx.rm(`${b.path}/hotplug-error`));
-      ops.push(tx.write(`${b.path}/hotplug-status`, 'connected'));
-      await all(ops);
-      await hold.done();
-      return false;
-    });
+    const already = await ctx.xs
+      .transaction(async (tx) => {
+        const ops = issueServe(tx, a, dev);
+        const v = serveVerdict(a, dev, await ops.reads);
+        await hold.done();
+        if (v === 'already') throw new AlreadyServed(); // abort: the writes went out with the reads
+        const bad = firstRejection(await ops.writes);
+        if (bad) throw bad;
+        return false;
+      })
+      .catch((err: unknown) => {
+        if (err instanceof AlreadyServed) return true;
+        throw err;
+      });
     committed = true;
     return already ? `already served (${dev.devPath})` : `${b.path} -> ${dev.devPath}`;
   } finally {
     await settle(ctx, dev, hold, b.path, committed);
   }
+}
+
+/** Thrown inside a serve's transaction to abort it: the backend is served by us already, with this device. */
+class AlreadyServed extends Error {}
+
+type ServeArgs = { domain: string; domid: number; disk: Extract<Action, { kind: 'serve' }>['disk']; backend: BackendRef };
+
+/**
+ * Issues a serve's reads (the domain, and what the toolstack wrote in the backend) and, right behind them,
+ * its writes (the served nodes): the transaction is aborted unless the reads allow them.
+ */
+function issueServe(tx: XsTransaction, a: ServeArgs, dev: ProvidedDevice): IssuedAttach {
+  const b = a.backend.path;
+  const reads = Promise.all([
+    tx.read(`/local/domain/${a.domid}/name`),
+    tx.read(b),
+    tx.read(`${b}/frontend-id`),
+    tx.read(`${b}/params`),
+    tx.read(`${b}/mode`),
+    tx.read(`${b}/physical-device`),
+    tx.read(`${b}/${MARKER_NODE}`),
+    tx.read(`${b}/${DISKSEQ_NODE}`),
+  ]);
+  const nodes = servedNodes({ major: dev.major, minor: dev.minor, devPath: dev.devPath, diskseq: dev.diskseq, sourceInode: dev.sourceInode });
+  const ops: Promise<unknown>[] = Object.entries(nodes).map(([k, v]) => tx.write(`${b}/${k}`, v));
+  ops.push(tx.rm(`${b}/hotplug-error`), tx.write(`${b}/hotplug-status`, 'connected'));
+  return { reads, writes: Promise.allSettled(ops) };
+}
+
+/** What a serve's reads allow: write the served nodes, nothing to do (ours already, same device), or refuse. */
+function serveVerdict(a: ServeArgs, dev: ProvidedDevice, reads: (string | undefined)[]): 'write' | 'already' {
+  const b = a.backend.path;
+  const [domName, exists, fe, params, mode, pdev, marker, seq] = reads;
+  checkDomainName(domName, a.domid, a.domain);
+  if (exists === undefined) throw new StepError(`${b} is gone`);
+  if (fe !== String(a.domid)) throw new StepError(`${b}/frontend-id is ${JSON.stringify(fe)}, not ${a.domid}`);
+  if (params !== a.disk.source) throw new StepError(`${b}/params is ${JSON.stringify(params)}, not ${a.disk.source}`);
+  const want = a.disk.mode === 'rw' ? 'w' : 'r';
+  if (mode !== undefined && mode !== want) throw new StepError(`${b}/mode is ${JSON.stringify(mode)}, the disk is ${a.disk.mode}`);
+  if (pdev !== undefined) {
+    if (marker === MARKER_VALUE && seq !== undefined && seq === dev.diskseq) return 'already';
+    throw new StepError(`${b} already has physical-device ${pdev}`);
+  }
+  return 'write';
 }
 
 function frontendDone(state: string | undefined, exists: boolean): boolean {
@@ -534,13 +560,13 @@ async function offlineBackend(ctx: ExecuteContext, a: Extract<Action, { kind: 'o
   });
 }
 
-/** At most this many consecutive attaches share one transaction (C xenstored limits a transaction's nodes). */
+/** At most this many consecutive attaches or serves share one transaction (C xenstored limits a transaction's nodes). */
 export const BATCH_MAX = 16;
 
 /** One attach of a batch: what it was given, and how it ended. */
 interface BatchItem {
   index: number;
-  action: Extract<Action, { kind: 'attach' }>;
+  action: Extract<Action, { kind: 'attach' | 'serve' }>;
   summary: string;
   paths: VbdPaths;
   dev?: ProvidedDevice;
@@ -561,7 +587,7 @@ class BatchExclude extends Error {
 const errorText = (err: unknown) => (err instanceof Error ? err.message : String(err));
 
 /**
- * Attaches several disks with ONE transaction and one commit. Their devices are made one after the other;
+ * Attaches or serves several disks with ONE transaction and one commit. Their devices are made one after the other;
  * each is handed to the holder as soon as it exists, and its checks and writes go out in the transaction
  * as soon as it is ready. Each disk is still all or nothing, and no disk can fail another: one that its
  * checks (or its holder) refuse is left out and the transaction runs again without it; if the transaction
@@ -586,7 +612,7 @@ async function attachBatch(ctx: ExecuteContext, items: BatchItem[]): Promise<voi
         it.dev = dev;
         it.progress.push(deviceLine(dev));
         it.hold = startHold(ctx, dev, it.paths.backend);
-        it.layout = layoutFor(ctx, it.action, dev);
+        if (it.action.kind === 'attach') it.layout = layoutFor(ctx, it.action, dev);
       } catch (err) {
         finish(it, { ok: false, error: errorText(err) });
       }
@@ -604,16 +630,17 @@ async function attachBatch(ctx: ExecuteContext, items: BatchItem[]): Promise<voi
           for (const it of live) {
             await ready.get(it);
             if (it.outcome) continue; // its device could not be made
-            issued.push({ it, ops: issueAttach(tx, it.action, it.layout!) });
+            issued.push({ it, ops: it.action.kind === 'attach' ? issueAttach(tx, it.action, it.layout!) : issueServe(tx, it.action, it.dev!) });
             // let these requests leave now (the client sends a turn's requests together)
             if (it !== live[live.length - 1]) await new Promise((r) => setImmediate(r));
           }
           const decided: BatchExclude['decided'] = new Map();
           for (const { it, ops } of issued) {
             try {
-              const v = attachVerdict(it.action, it.paths, it.dev!, await ops.reads);
+              const a = it.action;
+              const v = a.kind === 'attach' ? attachVerdict(a, it.paths, it.dev!, await ops.reads) : serveVerdict(a, it.dev!, await ops.reads);
               await it.hold!.done(); // never commit (nor call ours) a backend naming a device nobody holds
-              if (v === 'already') decided.set(it, { ok: true, detail: `already attached (${it.dev!.devPath})` });
+              if (v === 'already') decided.set(it, { ok: true, detail: `already ${a.kind === 'attach' ? 'attached' : 'served'} (${it.dev!.devPath})` });
             } catch (err) {
               decided.set(it, { ok: false, error: errorText(err) });
             }
@@ -655,7 +682,7 @@ async function attachBatch(ctx: ExecuteContext, items: BatchItem[]): Promise<voi
 }
 
 /**
- * The runs of consecutive attaches that share a transaction: [start, end) pairs of plan indexes, each of
+ * The runs of consecutive attaches and serves that share a transaction: [start, end) pairs of plan indexes, each of
  * at least two actions on distinct backends. Not with stopOnError (a batch commits its disks together).
  */
 function batches(plan: Plan, ctx: ExecuteContext): Map<number, number> {
@@ -667,7 +694,7 @@ function batches(plan: Plan, ctx: ExecuteContext): Map<number, number> {
     let j = i;
     while (j < acts.length && j - i < BATCH_MAX) {
       const a = acts[j]!;
-      if (a.kind !== 'attach') break;
+      if (a.kind !== 'attach' && a.kind !== 'serve') break;
       let key: string;
       try {
         key = backendKey(a);
@@ -703,7 +730,8 @@ export async function execute(plan: Plan, ctx: ExecuteContext): Promise<ExecuteR
           index: i + k,
           action,
           summary: summarize(action),
-          paths: pathsOf(action),
+          // a serve's backend is the one the toolstack made: its own path, not one computed from the disk
+          paths: action.kind === 'serve' ? vbdPaths(action.backend) : pathsOf(action),
           progress: [],
           ms: 0,
         }));

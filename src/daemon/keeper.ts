@@ -526,6 +526,12 @@ async function keepTwin(
       continue;
     }
     connected(c);
+    if (!running()) {
+      // this keeper stopped while the twin was being reached: a connection kept now would never end
+      connected(undefined);
+      c.close();
+      break;
+    }
     try {
       const entries = keeper.entries();
       const rs = await Promise.allSettled(
@@ -689,6 +695,7 @@ export async function runKeeper(opts: KeeperOptions & { slot: KeeperSlot }): Pro
   }
   await finished;
   keeper.releaseAll();
+  twinConn?.close();
   await twinDone;
   closeSync(lockFd);
 }

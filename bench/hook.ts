@@ -314,7 +314,7 @@ async function measure(s: Setup, n: number, reps: number, only: Set<string>, say
   const col = (v: number | null) => (v === null ? 'n/a' : `${v.toFixed(0)} ms`).padStart(9);
   say(`N = ${n} disks of one domain, all scripts at once (median of ${reps}):`);
   say(`  Xen block script                   ${col(block)}${blockRetries ? `   (${blockRetries} burst(s) run again: losetup raced another allocator)` : ''}`);
-  say(`  xvbd hook, no daemon, cold         ${col(f.hook_wall_ms)}   block script / hook = ${x(f.ratio_block_over_hook)}   (starts the hook server and the keeper)`);
+  say(`  xvbd hook, no daemon, cold         ${col(f.hook_wall_ms)}   block script / hook = ${x(f.ratio_block_over_hook)}   (starts the hook server and both keepers)`);
   say(`  xvbd hook, no daemon, warm         ${col(f.hook_warm_wall_ms)}   block script / hook = ${x(f.ratio_block_over_hook_warm)}   (hook server lingering)`);
   say(`  xvbd hook in Node (reference)      ${col(f.hook_node_wall_ms)}   block script / hook = ${x(f.ratio_block_over_hook_node)}`);
   say(`  xvbd hook, daemon under systemd    ${col(f.hook_daemon_wall_ms)}   block script / hook = ${x(f.ratio_block_over_hook_daemon)}   (fd store holds; target >= 10x at N = 8 and 32)`);

@@ -28,6 +28,7 @@ import type { XsClient } from '../src/xenstore/api.js';
 import { connect } from '../src/xenstore/client.js';
 import { libxlDiskAdd, libxlDiskRemove } from '../test/hook/libxl.js';
 import { FakeSystemd } from '../test/daemon/fake-systemd.js';
+import { loopsUnder } from '../test/helpers/loops.js';
 import { startSimProcess } from './attach.js';
 
 const run_ = promisify(execFile);
@@ -48,19 +49,6 @@ function median(xs: number[]): number {
   return s[Math.floor(s.length / 2)]!;
 }
 
-function loopsBackedUnder(dir: string): Map<string, string> {
-  const out = new Map<string, string>();
-  for (const n of readdirSync('/sys/block')) {
-    if (!/^loop\d+$/.test(n)) continue;
-    try {
-      const f = readFileSync(`/sys/block/${n}/loop/backing_file`, 'utf8').trim();
-      if (f.startsWith(dir + '/')) out.set(n, f);
-    } catch {
-      // unbound
-    }
-  }
-  return out;
-}
 
 /** The processes with an fd open on /dev/<name> (for the error when a device is not freed). */
 function holdersOf(name: string): string[] {
@@ -157,8 +145,8 @@ async function finish(s: Setup, label: string, paths: VbdPaths[], r: { codes: nu
   // the block script's devices have no autoclear: its `remove` would detach them; here losetup -d does
   for (const n of nodes) if (n && /^\/dev\/loop\d+$/.test(n)) await run_('losetup', ['-d', n]).catch(() => {});
   // (a keeper may keep a device until its grace period ends: up to 60 s)
-  await waitUntil(`${label}: its loop devices to be freed`, () => loopsBackedUnder(s.imagesDir).size === 0, 90_000).catch((e: Error) => {
-    throw new Error(`${e.message}: ${[...loopsBackedUnder(s.imagesDir).keys()].map((n) => `${n} held by ${holdersOf(n).join(', ') || 'no process (blkback?)'}`).join('; ')}`);
+  await waitUntil(`${label}: its loop devices to be freed`, () => loopsUnder(s.imagesDir).size === 0, 90_000).catch((e: Error) => {
+    throw new Error(`${e.message}: ${[...loopsUnder(s.imagesDir).keys()].map((n) => `${n} held by ${holdersOf(n).join(', ') || 'no process (blkback?)'}`).join('; ')}`);
   });
   if (bad >= 0) {
     const err = await s.xs.read(`${paths[bad]!.backend}/hotplug-error`).catch(() => undefined);
@@ -367,7 +355,7 @@ export async function run(argv: string[]): Promise<number> {
   } finally {
     await xs?.close().catch(() => undefined);
     await sim.close();
-    for (const [n] of loopsBackedUnder(join(dir, 'images'))) await run_('losetup', ['-d', `/dev/${n}`]).catch(() => {});
+    for (const [n] of loopsUnder(join(dir, 'images'))) await run_('losetup', ['-d', `/dev/${n}`]).catch(() => {});
     rmSync(dir, { recursive: true, force: true });
   }
   const target = runs.find((r) => r.n === 8) ?? runs[0]!;

@@ -1,7 +1,7 @@
 // Test bench for the executor: a simulator with the example guests, a throw-away copy of examples/host,
 // a private run dir (lock, keeper), and a cleanup that leaves no loop device and no process behind.
 import { execFileSync, spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, readdirSync } from 'node:fs';
+import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -10,6 +10,7 @@ import { startSimulator, type Simulator } from '../../src/sim/index.js';
 import { connect } from '../../src/xenstore/client.js';
 import type { XsClient } from '../../src/xenstore/api.js';
 import { waitKeepersGone } from '../helpers/keepers.js';
+import { loopsUnder } from '../helpers/loops.js';
 
 export const cliMain = resolve(dirname(fileURLToPath(import.meta.url)), '../../src/cli/main.js');
 
@@ -34,19 +35,7 @@ export const DOMAINS = [
   { name: 'db', domid: 4 },
 ];
 
-export function loopsUnder(dir: string): Map<string, string> {
-  const out = new Map<string, string>();
-  for (const n of readdirSync('/sys/block')) {
-    if (!/^loop\d+$/.test(n)) continue;
-    try {
-      const f = readFileSync(`/sys/block/${n}/loop/backing_file`, 'utf8').trim();
-      if (f.startsWith(dir + '/')) out.set(n, f);
-    } catch {
-      // unbound
-    }
-  }
-  return out;
-}
+export { loopsUnder };
 
 export async function waitUntil(what: string, f: () => boolean | Promise<boolean>, ms = 5000): Promise<void> {
   const end = Date.now() + ms;

@@ -27,6 +27,13 @@ export function boundLoops(): Map<string, BoundLoop> {
   return out;
 }
 
+/** The bound loop devices whose backing file lies in `dir`: name -> backing file. */
+export function loopsUnder(dir: string): Map<string, string> {
+  const out = new Map<string, string>();
+  for (const l of boundLoops().values()) if (l.backingFile.startsWith(dir + '/')) out.set(l.name, l.backingFile);
+  return out;
+}
+
 /** The devices bound in `after` that were not bound (to the same file) in `before`. */
 export function newLoops(before: Map<string, BoundLoop>, after: Map<string, BoundLoop>): BoundLoop[] {
   const added: BoundLoop[] = [];

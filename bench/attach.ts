@@ -134,6 +134,7 @@ function phaseTimers() {
         },
         free: (loop) => d.free(loop),
         take: (loop, key) => d.take(loop, key),
+        inspect: (dev) => d.inspect(dev),
       };
     },
     holder(h: FdHolder): FdHolder {

@@ -1,7 +1,7 @@
 // What the executor needs from the host's block layer, as one small interface (implemented with
 // src/linux in linux-devices.ts; the executor itself does no ioctl).
 import type { DiskSpec } from '../model/desired.js';
-import type { Inode } from '../model/observed.js';
+import type { Inode, LoopObs } from '../model/observed.js';
 import type { LoopRef } from '../model/plan.js';
 
 /** A device ready to be handed to blkback, with the fd that keeps it alive while we hold it. */
@@ -43,4 +43,9 @@ export interface DeviceProvider {
    * re-bound meanwhile is refused). Released like provide()'s devices.
    */
   take(loop: LoopRef, key: string): ProvidedDevice;
+  /**
+   * A fresh look at a loop device, by device number or name (undefined when it is not a bound loop
+   * device): what a step about to let go of it checks once more (its backing file deleted meanwhile?).
+   */
+  inspect(dev: { major: number; minor: number } | { name: string }): LoopObs | undefined;
 }

@@ -13,6 +13,9 @@
 //   always has a holder for its device;
 // - detach removes the three dirs in one transaction; the holder notices and closes its fd.
 import type { Policy } from '../model/desired.js';
+import type { Inode, LoopObs } from '../model/observed.js';
+import { letGoVerdict, type LetGo } from '../plan/safety.js';
+import { parseHexDev } from '../plan/identity.js';
 import type { Action, BackendRef, Plan } from '../model/plan.js';
 import type { XsClient, XsOps, XsTransaction } from '../xenstore/api.js';
 import type { DeviceProvider, ProvidedDevice } from './devices.js';
@@ -24,6 +27,7 @@ import {
   INODE_NODE,
   MARKER_NODE,
   MARKER_VALUE,
+  parseInode,
   servedNodes,
   vbdPaths,
   type VbdPaths,
@@ -446,16 +450,22 @@ export async function detachBackend(
   const paths: VbdPaths = vbdPaths(b);
   const frontend = paths.frontend;
   const gone = await ctx.xs.transaction(async (tx) => {
-    const [exists, marker, seq] = await Promise.all([
+    const [exists, marker, seq, pd, inode] = await Promise.all([
       tx.read(b.path),
       tx.read(`${b.path}/${MARKER_NODE}`),
       tx.read(`${b.path}/${DISKSEQ_NODE}`),
+      tx.read(`${b.path}/physical-device`),
+      tx.read(`${b.path}/${INODE_NODE}`),
     ]);
     if (exists === undefined) return true;
     if (opts.requireOurs !== false && marker !== MARKER_VALUE) throw new StepError(`${b.path} is not ours (no xvbd marker)`);
     if (b.diskseq !== undefined && seq !== b.diskseq) {
       throw new StepError(`${b.path} now records diskseq ${seq ?? 'none'}, the plan saw ${b.diskseq}`);
     }
+    // the planner's data rule once more, on the device as it is now (its file may have been deleted since)
+    const num = parseHexDev(pd);
+    const loop = num ? ctx.devices.inspect(num) : undefined;
+    if (loop && loop.diskseq === seq) refuseDataLoss(ctx, 'detach', loop, inode !== undefined ? parseInode(inode) : undefined);
     await all([tx.write(`${b.path}/online`, '0'), tx.write(`${b.path}/state`, '5')]);
     return false;
   });
@@ -490,10 +500,13 @@ async function runStep(ctx: ExecuteContext, a: Action, progress: (m: string) => 
       progress(`detached (${d})`);
       return attach(ctx, a, progress);
     }
-    case 'free-loop':
+    case 'free-loop': {
+      const now = ctx.devices.inspect({ name: a.loop.name });
+      if (now && now.diskseq === a.loop.diskseq) refuseDataLoss(ctx, 'free-loop', now, undefined);
       return (await ctx.devices.free(a.loop)) === 'freed'
         ? `freed /dev/${a.loop.name}`
         : `/dev/${a.loop.name} diskseq ${a.loop.diskseq} already gone`;
+    }
     case 'hold':
       return holdServed(ctx, a);
     case 'offline':
@@ -520,6 +533,15 @@ async function holdServed(ctx: ExecuteContext, a: Extract<Action, { kind: 'hold'
   } finally {
     if (!held || ctx.holder.releaseAfterCommit) ctx.devices.release(b);
   }
+}
+
+/**
+ * The planner's rule on letting go of data (src/plan/safety.ts), applied once more to a fresh look at the
+ * device right before a step lets go of it: between the plan and this step its file may have been deleted.
+ */
+function refuseDataLoss(ctx: ExecuteContext, what: LetGo, loop: LoopObs, recorded: Inode | undefined): void {
+  const v = letGoVerdict(what, loop, recorded, ctx.policy.allowDataLoss === true);
+  if (!v.allowed) throw new StepError(`refused: ${v.why}; ${v.save}`);
 }
 
 /** The nodes that say which device a backend is served from (the marker stays: the backend is still ours). */

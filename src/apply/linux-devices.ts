@@ -1,8 +1,10 @@
 // The executor's DeviceProvider on top of src/linux's LoopRegistry.
-import { readdirSync } from 'node:fs';
+import { readdirSync, readlinkSync } from 'node:fs';
+import { basename } from 'node:path';
+import type { LoopObs } from '../model/observed.js';
 import type { DiskSpec } from '../model/desired.js';
 import type { LoopRef } from '../model/plan.js';
-import { isBound, LoopFreeRefused, LoopRegistry, mountedDevices, RegistryError } from '../linux/index.js';
+import { isBound, listLoops, LoopFreeRefused, LoopRegistry, mountedDevices, RegistryError } from '../linux/index.js';
 import type { DeviceProvider, ProvidedDevice } from './devices.js';
 import { StepError } from './execute.js';
 
@@ -83,6 +85,21 @@ export class RegistryDevices implements DeviceProvider {
 
   release(key: string): void {
     this.registry.release(key);
+  }
+
+  inspect(dev: { major: number; minor: number } | { name: string }): LoopObs | undefined {
+    let name: string;
+    if ('name' in dev) name = dev.name;
+    else {
+      try {
+        // the kernel's own name for the number (a loop device's minor is not its number with max_part > 0)
+        name = basename(readlinkSync(`/sys/dev/block/${dev.major}:${dev.minor}`));
+      } catch {
+        return undefined;
+      }
+    }
+    if (!/^loop\d{1,9}$/.test(name)) return undefined;
+    return listLoops({ names: [name] })[0];
   }
 
   take(loop: LoopRef, key: string): ProvidedDevice {

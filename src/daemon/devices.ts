@@ -3,6 +3,7 @@
 // otherwise the stored fd keeps the (autoclear) device bound, and a step that needs the file again in
 // the same pass (replace with another mode, re-attach after xenstore lost the backend) finds it busy.
 import type { DiskSpec } from '../model/desired.js';
+import type { LoopObs } from '../model/observed.js';
 import type { LoopRef } from '../model/plan.js';
 import type { LoopRegistry } from '../linux/registry.js';
 import type { DeviceProvider, ProvidedDevice } from '../apply/devices.js';
@@ -21,6 +22,10 @@ export class StoreAwareDevices implements DeviceProvider {
 
   take(loop: LoopRef, key: string): ProvidedDevice {
     return this.inner.take(loop, key);
+  }
+
+  inspect(dev: { major: number; minor: number } | { name: string }): LoopObs | undefined {
+    return this.inner.inspect(dev);
   }
 
   release(key: string): void {

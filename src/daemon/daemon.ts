@@ -346,7 +346,7 @@ export class Daemon {
     if (req.op !== 'ping') await this.startedGate;
     switch (req.op) {
       case 'ping':
-        return { pid: process.pid, passes: this.reconciler.queue.stats.passes, config: this.o.configDir };
+        return { pid: process.pid, passes: this.reconciler.queue.stats.passes, finished: this.reconciler.queue.stats.finished, config: this.o.configDir };
       case 'status': {
         const last = this.reconciler.last;
         return {

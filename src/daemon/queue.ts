@@ -75,8 +75,8 @@ export class TriggerQueue<R> {
   failures = 0;
   /** No non-urgent pass starts before this time (ms, Date.now()). */
   backoffUntil = 0;
-  /** Totals, for logs and tests. */
-  stats = { triggers: 0, passes: 0, failed: 0 };
+  /** Totals, for logs and tests. passes: started; finished: ended (ok or not); failed: ended with an error. */
+  stats = { triggers: 0, passes: 0, finished: 0, failed: 0 };
 
   constructor(
     private readonly run: (info: PassInfo) => Promise<R>,
@@ -161,6 +161,7 @@ export class TriggerQueue<R> {
       p.done.reject(err);
     } finally {
       this.running = false;
+      this.stats.finished++;
     }
     // A failed pass is retried even if nothing else happens (the backoff spaces the retries).
     if (this.failures > 0 && this.retryFailed && !this.pending && !this.stopped) void this.trigger('retry after error');

@@ -85,7 +85,7 @@ export async function startDaemon(b: Bench): Promise<DaemonProc> {
       async () => {
         if (child.exitCode !== null) throw new Error(`the daemon exited: ${log}`);
         const rep = existsSync(ctl) ? await askDaemon({ op: 'ping' }, { path: ctl }).catch(() => undefined) : undefined;
-        return Boolean(rep?.ok && Number(rep.passes) >= 1);
+        return Boolean(rep?.ok && Number(rep.finished) >= 1); // the start pass has ended: what comes next is the hook's
       },
       20_000,
     );

@@ -101,7 +101,7 @@ test('failed passes delay the next one; urgent triggers do not wait; success res
   assert.ok(Date.now() - t2 < 100, `urgent pass skipped the 300 ms backoff (${Date.now() - t2} ms)`);
   assert.equal(q.failures, 0);
   // 3 triggers of ours + the 2 retries the queue queued by itself after each failure (merged into ours).
-  assert.deepEqual(q.stats, { triggers: 5, passes: 3, failed: 2 });
+  assert.deepEqual(q.stats, { triggers: 5, passes: 3, finished: 3, failed: 2 });
   await q.stop();
 });
 

@@ -57,6 +57,11 @@ export interface XenScenario {
   description: string;
   /** run order (lower first, then by name); default 50 */
   order?: number;
+  /**
+   * The VM boot it runs in (default 'dom0'): scenarios of one group share a dom0, each group gets its
+   * own boot and time limit (the guest scenarios boot apart, so neither boot nears the limit).
+   */
+  boot?: string;
   /** not part of a full run: only run when named with --only (slow, or documentation of Xen itself) */
   optIn?: boolean;
   /** runs in dom0 (real Xen, real xenstored, xen-blkback, root, loop devices) */

@@ -1,9 +1,11 @@
 // `npm run test:xen` = node dist/test/xen/run.js: the Xen suite, host side.
 //   1. set-up of the lab (packages, kernel, initramfs in the cache dir; a no-op when up to date)
-//   2. ONE VM boot: dom0 runs dist/test/xen/guest.js = the `xen` part of every scenario (real Xen)
+//   2. one VM boot per boot group (XenScenario.boot; 'dom0' by default): dom0 runs dist/test/xen/guest.js
+//      = the `xen` part of each scenario of the group (real Xen)
 //   3. the `host` part of every scenario, with what its `xen` part recorded (e.g. simulator vs real)
 //   4. TAP on stdout, a summary, exit 1 if any case failed or dom0 gave no result.
-import { existsSync, readFileSync, rmSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { existsSync, readFileSync, renameSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { Tap, makeSuiteContext, runPart, type CaseResult, type HostContext } from './framework.js';
@@ -17,10 +19,24 @@ const USAGE = `usage: node dist/test/xen/run.js [options]
   --force-setup        rebuild the lab images even when up to date
   --records DIR        skip the VM: run the host parts against DIR (a previous run's out/ dir,
                        e.g. ${labDir()}/runs/run-*/out)
-  --timeout SEC        hard limit for the VM run (default 540)
+  --timeout SEC        hard limit for each VM run (default 540)
   -v, --verbose        also show dom0's console lines outside the job
   -h, --help
 env: XVBD_XENLAB=cache dir (default /var/tmp/xvbd-xenlab)`;
+
+/**
+ * The test guests' xenstore tool (test/xen/guest/xsop.c), static, into dist/ (dom0 sees the repo at its
+ * own path). An error message, or undefined when built.
+ */
+function buildXsop(): string | undefined {
+  const src = join(repoRoot(), 'test/xen/guest/xsop.c');
+  const out = join(repoRoot(), 'dist/test/xen/xsop');
+  if (existsSync(out) && statSync(out).mtimeMs > statSync(src).mtimeMs) return undefined;
+  const r = spawnSync('gcc', ['-std=c11', '-O2', '-Wall', '-Wextra', '-Werror', '-static', '-o', `${out}.tmp`, src], { encoding: 'utf8' });
+  if (r.status !== 0) return `cannot build ${out} (gcc -static; libc6-dev): ${r.error?.message ?? ''}${r.stderr}`;
+  renameSync(`${out}.tmp`, out);
+  return undefined;
+}
 
 async function main(): Promise<number> {
   let values;
@@ -97,59 +113,71 @@ async function main(): Promise<number> {
       process.stderr.write('dist/test/xen/guest.js missing: build first (npm run build)\n');
       return 2;
     }
-    const withXen = scenarios.filter((s) => s.scenario.xen).map((s) => s.name);
-    // A dom0 that crashes under emulation (seen once: node segfaulting in TCG right after `xl create`)
-    // or times out leaves scenarios with no result at all. Those, and only those, get one more boot; the
-    // first attempt's failure is kept in the output as a comment, a second one fails the suite.
-    let pending = withXen;
-    for (let attempt = 1; attempt <= 2 && pending.length > 0; attempt++) {
-      const job = [
-        'set -u',
-        `cd '${repoRoot()}'`,
-        // the host's node, by its path (shared into dom0 at the same path)
-        `exec '${process.execPath}' dist/test/xen/guest.js --out /host/out${pending.map((n) => ` --only ${n}`).join('')}`,
-        '',
-      ].join('\n');
-      tap.comment(`booting Xen under QEMU (attempt ${attempt}) for: ${pending.join(', ')}`);
-      const res = await runInDom0({
-        job,
-        timeoutMs: timeoutSec * 1000,
-        onJobLine: (l) => process.stdout.write(`# dom0| ${l}\n`),
-      });
-      figures.push(
-        `VM wall ${(res.wallMs / 1000).toFixed(1)} s (job start at ${res.jobStartMs !== undefined ? (res.jobStartMs / 1000).toFixed(1) : '-'} s, end at ${res.jobEndMs !== undefined ? (res.jobEndMs / 1000).toFixed(1) : '-'} s)`,
-      );
-      tap.comment(`VM run dir ${res.runDir}; serial console ${res.serialLog}`);
-      if (values.verbose) tap.comment(readFileSync(res.serialLog, 'utf8'));
-      let guest: CaseResult[] = [];
-      try {
-        guest = JSON.parse(readFileSync(join(res.outDir, 'results.json'), 'utf8')) as CaseResult[];
-      } catch {
-        // reported below
+    const xsop = buildXsop();
+    if (xsop !== undefined) {
+      process.stderr.write(`${xsop}\n`);
+      return 2;
+    }
+    // One boot per group (XenScenario.boot): each gets its own dom0 and its own time limit.
+    const groups = new Map<string, string[]>();
+    for (const s of scenarios.filter((x) => x.scenario.xen)) {
+      const g = s.scenario.boot ?? 'dom0';
+      groups.set(g, [...(groups.get(g) ?? []), s.name]);
+    }
+    for (const [group, withXen] of groups) {
+      // A dom0 that crashes under emulation (seen once: node segfaulting in TCG right after `xl create`)
+      // or times out leaves scenarios with no result at all. Those, and only those, get one more boot; the
+      // first attempt's failure is kept in the output as a comment, a second one fails the suite.
+      let pending = withXen;
+      for (let attempt = 1; attempt <= 2 && pending.length > 0; attempt++) {
+        const job = [
+          'set -u',
+          `cd '${repoRoot()}'`,
+          // the host's node, by its path (shared into dom0 at the same path)
+          `exec '${process.execPath}' dist/test/xen/guest.js --out /host/out${pending.map((n) => ` --only ${n}`).join('')}`,
+          '',
+        ].join('\n');
+        tap.comment(`booting Xen under QEMU (boot "${group}", attempt ${attempt}) for: ${pending.join(', ')}`);
+        const res = await runInDom0({
+          job,
+          timeoutMs: timeoutSec * 1000,
+          onJobLine: (l) => process.stdout.write(`# dom0| ${l}\n`),
+        });
+        figures.push(
+          `VM wall ${(res.wallMs / 1000).toFixed(1)} s (job start at ${res.jobStartMs !== undefined ? (res.jobStartMs / 1000).toFixed(1) : '-'} s, end at ${res.jobEndMs !== undefined ? (res.jobEndMs / 1000).toFixed(1) : '-'} s)`,
+        );
+        tap.comment(`VM run dir ${res.runDir}; serial console ${res.serialLog}`);
+        if (values.verbose) tap.comment(readFileSync(res.serialLog, 'utf8'));
+        let guest: CaseResult[] = [];
+        try {
+          guest = JSON.parse(readFileSync(join(res.outDir, 'results.json'), 'utf8')) as CaseResult[];
+        } catch {
+          // reported below
+        }
+        const missing = pending.filter((name) => !guest.some((r) => r.scenario === name));
+        const why = [res.timedOut ? `VM timed out after ${timeoutSec} s` : `job exit code ${res.rc ?? 'none'}`, ...res.crash, `see ${res.serialLog}`];
+        for (const name of pending) if (!missing.includes(name)) outDirs.set(name, res.outDir);
+        if (missing.length > 0 && attempt === 1) {
+          // keep what this run did report except the partial results of the scenario it died in
+          const died = guest.length > 0 ? guest[guest.length - 1]!.scenario : undefined;
+          const retry = died !== undefined && !missing.includes(died) ? [died, ...missing] : missing;
+          for (const r of guest) if (!retry.includes(r.scenario)) tap.add(r);
+          for (const name of retry) outDirs.delete(name);
+          tap.comment(`dom0 gave no result for ${missing.join(', ')} (${why.join('; ')}): booting once more for ${retry.join(', ')}`);
+          pending = retry;
+          continue;
+        }
+        for (const r of guest) tap.add(r);
+        for (const name of missing) {
+          guestOk = false;
+          tap.add({ scenario: name, phase: 'xen', name: '(no result from dom0)', status: 'fail', ms: 0, detail: why.join('\n') });
+        }
+        if (res.rc === null) {
+          guestOk = false;
+          tap.comment(`dom0 job gave no exit code (${res.timedOut ? 'time-out' : 'boot failure or crash'}); serial console: ${res.serialLog}`);
+        }
+        pending = [];
       }
-      const missing = pending.filter((name) => !guest.some((r) => r.scenario === name));
-      const why = [res.timedOut ? `VM timed out after ${timeoutSec} s` : `job exit code ${res.rc ?? 'none'}`, ...res.crash, `see ${res.serialLog}`];
-      for (const name of pending) if (!missing.includes(name)) outDirs.set(name, res.outDir);
-      if (missing.length > 0 && attempt === 1) {
-        // keep what this run did report except the partial results of the scenario it died in
-        const died = guest.length > 0 ? guest[guest.length - 1]!.scenario : undefined;
-        const retry = died !== undefined && !missing.includes(died) ? [died, ...missing] : missing;
-        for (const r of guest) if (!retry.includes(r.scenario)) tap.add(r);
-        for (const name of retry) outDirs.delete(name);
-        tap.comment(`dom0 gave no result for ${missing.join(', ')} (${why.join('; ')}): booting once more for ${retry.join(', ')}`);
-        pending = retry;
-        continue;
-      }
-      for (const r of guest) tap.add(r);
-      for (const name of missing) {
-        guestOk = false;
-        tap.add({ scenario: name, phase: 'xen', name: '(no result from dom0)', status: 'fail', ms: 0, detail: why.join('\n') });
-      }
-      if (res.rc === null) {
-        guestOk = false;
-        tap.comment(`dom0 job gave no exit code (${res.timedOut ? 'time-out' : 'boot failure or crash'}); serial console: ${res.serialLog}`);
-      }
-      pending = [];
     }
   }
 

@@ -138,14 +138,17 @@ export const scenario: XenScenario = {
         const t0 = Date.now();
         await sh('xl', ['create', cfg], { timeoutMs: 120_000 });
         const domid = Number(await sh('xl', ['domid', NAME]));
-        // the guest's kernel announces itself (control/feature-*): wait until it runs. libxl creates those
-        // nodes empty for the guest to fill in, so what says the kernel runs is its value, not the node
-        // (the kernel writes its feature-* one after the other, at once: the pause below covers the rest).
+        // the guest's kernel announces itself (control/feature-*): libxl creates those nodes empty for the
+        // guest to fill in, and the kernel writes them one after the other. Wait for every one the snapshot
+        // compares, not for the first and a pause: the snapshot is of the state, not of a moment.
+        const features = ['feature-poweroff', 'feature-reboot', 'feature-suspend'];
         await waitFor(async () => {
-          const r = await xs.call(XS_TYPES.READ, z(`/local/domain/${domid}/control/feature-poweroff`));
-          return r.type !== XS_TYPES.ERROR && r.payload.toString('utf8').replace(/\0$/, '') !== '';
-        }, 'the guest kernel to write control/feature-poweroff', { timeoutMs: 90_000, intervalMs: 500 });
-        await new Promise((r) => setTimeout(r, 2000)); // and whatever else it writes right after
+          for (const f of features) {
+            const r = await xs.call(XS_TYPES.READ, z(`/local/domain/${domid}/control/${f}`));
+            if (r.type === XS_TYPES.ERROR || r.payload.toString('utf8').replace(/\0$/, '') === '') return false;
+          }
+          return true;
+        }, `the guest kernel to write control/{${features.join(',')}}`, { timeoutMs: 90_000, intervalMs: 500 });
         t.log(`xl create -> guest up: ${Date.now() - t0} ms (domid ${domid})`);
         const uuid = await domPaths(xs, domid);
         const afterCreate = await snapshot(xs, domid, uuid);

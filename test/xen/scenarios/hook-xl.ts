@@ -23,12 +23,11 @@ import {
   hotplugCalls,
   hotplugErrors,
   installHook,
-  isAlive,
   loopsOf,
   openersOf,
   outputOf,
-  processesOfRunDir,
   runStamped,
+  stopRunDirProcesses,
   type DiskPhase,
   type InstalledHook,
   type StampedRun,
@@ -359,39 +358,6 @@ async function releaseLoops(images: string, t: XenContext): Promise<void> {
       t.log(`cleanup: ${l} still on ${f}: losetup -d`);
       await run('losetup', ['-d', l]);
     }
-  }
-}
-
-/**
- * Whatever the hook started in this scenario's run dir (the native hook's server, the keepers): nothing
- * is held any more by now. The server first (it may still talk to the keepers on its way out), then the
- * keepers; each group gets SIGTERM and 10 s.
- */
-async function stopRunDirProcesses(runDir: string, t: XenContext): Promise<void> {
-  const pids = processesOfRunDir(runDir);
-  const what = new Map(pids.map((p) => [p, commandOf(p)]));
-  const keepers = pids.filter((p) => /^xvbd keeper\b/.test(what.get(p)!));
-  for (const group of [pids.filter((p) => !keepers.includes(p)), keepers]) {
-    for (const pid of group) {
-      try {
-        process.kill(pid, 'SIGTERM');
-      } catch {
-        // gone meanwhile
-      }
-    }
-    await waitFor(() => group.every((p) => !isAlive(p)), 'the run dir\'s processes to exit', { timeoutMs: 10_000 }).catch(() => undefined);
-    for (const pid of group.filter(isAlive)) {
-      t.log(`cleanup: pid ${pid} (${what.get(pid)}) still running 10 s after SIGTERM: SIGKILL`);
-      process.kill(pid, 'SIGKILL');
-    }
-  }
-}
-
-function commandOf(pid: number): string {
-  try {
-    return readFileSync(`/proc/${pid}/cmdline`, 'latin1').split('\0').filter(Boolean).slice(1).join(' ').replace(/\S*\/dist\/src\/cli\/main\.js/, 'xvbd');
-  } catch {
-    return '?';
   }
 }
 

@@ -55,7 +55,19 @@ export interface Simulator {
   /** Writes a node as the given domain (default dom0, privileged). */
   write(path: string, value: string, asDomid?: number): void;
   getPerms(path: string): XsPerm[] | undefined;
+  /**
+   * What a guest's own xenbus connection may do (unprivileged, as that domid): the operations throw
+   * StoreError with xenstored's error name (`errno`: EACCES, ENOENT...) as the real one answers.
+   */
+  asDomain(domid: number): GuestView;
   close(): Promise<void>;
+}
+
+export interface GuestView {
+  read(path: string): string;
+  directory(path: string): string[];
+  write(path: string, value: string): void;
+  rm(path: string): void;
 }
 
 export async function startSimulator(opts: SimulatorOptions): Promise<Simulator> {
@@ -159,6 +171,15 @@ export async function startSimulator(opts: SimulatorOptions): Promise<Simulator>
       store.write(store.main, c, path, Buffer.from(value, 'utf8'));
     },
     getPerms: (path) => store.nodes.get(path)?.perms.map((p) => ({ ...p })),
+    asDomain: (domid) => {
+      const c: Caller = { domid, privileged: false };
+      return {
+        read: (path) => store.read(store.main, c, path).toString('utf8'),
+        directory: (path) => store.directory(store.main, c, path),
+        write: (path, value) => store.write(store.main, c, path, Buffer.from(value, 'utf8')),
+        rm: (path) => store.rm(store.main, c, path),
+      };
+    },
     close: async () => {
       if (closed) return;
       closed = true;

@@ -64,6 +64,8 @@ export interface XenScenario {
   boot?: string;
   /** not part of a full run: only run when named with --only (slow, or documentation of Xen itself) */
   optIn?: boolean;
+  /** the time limit of the xen part (default 420 s) */
+  xenTimeoutMs?: number;
   /** runs in dom0 (real Xen, real xenstored, xen-blkback, root, loop devices) */
   xen?(t: XenContext): Promise<void>;
   /** runs on the host after the VM run (e.g. the same operations against the simulator) */

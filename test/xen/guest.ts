@@ -39,7 +39,7 @@ for (const { name, scenario } of scenarios) {
     record: (k, v) => store.record(k, v),
   };
   const s0 = Date.now();
-  await runPart(ctx, tap, () => scenario.xen!(ctx), 420_000);
+  await runPart(ctx, tap, () => scenario.xen!(ctx), scenario.xenTimeoutMs ?? 420_000);
   tap.comment(`${name} [xen]: ${Date.now() - s0} ms`);
   writeResults();
 }

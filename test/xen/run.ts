@@ -19,7 +19,7 @@ const USAGE = `usage: node dist/test/xen/run.js [options]
   --force-setup        rebuild the lab images even when up to date
   --records DIR        skip the VM: run the host parts against DIR (a previous run's out/ dir,
                        e.g. ${labDir()}/runs/run-*/out)
-  --timeout SEC        hard limit for each VM run (default 540)
+  --timeout SEC        hard limit for each VM run (default 900: a hang detector; a boot takes 5-9 min)
   -v, --verbose        also show dom0's console lines outside the job
   -h, --help
 env: XVBD_XENLAB=cache dir (default /var/tmp/xvbd-xenlab)`;
@@ -48,7 +48,7 @@ async function main(): Promise<number> {
         setup: { type: 'boolean' },
         'force-setup': { type: 'boolean' },
         records: { type: 'string' },
-        timeout: { type: 'string', default: '540' },
+        timeout: { type: 'string', default: '900' },
         verbose: { type: 'boolean', short: 'v' },
         help: { type: 'boolean', short: 'h' },
       },

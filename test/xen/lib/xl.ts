@@ -4,7 +4,7 @@
 // finding who holds a loop device. The parsers and the phase computation are pure (tested in
 // test/xen/hook-xl.test.ts without a VM).
 import { spawn } from 'node:child_process';
-import { existsSync, readFileSync, readdirSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { appendFileSync, closeSync, existsSync, mkdirSync, openSync, readFileSync, readdirSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { run, waitFor } from './dom0.js';
 import type { XsClient } from '../../../src/xenstore/api.js';
@@ -348,4 +348,30 @@ export function commandOf(pid: number): string {
   } catch {
     return '?';
   }
+}
+
+/** The two keepers of the run dir, with a long idle exit; resolves once both listen (false: not in 120 s). */
+export function startKeepers(repoRoot: string, env: NodeJS.ProcessEnv, runDir: string, timeoutMs = 120_000): Promise<boolean> {
+  mkdirSync(runDir, { recursive: true, mode: 0o700 });
+  const logFd = openSync(join(runDir, 'keeper-primed.log'), 'a');
+  for (const slot of ['a', 'b']) {
+    const k = spawn(process.execPath, [join(repoRoot, 'dist/src/cli/main.js'), 'keeper', '--slot', slot, '--idle-exit', '900000'], { env, stdio: ['ignore', logFd, logFd], cwd: '/' });
+    k.on('error', (e) => appendFileSync(join(runDir, 'keeper-primed.log'), `keeper ${slot}: ${e.message}\n`));
+    k.on('exit', (code, sig) => appendFileSync(join(runDir, 'keeper-primed.log'), `keeper ${slot} exited: code ${code} signal ${sig}\n`));
+  }
+  closeSync(logFd);
+  return waitFor(() => ['a', 'b'].every((s) => existsSync(join(runDir, `keeper-${s}.sock`))), 'both keepers listening', { timeoutMs }).then(() => true, () => false);
+}
+
+/** What the hook's helpers logged in the run dir, for a failure message. */
+export function runDirLogs(runDir: string): string {
+  const out: string[] = [];
+  for (const f of ['hook-server.log', 'keeper.log', 'keeper-primed.log']) {
+    try {
+      out.push(`${f}:\n${readFileSync(join(runDir, f), 'utf8').split('\n').slice(-25).join('\n')}`);
+    } catch {
+      // not there
+    }
+  }
+  return out.join('\n');
 }

@@ -10,8 +10,7 @@
 //  [xl-create-timing] the same guest with Xen's block script: the disk phase of both starts, side by
 //    side (reported, not asserted: Node's start under TCG is slow; the ratio target is `bench hook`'s).
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, readSync, rmSync, writeFileSync, writeSync } from 'node:fs';
+import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, readSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import type { XenContext, XenScenario } from '../framework.js';
 import { run, sh, waitFor } from '../lib/dom0.js';
@@ -27,6 +26,8 @@ import {
   openersOf,
   outputOf,
   runStamped,
+  runDirLogs,
+  startKeepers,
   stopRunDirProcesses,
   type DiskPhase,
   type InstalledHook,
@@ -381,31 +382,6 @@ async function prime(env: NodeJS.ProcessEnv, runDir: string, keepersUp: Promise<
   }
   const up = await keepersUp;
   t.log(`keepers ${up ? 'listening' : `NOT listening (the hook starts its own): ${runDirLogs(runDir)}`} at +${Date.now() - t0} ms`);
-}
-
-/** The two keepers of the run dir, with a long idle exit; resolves once both listen (false: not in 120 s). */
-function startKeepers(repoRoot: string, env: NodeJS.ProcessEnv, runDir: string): Promise<boolean> {
-  mkdirSync(runDir, { recursive: true, mode: 0o700 });
-  const logFd = openSync(join(runDir, 'keeper-primed.log'), 'a');
-  for (const slot of ['a', 'b']) {
-    const k = spawn(process.execPath, [join(repoRoot, 'dist/src/cli/main.js'), 'keeper', '--slot', slot, '--idle-exit', '900000'], { env, stdio: ['ignore', logFd, logFd], cwd: '/' });
-    k.on('error', () => undefined);
-  }
-  closeSync(logFd);
-  return waitFor(() => ['a', 'b'].every((s) => existsSync(join(runDir, `keeper-${s}.sock`))), 'both keepers listening', { timeoutMs: 120_000 }).then(() => true, () => false);
-}
-
-/** What the hook's helpers logged in the run dir, for a failure message. */
-function runDirLogs(runDir: string): string {
-  const out: string[] = [];
-  for (const f of ['hook-server.log', 'keeper.log', 'keeper-primed.log']) {
-    try {
-      out.push(`${f}:\n${readFileSync(join(runDir, f), 'utf8').split('\n').slice(-25).join('\n')}`);
-    } catch {
-      // not there
-    }
-  }
-  return out.join('\n');
 }
 
 function hotplugLogTail(): string {

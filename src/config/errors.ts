@@ -27,6 +27,8 @@ export interface ConfigError {
   related?: RelatedLocation[];
   /** The text of the source line (for the caret display); absent when line is 0. */
   sourceLine?: string;
+  /** `validate --fleet`: the hosts whose view has this error (absent for errors of the directory as a whole). */
+  hosts?: string[];
 }
 
 export interface FormatOptions {

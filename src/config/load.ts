@@ -1,6 +1,7 @@
 // Loading a config directory: YAML (with positions) -> JSON Schema (ajv) -> semantic checks -> DesiredState.
 // Every error of every file is collected; a broken file or document does not stop the others.
 import { readdir, readFile, stat } from 'node:fs/promises';
+import { hostname } from 'node:os';
 import { join } from 'node:path';
 import {
   isAlias,
@@ -23,6 +24,7 @@ import {
   type DiskOptions,
   type DiskSpec,
   type DomainSpec,
+  type HostSpec,
   type Policy,
   type ServeMode,
   type SourceKind,
@@ -35,7 +37,8 @@ import { suggest } from './suggest.js';
 import { parseVdev, VdevError } from './vdev.js';
 
 export const API_VERSION = 'xvbd/v1';
-export const KINDS = ['Domain', 'Policy'] as const;
+export const KINDS = ['Domain', 'Policy', 'Host'] as const;
+type Kind = (typeof KINDS)[number];
 /** Files larger than this are refused (a config file is a few kilobytes). */
 export const MAX_FILE_BYTES = 1 << 20;
 
@@ -52,6 +55,10 @@ export interface ConfigCheck {
   /** Domains and disks found (also when there are errors: what could be read). */
   domains: number;
   disks: number;
+  /** In a fleet directory: the host whose view this is (also in `desired.host`). */
+  host?: HostSpec;
+  /** In a fleet directory: every host it declares. */
+  hosts?: HostSpec[];
 }
 
 type Json = null | boolean | number | string | Json[] | { [k: string]: Json };
@@ -176,7 +183,7 @@ function locate(d: DocCtx, pointer: string, preferKey = false): Loc {
 
 /** How an object at a pointer is called in messages. */
 function objectName(kind: string, pointer: string): string {
-  if (pointer === '') return kind === 'Policy' ? 'the Policy document' : 'a Domain document';
+  if (pointer === '') return kind === 'Policy' ? 'the Policy document' : kind === 'Host' ? 'a Host document' : 'a Domain document';
   const segs = pointer.split('/');
   const last = segs[segs.length - 1]!;
   if (/^\d+$/.test(last) && segs[segs.length - 2] === 'disks') return 'a disk';
@@ -193,8 +200,14 @@ function valueName(pointer: string): string {
 
 const SUPERSEDED = /(^|\/)(vdev|file|device|allowedRoots\/\d+)$/;
 
-/** Turns ajv's errors for one document into our sentences, dropping those the semantic pass reports better. */
-function schemaErrors(d: DocCtx, kind: string, errs: ErrorObject[], ck: Checker): void {
+/** The keys that only mean something in a fleet directory (one with `kind: Host` documents). */
+const FLEET_KEYS = new Set(['hosts', 'migratable']);
+
+/**
+ * Turns ajv's errors for one document into our sentences, dropping those the semantic pass reports better.
+ * Outside a fleet, "expected ..." does not list the fleet's keys (they are errors there).
+ */
+function schemaErrors(d: DocCtx, kind: string, errs: ErrorObject[], ck: Checker, fleet: boolean): void {
   const seen = new Set<string>();
   // "unknown key `vdv`; did you mean `vdev`?" already says that `vdev` is missing.
   const suggested = new Set<string>();
@@ -220,7 +233,8 @@ function schemaErrors(d: DocCtx, kind: string, errs: ErrorObject[], ck: Checker)
         const known = Object.keys(((err.parentSchema ?? {}) as { properties?: object }).properties ?? {});
         const s = suggest(prop, known);
         at = locate(d, `${p}/${prop.replace(/~/g, '~0').replace(/\//g, '~1')}`, true);
-        msg = `unknown key \`${prop}\` in ${objectName(kind, p)}; ${s !== undefined ? `did you mean \`${s}\`?` : `expected ${orList(known.map((k) => `\`${k}\``))}`}`;
+        const listed = fleet || p !== '' ? known : known.filter((k) => !FLEET_KEYS.has(k));
+        msg = `unknown key \`${prop}\` in ${objectName(kind, p)}; ${s !== undefined ? `did you mean \`${s}\`?` : `expected ${orList(listed.map((k) => `\`${k}\``))}`}`;
         break;
       }
       case 'required': {
@@ -336,20 +350,63 @@ function firstKeyOf(doc: Document.Parsed, offset: number): number | undefined {
 }
 
 interface DiskUse {
+  source: string;
   domain: string;
   vdev: string;
   mode: DiskMode;
   at: SourceLocation;
   loc: Loc;
+  /** The Domain document and the index of the disk in it. */
+  doc: DocCtx;
+  index: number;
 }
 
-/** Checks the given files (already read) and builds the desired state when there are no errors. */
-export function checkConfigTexts(inputs: readonly ConfigFileText[], extraErrors: ConfigError[] = []): ConfigCheck {
+/**
+ * Checks the given files (already read) and builds the desired state when there are no errors. In a
+ * fleet directory (one with `kind: Host` documents) it is the desired state of one host, `opts.host`
+ * (default: defaultHostName()): the documents that select it, and its Policy.
+ */
+export function checkConfigTexts(inputs: readonly ConfigFileText[], extraErrors: ConfigError[] = [], opts: CheckOptions = {}): ConfigCheck {
   const ck = new Checker();
   for (const e of extraErrors) ck.errors.push({ e, fileIndex: -1, seq: -1 });
+  const parsed = parseDocuments(inputs, ck);
+  const files = inputs.map((i) => i.file);
+  const fleet = readFleet(parsed, ck);
+  if (!fleet) {
+    const v = checkView(parsed.domainDocs, parsed.policyDocs, ck);
+    const errors = ck.sorted();
+    const result: ConfigCheck = { errors, files, domains: parsed.domainDocs.length, disks: v.diskCount };
+    if (errors.length === 0) result.desired = { domains: v.domains, policy: v.policy };
+    return result;
+  }
+  const wanted = (opts.host ?? defaultHostName()).toLowerCase();
+  const host = fleet.hosts.find((h) => h.name === wanted);
+  if (!host) {
+    const names = fleet.hosts.map((h) => h.name);
+    const s = suggest(wanted, names);
+    ck.add(
+      { file: opts.dir ?? inputs[0]?.file ?? '.', line: 0, column: 0 },
+      `host \`${wanted}\` is not one of the fleet's hosts (${listNames(names)}); ${s !== undefined ? `did you mean \`${s}\`? ` : ''}add a \`kind: Host\` document with \`name: ${wanted}\`, or pass --host NAME`,
+    );
+    const errors = ck.sorted();
+    return { errors, files, domains: 0, disks: 0, hosts: fleet.hosts.map(hostSpec) };
+  }
+  const view = viewOf(fleet, parsed, host);
+  if (view.domainDocs.length === 0 && !fleet.domainSelectorBroken) ck.add(host.nameLoc, selectsNothing(host), undefined, host.d.fc.index);
+  const v = checkView(view.domainDocs, view.policyDocs, ck, view.explicitPolicy ? host.name : undefined);
+  const errors = ck.sorted();
+  const result: ConfigCheck = { errors, files, domains: view.domainDocs.length, disks: v.diskCount, host: hostSpec(host), hosts: fleet.hosts.map(hostSpec) };
+  if (errors.length === 0) result.desired = { domains: v.domains, policy: v.policy, host: hostSpec(host) };
+  return result;
+}
+
+/** The documents of every file, each checked alone: YAML, header, schema. */
+function parseDocuments(inputs: readonly ConfigFileText[], ck: Checker): ParsedDocs {
   const domainDocs: DocCtx[] = [];
   const policyDocs: DocCtx[] = [];
-
+  const hostDocs: DocCtx[] = [];
+  // Schema errors are worded once it is known whether this is a fleet.
+  const pending: { d: DocCtx; kind: string; errs: ErrorObject[] }[] = [];
   inputs.forEach((input, index) => {
     const lc = new LineCounter();
     const fc = new FileCtx(input.file, index, input.text, lc);
@@ -416,12 +473,20 @@ export function checkConfigTexts(inputs: readonly ConfigFileText[], extraErrors:
         );
         continue;
       }
-      const v = validators()[kind as 'Domain' | 'Policy'];
-      if (!v(js)) schemaErrors(d, kind, v.errors ?? [], ck);
-      (kind === 'Domain' ? domainDocs : policyDocs).push(d);
+      const v = validators()[kind as Kind];
+      if (!v(js)) pending.push({ d, kind, errs: [...(v.errors ?? [])] });
+      (kind === 'Domain' ? domainDocs : kind === 'Policy' ? policyDocs : hostDocs).push(d);
     }
   });
+  for (const x of pending) schemaErrors(x.d, x.kind, x.errs, ck, hostDocs.length > 0);
+  return { domainDocs, policyDocs, hostDocs };
+}
 
+/**
+ * The rules across documents, for one host's view (or the whole directory without Host documents): the
+ * Policy, then every domain and disk. `forHost` names the host in the messages of a fleet.
+ */
+function checkView(domainDocs: readonly DocCtx[], policyDocs: readonly DocCtx[], ck: Checker, forHost?: string): ViewResult {
   // The Policy: at most one; its values (what is well-typed) apply to every domain.
   const policy: Policy = structuredClone(DEFAULT_POLICY);
   const first = policyDocs[0];
@@ -429,7 +494,9 @@ export function checkConfigTexts(inputs: readonly ConfigFileText[], extraErrors:
     const firstAt = locate(first!, '/kind');
     ck.add(
       locate(extra, '/kind'),
-      `a second Policy; a config directory has at most one, and the first is at ${where(firstAt)}`,
+      forHost
+        ? `a second Policy for host \`${forHost}\`; a host has at most one Policy whose \`hosts\` selects it, and the first is at ${where(firstAt)}`
+        : `a second Policy; a config directory has at most one, and the first is at ${where(firstAt)}`,
       [{ ...firstAt, message: 'the first Policy is here' }],
       extra.fc.index,
     );
@@ -560,7 +627,7 @@ export function checkConfigTexts(inputs: readonly ConfigFileText[], extraErrors:
                     : `source \`${raw}\` is used read-only here but read-write by ${who}; make both read-only or give each its own image`;
               ck.add(sloc, msg, [{ ...conflict.loc, message: `the other use of \`${raw}\` (${conflict.mode}) is here` }], idx);
             }
-            uses.push({ domain: name ?? '?', vdev: vdev ?? String(rawVdev), mode, at: plainLoc(sloc), loc: sloc });
+            uses.push({ domain: name ?? '?', vdev: vdev ?? String(rawVdev), mode, at: plainLoc(sloc), loc: sloc, doc: d, index: i, source: raw });
             sources.set(raw, uses);
           }
         }
@@ -572,11 +639,192 @@ export function checkConfigTexts(inputs: readonly ConfigFileText[], extraErrors:
     domains.push(spec);
   }
 
-  const errors = ck.sorted();
-  const result: ConfigCheck = { errors, files: inputs.map((i) => i.file), domains: domainDocs.length, disks: diskCount };
-  if (errors.length === 0) result.desired = { domains, policy };
-  return result;
+  return { domains, policy, uses: [...sources.values()].flat(), diskCount };
 }
+
+// ---------------------------------------------------------------------------------------------------
+// Fleets: one directory (one repository) for many hosts. `kind: Host` documents declare the hosts and
+// their labels; a Domain or Policy selects hosts with `hosts: {names, labels}` (none: every host).
+
+interface ParsedDocs {
+  domainDocs: DocCtx[];
+  policyDocs: DocCtx[];
+  hostDocs: DocCtx[];
+}
+
+interface ViewResult {
+  domains: DomainSpec[];
+  policy: Policy;
+  /** Every source use the view resolved (for the fleet's rules across hosts). */
+  uses: DiskUse[];
+  diskCount: number;
+}
+
+interface HostEntry {
+  name: string;
+  labels: Record<string, string>;
+  d: DocCtx;
+  nameLoc: Loc;
+}
+
+/** A document's `hosts`: the hosts it selects; `broken` when the selector itself has errors (it then selects none). */
+interface Selection {
+  hosts: Set<string>;
+  broken: boolean;
+}
+
+interface Fleet {
+  hosts: HostEntry[];
+  /** Per Domain/Policy document with `hosts`: what it selects. Documents without `hosts` select every host. */
+  selections: Map<DocCtx, Selection>;
+  /** The Policy documents without `hosts` (the fleet's default; a second one is an error already reported). */
+  defaultPolicies: DocCtx[];
+  /** A Domain's selector has errors: which hosts have no Domain is not known until it is fixed. */
+  domainSelectorBroken: boolean;
+}
+
+export interface CheckOptions {
+  /** In a fleet directory: the host whose view to build (default defaultHostName()); folded to lower case. */
+  host?: string;
+  /** Where an error about the directory as a whole is reported (the config dir). */
+  dir?: string;
+}
+
+const HOST_NAME = /^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*$/;
+
+/** The machine's host name as `uname -n` prints it, folded to lower case: $XVBD_HOST, else os.hostname(). */
+export function defaultHostName(env: NodeJS.ProcessEnv = process.env): string {
+  return (env.XVBD_HOST && env.XVBD_HOST !== '' ? env.XVBD_HOST : hostname()).toLowerCase();
+}
+
+const hostSpec = (h: HostEntry): HostSpec => ({ name: h.name, labels: { ...h.labels }, at: plainLoc(h.nameLoc) });
+
+/** `a`, `b` and `c` / `a`, `b`, `c` and 7 more. */
+function listNames(names: readonly string[], max = 3): string {
+  const q = names.map((n) => `\`${n}\``);
+  if (q.length <= max) return orList(q).replace(/ or ([^ ]+)$/, ' and $1');
+  return `${q.slice(0, max).join(', ')} and ${q.length - max} more`;
+}
+
+const selectsNothing = (h: HostEntry) =>
+  `host \`${h.name}\` is selected by no Domain document; a host of the fleet has at least one (a Domain without \`hosts\`, or whose \`hosts\` names it or matches its labels), or remove this Host document`;
+
+const labelText = (labels: Record<string, string>) =>
+  Object.entries(labels)
+    .map(([k, v]) => `\`${k}: ${v}\``)
+    .join(', ');
+
+/** The Host documents and every selector; undefined when the directory declares no host (one host's directory, as before fleets). */
+function readFleet(parsed: ParsedDocs, ck: Checker): Fleet | undefined {
+  const selectable = [...parsed.domainDocs, ...parsed.policyDocs];
+  if (parsed.hostDocs.length === 0) {
+    for (const d of selectable) {
+      if (Object.hasOwn(d.js, 'hosts')) {
+        ck.add(
+          locate(d, '/hosts', true),
+          '`hosts` selects hosts of a fleet, but this directory declares none; declare each host with a `kind: Host` document (see docs/config.md, Fleets), or remove `hosts`',
+          undefined,
+          d.fc.index,
+        );
+      }
+      if (parsed.domainDocs.includes(d) && Object.hasOwn(d.js, 'migratable')) {
+        ck.add(
+          locate(d, '/migratable', true),
+          '`migratable` lets a domain move between hosts of a fleet, but this directory declares none; declare each host with a `kind: Host` document (see docs/config.md, Fleets), or remove `migratable`',
+          undefined,
+          d.fc.index,
+        );
+      }
+    }
+    return undefined;
+  }
+  const hosts: HostEntry[] = [];
+  for (const d of parsed.hostDocs) {
+    const name = d.js.name;
+    if (typeof name !== 'string' || !HOST_NAME.test(name) || name.length > 253) continue; // the schema said why
+    const nameLoc = locate(d, '/name');
+    const prev = hosts.find((h) => h.name === name);
+    if (prev) {
+      ck.add(nameLoc, `host \`${name}\` is declared twice; the first Host document is at ${where(prev.nameLoc)}`, [{ ...prev.nameLoc, message: `the first declaration of \`${name}\` is here` }], d.fc.index);
+      continue;
+    }
+    const labels: Record<string, string> = {};
+    if (isObject(d.js.labels)) for (const [k, v] of Object.entries(d.js.labels)) if (typeof v === 'string') labels[k] = v;
+    hosts.push({ name, labels, d, nameLoc });
+  }
+  const names = hosts.map((h) => h.name);
+  const selections = new Map<DocCtx, Selection>();
+  const defaultPolicies: DocCtx[] = [];
+  for (const d of selectable) {
+    if (!Object.hasOwn(d.js, 'hosts')) {
+      if (parsed.policyDocs.includes(d)) defaultPolicies.push(d);
+      continue;
+    }
+    const sel: Selection = { hosts: new Set(), broken: false };
+    selections.set(d, sel);
+    const h = d.js.hosts;
+    if (!isObject(h) || Object.keys(h).length === 0 || Object.keys(h).some((k) => k !== 'names' && k !== 'labels')) {
+      sel.broken = true; // the schema said why
+      continue;
+    }
+    if (h.names !== undefined) {
+      if (!Array.isArray(h.names) || h.names.some((n) => typeof n !== 'string' || !HOST_NAME.test(n))) sel.broken = true;
+      else {
+        h.names.forEach((n, i) => {
+          const known = hosts.find((x) => x.name === n);
+          if (known) return void sel.hosts.add(known.name);
+          sel.broken = true;
+          const s = suggest(n as string, names);
+          ck.add(
+            locate(d, `/hosts/names/${i}`),
+            `no Host document declares host \`${String(n)}\`; ${s !== undefined ? `did you mean \`${s}\`?` : `the fleet's hosts are ${listNames(names)}`}`,
+            undefined,
+            d.fc.index,
+          );
+        });
+      }
+    }
+    if (h.labels !== undefined) {
+      if (!isObject(h.labels) || Object.values(h.labels).some((v) => typeof v !== 'string')) sel.broken = true;
+      else {
+        const want = h.labels as Record<string, string>;
+        const matched = hosts.filter((x) => Object.entries(want).every(([k, v]) => x.labels[k] === v));
+        for (const x of matched) sel.hosts.add(x.name);
+        if (matched.length === 0 && Object.keys(want).length > 0) {
+          sel.broken = true;
+          ck.add(locate(d, '/hosts/labels', true), `\`hosts.labels\` selects no host: no Host document has ${labelText(want)}`, undefined, d.fc.index);
+        }
+      }
+    }
+    if (sel.broken) sel.hosts.clear();
+  }
+  const [firstDefault, ...extraDefaults] = defaultPolicies;
+  for (const extra of extraDefaults) {
+    const firstAt = locate(firstDefault!, '/kind');
+    ck.add(
+      locate(extra, '/kind'),
+      `a second Policy without \`hosts\`; a fleet has at most one default Policy, and the first is at ${where(firstAt)}`,
+      [{ ...firstAt, message: 'the first Policy is here' }],
+      extra.fc.index,
+    );
+  }
+  const domainSelectorBroken = parsed.domainDocs.some((d) => selections.get(d)?.broken === true);
+  return { hosts, selections, defaultPolicies, domainSelectorBroken };
+}
+
+const selects = (fleet: Fleet, d: DocCtx, host: HostEntry) => {
+  const s = fleet.selections.get(d);
+  return s ? s.hosts.has(host.name) : true;
+};
+
+/** One host's documents: the Domains that select it; its Policy (those selecting it by `hosts`, else the default). */
+function viewOf(fleet: Fleet, parsed: ParsedDocs, host: HostEntry): { domainDocs: DocCtx[]; policyDocs: DocCtx[]; explicitPolicy: boolean } {
+  const domainDocs = parsed.domainDocs.filter((d) => selects(fleet, d, host));
+  const explicit = parsed.policyDocs.filter((d) => fleet.selections.get(d)?.hosts.has(host.name));
+  const policyDocs = explicit.length ? explicit : fleet.defaultPolicies.slice(0, 1);
+  return { domainDocs, policyDocs, explicitPolicy: explicit.length > 0 };
+}
+
 
 function readOptions(o: JsonObject, base: DiskOptions): DiskOptions {
   const out: DiskOptions = { ...base };
@@ -596,14 +844,17 @@ export function isConfigFileName(name: string): boolean {
   return !name.startsWith('.') && /\.ya?ml$/.test(name);
 }
 
-/** Reads and checks a config directory. Paths in errors are `join(dir, name)`. */
-export async function checkConfigDir(dir: string): Promise<ConfigCheck> {
-  const dirError = (message: string): ConfigCheck => ({
-    errors: [{ file: dir, line: 0, column: 0, message }],
-    files: [],
-    domains: 0,
-    disks: 0,
-  });
+/** Reads and checks a config directory (for one host of a fleet: `opts.host`). Paths in errors are `join(dir, name)`. */
+export async function checkConfigDir(dir: string, opts: Omit<CheckOptions, 'dir'> = {}): Promise<ConfigCheck> {
+  return readConfigDir(dir, (inputs, readErrors) => checkConfigTexts(inputs, readErrors, { ...opts, dir }), (e) => ({ errors: [e], files: [], domains: 0, disks: 0 }));
+}
+
+async function readConfigDir<R extends { errors: ConfigError[]; files: string[] }>(
+  dir: string,
+  check: (inputs: ConfigFileText[], readErrors: ConfigError[]) => R,
+  onDirError: (e: ConfigError) => R,
+): Promise<R> {
+  const dirError = (message: string): R => onDirError({ file: dir, line: 0, column: 0, message });
   let names: string[];
   try {
     const st = await stat(dir);
@@ -633,7 +884,7 @@ export async function checkConfigDir(dir: string): Promise<ConfigCheck> {
     }
   }
   if (inputs.length === 0 && readErrors.length === 0) return dirError('the config directory has no *.yaml or *.yml files');
-  const res = checkConfigTexts(inputs, readErrors);
+  const res = check(inputs, readErrors);
   res.files = names.map((n) => join(dir, n)).filter((f) => inputs.some((i) => i.file === f) || readErrors.some((e) => e.file === f));
   // Files that could not be read take their place in name order (the sort is stable).
   const order = new Map(res.files.map((f, i) => [f, i]));

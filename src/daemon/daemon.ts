@@ -12,6 +12,7 @@ import { sysClose } from '../linux/ffi.js';
 import type { PeerCred } from '../linux/socket.js';
 import { ControlError, ControlServer, type ControlRequest } from './control.js';
 import { DaemonEngine, type EngineDeps } from './engine.js';
+import { defaultHostName } from '../config/index.js';
 import { FdStore, FdStoreHolder } from './fdstore.js';
 import { durableHoldings } from './holdings.js';
 import { withKeptBy } from '../observe/holders.js';
@@ -362,6 +363,9 @@ export class Daemon {
       case 'reconcile': {
         if (typeof req.config === 'string' && req.config !== this.o.configDir) {
           throw new ControlError(`the daemon reconciles ${this.o.configDir}, not ${req.config.slice(0, 200)} (use --local to run that config here)`);
+        }
+        if (typeof req.host === 'string' && req.host.toLowerCase() !== (this.o.host ?? defaultHostName()).toLowerCase()) {
+          throw new ControlError(`the daemon reconciles host ${this.o.host ?? defaultHostName()}, not ${req.host.slice(0, 200)} (use --local to run that host's config here)`);
         }
         const o = await this.reconciler.trigger(`control (${String(req.reason ?? 'request').slice(0, 40)})`, { urgent: true });
         return { pass: outcomeJson(o) };

@@ -1,12 +1,12 @@
 // `xvbd plan`: what apply would do, Terraform-style, with the drift findings. Changes nothing.
-import { parseCommand, REPORT_OPTIONS } from '../args.js';
+import { hostOption, parseCommand, REPORT_OPTIONS } from '../args.js';
 import { renderPlan } from '../render/plan.js';
 import { colorFor, plural } from '../render/style.js';
 import { loadSnapshot } from '../../observe/cli.js';
 import { askHolders } from '../holders.js';
 import { writeOut } from '../../log/stdio.js';
 
-const USAGE = `Usage: xvbd plan [--config DIR] [--json] [--detailed-exitcode] [--prune [--allow-data-loss]] [--color|--no-color]
+const USAGE = `Usage: xvbd plan [--config DIR] [--host NAME] [--json] [--detailed-exitcode] [--prune [--allow-data-loss]] [--color|--no-color]
 
 Compares the desired state (the YAML files of DIR) with the host (xenstore and loop devices) and
 prints what \`xvbd apply\` would do, one line per action with its reason:
@@ -15,6 +15,8 @@ then the findings (each with its fix) and a summary line. Nothing is changed.
 
 Options:
   --config DIR          config directory (default: $XVBD_CONFIG, else /etc/xvbd)
+  --host NAME           in a fleet directory (with \`kind: Host\` documents), plan for this host's
+                        desired state (default: this machine's name, \`uname -n\`, or $XVBD_HOST)
   --json                print the plan (actions, findings, disks) as JSON ({valid:false, errors} if the config is invalid)
   --detailed-exitcode   exit 0 = nothing to do, 2 = changes to make, 1 = error
   --prune               plan as if policy prune were true (what \`apply --prune\` would do)
@@ -38,6 +40,7 @@ export async function run(argv: string[]): Promise<number> {
   const { values } = args;
   const snap = await loadSnapshot({
     configDir: values.config,
+    ...hostOption(values.host),
     prune: values.prune === true,
     allowDataLoss: values['allow-data-loss'] === true,
     command: 'plan',

@@ -1,12 +1,12 @@
 // `xvbd reconcile [--watch]`: one reconcile pass (observe, plan, execute) and exit with a
 // Terraform-like code, or the daemon that keeps the host converged (src/daemon, docs/systemd.md).
-import { parseCommand } from '../args.js';
+import { hostOption, parseCommand } from '../args.js';
 import { resolve } from 'node:path';
 import { defaultConfigDir } from '../../config/index.js';
 import { CliError } from '../errors.js';
 import { exitAfterFlush, stampedLog, writeErr, writeOut } from '../../log/stdio.js';
 
-const USAGE = `Usage: xvbd reconcile [--config DIR] [--watch] [options]
+const USAGE = `Usage: xvbd reconcile [--config DIR] [--host NAME] [--watch] [options]
 
 Observes the host, plans against the desired state and carries the plan out.
 
@@ -22,6 +22,8 @@ Stop with SIGTERM: nothing is detached; held fds go to the keeper and systemd's 
 
 Options:
   --config DIR        desired-state directory (default $XVBD_CONFIG or /etc/xvbd)
+  --host NAME         in a fleet directory (with \`kind: Host\` documents), this host's desired state
+                      (default: this machine's name, \`uname -n\`, or $XVBD_HOST)
   --watch             run as the daemon
   --resync SECONDS    periodic full pass in watch mode (default 300; 0 = off)
   --debounce MS       quiet time that coalesces a burst of triggers (default 200)
@@ -36,6 +38,7 @@ Environment: XVBD_RUN_DIR (default /run/xvbd: control.sock, apply.lock, keeper),
 export async function run(argv: string[]): Promise<number> {
   const args = parseCommand(argv, USAGE, {
     config: { type: 'string' },
+    host: { type: 'string' },
     watch: { type: 'boolean', default: false },
     resync: { type: 'string', default: '300' },
     debounce: { type: 'string', default: '200' },
@@ -65,6 +68,7 @@ export async function run(argv: string[]): Promise<number> {
   const registry = new LoopRegistry();
   const core = {
     configDir,
+    ...hostOption(a.host),
     connect: () => connect(),
     observe: observeWith(registry),
     plan: planWithPolicy,
@@ -109,7 +113,7 @@ export async function run(argv: string[]): Promise<number> {
 
   // Once. A running daemon does the pass (it holds the fds and the loop), unless --local.
   if (!a.local) {
-    const reply = await askDaemon({ op: 'reconcile', reason: 'xvbd reconcile', config: configDir }, { timeoutMs: 300_000 }).catch((e: Error) => {
+    const reply = await askDaemon({ op: 'reconcile', reason: 'xvbd reconcile', config: configDir, ...hostOption(a.host) }, { timeoutMs: 300_000 }).catch((e: Error) => {
       throw new CliError(`the daemon's control socket failed: ${e.message}`);
     });
     if (reply) {

@@ -1,17 +1,23 @@
-// `xvbd validate [--config DIR] [--json]`: check the desired-state directory, print every error.
+// `xvbd validate [--config DIR] [--host NAME] [--json]`: check the desired-state directory,
+// print every error.
 import { parseCommand, REPORT_OPTIONS } from '../args.js';
 import { checkConfigDir, defaultConfigDir, formatErrors } from '../../config/index.js';
+import { CliError } from '../errors.js';
 import { colorFor, plural } from '../render/style.js';
 
-const USAGE = `Usage: xvbd validate [--config DIR] [--json] [--color|--no-color]
+const USAGE = `Usage: xvbd validate [--config DIR] [--json] [--host NAME] [--color|--no-color]
 
 Checks the desired state: every *.yaml / *.yml file of DIR (YAML syntax, the xvbd/v1 schema,
 duplicate domains and vdevs, read-write sharing, paths and allowed roots). Prints every error
 as file:line:column: message with the offending line, or a one-line summary when valid.
 
+In a fleet directory (one with \`kind: Host\` documents) it checks what one host's agent would use:
+the host of --host, else this machine's name (\`uname -n\`, or $XVBD_HOST).
+
 Options:
   --config DIR   config directory (default: $XVBD_CONFIG, else /etc/xvbd)
-  --json         print {valid, files, domains, disks, errors} as JSON on stdout
+  --host NAME    in a fleet directory, the host whose view to check (ignored without Host documents)
+  --json         print {valid, files, domains, disks, errors} as JSON on stdout (in a fleet, also host)
   --color        colour the errors (default: when stderr is a terminal)
   --no-color     never colour
   -h, --help     this help
@@ -23,12 +29,14 @@ export async function run(argv: string[]): Promise<number> {
   if (!args) return 0;
   const { values } = args;
   const dir = values.config ?? defaultConfigDir();
-  const r = await checkConfigDir(dir);
+  if (values.host === '') throw new CliError(`--host needs a host name\n\n${USAGE}`, 2);
+  const r = await checkConfigDir(dir, values.host !== undefined ? { host: values.host } : {});
   const valid = r.errors.length === 0;
   if (values.json) {
     const out = {
       valid,
       config: dir,
+      ...(r.host ? { host: r.host.name } : {}),
       files: r.files.length,
       domains: r.domains,
       disks: r.disks,
@@ -37,7 +45,7 @@ export async function run(argv: string[]): Promise<number> {
     process.stdout.write(JSON.stringify(out, null, 2) + '\n');
     return valid ? 0 : 1;
   }
-  const summary = `${plural(r.files.length, 'file')}, ${plural(r.domains, 'domain')}, ${plural(r.disks, 'disk')}`;
+  const summary = `${r.host ? `host ${r.host.name}: ` : ''}${plural(r.files.length, 'file')}, ${plural(r.domains, 'domain')}, ${plural(r.disks, 'disk')}`;
   if (valid) {
     process.stdout.write(`${summary}: valid\n`);
     return 0;

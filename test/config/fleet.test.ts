@@ -1,0 +1,152 @@
+// Fleets: host selection (`kind: Host`, `hosts:`, `--host`), as tables with exact positions and
+// messages (in-memory files).
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { checkConfigTexts, errorHeadline, type ConfigError } from '../../src/config/index.js';
+
+const H = 'apiVersion: xvbd/v1\n';
+const IMG = '/var/lib/xvbd/images';
+const host = (name: string, labels = '') => `${H}kind: Host\nname: ${name}\n${labels}`;
+// a Domain with an optional selector block (written as is after the name) and one disk
+const dom = (name: string, sel: string, src: string, mode = 'rw') => `${H}kind: Domain\nname: ${name}\n${sel}disks:\n  - vdev: xvda\n    file: ${src}\n    mode: ${mode}\n`;
+const names = (...n: string[]) => `hosts:\n  names: [${n.join(', ')}]\n`;
+const labels = (k: string, v: string) => `hosts:\n  labels:\n    ${k}: ${v}\n`;
+const HOSTS = `${host('a1', 'labels:\n  pool: web\n')}---\n${host('a2', 'labels:\n  pool: web\n')}---\n${host('b1', 'labels:\n  pool: db\n')}`;
+
+const texts = (files: Record<string, string>) => Object.entries(files).map(([file, text]) => ({ file, text }));
+const headlines = (errors: ConfigError[]) => errors.map(errorHeadline);
+
+// [what, files, host, the exact error headlines, the domains of that host when valid]
+const VIEWS: [string, Record<string, string>, string, string[], string[]?][] = [
+  [
+    'each host keeps the Domains that select it by name or by label, and those without hosts',
+    {
+      'h.yaml': HOSTS,
+      'd.yaml': `${dom('web1', names('a1'), `${IMG}/w1.img`)}---\n${dom('db', labels('pool', 'db'), `${IMG}/db.img`)}---\n${dom('web2', labels('pool', 'web'), `${IMG}/w2.img`, 'ro')}`,
+    },
+    'a1',
+    [],
+    ['web1', 'web2'],
+  ],
+  ['names and labels add up', { 'h.yaml': HOSTS, 'd.yaml': dom('x', `hosts:\n  names: [b1]\n  labels: {pool: web}\n`, `${IMG}/x.img`, 'ro') }, 'b1', [], ['x']],
+  ['labels must all match', { 'h.yaml': HOSTS, 'd.yaml': `${dom('x', names('a2'), `${IMG}/x.img`)}---\n${dom('y', 'hosts:\n  labels: {pool: web, rack: c}\n', `${IMG}/y.img`)}` }, 'a2', [
+    'd.yaml:15:3: `hosts.labels` selects no host: no Host document has `pool: web`, `rack: c`',
+  ]],
+  ['--host is folded to lower case', { 'h.yaml': HOSTS, 'd.yaml': dom('x', names('a1'), `${IMG}/x.img`) }, 'A1', [], ['x']],
+  [
+    'a host not in the fleet is refused, with a suggestion',
+    { 'h.yaml': HOSTS, 'd.yaml': dom('x', names('a1'), `${IMG}/x.img`) },
+    'a3',
+    ["cfg: host `a3` is not one of the fleet's hosts (`a1`, `a2` and `b1`); did you mean `a1`? add a `kind: Host` document with `name: a3`, or pass --host NAME"],
+  ],
+  [
+    'a host that selects nothing is an error on that host',
+    { 'h.yaml': HOSTS, 'd.yaml': dom('x', names('a1'), `${IMG}/x.img`) },
+    'b1',
+    [
+      'h.yaml:15:7: host `b1` is selected by no Domain document; a host of the fleet has at least one (a Domain without `hosts`, or whose `hosts` names it or matches its labels), or remove this Host document',
+    ],
+  ],
+  [
+    'an undeclared name in a selector, with a suggestion',
+    { 'h.yaml': HOSTS, 'd.yaml': `${dom('x', names('a1', 'b2'), `${IMG}/x.img`)}` },
+    'a1',
+    ['d.yaml:5:15: no Host document declares host `b2`; did you mean `a2`?'],
+  ],
+  [
+    'the host uses the Policy that selects it, else the default',
+    {
+      'h.yaml': HOSTS,
+      'p.yaml': `${H}kind: Policy\nallowedRoots: [${IMG}]\n---\n${H}kind: Policy\n${labels('pool', 'db')}allowedRoots: [/srv]\n`,
+      'd.yaml': `${dom('x', names('a1'), `${IMG}/x.img`)}---\n${dom('y', names('b1'), `${IMG}/y.img`)}`,
+    },
+    'b1',
+    ['d.yaml:18:11: source `/var/lib/xvbd/images/y.img` is outside the allowed roots (`/srv`) set at p.yaml:10:1'],
+  ],
+  [
+    'two Policies selecting one host',
+    {
+      'h.yaml': HOSTS,
+      'p.yaml': `${H}kind: Policy\n${names('a1')}---\n${H}kind: Policy\n${labels('pool', 'web')}`,
+      'd.yaml': dom('x', names('a1'), `${IMG}/x.img`),
+    },
+    'a1',
+    ['p.yaml:7:7: a second Policy for host `a1`; a host has at most one Policy whose `hosts` selects it, and the first is at p.yaml:2:7'],
+  ],
+  [
+    'two default Policies',
+    { 'h.yaml': HOSTS, 'p.yaml': `${H}kind: Policy\n---\n${H}kind: Policy\n`, 'd.yaml': dom('x', names('a1'), `${IMG}/x.img`) },
+    'a1',
+    ['p.yaml:5:7: a second Policy without `hosts`; a fleet has at most one default Policy, and the first is at p.yaml:2:7'],
+  ],
+  [
+    'an error in a document for another host does not stop this one; a schema error does',
+    { 'h.yaml': HOSTS, 'd.yaml': `${dom('x', names('a1'), `${IMG}/x.img`)}---\n${dom('y', names('a2'), `images/y.img`)}` },
+    'a1',
+    [],
+    ['x'],
+  ],
+  [
+    '... a schema error in any document stops every host',
+    { 'h.yaml': HOSTS, 'd.yaml': `${dom('x', names('a1'), `${IMG}/x.img`)}---\n${dom('y', names('a2'), `${IMG}/y.img`)}colour: red\n` },
+    'a1',
+    ['d.yaml:20:1: unknown key `colour` in a Domain document; expected `apiVersion`, `kind`, `name`, `disks`, `hosts` or `migratable`'],
+  ],
+  [
+    'a host declared twice; bad host names and labels',
+    { 'h.yaml': `${HOSTS}---\n${host('a1')}---\n${host('Xen_1', 'labels:\n  pool: "web db"\n')}`, 'd.yaml': dom('x', '', `${IMG}/x.img`) },
+    'a1',
+    [
+      'h.yaml:21:7: host `a1` is declared twice; the first Host document is at h.yaml:3:7',
+      'h.yaml:25:7: `name: Xen_1` is not valid: a host name is lower-case letters, digits, `-` and `.` (as `uname -n` prints it), starting and ending with a letter or digit',
+      'h.yaml:27:9: `pool: web db` is not valid: a label value is letters, digits, `.`, `_` and `-`, starting and ending with a letter or digit',
+    ],
+  ],
+  [
+    'unknown keys in a Host and a selector',
+    { 'h.yaml': `${HOSTS}---\n${host('c1', 'lables: {}\n')}`, 'd.yaml': dom('x', 'hosts:\n  name: [a1]\n', `${IMG}/x.img`) },
+    'a1',
+    [
+      'h.yaml:22:1: unknown key `lables` in a Host document; did you mean `labels`?',
+      'd.yaml:5:3: unknown key `name` in `hosts`; did you mean `names`?',
+    ],
+  ],
+  [
+    'hosts and migratable without Host documents',
+    { 'd.yaml': `${H}kind: Domain\nname: x\nmigratable: true\n${names('a1')}disks: []\n`, 'p.yaml': `${H}kind: Policy\n${names('a1')}` },
+    'a1',
+    [
+      'd.yaml:4:1: `migratable` lets a domain move between hosts of a fleet, but this directory declares none; declare each host with a `kind: Host` document (see docs/config.md, Fleets), or remove `migratable`',
+      'd.yaml:5:1: `hosts` selects hosts of a fleet, but this directory declares none; declare each host with a `kind: Host` document (see docs/config.md, Fleets), or remove `hosts`',
+      'p.yaml:3:1: `hosts` selects hosts of a fleet, but this directory declares none; declare each host with a `kind: Host` document (see docs/config.md, Fleets), or remove `hosts`',
+    ],
+  ],
+];
+
+for (const [what, files, h, expected, domains] of VIEWS) {
+  test(`host view: ${what}`, () => {
+    const r = checkConfigTexts(texts(files), [], { host: h, dir: 'cfg' });
+    assert.deepEqual(headlines(r.errors), expected);
+    if (expected.length === 0) {
+      assert.ok(r.desired);
+      assert.equal(r.desired.host?.name, h.toLowerCase());
+      if (domains) assert.deepEqual(r.desired.domains.map((d) => d.name), domains);
+    } else assert.equal(r.desired, undefined);
+  });
+}
+
+test('host view: the Policy selected for the host is its policy, with the host and its labels', () => {
+  const files = { 'h.yaml': HOSTS, 'p.yaml': `${H}kind: Policy\nserve: attach\n---\n${H}kind: Policy\n${labels('pool', 'db')}serve: hook\n`, 'd.yaml': dom('x', '', `${IMG}/x.img`, 'ro') };
+  const b1 = checkConfigTexts(texts(files), [], { host: 'b1' });
+  const a1 = checkConfigTexts(texts(files), [], { host: 'a1' });
+  assert.equal(b1.desired?.policy.serve, 'hook');
+  assert.equal(a1.desired?.policy.serve, 'attach');
+  assert.deepEqual(b1.desired?.host, { name: 'b1', labels: { pool: 'db' }, at: { file: 'h.yaml', line: 15, column: 7 } });
+});
+
+test('host view: the default host is $XVBD_HOST, else os.hostname()', async () => {
+  const { defaultHostName } = await import('../../src/config/index.js');
+  const { hostname } = await import('node:os');
+  assert.equal(defaultHostName({ XVBD_HOST: 'Xen-7' }), 'xen-7');
+  assert.equal(defaultHostName({}), hostname().toLowerCase());
+});

@@ -12,6 +12,8 @@ export {
   KINDS,
   checkConfigDir,
   checkConfigTexts,
+  checkFleetDir,
+  checkFleetTexts,
   defaultConfigDir,
   defaultHostName,
   isConfigFileName,
@@ -19,6 +21,8 @@ export {
   type CheckOptions,
   type ConfigCheck,
   type ConfigFileText,
+  type FleetCheck,
+  type FleetHostCheck,
 } from './load.js';
 export { vdevToDevid, devidToVdev, parseVdev, VdevError, type VdevInfo } from './vdev.js';
 export { pathProblem, isUnder } from './paths.js';

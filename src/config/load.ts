@@ -30,7 +30,7 @@ import {
   type SourceKind,
   type SourceLocation,
 } from '../model/desired.js';
-import type { ConfigError, RelatedLocation } from './errors.js';
+import { errorHeadline, type ConfigError, type RelatedLocation } from './errors.js';
 import { isUnder, pathProblem } from './paths.js';
 import { validators } from './schema.js';
 import { suggest } from './suggest.js';
@@ -825,6 +825,149 @@ function viewOf(fleet: Fleet, parsed: ParsedDocs, host: HostEntry): { domainDocs
   return { domainDocs, policyDocs, explicitPolicy: explicit.length > 0 };
 }
 
+export interface FleetHostCheck {
+  name: string;
+  labels: Record<string, string>;
+  /** The domains this host's agent has (names, in file order). */
+  domains: string[];
+  disks: number;
+  /** Where its Policy is (none: the defaults). */
+  policy?: SourceLocation;
+}
+
+export interface FleetCheck {
+  errors: ConfigError[];
+  files: string[];
+  /** False for a directory without Host documents (checked as one host's directory). */
+  fleet: boolean;
+  hosts: FleetHostCheck[];
+  /** Domain documents and disks of the whole directory. */
+  domains: number;
+  disks: number;
+}
+
+const useHostsKey = (u: DiskUse) => `${u.doc.fc.index}:${nodeOffset(u.doc.doc.contents as YamlNode) ?? 0}:${u.index}`;
+
+/**
+ * Every host's view at once (`xvbd validate --fleet`): each host's own rules, and the rules no single host
+ * can check: a domain defined for two hosts without `migratable: true`, a read-write source given to domains
+ * on two hosts, a host that selects nothing. An error of some hosts' views only names them.
+ */
+export function checkFleetTexts(inputs: readonly ConfigFileText[], extraErrors: ConfigError[] = []): FleetCheck {
+  const ck = new Checker();
+  for (const e of extraErrors) ck.errors.push({ e, fileIndex: -1, seq: -1 });
+  const parsed = parseDocuments(inputs, ck);
+  const files = inputs.map((i) => i.file);
+  const diskTotal = parsed.domainDocs.reduce((n, d) => n + (Array.isArray(d.js.disks) ? d.js.disks.filter(isObject).length : 0), 0);
+  const fleet = readFleet(parsed, ck);
+  if (!fleet) {
+    checkView(parsed.domainDocs, parsed.policyDocs, ck);
+    return { errors: ck.sorted(), files, fleet: false, hosts: [], domains: parsed.domainDocs.length, disks: diskTotal };
+  }
+  // Each host's view, with its own checker: the same error found by several views is reported once.
+  const viewErrors = new Map<string, { e: ConfigError; fileIndex: number; seq: number; hosts: string[] }>();
+  const hostsOut: FleetHostCheck[] = [];
+  const uses: (DiskUse & { host: string })[] = [];
+  const byName = new Map<string, { host: string; d: DocCtx }[]>();
+  for (const host of fleet.hosts) {
+    const view = viewOf(fleet, parsed, host);
+    if (view.domainDocs.length === 0 && !fleet.domainSelectorBroken) ck.add(host.nameLoc, selectsNothing(host), undefined, host.d.fc.index);
+    const hk = new Checker();
+    const v = checkView(view.domainDocs, view.policyDocs, hk, view.explicitPolicy ? host.name : undefined);
+    for (const x of hk.errors) {
+      const key = `${x.fileIndex}\0${errorHeadline(x.e)}`;
+      const prev = viewErrors.get(key);
+      if (prev) prev.hosts.push(host.name);
+      else viewErrors.set(key, { ...x, hosts: [host.name] });
+    }
+    for (const u of v.uses) uses.push({ ...u, host: host.name });
+    for (const d of view.domainDocs) {
+      if (typeof d.js.name !== 'string') continue;
+      const l = byName.get(d.js.name) ?? [];
+      l.push({ host: host.name, d });
+      byName.set(d.js.name, l);
+    }
+    const out: FleetHostCheck = { name: host.name, labels: { ...host.labels }, domains: v.domains.map((x) => x.name), disks: v.diskCount };
+    const pd = view.policyDocs[0];
+    if (pd) out.policy = plainLoc(locate(pd, '/kind'));
+    hostsOut.push(out);
+  }
+  for (const x of viewErrors.values()) {
+    const e: ConfigError = { ...x.e, hosts: x.hosts };
+    if (x.hosts.length < fleet.hosts.length) e.message = `${x.hosts.length === 1 ? 'host' : 'hosts'} ${listNames(x.hosts)}: ${e.message}`;
+    ck.errors.push({ e, fileIndex: x.fileIndex, seq: x.seq });
+  }
+
+  // A domain runs on one host, unless it may migrate between those its one document selects.
+  for (const [name, defs] of byName) {
+    const docs = [...new Set(defs.map((x) => x.d))];
+    const hostsOf = (d: DocCtx) => [...new Set(defs.filter((x) => x.d === d).map((x) => x.host))];
+    const first = docs[0]!;
+    if (docs.length === 1) {
+      const hs = hostsOf(first);
+      if (hs.length < 2 || first.js.migratable === true) continue;
+      const viaHosts = Object.hasOwn(first.js, 'hosts');
+      ck.add(
+        viaHosts ? locate(first, '/hosts', true) : locate(first, '/name'),
+        viaHosts
+          ? `domain \`${name}\` is selected for hosts ${listNames(hs)} and is not \`migratable: true\`; a domain runs on one host: select one, or say \`migratable: true\` if it moves between these`
+          : `domain \`${name}\` has no \`hosts\`, so every host (${listNames(hs)}) has it, and it is not \`migratable: true\`; select its host with \`hosts\`, or say \`migratable: true\` if it moves between them`,
+        undefined,
+        first.fc.index,
+      );
+      continue;
+    }
+    const firstLoc = locate(first, '/name');
+    const firstHosts = hostsOf(first);
+    for (const d of docs.slice(1)) {
+      const hs = hostsOf(d);
+      // Two documents of one name for the same host: that host's view reports the duplicate.
+      if (hs.every((h) => firstHosts.includes(h))) continue;
+      const other = hs.find((h) => !firstHosts.includes(h))!;
+      ck.add(
+        locate(d, '/name'),
+        `domain \`${name}\` is defined for host \`${other}\` here and for host ${listNames(firstHosts)} at ${where(firstLoc)}; a domain that may run on several hosts is one Domain document whose \`hosts\` selects them all, with \`migratable: true\``,
+        [{ ...firstLoc, message: `the other definition of \`${name}\` is here` }],
+        d.fc.index,
+      );
+    }
+  }
+
+  // A source used read-write backs one disk in the whole fleet: not disks of domains on two hosts.
+  const bySource = new Map<string, Map<string, (DiskUse & { host: string })[]>>();
+  for (const u of uses) {
+    const src = u.source;
+    const m = bySource.get(src) ?? new Map<string, (DiskUse & { host: string })[]>();
+    const k = useHostsKey(u);
+    m.set(k, [...(m.get(k) ?? []), u]);
+    bySource.set(src, m);
+  }
+  for (const [src, disks] of bySource) {
+    const list = [...disks.values()].sort((a, b) => a[0]!.doc.fc.index - b[0]!.doc.fc.index || a[0]!.loc.line - b[0]!.loc.line || a[0]!.loc.column - b[0]!.loc.column);
+    for (let j = 1; j < list.length; j++) {
+      const b = list[j]!;
+      for (const a of list.slice(0, j)) {
+        const aHosts = new Set(a.map((u) => u.host));
+        // On a common host, that host's view has judged the pair already.
+        if (b.some((u) => aHosts.has(u.host))) continue;
+        const ua = a.find((u) => u.mode === 'rw') ?? a[0]!;
+        const ub = b.find((u) => u.mode === 'rw') ?? b[0]!;
+        if (ua.mode !== 'rw' && ub.mode !== 'rw') continue;
+        const who = `domain \`${ua.domain}\` on host \`${ua.host}\` at ${where(ua.at)}`;
+        const msg =
+          ua.mode === 'rw' && ub.mode === 'rw'
+            ? `source \`${src}\` is given read-write to domain \`${ub.domain}\` on host \`${ub.host}\` here and to ${who}; two hosts writing one image (on shared storage) corrupt it: give each its own image, or make one Domain document with \`migratable: true\` for a domain that moves between hosts`
+            : ub.mode === 'rw'
+              ? `source \`${src}\` is used read-write by domain \`${ub.domain}\` on host \`${ub.host}\` here but read-only by ${who}; the read-only guest would see it change under it: make both read-only or give each its own image`
+              : `source \`${src}\` is used read-only by domain \`${ub.domain}\` on host \`${ub.host}\` here but read-write by ${who}; the read-only guest would see it change under it: make both read-only or give each its own image`;
+        ck.add(ub.loc, msg, [{ ...ua.loc, message: `the use of \`${src}\` (${ua.mode}) on host \`${ua.host}\` is here` }], ub.doc.fc.index);
+        break;
+      }
+    }
+  }
+  return { errors: ck.sorted(), files, fleet: true, hosts: hostsOut, domains: parsed.domainDocs.length, disks: diskTotal };
+}
+
 
 function readOptions(o: JsonObject, base: DiskOptions): DiskOptions {
   const out: DiskOptions = { ...base };
@@ -847,6 +990,11 @@ export function isConfigFileName(name: string): boolean {
 /** Reads and checks a config directory (for one host of a fleet: `opts.host`). Paths in errors are `join(dir, name)`. */
 export async function checkConfigDir(dir: string, opts: Omit<CheckOptions, 'dir'> = {}): Promise<ConfigCheck> {
   return readConfigDir(dir, (inputs, readErrors) => checkConfigTexts(inputs, readErrors, { ...opts, dir }), (e) => ({ errors: [e], files: [], domains: 0, disks: 0 }));
+}
+
+/** checkFleetTexts for a directory: every host's view at once (`xvbd validate --fleet`). */
+export async function checkFleetDir(dir: string): Promise<FleetCheck> {
+  return readConfigDir(dir, (inputs, readErrors) => checkFleetTexts(inputs, readErrors), (e) => ({ errors: [e], files: [], fleet: false, hosts: [], domains: 0, disks: 0 }));
 }
 
 async function readConfigDir<R extends { errors: ConfigError[]; files: string[] }>(

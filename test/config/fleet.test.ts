@@ -1,8 +1,8 @@
-// Fleets: host selection (`kind: Host`, `hosts:`, `--host`), as tables with exact positions and
-// messages (in-memory files).
+// Fleets: host selection (`kind: Host`, `hosts:`, `--host`) and the fleet-wide rules of
+// `validate --fleet`, as tables with exact positions and messages (in-memory files).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { checkConfigTexts, errorHeadline, type ConfigError } from '../../src/config/index.js';
+import { checkConfigTexts, checkFleetTexts, errorHeadline, type ConfigError } from '../../src/config/index.js';
 
 const H = 'apiVersion: xvbd/v1\n';
 const IMG = '/var/lib/xvbd/images';
@@ -149,4 +149,109 @@ test('host view: the default host is $XVBD_HOST, else os.hostname()', async () =
   const { hostname } = await import('node:os');
   assert.equal(defaultHostName({ XVBD_HOST: 'Xen-7' }), 'xen-7');
   assert.equal(defaultHostName({}), hostname().toLowerCase());
+});
+
+// [what, files, the exact error headlines of `validate --fleet`]
+const FLEET: [string, Record<string, string>, string[]][] = [
+  [
+    'a valid fleet: a migratable domain shares its read-write image between the hosts it selects',
+    {
+      'h.yaml': HOSTS,
+      'd.yaml': `${dom('db', `${labels('pool', 'web')}migratable: true\n`, '/srv/db.img')}---\n${dom('x', names('b1'), `${IMG}/x.img`)}---\n${dom('t', names('b1'), '/srv/t.img', 'ro')}---\n${dom('u', names('a1'), '/srv/t.img', 'ro')}`,
+    },
+    [],
+  ],
+  [
+    'a read-write image given to domains on two hosts: both positions',
+    { 'h.yaml': HOSTS, 'd.yaml': `${dom('x', names('a1'), '/srv/s.img')}---\n${dom('y', names('a2', 'b1'), '/srv/s.img')}` },
+    [
+      'd.yaml:14:1: domain `y` is selected for hosts `a2` and `b1` and is not `migratable: true`; a domain runs on one host: select one, or say `migratable: true` if it moves between these',
+      'd.yaml:18:11: source `/srv/s.img` is given read-write to domain `y` on host `a2` here and to domain `x` on host `a1` at d.yaml:8:11; two hosts writing one image (on shared storage) corrupt it: give each its own image, or make one Domain document with `migratable: true` for a domain that moves between hosts',
+    ],
+  ],
+  [
+    'read-write on one host, read-only on another',
+    { 'h.yaml': HOSTS, 'd.yaml': `${dom('x', names('a1'), '/srv/s.img', 'ro')}---\n${dom('y', names('b1'), '/srv/s.img')}` },
+    [
+      'h.yaml:9:7: host `a2` is selected by no Domain document; a host of the fleet has at least one (a Domain without `hosts`, or whose `hosts` names it or matches its labels), or remove this Host document',
+      'd.yaml:18:11: source `/srv/s.img` is used read-write by domain `y` on host `b1` here but read-only by domain `x` on host `a1` at d.yaml:8:11; the read-only guest would see it change under it: make both read-only or give each its own image',
+    ],
+  ],
+  [
+    'the read-write default of one host\'s Policy against read-only on another',
+    {
+      'h.yaml': HOSTS,
+      'p.yaml': `${H}kind: Policy\ndefaults:\n  mode: ro\n---\n${H}kind: Policy\n${names('b1')}`,
+      'd.yaml': `${H}kind: Domain\nname: x\n${names('a1')}disks:\n  - {vdev: xvda, file: /srv/s.img}\n---\n${H}kind: Domain\nname: y\n${names('b1')}disks:\n  - {vdev: xvda, file: /srv/s.img}\n`,
+    },
+    [
+      'h.yaml:9:7: host `a2` is selected by no Domain document; a host of the fleet has at least one (a Domain without `hosts`, or whose `hosts` names it or matches its labels), or remove this Host document',
+      'd.yaml:15:24: source `/srv/s.img` is used read-write by domain `y` on host `b1` here but read-only by domain `x` on host `a1` at d.yaml:7:24; the read-only guest would see it change under it: make both read-only or give each its own image',
+    ],
+  ],
+  [
+    'a domain selected for two hosts without migratable',
+    { 'h.yaml': HOSTS, 'd.yaml': `${dom('x', labels('pool', 'web'), `${IMG}/x.img`)}---\n${dom('y', names('b1'), `${IMG}/y.img`)}` },
+    ['d.yaml:4:1: domain `x` is selected for hosts `a1` and `a2` and is not `migratable: true`; a domain runs on one host: select one, or say `migratable: true` if it moves between these'],
+  ],
+  [
+    'a domain without hosts in a fleet of several',
+    { 'h.yaml': HOSTS, 'd.yaml': dom('x', '', `${IMG}/x.img`, 'ro') },
+    ['d.yaml:3:7: domain `x` has no `hosts`, so every host (`a1`, `a2` and `b1`) has it, and it is not `migratable: true`; select its host with `hosts`, or say `migratable: true` if it moves between them'],
+  ],
+  [
+    'one domain defined by two documents for two hosts (and their read-write image)',
+    { 'h.yaml': HOSTS, 'a.yaml': `${dom('x', `${names('a1', 'a2')}migratable: true\n`, '/srv/x.img')}`, 'b.yaml': dom('x', names('b1'), '/srv/x.img') },
+    [
+      'b.yaml:3:7: domain `x` is defined for host `b1` here and for host `a1` and `a2` at a.yaml:3:7; a domain that may run on several hosts is one Domain document whose `hosts` selects them all, with `migratable: true`',
+      'b.yaml:8:11: source `/srv/x.img` is given read-write to domain `x` on host `b1` here and to domain `x` on host `a1` at a.yaml:9:11; two hosts writing one image (on shared storage) corrupt it: give each its own image, or make one Domain document with `migratable: true` for a domain that moves between hosts',
+    ],
+  ],
+  [
+    'each host\'s own rules, naming the hosts whose view has the error',
+    {
+      'h.yaml': HOSTS,
+      'p.yaml': `${H}kind: Policy\n${names('b1')}allowedRoots: [/srv]\n`,
+      'd.yaml': `${dom('x', names('a1'), `${IMG}/x.img`)}---\n${dom('y', names('a1'), `${IMG}/x.img`)}---\n${dom('z', names('b1', 'a2'), `${IMG}/z.img`, 'ro')}---\n${dom('w', names('a2'), `${IMG}/w.img`)}`.replace('vdev: xvda\n    file: /var/lib/xvbd/images/w.img', 'vdev: xvda0\n    file: /var/lib/xvbd/images/w.img'),
+    },
+    [
+      'd.yaml:18:11: host `a1`: source `/var/lib/xvbd/images/x.img` is already used read-write by domain `x` vdev `xvda` at d.yaml:8:11; a read-write source can back only one disk',
+      'd.yaml:24:1: domain `z` is selected for hosts `a2` and `b1` and is not `migratable: true`; a domain runs on one host: select one, or say `migratable: true` if it moves between these',
+      'd.yaml:28:11: host `b1`: source `/var/lib/xvbd/images/z.img` is outside the allowed roots (`/srv`) set at p.yaml:5:1',
+      'd.yaml:37:11: host `a2`: vdev `xvda0` names partition 0; the whole disk is written `xvda`',
+    ],
+  ],
+  [
+    'an error of every host\'s view is said once, without hosts',
+    { 'h.yaml': `${host('a1')}---\n${host('a2')}`, 'd.yaml': `${dom('x', `migratable: true\n`, 'rel.img')}` },
+    ['d.yaml:7:11: source path `rel.img` is relative; write an absolute path (starting with `/`)'],
+  ],
+  [
+    'without Host documents: the directory as one host\'s',
+    { 'd.yaml': `${dom('x', '', '/srv/s.img')}---\n${dom('y', '', '/srv/s.img')}` },
+    ['d.yaml:14:11: source `/srv/s.img` is already used read-write by domain `x` vdev `xvda` at d.yaml:6:11; a read-write source can back only one disk'],
+  ],
+];
+
+for (const [what, files, expected] of FLEET) {
+  test(`fleet: ${what}`, () => {
+    const r = checkFleetTexts(texts(files));
+    assert.deepEqual(headlines(r.errors), expected);
+  });
+}
+
+test('fleet: every error names the other place, and lists the hosts whose views have it', () => {
+  const r = checkFleetTexts(texts({ 'h.yaml': HOSTS, 'd.yaml': `${dom('x', names('a1'), '/srv/s.img')}---\n${dom('y', names('a2'), '/srv/s.img')}---\n${dom('z', names('b1'), 'rel.img')}` }));
+  const [rw, rel] = r.errors;
+  assert.deepEqual(rw?.related?.map((x) => [x.file, x.line, x.column, x.message]), [['d.yaml', 8, 11, 'the use of `/srv/s.img` (rw) on host `a1` is here']]);
+  assert.equal(rw?.hosts, undefined);
+  assert.deepEqual(rel?.hosts, ['b1']);
+  assert.deepEqual(
+    r.hosts.map((h) => [h.name, h.domains, h.disks]),
+    [
+      ['a1', ['x'], 1],
+      ['a2', ['y'], 1],
+      ['b1', ['z'], 1],
+    ],
+  );
 });

@@ -18,7 +18,10 @@ Options:
   --config DIR          config directory (default: $XVBD_CONFIG, else /etc/xvbd)
   --host NAME           in a fleet directory (with \`kind: Host\` documents), this host's desired state
                         (default: this machine's name, \`uname -n\`, or $XVBD_HOST)
-  --json                print {disks, findings, host} as JSON ({valid:false, errors} if the config is invalid)
+  --json                print the status document as JSON (schemas/xvbd-status-v1.schema.json, docs/status.md):
+                        {apiVersion, kind: Status, hostName, generatedAt, configDir, disks, findings, host,
+                        observed}; save it for \`xvbd plan --observed FILE\` ({valid:false, errors} if the
+                        config is invalid)
   --color / --no-color  colour the text (default: when stdout is a terminal and NO_COLOR is unset)
   -h, --help            this help
 
@@ -31,13 +34,10 @@ export async function run(argv: string[]): Promise<number> {
   const snap = await loadSnapshot({ configDir: values.config, ...hostOption(values.host), command: 'status', json: values.json === true, holders: askHolders });
   const { plan, observed } = snap;
   if (values.json) {
-    const host = {
-      domains: observed.domains,
-      backends: observed.backends.length,
-      loops: observed.loops.length,
-      xvbdLoops: observed.loops.filter((l) => l.ours).length,
-    };
-    process.stdout.write(JSON.stringify({ disks: plan.disks, findings: plan.findings, host }, null, 2) + '\n');
+    const { statusDocument } = await import('../../observe/recording.js');
+    const { defaultHostName } = await import('../../config/index.js');
+    const hostName = snap.desired.host?.name ?? values.host ?? defaultHostName();
+    process.stdout.write(JSON.stringify(statusDocument({ hostName, configDir: snap.configDir, plan, observed }), null, 2) + '\n');
     return 0;
   }
   const color = colorFor(values, process.stdout);

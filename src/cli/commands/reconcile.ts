@@ -31,6 +31,9 @@ Options:
                       default $XVBD_HOOK_SCRIPT, else /usr/local/bin/xvbd-hook when installed
   --local             once: run the pass here even if a daemon listens
   --json              once: print the pass outcome as JSON
+  --metrics-file PATH watch: after every pass, write the daemon's state for Prometheus there (text format,
+                      replaced atomically; for node_exporter's textfile collector, e.g.
+                      /var/lib/prometheus/node-exporter/xvbd.prom; the name must end in .prom)
   -h, --help          this help
 Environment: XVBD_RUN_DIR (default /run/xvbd: control.sock, apply.lock, keeper), XENSTORED_PATH,
   XVBD_XEN_BACKEND_SYSFS, NOTIFY_SOCKET / LISTEN_FDS / WATCHDOG_USEC (set by systemd).`;
@@ -45,6 +48,7 @@ export async function run(argv: string[]): Promise<number> {
     'hook-script': { type: 'string' },
     local: { type: 'boolean', default: false },
     json: { type: 'boolean', default: false },
+    'metrics-file': { type: 'string' },
   });
   if (!args) return 0;
   const a = args.values;
@@ -55,6 +59,13 @@ export async function run(argv: string[]): Promise<number> {
   const resyncS = num('resync', a.resync, 86_400);
   const debounceMs = num('debounce', a.debounce, 60_000);
   const configDir = resolve(a.config ?? defaultConfigDir());
+  const metricsFile = a['metrics-file'];
+  if (metricsFile !== undefined) {
+    if (!a.watch) throw new CliError('--metrics-file is for the daemon (--watch): a one-shot pass writes no metrics');
+    if (!metricsFile.startsWith('/') || !metricsFile.endsWith('.prom') || metricsFile.endsWith('/.prom')) {
+      throw new CliError(`--metrics-file must be an absolute path ending in .prom (node_exporter's textfile collector reads *.prom), not ${metricsFile}`);
+    }
+  }
   // As `xvbd apply` does: --hook-script, else $XVBD_HOOK_SCRIPT, else /usr/local/bin/xvbd-hook if installed.
   const { hookScriptPath } = await import('../../apply/session.js');
   const hookScript = a['hook-script'] ?? hookScriptPath();
@@ -85,6 +96,7 @@ export async function run(argv: string[]): Promise<number> {
       controlPath: controlSocketPath(),
       resyncMs: resyncS * 1000,
       debounceMs,
+      ...(metricsFile !== undefined ? { metricsFile } : {}),
       log: stampedLog(),
     });
     // A bug in a callback must not take the daemon (and the fds it holds) down: log it, keep serving.

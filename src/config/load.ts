@@ -218,6 +218,7 @@ function schemaErrors(d: DocCtx, kind: string, errs: ErrorObject[], ck: Checker,
     if (s !== undefined) suggested.add(`${err.instancePath}/${s}`);
   }
   for (const err of errs) {
+    if (err.keyword === 'propertyNames') continue; // its inner error, with propertyName, says which key
     if (err.keyword === 'required' && suggested.has(`${err.instancePath}/${String(err.params.missingProperty)}`)) continue;
     const p = err.instancePath;
     if (p === '/apiVersion' || p === '/kind') continue;
@@ -240,7 +241,8 @@ function schemaErrors(d: DocCtx, kind: string, errs: ErrorObject[], ck: Checker,
       case 'required': {
         const prop = String(err.params.missingProperty);
         at = locate(d, p);
-        const hint = prop === 'disks' ? ' (a list, possibly empty)' : prop === 'name' ? ' (the name of the Xen domain)' : '';
+        const hint =
+          prop === 'disks' ? ' (a list, possibly empty)' : prop === 'name' ? (kind === 'Host' && p === '' ? ' (the host\'s name, as `uname -n` prints it)' : ' (the name of the Xen domain)') : '';
         msg = `${objectName(kind, p)} needs \`${prop}\`${hint}`;
         break;
       }
@@ -277,6 +279,12 @@ function schemaErrors(d: DocCtx, kind: string, errs: ErrorObject[], ck: Checker,
         break;
       }
       case 'pattern': {
+        const key = (err as { propertyName?: string }).propertyName;
+        if (key !== undefined) {
+          at = locate(d, `${p}/${key.replace(/~/g, '~0').replace(/\//g, '~1')}`, true);
+          msg = `${p.endsWith('/labels') ? 'label key' : 'key'} \`${key}\` is not valid: ${p.endsWith('/labels') ? 'a label key is letters, digits, `.`, `_`, `-` and `/`, starting and ending with a letter or digit' : `it must match ${String(err.params.pattern)}`}`;
+          break;
+        }
         at = locate(d, p);
         const m = (err.parentSchema as { 'x-patternMessage'?: string } | undefined)?.['x-patternMessage'];
         const last = p.split('/').pop() ?? '';
@@ -290,10 +298,21 @@ function schemaErrors(d: DocCtx, kind: string, errs: ErrorObject[], ck: Checker,
         msg = `${valueName(p)} must be ${err.keyword === 'minimum' ? 'at least' : 'at most'} ${String(err.params.limit)}, not ${String(err.data)}`;
         break;
       case 'minLength':
+      case 'minItems':
         at = locate(d, p);
         msg = `${valueName(p)} must not be empty`;
         break;
+      case 'minProperties':
+        at = locate(d, p);
+        msg = p.endsWith('/hosts') ? '`hosts` needs `names` (a list of hosts) or `labels` (a mapping), or both' : `${valueName(p)} must not be empty`;
+        break;
       case 'maxLength':
+        if ((err as { propertyName?: string }).propertyName !== undefined) {
+          const key = (err as { propertyName?: string }).propertyName!;
+          at = locate(d, `${p}/${key.replace(/~/g, '~0').replace(/\//g, '~1')}`, true);
+          msg = `${p.endsWith('/labels') ? 'label key' : 'key'} \`${key.slice(0, 80)}\` is longer than ${String(err.params.limit)} characters`;
+          break;
+        }
         at = locate(d, p);
         msg = `${valueName(p)} is longer than ${String(err.params.limit)} characters`;
         break;
@@ -386,7 +405,7 @@ export function checkConfigTexts(inputs: readonly ConfigFileText[], extraErrors:
     const s = suggest(wanted, names);
     ck.add(
       { file: opts.dir ?? inputs[0]?.file ?? '.', line: 0, column: 0 },
-      `host \`${wanted}\` is not one of the fleet's hosts (${listNames(names)}); ${s !== undefined ? `did you mean \`${s}\`? ` : ''}add a \`kind: Host\` document with \`name: ${wanted}\`, or pass --host NAME`,
+      `host \`${wanted}\` is not one of the fleet's hosts (${names.length ? listNames(names) : 'no Host document has a valid name'}); ${s !== undefined ? `did you mean \`${s}\`? ` : ''}add a \`kind: Host\` document with \`name: ${wanted}\`, or pass --host NAME`,
     );
     const errors = ck.sorted();
     return { errors, files, domains: 0, disks: 0, hosts: fleet.hosts.map(hostSpec) };
@@ -768,7 +787,7 @@ function readFleet(parsed: ParsedDocs, ck: Checker): Fleet | undefined {
       continue;
     }
     if (h.names !== undefined) {
-      if (!Array.isArray(h.names) || h.names.some((n) => typeof n !== 'string' || !HOST_NAME.test(n))) sel.broken = true;
+      if (!Array.isArray(h.names) || h.names.length === 0 || h.names.some((n) => typeof n !== 'string' || !HOST_NAME.test(n))) sel.broken = true;
       else {
         h.names.forEach((n, i) => {
           const known = hosts.find((x) => x.name === n);

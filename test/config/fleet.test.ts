@@ -112,6 +112,25 @@ const VIEWS: [string, Record<string, string>, string, string[], string[]?][] = [
     ],
   ],
   [
+    'bad selectors and labels: one clear error each, and no "selects nothing" while a selector is broken',
+    {
+      'h.yaml': `${HOSTS}---\n${host('c1', `labels:\n  "bad key": x\n  ${'k'.repeat(64)}: y\n  n: 5\n`)}`,
+      'd.yaml': `${dom('x', 'hosts: {}\n', `${IMG}/x.img`)}---\n${dom('y', 'hosts:\n  names: []\n', `${IMG}/y.img`)}---\n${dom('z', 'hosts: [a1]\n', `${IMG}/z.img`)}---\n${dom('w', `migratable: yes\n${names('A1')}`, `${IMG}/w.img`)}---\n${H}kind: Host\n`,
+    },
+    'a1',
+    [
+      'h.yaml:23:3: label key `bad key` is not valid: a label key is letters, digits, `.`, `_`, `-` and `/`, starting and ending with a letter or digit',
+      `h.yaml:24:3: label key \`${'k'.repeat(64)}\` is longer than 63 characters`,
+      'h.yaml:25:6: `n` must be a string, such as `web`, not the number 5',
+      'd.yaml:4:8: `hosts` needs `names` (a list of hosts) or `labels` (a mapping), or both',
+      'd.yaml:14:10: `names` must not be empty',
+      'd.yaml:23:8: `hosts` must be a mapping, not a list',
+      'd.yaml:32:13: `migratable` must be `true` or `false`, not the string `yes`',
+      'd.yaml:34:11: an item of `names` `A1` is not valid: a host name is lower-case letters, digits, `-` and `.` (as `uname -n` prints it), starting and ending with a letter or digit',
+      "d.yaml:40:1: a Host document needs `name` (the host's name, as `uname -n` prints it)",
+    ],
+  ],
+  [
     'hosts and migratable without Host documents',
     { 'd.yaml': `${H}kind: Domain\nname: x\nmigratable: true\n${names('a1')}disks: []\n`, 'p.yaml': `${H}kind: Policy\n${names('a1')}` },
     'a1',

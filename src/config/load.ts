@@ -151,8 +151,9 @@ class Checker {
   readonly errors: { e: ConfigError; fileIndex: number; seq: number }[] = [];
   private seq = 0;
 
-  add(at: Loc, message: string, related?: (Loc & { message: string })[], fileIndex = 0): void {
+  add(at: Loc, message: string, related?: (Loc & { message: string })[], fileIndex = 0, hosts?: string[]): void {
     const e: ConfigError = { file: at.file, line: at.line, column: at.column, message };
+    if (hosts) e.hosts = hosts;
     if (at.sourceLine !== undefined) e.sourceLine = at.sourceLine;
     if (related?.length) {
       e.related = related.map((r) => {
@@ -890,7 +891,7 @@ export function checkFleetTexts(inputs: readonly ConfigFileText[], extraErrors: 
   const byName = new Map<string, { host: string; d: DocCtx }[]>();
   for (const host of fleet.hosts) {
     const view = viewOf(fleet, parsed, host);
-    if (view.domainDocs.length === 0 && !fleet.domainSelectorBroken) ck.add(host.nameLoc, selectsNothing(host), undefined, host.d.fc.index);
+    if (view.domainDocs.length === 0 && !fleet.domainSelectorBroken) ck.add(host.nameLoc, selectsNothing(host), undefined, host.d.fc.index, [host.name]);
     const hk = new Checker();
     const v = checkView(view.domainDocs, view.policyDocs, hk, view.explicitPolicy ? host.name : undefined);
     for (const x of hk.errors) {
@@ -933,6 +934,7 @@ export function checkFleetTexts(inputs: readonly ConfigFileText[], extraErrors: 
           : `domain \`${name}\` has no \`hosts\`, so every host (${listNames(hs)}) has it, and it is not \`migratable: true\`; select its host with \`hosts\`, or say \`migratable: true\` if it moves between them`,
         undefined,
         first.fc.index,
+        hs,
       );
       continue;
     }
@@ -945,9 +947,10 @@ export function checkFleetTexts(inputs: readonly ConfigFileText[], extraErrors: 
       const other = hs.find((h) => !firstHosts.includes(h))!;
       ck.add(
         locate(d, '/name'),
-        `domain \`${name}\` is defined for host \`${other}\` here and for host ${listNames(firstHosts)} at ${where(firstLoc)}; a domain that may run on several hosts is one Domain document whose \`hosts\` selects them all, with \`migratable: true\``,
+        `domain \`${name}\` is defined for host \`${other}\` here and for ${firstHosts.length === 1 ? 'host' : 'hosts'} ${listNames(firstHosts)} at ${where(firstLoc)}; a domain that may run on several hosts is one Domain document whose \`hosts\` selects them all, with \`migratable: true\``,
         [{ ...firstLoc, message: `the other definition of \`${name}\` is here` }],
         d.fc.index,
+        [...firstHosts, other],
       );
     }
   }
@@ -979,7 +982,7 @@ export function checkFleetTexts(inputs: readonly ConfigFileText[], extraErrors: 
             : ub.mode === 'rw'
               ? `source \`${src}\` is used read-write by domain \`${ub.domain}\` on host \`${ub.host}\` here but read-only by ${who}; the read-only guest would see it change under it: make both read-only or give each its own image`
               : `source \`${src}\` is used read-only by domain \`${ub.domain}\` on host \`${ub.host}\` here but read-write by ${who}; the read-only guest would see it change under it: make both read-only or give each its own image`;
-        ck.add(ub.loc, msg, [{ ...ua.loc, message: `the use of \`${src}\` (${ua.mode}) on host \`${ua.host}\` is here` }], ub.doc.fc.index);
+        ck.add(ub.loc, msg, [{ ...ua.loc, message: `the use of \`${src}\` (${ua.mode}) on host \`${ua.host}\` is here` }], ub.doc.fc.index, [ua.host, ub.host]);
         break;
       }
     }

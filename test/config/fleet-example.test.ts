@@ -98,14 +98,17 @@ test('a broken copy of examples/fleet fails with exactly the fleet errors, each 
       ],
     );
     assert.ok(lines.includes('  db.yaml:17:11: note: the use of `/srv/xvbd/db/db-data.img` (rw) on host `xen-b1` is here'), p.stderr);
-    const j = JSON.parse(xvbd(['validate', '--fleet', '--json', '--config', '.'], tmp).stdout) as { valid: boolean; errors: { file: string; line: number; column: number; related?: { file: string; line: number; column: number }[] }[] };
+    const j = JSON.parse(xvbd(['validate', '--fleet', '--json', '--config', '.'], tmp).stdout) as {
+      valid: boolean;
+      errors: { file: string; line: number; column: number; hosts?: string[]; related?: { file: string; line: number; column: number }[] }[];
+    };
     assert.equal(j.valid, false);
     assert.deepEqual(
-      j.errors.map((e) => [e.file, e.line, e.column, (e.related ?? []).map((r) => `${r.file}:${r.line}:${r.column}`)]),
+      j.errors.map((e) => [e.file, e.line, e.column, (e.related ?? []).map((r) => `${r.file}:${r.line}:${r.column}`), e.hosts]),
       [
-        ['db.yaml', 9, 1, []],
-        ['hosts.yaml', 36, 7, []],
-        ['web.yaml', 27, 11, ['db.yaml:17:11']],
+        ['db.yaml', 9, 1, [], ['xen-b1', 'xen-b2']],
+        ['hosts.yaml', 36, 7, [], ['xen-c1']],
+        ['web.yaml', 27, 11, ['db.yaml:17:11'], ['xen-b1', 'xen-a2']],
       ],
     );
     // Each host alone sees none of it: these are the fleet's rules (xen-c1 is its own error).

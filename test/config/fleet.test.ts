@@ -222,7 +222,7 @@ const FLEET: [string, Record<string, string>, string[]][] = [
     'one domain defined by two documents for two hosts (and their read-write image)',
     { 'h.yaml': HOSTS, 'a.yaml': `${dom('x', `${names('a1', 'a2')}migratable: true\n`, '/srv/x.img')}`, 'b.yaml': dom('x', names('b1'), '/srv/x.img') },
     [
-      'b.yaml:3:7: domain `x` is defined for host `b1` here and for host `a1` and `a2` at a.yaml:3:7; a domain that may run on several hosts is one Domain document whose `hosts` selects them all, with `migratable: true`',
+      'b.yaml:3:7: domain `x` is defined for host `b1` here and for hosts `a1` and `a2` at a.yaml:3:7; a domain that may run on several hosts is one Domain document whose `hosts` selects them all, with `migratable: true`',
       'b.yaml:8:11: source `/srv/x.img` is given read-write to domain `x` on host `b1` here and to domain `x` on host `a1` at a.yaml:9:11; two hosts writing one image (on shared storage) corrupt it: give each its own image, or make one Domain document with `migratable: true` for a domain that moves between hosts',
     ],
   ],
@@ -259,11 +259,11 @@ for (const [what, files, expected] of FLEET) {
   });
 }
 
-test('fleet: every error names the other place, and lists the hosts whose views have it', () => {
+test('fleet: every error names the other place, and lists the hosts it is about', () => {
   const r = checkFleetTexts(texts({ 'h.yaml': HOSTS, 'd.yaml': `${dom('x', names('a1'), '/srv/s.img')}---\n${dom('y', names('a2'), '/srv/s.img')}---\n${dom('z', names('b1'), 'rel.img')}` }));
   const [rw, rel] = r.errors;
   assert.deepEqual(rw?.related?.map((x) => [x.file, x.line, x.column, x.message]), [['d.yaml', 8, 11, 'the use of `/srv/s.img` (rw) on host `a1` is here']]);
-  assert.equal(rw?.hosts, undefined);
+  assert.deepEqual(rw?.hosts, ['a1', 'a2']);
   assert.deepEqual(rel?.hosts, ['b1']);
   assert.deepEqual(
     r.hosts.map((h) => [h.name, h.domains, h.disks]),

@@ -21,7 +21,7 @@ Options:
   --host NAME    in a fleet directory, the host whose view to check (ignored without Host documents)
   --fleet        every host of the fleet at once (for CI)
   --json         print {valid, files, domains, disks, errors} as JSON on stdout (with --fleet also
-                 {fleet, hosts}; each error of some hosts' views only lists them in \`hosts\`)
+                 {fleet, hosts}, and each error lists the hosts it is about in \`hosts\`)
   --color        colour the errors (default: when stderr is a terminal)
   --no-color     never colour
   -h, --help     this help

@@ -683,6 +683,8 @@ interface ViewResult {
 interface HostEntry {
   name: string;
   labels: Record<string, string>;
+  /** Directories on the host's own disks (`localRoots`). */
+  localRoots: string[];
   d: DocCtx;
   nameLoc: Loc;
 }
@@ -770,7 +772,16 @@ function readFleet(parsed: ParsedDocs, ck: Checker): Fleet | undefined {
     }
     const labels: Record<string, string> = {};
     if (isObject(d.js.labels)) for (const [k, v] of Object.entries(d.js.labels)) if (typeof v === 'string') labels[k] = v;
-    hosts.push({ name, labels, d, nameLoc });
+    const localRoots: string[] = [];
+    if (Array.isArray(d.js.localRoots)) {
+      d.js.localRoots.forEach((r, i) => {
+        if (typeof r !== 'string' || !r.startsWith('/')) return; // the schema said why
+        const problem = pathProblem(r);
+        if (problem) ck.add(locate(d, `/localRoots/${i}`), `local root \`${r}\` ${problem}`, undefined, d.fc.index);
+        else localRoots.push(r);
+      });
+    }
+    hosts.push({ name, labels, localRoots, d, nameLoc });
   }
   const names = hosts.map((h) => h.name);
   const selections = new Map<DocCtx, Selection>();
@@ -955,7 +966,10 @@ export function checkFleetTexts(inputs: readonly ConfigFileText[], extraErrors: 
     }
   }
 
-  // A source used read-write backs one disk in the whole fleet: not disks of domains on two hosts.
+  // A source used read-write backs one disk in the whole fleet: not disks of domains on two hosts
+  // (unless the path is on a host's own disks: then the two hosts have two files).
+  const localTo = new Map(fleet.hosts.map((h) => [h.name, h.localRoots]));
+  const isLocal = (src: string, host: string) => (localTo.get(host) ?? []).some((r) => isUnder(src, r));
   const bySource = new Map<string, Map<string, (DiskUse & { host: string })[]>>();
   for (const u of uses) {
     const src = u.source;
@@ -975,6 +989,7 @@ export function checkFleetTexts(inputs: readonly ConfigFileText[], extraErrors: 
         const ua = a.find((u) => u.mode === 'rw') ?? a[0]!;
         const ub = b.find((u) => u.mode === 'rw') ?? b[0]!;
         if (ua.mode !== 'rw' && ub.mode !== 'rw') continue;
+        if (isLocal(src, ua.host) || isLocal(src, ub.host)) continue;
         const who = `domain \`${ua.domain}\` on host \`${ua.host}\` at ${where(ua.at)}`;
         const msg =
           ua.mode === 'rw' && ub.mode === 'rw'

@@ -92,7 +92,7 @@ test('a broken copy of examples/fleet fails with exactly the fleet errors, each 
       lines.filter((l) => !l.startsWith(' ')),
       [
         'db.yaml:9:1: domain `db` is selected for hosts `xen-b1` and `xen-b2` and is not `migratable: true`; a domain runs on one host: select one, or say `migratable: true` if it moves between these',
-        'hosts.yaml:36:7: host `xen-c1` is selected by no Domain document; a host of the fleet has at least one (a Domain without `hosts`, or whose `hosts` names it or matches its labels), or remove this Host document',
+        'hosts.yaml:41:7: host `xen-c1` is selected by no Domain document; a host of the fleet has at least one (a Domain without `hosts`, or whose `hosts` names it or matches its labels), or remove this Host document',
         'web.yaml:27:11: source `/srv/xvbd/db/db-data.img` is given read-write to domain `web2` on host `xen-a2` here and to domain `db` on host `xen-b1` at db.yaml:17:11; two hosts writing one image (on shared storage) corrupt it: give each its own image, or make one Domain document with `migratable: true` for a domain that moves between hosts',
         '4 files, 5 hosts, 4 domains, 8 disks: 3 errors',
       ],
@@ -107,7 +107,7 @@ test('a broken copy of examples/fleet fails with exactly the fleet errors, each 
       j.errors.map((e) => [e.file, e.line, e.column, (e.related ?? []).map((r) => `${r.file}:${r.line}:${r.column}`), e.hosts]),
       [
         ['db.yaml', 9, 1, [], ['xen-b1', 'xen-b2']],
-        ['hosts.yaml', 36, 7, [], ['xen-c1']],
+        ['hosts.yaml', 41, 7, [], ['xen-c1']],
         ['web.yaml', 27, 11, ['db.yaml:17:11'], ['xen-b1', 'xen-a2']],
       ],
     );

@@ -241,6 +241,18 @@ const FLEET: [string, Record<string, string>, string[]][] = [
     ],
   ],
   [
+    'a read-write path under a host\'s localRoots is that host\'s own file: no error across hosts',
+    {
+      'h.yaml': `${host('a1', `localRoots: [${IMG}]\n`)}---\n${host('b1')}---\n${host('c1', 'localRoots: [/var/lib/../x, rel]\n')}`,
+      'd.yaml': `${dom('x', names('a1'), `${IMG}/s.img`)}---\n${dom('y', names('b1'), `${IMG}/s.img`)}---\n${dom('z', names('c1'), '/srv/z.img')}---\n${dom('w', names('b1'), '/srv/z.img')}`,
+    },
+    [
+      'h.yaml:13:14: local root `/var/lib/../x` contains `..`; write the path without it',
+      'h.yaml:13:29: an item of `localRoots` `rel` is not valid: a local root must be an absolute path (start with `/`)',
+      'd.yaml:38:11: source `/srv/z.img` is given read-write to domain `w` on host `b1` here and to domain `z` on host `c1` at d.yaml:28:11; two hosts writing one image (on shared storage) corrupt it: give each its own image, or make one Domain document with `migratable: true` for a domain that moves between hosts',
+    ],
+  ],
+  [
     'an error of every host\'s view is said once, without hosts',
     { 'h.yaml': `${host('a1')}---\n${host('a2')}`, 'd.yaml': `${dom('x', `migratable: true\n`, 'rel.img')}` },
     ['d.yaml:7:11: source path `rel.img` is relative; write an absolute path (starting with `/`)'],

@@ -929,6 +929,9 @@ export function checkFleetTexts(inputs: readonly ConfigFileText[], extraErrors: 
     ck.errors.push({ e, fileIndex: x.fileIndex, seq: x.seq });
   }
 
+  const localTo = new Map(fleet.hosts.map((h) => [h.name, h.localRoots]));
+  const isLocal = (src: string, host: string) => (localTo.get(host) ?? []).some((r) => isUnder(src, r));
+
   // A domain runs on one host, unless it may migrate between those its one document selects.
   for (const [name, defs] of byName) {
     const docs = [...new Set(defs.map((x) => x.d))];
@@ -936,6 +939,21 @@ export function checkFleetTexts(inputs: readonly ConfigFileText[], extraErrors: 
     const first = docs[0]!;
     if (docs.length === 1) {
       const hs = hostsOf(first);
+      if (hs.length >= 2 && first.js.migratable === true) {
+        // It moves between them: a read-write disk on one host's own disks would not move with it.
+        const seen = new Set<number>();
+        for (const u of uses) {
+          if (u.doc !== first || u.mode !== 'rw' || seen.has(u.index) || !isLocal(u.source, u.host)) continue;
+          seen.add(u.index);
+          ck.add(
+            u.loc,
+            `domain \`${name}\` may migrate between hosts ${listNames(hs)}, but its read-write source \`${u.source}\` is under the \`localRoots\` of host \`${u.host}\`: after a migration it would find another disk; put it on storage every one of these hosts shares`,
+            undefined,
+            u.doc.fc.index,
+            hs,
+          );
+        }
+      }
       if (hs.length < 2 || first.js.migratable === true) continue;
       const viaHosts = Object.hasOwn(first.js, 'hosts');
       ck.add(
@@ -968,8 +986,6 @@ export function checkFleetTexts(inputs: readonly ConfigFileText[], extraErrors: 
 
   // A source used read-write backs one disk in the whole fleet: not disks of domains on two hosts
   // (unless the path is on a host's own disks: then the two hosts have two files).
-  const localTo = new Map(fleet.hosts.map((h) => [h.name, h.localRoots]));
-  const isLocal = (src: string, host: string) => (localTo.get(host) ?? []).some((r) => isUnder(src, r));
   const bySource = new Map<string, Map<string, (DiskUse & { host: string })[]>>();
   for (const u of uses) {
     const src = u.source;

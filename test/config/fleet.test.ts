@@ -253,6 +253,11 @@ const FLEET: [string, Record<string, string>, string[]][] = [
     ],
   ],
   [
+    'a migratable domain whose read-write disk is on a host\'s own disks',
+    { 'h.yaml': `${host('a1', `localRoots: [${IMG}]\n`)}---\n${host('a2')}`, 'd.yaml': `${H}kind: Domain\nname: db\nmigratable: true\ndisks:\n  - {vdev: xvda, file: ${IMG}/db.img}\n  - {vdev: xvdb, file: ${IMG}/t.img, mode: ro}\n` },
+    ['d.yaml:6:24: domain `db` may migrate between hosts `a1` and `a2`, but its read-write source `/var/lib/xvbd/images/db.img` is under the `localRoots` of host `a1`: after a migration it would find another disk; put it on storage every one of these hosts shares'],
+  ],
+  [
     'an error of every host\'s view is said once, without hosts',
     { 'h.yaml': `${host('a1')}---\n${host('a2')}`, 'd.yaml': `${dom('x', `migratable: true\n`, 'rel.img')}` },
     ['d.yaml:7:11: source path `rel.img` is relative; write an absolute path (starting with `/`)'],

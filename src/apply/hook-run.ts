@@ -6,7 +6,7 @@
 //   when neither the daemon nor a hook server listens.
 import { appendFileSync, closeSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
-import { ConfigCache, defaultConfigDir, formatErrors } from '../config/index.js';
+import { ConfigCache, defaultConfigDir, defaultHostName, formatErrors } from '../config/index.js';
 import { askDaemon, controlSocketPath, ControlError, ControlServer, type ControlRequest } from '../daemon/control.js';
 import { dropFromKeepers } from '../daemon/keeper-client.js';
 import type { XsClient } from '../xenstore/api.js';
@@ -54,7 +54,7 @@ export async function openOneShot(
   const started = opts.keeperUp ?? (opts.startKeeper ? holder.start() : Promise.resolve());
   const keeperUp = started.catch((e: Error) => log(`keeper: ${e.message}`));
   const linux = await import('../linux/index.js');
-  const config = new ConfigCache(defaultConfigDir(env));
+  const config = new ConfigCache(defaultConfigDir(env), { host: defaultHostName(env) });
   let loading: ReturnType<ConfigCache['load']> | undefined;
   let xs: Promise<XsClient> | undefined;
   const client = () => {

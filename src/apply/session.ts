@@ -27,6 +27,8 @@ export function hookScriptPath(env: NodeJS.ProcessEnv = process.env): string | u
 
 export interface ApplyOptions {
   configDir: string;
+  /** In a fleet directory: the host whose desired state to apply (default: this machine's name). */
+  host?: string;
   prune?: boolean;
   /** --allow-data-loss (never from the config): see Policy.allowDataLoss. */
   allowDataLoss?: boolean;
@@ -51,7 +53,7 @@ export interface ApplyOutcome {
 }
 
 export async function applyOnce(opts: ApplyOptions): Promise<ApplyOutcome> {
-  const desired = await loadDesired(opts.configDir);
+  const desired = await loadDesired(opts.configDir, opts.host !== undefined ? { host: opts.host } : {});
   const policy: Policy = { ...desired.policy, prune: opts.prune || desired.policy.prune, allowDataLoss: opts.allowDataLoss === true };
   let lock: ApplyLock | undefined;
   if (!opts.dryRun) lock = await acquireApplyLock({ waitMs: opts.lockWaitMs ?? 0 });

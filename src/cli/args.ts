@@ -8,10 +8,18 @@ const HELP = { help: { type: 'boolean', short: 'h' } } as const;
 /** The options of the commands that read the config and print a report: validate, plan, status. */
 export const REPORT_OPTIONS = {
   config: { type: 'string' },
+  host: { type: 'string' },
   json: { type: 'boolean' },
   color: { type: 'boolean' },
   'no-color': { type: 'boolean' },
 } as const;
+
+/** --host NAME: a non-empty name (which host of a fleet directory to act for). */
+export function hostOption(v: string | undefined): { host?: string } {
+  if (v === undefined) return {};
+  if (v.trim() === '') throw new CliError('--host needs a host name (as `uname -n` prints it)');
+  return { host: v };
+}
 
 /**
  * Parses argv against `options` (plus -h/--help). A usage error throws CliError with the message and

@@ -9,7 +9,7 @@ import { guardStdio } from '../log/stdio.js';
 // a command, least of all the daemon or the keeper, which hold loop-device fds.
 guardStdio();
 
-const VERSION = '0.1.0';
+import { VERSION } from '../version.js';
 
 function usage(): string {
   const width = Math.max(...COMMANDS.map((c) => c.name.length));

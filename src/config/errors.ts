@@ -27,6 +27,8 @@ export interface ConfigError {
   related?: RelatedLocation[];
   /** The text of the source line (for the caret display); absent when line is 0. */
   sourceLine?: string;
+  /** `validate --fleet`: the hosts this error is about (whose view has it, or that a rule across hosts names). */
+  hosts?: string[];
 }
 
 export interface FormatOptions {

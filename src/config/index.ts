@@ -2,7 +2,7 @@
 import type { DesiredState } from '../model/desired.js';
 import { readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { checkConfigDir, isConfigFileName } from './load.js';
+import { checkConfigDir, isConfigFileName, type CheckOptions } from './load.js';
 import { formatErrors, type ConfigError } from './errors.js';
 
 export type { ConfigError, RelatedLocation, FormatOptions } from './errors.js';
@@ -12,21 +12,32 @@ export {
   KINDS,
   checkConfigDir,
   checkConfigTexts,
+  checkFleetDir,
+  checkFleetTexts,
   defaultConfigDir,
+  defaultHostName,
   isConfigFileName,
   parseDuration,
+  type CheckOptions,
   type ConfigCheck,
   type ConfigFileText,
+  type FleetCheck,
+  type FleetHostCheck,
 } from './load.js';
 export { vdevToDevid, devidToVdev, parseVdev, VdevError, type VdevInfo } from './vdev.js';
 export { pathProblem, isUnder } from './paths.js';
 
+/** Which host of a fleet to load for (`--host`); without Host documents in the directory it does not matter. */
+export type LoadOptions = Omit<CheckOptions, 'dir'>;
+
 /**
  * Reads every `*.yaml` / `*.yml` file of `dir` (sorted by name, not recursive), checks them all and
  * returns the desired state when there is no error. `files` are the paths read (`join(dir, name)`).
+ * In a fleet directory (with `kind: Host` documents) the desired state is `opts.host`'s (default: this
+ * machine's name, see defaultHostName).
  */
-export async function loadConfig(dir: string): Promise<{ desired?: DesiredState; errors: ConfigError[]; files: string[] }> {
-  const r = await checkConfigDir(dir);
+export async function loadConfig(dir: string, opts: LoadOptions = {}): Promise<{ desired?: DesiredState; errors: ConfigError[]; files: string[] }> {
+  const r = await checkConfigDir(dir, opts);
   return r.desired ? { desired: r.desired, errors: r.errors, files: r.files } : { errors: r.errors, files: r.files };
 }
 
@@ -42,8 +53,8 @@ export class ConfigInvalidError extends Error {
 }
 
 /** loadConfig for commands that need a valid desired state: resolves to it, or throws ConfigInvalidError. */
-export async function loadDesired(dir: string): Promise<DesiredState> {
-  const r = await loadConfig(dir);
+export async function loadDesired(dir: string, opts: LoadOptions = {}): Promise<DesiredState> {
+  const r = await loadConfig(dir, opts);
   if (!r.desired) throw new ConfigInvalidError(dir, r.errors);
   return r.desired;
 }
@@ -80,12 +91,15 @@ export class ConfigCache {
   private sig: string | undefined;
   private last: LoadedConfig | undefined;
 
-  constructor(readonly dir: string) {}
+  constructor(
+    readonly dir: string,
+    readonly opts: LoadOptions = {},
+  ) {}
 
   async load(force = false): Promise<LoadedConfig> {
     const sig = configSignature(this.dir);
     if (force || !this.last || sig !== this.sig) {
-      this.last = await loadConfig(this.dir);
+      this.last = await loadConfig(this.dir, this.opts);
       this.sig = sig;
     }
     return this.last;

@@ -1,6 +1,7 @@
 // Loading a config directory: YAML (with positions) -> JSON Schema (ajv) -> semantic checks -> DesiredState.
 // Every error of every file is collected; a broken file or document does not stop the others.
 import { readdir, readFile, stat } from 'node:fs/promises';
+import { hostname } from 'node:os';
 import { join } from 'node:path';
 import {
   isAlias,
@@ -23,19 +24,21 @@ import {
   type DiskOptions,
   type DiskSpec,
   type DomainSpec,
+  type HostSpec,
   type Policy,
   type ServeMode,
   type SourceKind,
   type SourceLocation,
 } from '../model/desired.js';
-import type { ConfigError, RelatedLocation } from './errors.js';
+import { errorHeadline, type ConfigError, type RelatedLocation } from './errors.js';
 import { isUnder, pathProblem } from './paths.js';
 import { validators } from './schema.js';
 import { suggest } from './suggest.js';
 import { parseVdev, VdevError } from './vdev.js';
 
 export const API_VERSION = 'xvbd/v1';
-export const KINDS = ['Domain', 'Policy'] as const;
+export const KINDS = ['Domain', 'Policy', 'Host'] as const;
+type Kind = (typeof KINDS)[number];
 /** Files larger than this are refused (a config file is a few kilobytes). */
 export const MAX_FILE_BYTES = 1 << 20;
 
@@ -52,6 +55,10 @@ export interface ConfigCheck {
   /** Domains and disks found (also when there are errors: what could be read). */
   domains: number;
   disks: number;
+  /** In a fleet directory: the host whose view this is (also in `desired.host`). */
+  host?: HostSpec;
+  /** In a fleet directory: every host it declares. */
+  hosts?: HostSpec[];
 }
 
 type Json = null | boolean | number | string | Json[] | { [k: string]: Json };
@@ -144,8 +151,9 @@ class Checker {
   readonly errors: { e: ConfigError; fileIndex: number; seq: number }[] = [];
   private seq = 0;
 
-  add(at: Loc, message: string, related?: (Loc & { message: string })[], fileIndex = 0): void {
+  add(at: Loc, message: string, related?: (Loc & { message: string })[], fileIndex = 0, hosts?: string[]): void {
     const e: ConfigError = { file: at.file, line: at.line, column: at.column, message };
+    if (hosts) e.hosts = hosts;
     if (at.sourceLine !== undefined) e.sourceLine = at.sourceLine;
     if (related?.length) {
       e.related = related.map((r) => {
@@ -176,7 +184,7 @@ function locate(d: DocCtx, pointer: string, preferKey = false): Loc {
 
 /** How an object at a pointer is called in messages. */
 function objectName(kind: string, pointer: string): string {
-  if (pointer === '') return kind === 'Policy' ? 'the Policy document' : 'a Domain document';
+  if (pointer === '') return kind === 'Policy' ? 'the Policy document' : kind === 'Host' ? 'a Host document' : 'a Domain document';
   const segs = pointer.split('/');
   const last = segs[segs.length - 1]!;
   if (/^\d+$/.test(last) && segs[segs.length - 2] === 'disks') return 'a disk';
@@ -193,8 +201,14 @@ function valueName(pointer: string): string {
 
 const SUPERSEDED = /(^|\/)(vdev|file|device|allowedRoots\/\d+)$/;
 
-/** Turns ajv's errors for one document into our sentences, dropping those the semantic pass reports better. */
-function schemaErrors(d: DocCtx, kind: string, errs: ErrorObject[], ck: Checker): void {
+/** The keys that only mean something in a fleet directory (one with `kind: Host` documents). */
+const FLEET_KEYS = new Set(['hosts', 'migratable']);
+
+/**
+ * Turns ajv's errors for one document into our sentences, dropping those the semantic pass reports better.
+ * Outside a fleet, "expected ..." does not list the fleet's keys (they are errors there).
+ */
+function schemaErrors(d: DocCtx, kind: string, errs: ErrorObject[], ck: Checker, fleet: boolean): void {
   const seen = new Set<string>();
   // "unknown key `vdv`; did you mean `vdev`?" already says that `vdev` is missing.
   const suggested = new Set<string>();
@@ -205,6 +219,7 @@ function schemaErrors(d: DocCtx, kind: string, errs: ErrorObject[], ck: Checker)
     if (s !== undefined) suggested.add(`${err.instancePath}/${s}`);
   }
   for (const err of errs) {
+    if (err.keyword === 'propertyNames') continue; // its inner error, with propertyName, says which key
     if (err.keyword === 'required' && suggested.has(`${err.instancePath}/${String(err.params.missingProperty)}`)) continue;
     const p = err.instancePath;
     if (p === '/apiVersion' || p === '/kind') continue;
@@ -220,13 +235,15 @@ function schemaErrors(d: DocCtx, kind: string, errs: ErrorObject[], ck: Checker)
         const known = Object.keys(((err.parentSchema ?? {}) as { properties?: object }).properties ?? {});
         const s = suggest(prop, known);
         at = locate(d, `${p}/${prop.replace(/~/g, '~0').replace(/\//g, '~1')}`, true);
-        msg = `unknown key \`${prop}\` in ${objectName(kind, p)}; ${s !== undefined ? `did you mean \`${s}\`?` : `expected ${orList(known.map((k) => `\`${k}\``))}`}`;
+        const listed = fleet || p !== '' ? known : known.filter((k) => !FLEET_KEYS.has(k));
+        msg = `unknown key \`${prop}\` in ${objectName(kind, p)}; ${s !== undefined ? `did you mean \`${s}\`?` : `expected ${orList(listed.map((k) => `\`${k}\``))}`}`;
         break;
       }
       case 'required': {
         const prop = String(err.params.missingProperty);
         at = locate(d, p);
-        const hint = prop === 'disks' ? ' (a list, possibly empty)' : prop === 'name' ? ' (the name of the Xen domain)' : '';
+        const hint =
+          prop === 'disks' ? ' (a list, possibly empty)' : prop === 'name' ? (kind === 'Host' && p === '' ? ' (the host\'s name, as `uname -n` prints it)' : ' (the name of the Xen domain)') : '';
         msg = `${objectName(kind, p)} needs \`${prop}\`${hint}`;
         break;
       }
@@ -263,6 +280,12 @@ function schemaErrors(d: DocCtx, kind: string, errs: ErrorObject[], ck: Checker)
         break;
       }
       case 'pattern': {
+        const key = (err as { propertyName?: string }).propertyName;
+        if (key !== undefined) {
+          at = locate(d, `${p}/${key.replace(/~/g, '~0').replace(/\//g, '~1')}`, true);
+          msg = `${p.endsWith('/labels') ? 'label key' : 'key'} \`${key}\` is not valid: ${p.endsWith('/labels') ? 'a label key is letters, digits, `.`, `_`, `-` and `/`, starting and ending with a letter or digit' : `it must match ${String(err.params.pattern)}`}`;
+          break;
+        }
         at = locate(d, p);
         const m = (err.parentSchema as { 'x-patternMessage'?: string } | undefined)?.['x-patternMessage'];
         const last = p.split('/').pop() ?? '';
@@ -276,10 +299,21 @@ function schemaErrors(d: DocCtx, kind: string, errs: ErrorObject[], ck: Checker)
         msg = `${valueName(p)} must be ${err.keyword === 'minimum' ? 'at least' : 'at most'} ${String(err.params.limit)}, not ${String(err.data)}`;
         break;
       case 'minLength':
+      case 'minItems':
         at = locate(d, p);
         msg = `${valueName(p)} must not be empty`;
         break;
+      case 'minProperties':
+        at = locate(d, p);
+        msg = p.endsWith('/hosts') ? '`hosts` needs `names` (a list of hosts) or `labels` (a mapping), or both' : `${valueName(p)} must not be empty`;
+        break;
       case 'maxLength':
+        if ((err as { propertyName?: string }).propertyName !== undefined) {
+          const key = (err as { propertyName?: string }).propertyName!;
+          at = locate(d, `${p}/${key.replace(/~/g, '~0').replace(/\//g, '~1')}`, true);
+          msg = `${p.endsWith('/labels') ? 'label key' : 'key'} \`${key.slice(0, 80)}\` is longer than ${String(err.params.limit)} characters`;
+          break;
+        }
         at = locate(d, p);
         msg = `${valueName(p)} is longer than ${String(err.params.limit)} characters`;
         break;
@@ -336,20 +370,63 @@ function firstKeyOf(doc: Document.Parsed, offset: number): number | undefined {
 }
 
 interface DiskUse {
+  source: string;
   domain: string;
   vdev: string;
   mode: DiskMode;
   at: SourceLocation;
   loc: Loc;
+  /** The Domain document and the index of the disk in it. */
+  doc: DocCtx;
+  index: number;
 }
 
-/** Checks the given files (already read) and builds the desired state when there are no errors. */
-export function checkConfigTexts(inputs: readonly ConfigFileText[], extraErrors: ConfigError[] = []): ConfigCheck {
+/**
+ * Checks the given files (already read) and builds the desired state when there are no errors. In a
+ * fleet directory (one with `kind: Host` documents) it is the desired state of one host, `opts.host`
+ * (default: defaultHostName()): the documents that select it, and its Policy.
+ */
+export function checkConfigTexts(inputs: readonly ConfigFileText[], extraErrors: ConfigError[] = [], opts: CheckOptions = {}): ConfigCheck {
   const ck = new Checker();
   for (const e of extraErrors) ck.errors.push({ e, fileIndex: -1, seq: -1 });
+  const parsed = parseDocuments(inputs, ck);
+  const files = inputs.map((i) => i.file);
+  const fleet = readFleet(parsed, ck);
+  if (!fleet) {
+    const v = checkView(parsed.domainDocs, parsed.policyDocs, ck);
+    const errors = ck.sorted();
+    const result: ConfigCheck = { errors, files, domains: parsed.domainDocs.length, disks: v.diskCount };
+    if (errors.length === 0) result.desired = { domains: v.domains, policy: v.policy };
+    return result;
+  }
+  const wanted = (opts.host ?? defaultHostName()).toLowerCase();
+  const host = fleet.hosts.find((h) => h.name === wanted);
+  if (!host) {
+    const names = fleet.hosts.map((h) => h.name);
+    const s = suggest(wanted, names);
+    ck.add(
+      { file: opts.dir ?? inputs[0]?.file ?? '.', line: 0, column: 0 },
+      `host \`${wanted}\` is not one of the fleet's hosts (${names.length ? listNames(names) : 'no Host document has a valid name'}); ${s !== undefined ? `did you mean \`${s}\`? ` : ''}add a \`kind: Host\` document with \`name: ${wanted}\`, or pass --host NAME`,
+    );
+    const errors = ck.sorted();
+    return { errors, files, domains: 0, disks: 0, hosts: fleet.hosts.map(hostSpec) };
+  }
+  const view = viewOf(fleet, parsed, host);
+  if (view.domainDocs.length === 0 && !fleet.domainSelectorBroken) ck.add(host.nameLoc, selectsNothing(host), undefined, host.d.fc.index);
+  const v = checkView(view.domainDocs, view.policyDocs, ck, view.explicitPolicy ? host.name : undefined);
+  const errors = ck.sorted();
+  const result: ConfigCheck = { errors, files, domains: view.domainDocs.length, disks: v.diskCount, host: hostSpec(host), hosts: fleet.hosts.map(hostSpec) };
+  if (errors.length === 0) result.desired = { domains: v.domains, policy: v.policy, host: hostSpec(host) };
+  return result;
+}
+
+/** The documents of every file, each checked alone: YAML, header, schema. */
+function parseDocuments(inputs: readonly ConfigFileText[], ck: Checker): ParsedDocs {
   const domainDocs: DocCtx[] = [];
   const policyDocs: DocCtx[] = [];
-
+  const hostDocs: DocCtx[] = [];
+  // Schema errors are worded once it is known whether this is a fleet.
+  const pending: { d: DocCtx; kind: string; errs: ErrorObject[] }[] = [];
   inputs.forEach((input, index) => {
     const lc = new LineCounter();
     const fc = new FileCtx(input.file, index, input.text, lc);
@@ -416,12 +493,20 @@ export function checkConfigTexts(inputs: readonly ConfigFileText[], extraErrors:
         );
         continue;
       }
-      const v = validators()[kind as 'Domain' | 'Policy'];
-      if (!v(js)) schemaErrors(d, kind, v.errors ?? [], ck);
-      (kind === 'Domain' ? domainDocs : policyDocs).push(d);
+      const v = validators()[kind as Kind];
+      if (!v(js)) pending.push({ d, kind, errs: [...(v.errors ?? [])] });
+      (kind === 'Domain' ? domainDocs : kind === 'Policy' ? policyDocs : hostDocs).push(d);
     }
   });
+  for (const x of pending) schemaErrors(x.d, x.kind, x.errs, ck, hostDocs.length > 0);
+  return { domainDocs, policyDocs, hostDocs };
+}
 
+/**
+ * The rules across documents, for one host's view (or the whole directory without Host documents): the
+ * Policy, then every domain and disk. `forHost` names the host in the messages of a fleet.
+ */
+function checkView(domainDocs: readonly DocCtx[], policyDocs: readonly DocCtx[], ck: Checker, forHost?: string): ViewResult {
   // The Policy: at most one; its values (what is well-typed) apply to every domain.
   const policy: Policy = structuredClone(DEFAULT_POLICY);
   const first = policyDocs[0];
@@ -429,7 +514,9 @@ export function checkConfigTexts(inputs: readonly ConfigFileText[], extraErrors:
     const firstAt = locate(first!, '/kind');
     ck.add(
       locate(extra, '/kind'),
-      `a second Policy; a config directory has at most one, and the first is at ${where(firstAt)}`,
+      forHost
+        ? `a second Policy for host \`${forHost}\`; a host has at most one Policy whose \`hosts\` selects it, and the first is at ${where(firstAt)}`
+        : `a second Policy; a config directory has at most one, and the first is at ${where(firstAt)}`,
       [{ ...firstAt, message: 'the first Policy is here' }],
       extra.fc.index,
     );
@@ -560,7 +647,7 @@ export function checkConfigTexts(inputs: readonly ConfigFileText[], extraErrors:
                     : `source \`${raw}\` is used read-only here but read-write by ${who}; make both read-only or give each its own image`;
               ck.add(sloc, msg, [{ ...conflict.loc, message: `the other use of \`${raw}\` (${conflict.mode}) is here` }], idx);
             }
-            uses.push({ domain: name ?? '?', vdev: vdev ?? String(rawVdev), mode, at: plainLoc(sloc), loc: sloc });
+            uses.push({ domain: name ?? '?', vdev: vdev ?? String(rawVdev), mode, at: plainLoc(sloc), loc: sloc, doc: d, index: i, source: raw });
             sources.set(raw, uses);
           }
         }
@@ -572,11 +659,368 @@ export function checkConfigTexts(inputs: readonly ConfigFileText[], extraErrors:
     domains.push(spec);
   }
 
-  const errors = ck.sorted();
-  const result: ConfigCheck = { errors, files: inputs.map((i) => i.file), domains: domainDocs.length, disks: diskCount };
-  if (errors.length === 0) result.desired = { domains, policy };
-  return result;
+  return { domains, policy, uses: [...sources.values()].flat(), diskCount };
 }
+
+// ---------------------------------------------------------------------------------------------------
+// Fleets: one directory (one repository) for many hosts. `kind: Host` documents declare the hosts and
+// their labels; a Domain or Policy selects hosts with `hosts: {names, labels}` (none: every host).
+
+interface ParsedDocs {
+  domainDocs: DocCtx[];
+  policyDocs: DocCtx[];
+  hostDocs: DocCtx[];
+}
+
+interface ViewResult {
+  domains: DomainSpec[];
+  policy: Policy;
+  /** Every source use the view resolved (for the fleet's rules across hosts). */
+  uses: DiskUse[];
+  diskCount: number;
+}
+
+interface HostEntry {
+  name: string;
+  labels: Record<string, string>;
+  /** Directories on the host's own disks (`localRoots`). */
+  localRoots: string[];
+  d: DocCtx;
+  nameLoc: Loc;
+}
+
+/** A document's `hosts`: the hosts it selects; `broken` when the selector itself has errors (it then selects none). */
+interface Selection {
+  hosts: Set<string>;
+  broken: boolean;
+}
+
+interface Fleet {
+  hosts: HostEntry[];
+  /** Per Domain/Policy document with `hosts`: what it selects. Documents without `hosts` select every host. */
+  selections: Map<DocCtx, Selection>;
+  /** The Policy documents without `hosts` (the fleet's default; a second one is an error already reported). */
+  defaultPolicies: DocCtx[];
+  /** A Domain's selector has errors: which hosts have no Domain is not known until it is fixed. */
+  domainSelectorBroken: boolean;
+}
+
+export interface CheckOptions {
+  /** In a fleet directory: the host whose view to build (default defaultHostName()); folded to lower case. */
+  host?: string;
+  /** Where an error about the directory as a whole is reported (the config dir). */
+  dir?: string;
+}
+
+const HOST_NAME = /^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*$/;
+
+/** The machine's host name as `uname -n` prints it, folded to lower case: $XVBD_HOST, else os.hostname(). */
+export function defaultHostName(env: NodeJS.ProcessEnv = process.env): string {
+  return (env.XVBD_HOST && env.XVBD_HOST !== '' ? env.XVBD_HOST : hostname()).toLowerCase();
+}
+
+const hostSpec = (h: HostEntry): HostSpec => ({ name: h.name, labels: { ...h.labels }, at: plainLoc(h.nameLoc) });
+
+/** `a`, `b` and `c` / `a`, `b`, `c` and 7 more. */
+function listNames(names: readonly string[], max = 3): string {
+  const q = names.map((n) => `\`${n}\``);
+  if (q.length <= max) return orList(q).replace(/ or ([^ ]+)$/, ' and $1');
+  return `${q.slice(0, max).join(', ')} and ${q.length - max} more`;
+}
+
+const selectsNothing = (h: HostEntry) =>
+  `host \`${h.name}\` is selected by no Domain document; a host of the fleet has at least one (a Domain without \`hosts\`, or whose \`hosts\` names it or matches its labels), or remove this Host document`;
+
+const labelText = (labels: Record<string, string>) =>
+  Object.entries(labels)
+    .map(([k, v]) => `\`${k}: ${v}\``)
+    .join(', ');
+
+/** The Host documents and every selector; undefined when the directory declares no host (one host's directory, as before fleets). */
+function readFleet(parsed: ParsedDocs, ck: Checker): Fleet | undefined {
+  const selectable = [...parsed.domainDocs, ...parsed.policyDocs];
+  if (parsed.hostDocs.length === 0) {
+    for (const d of selectable) {
+      if (Object.hasOwn(d.js, 'hosts')) {
+        ck.add(
+          locate(d, '/hosts', true),
+          '`hosts` selects hosts of a fleet, but this directory declares none; declare each host with a `kind: Host` document (see docs/config.md, Fleets), or remove `hosts`',
+          undefined,
+          d.fc.index,
+        );
+      }
+      if (parsed.domainDocs.includes(d) && Object.hasOwn(d.js, 'migratable')) {
+        ck.add(
+          locate(d, '/migratable', true),
+          '`migratable` lets a domain move between hosts of a fleet, but this directory declares none; declare each host with a `kind: Host` document (see docs/config.md, Fleets), or remove `migratable`',
+          undefined,
+          d.fc.index,
+        );
+      }
+    }
+    return undefined;
+  }
+  const hosts: HostEntry[] = [];
+  for (const d of parsed.hostDocs) {
+    const name = d.js.name;
+    if (typeof name !== 'string' || !HOST_NAME.test(name) || name.length > 253) continue; // the schema said why
+    const nameLoc = locate(d, '/name');
+    const prev = hosts.find((h) => h.name === name);
+    if (prev) {
+      ck.add(nameLoc, `host \`${name}\` is declared twice; the first Host document is at ${where(prev.nameLoc)}`, [{ ...prev.nameLoc, message: `the first declaration of \`${name}\` is here` }], d.fc.index);
+      continue;
+    }
+    const labels: Record<string, string> = {};
+    if (isObject(d.js.labels)) for (const [k, v] of Object.entries(d.js.labels)) if (typeof v === 'string') labels[k] = v;
+    const localRoots: string[] = [];
+    if (Array.isArray(d.js.localRoots)) {
+      d.js.localRoots.forEach((r, i) => {
+        if (typeof r !== 'string' || !r.startsWith('/')) return; // the schema said why
+        const problem = pathProblem(r);
+        if (problem) ck.add(locate(d, `/localRoots/${i}`), `local root \`${r}\` ${problem}`, undefined, d.fc.index);
+        else localRoots.push(r);
+      });
+    }
+    hosts.push({ name, labels, localRoots, d, nameLoc });
+  }
+  const names = hosts.map((h) => h.name);
+  const selections = new Map<DocCtx, Selection>();
+  const defaultPolicies: DocCtx[] = [];
+  for (const d of selectable) {
+    if (!Object.hasOwn(d.js, 'hosts')) {
+      if (parsed.policyDocs.includes(d)) defaultPolicies.push(d);
+      continue;
+    }
+    const sel: Selection = { hosts: new Set(), broken: false };
+    selections.set(d, sel);
+    const h = d.js.hosts;
+    if (!isObject(h) || Object.keys(h).length === 0 || Object.keys(h).some((k) => k !== 'names' && k !== 'labels')) {
+      sel.broken = true; // the schema said why
+      continue;
+    }
+    if (h.names !== undefined) {
+      if (!Array.isArray(h.names) || h.names.length === 0 || h.names.some((n) => typeof n !== 'string' || !HOST_NAME.test(n))) sel.broken = true;
+      else {
+        h.names.forEach((n, i) => {
+          const known = hosts.find((x) => x.name === n);
+          if (known) return void sel.hosts.add(known.name);
+          sel.broken = true;
+          const s = suggest(n as string, names);
+          ck.add(
+            locate(d, `/hosts/names/${i}`),
+            `no Host document declares host \`${String(n)}\`; ${s !== undefined ? `did you mean \`${s}\`?` : `the fleet's hosts are ${listNames(names)}`}`,
+            undefined,
+            d.fc.index,
+          );
+        });
+      }
+    }
+    if (h.labels !== undefined) {
+      if (!isObject(h.labels) || Object.values(h.labels).some((v) => typeof v !== 'string')) sel.broken = true;
+      else {
+        const want = h.labels as Record<string, string>;
+        const matched = hosts.filter((x) => Object.entries(want).every(([k, v]) => x.labels[k] === v));
+        for (const x of matched) sel.hosts.add(x.name);
+        if (matched.length === 0 && Object.keys(want).length > 0) {
+          sel.broken = true;
+          ck.add(locate(d, '/hosts/labels', true), `\`hosts.labels\` selects no host: no Host document has ${labelText(want)}`, undefined, d.fc.index);
+        }
+      }
+    }
+    if (sel.broken) sel.hosts.clear();
+  }
+  const [firstDefault, ...extraDefaults] = defaultPolicies;
+  for (const extra of extraDefaults) {
+    const firstAt = locate(firstDefault!, '/kind');
+    ck.add(
+      locate(extra, '/kind'),
+      `a second Policy without \`hosts\`; a fleet has at most one default Policy, and the first is at ${where(firstAt)}`,
+      [{ ...firstAt, message: 'the first Policy is here' }],
+      extra.fc.index,
+    );
+  }
+  const domainSelectorBroken = parsed.domainDocs.some((d) => selections.get(d)?.broken === true);
+  return { hosts, selections, defaultPolicies, domainSelectorBroken };
+}
+
+const selects = (fleet: Fleet, d: DocCtx, host: HostEntry) => {
+  const s = fleet.selections.get(d);
+  return s ? s.hosts.has(host.name) : true;
+};
+
+/** One host's documents: the Domains that select it; its Policy (those selecting it by `hosts`, else the default). */
+function viewOf(fleet: Fleet, parsed: ParsedDocs, host: HostEntry): { domainDocs: DocCtx[]; policyDocs: DocCtx[]; explicitPolicy: boolean } {
+  const domainDocs = parsed.domainDocs.filter((d) => selects(fleet, d, host));
+  const explicit = parsed.policyDocs.filter((d) => fleet.selections.get(d)?.hosts.has(host.name));
+  const policyDocs = explicit.length ? explicit : fleet.defaultPolicies.slice(0, 1);
+  return { domainDocs, policyDocs, explicitPolicy: explicit.length > 0 };
+}
+
+export interface FleetHostCheck {
+  name: string;
+  labels: Record<string, string>;
+  /** The domains this host's agent has (names, in file order). */
+  domains: string[];
+  disks: number;
+  /** Where its Policy is (none: the defaults). */
+  policy?: SourceLocation;
+}
+
+export interface FleetCheck {
+  errors: ConfigError[];
+  files: string[];
+  /** False for a directory without Host documents (checked as one host's directory). */
+  fleet: boolean;
+  hosts: FleetHostCheck[];
+  /** Domain documents and disks of the whole directory. */
+  domains: number;
+  disks: number;
+}
+
+const useHostsKey = (u: DiskUse) => `${u.doc.fc.index}:${nodeOffset(u.doc.doc.contents as YamlNode) ?? 0}:${u.index}`;
+
+/**
+ * Every host's view at once (`xvbd validate --fleet`): each host's own rules, and the rules no single host
+ * can check: a domain defined for two hosts without `migratable: true`, a read-write source given to domains
+ * on two hosts, a host that selects nothing. An error of some hosts' views only names them.
+ */
+export function checkFleetTexts(inputs: readonly ConfigFileText[], extraErrors: ConfigError[] = []): FleetCheck {
+  const ck = new Checker();
+  for (const e of extraErrors) ck.errors.push({ e, fileIndex: -1, seq: -1 });
+  const parsed = parseDocuments(inputs, ck);
+  const files = inputs.map((i) => i.file);
+  const diskTotal = parsed.domainDocs.reduce((n, d) => n + (Array.isArray(d.js.disks) ? d.js.disks.filter(isObject).length : 0), 0);
+  const fleet = readFleet(parsed, ck);
+  if (!fleet) {
+    checkView(parsed.domainDocs, parsed.policyDocs, ck);
+    return { errors: ck.sorted(), files, fleet: false, hosts: [], domains: parsed.domainDocs.length, disks: diskTotal };
+  }
+  // Each host's view, with its own checker: the same error found by several views is reported once.
+  const viewErrors = new Map<string, { e: ConfigError; fileIndex: number; seq: number; hosts: string[] }>();
+  const hostsOut: FleetHostCheck[] = [];
+  const uses: (DiskUse & { host: string })[] = [];
+  const byName = new Map<string, { host: string; d: DocCtx }[]>();
+  for (const host of fleet.hosts) {
+    const view = viewOf(fleet, parsed, host);
+    if (view.domainDocs.length === 0 && !fleet.domainSelectorBroken) ck.add(host.nameLoc, selectsNothing(host), undefined, host.d.fc.index, [host.name]);
+    const hk = new Checker();
+    const v = checkView(view.domainDocs, view.policyDocs, hk, view.explicitPolicy ? host.name : undefined);
+    for (const x of hk.errors) {
+      const key = `${x.fileIndex}\0${errorHeadline(x.e)}`;
+      const prev = viewErrors.get(key);
+      if (prev) prev.hosts.push(host.name);
+      else viewErrors.set(key, { ...x, hosts: [host.name] });
+    }
+    for (const u of v.uses) uses.push({ ...u, host: host.name });
+    for (const d of view.domainDocs) {
+      if (typeof d.js.name !== 'string') continue;
+      const l = byName.get(d.js.name) ?? [];
+      l.push({ host: host.name, d });
+      byName.set(d.js.name, l);
+    }
+    const out: FleetHostCheck = { name: host.name, labels: { ...host.labels }, domains: v.domains.map((x) => x.name), disks: v.diskCount };
+    const pd = view.policyDocs[0];
+    if (pd) out.policy = plainLoc(locate(pd, '/kind'));
+    hostsOut.push(out);
+  }
+  for (const x of viewErrors.values()) {
+    const e: ConfigError = { ...x.e, hosts: x.hosts };
+    if (x.hosts.length < fleet.hosts.length) e.message = `${x.hosts.length === 1 ? 'host' : 'hosts'} ${listNames(x.hosts)}: ${e.message}`;
+    ck.errors.push({ e, fileIndex: x.fileIndex, seq: x.seq });
+  }
+
+  const localTo = new Map(fleet.hosts.map((h) => [h.name, h.localRoots]));
+  const isLocal = (src: string, host: string) => (localTo.get(host) ?? []).some((r) => isUnder(src, r));
+
+  // A domain runs on one host, unless it may migrate between those its one document selects.
+  for (const [name, defs] of byName) {
+    const docs = [...new Set(defs.map((x) => x.d))];
+    const hostsOf = (d: DocCtx) => [...new Set(defs.filter((x) => x.d === d).map((x) => x.host))];
+    const first = docs[0]!;
+    if (docs.length === 1) {
+      const hs = hostsOf(first);
+      if (hs.length >= 2 && first.js.migratable === true) {
+        // It moves between them: a read-write disk on one host's own disks would not move with it.
+        const seen = new Set<number>();
+        for (const u of uses) {
+          if (u.doc !== first || u.mode !== 'rw' || seen.has(u.index) || !isLocal(u.source, u.host)) continue;
+          seen.add(u.index);
+          ck.add(
+            u.loc,
+            `domain \`${name}\` may migrate between hosts ${listNames(hs)}, but its read-write source \`${u.source}\` is under the \`localRoots\` of host \`${u.host}\`: after a migration it would find another disk; put it on storage every one of these hosts shares`,
+            undefined,
+            u.doc.fc.index,
+            hs,
+          );
+        }
+      }
+      if (hs.length < 2 || first.js.migratable === true) continue;
+      const viaHosts = Object.hasOwn(first.js, 'hosts');
+      ck.add(
+        viaHosts ? locate(first, '/hosts', true) : locate(first, '/name'),
+        viaHosts
+          ? `domain \`${name}\` is selected for hosts ${listNames(hs)} and is not \`migratable: true\`; a domain runs on one host: select one, or say \`migratable: true\` if it moves between these`
+          : `domain \`${name}\` has no \`hosts\`, so every host (${listNames(hs)}) has it, and it is not \`migratable: true\`; select its host with \`hosts\`, or say \`migratable: true\` if it moves between them`,
+        undefined,
+        first.fc.index,
+        hs,
+      );
+      continue;
+    }
+    const firstLoc = locate(first, '/name');
+    const firstHosts = hostsOf(first);
+    for (const d of docs.slice(1)) {
+      const hs = hostsOf(d);
+      // Two documents of one name for the same host: that host's view reports the duplicate.
+      if (hs.every((h) => firstHosts.includes(h))) continue;
+      const other = hs.find((h) => !firstHosts.includes(h))!;
+      ck.add(
+        locate(d, '/name'),
+        `domain \`${name}\` is defined for host \`${other}\` here and for ${firstHosts.length === 1 ? 'host' : 'hosts'} ${listNames(firstHosts)} at ${where(firstLoc)}; a domain that may run on several hosts is one Domain document whose \`hosts\` selects them all, with \`migratable: true\``,
+        [{ ...firstLoc, message: `the other definition of \`${name}\` is here` }],
+        d.fc.index,
+        [...firstHosts, other],
+      );
+    }
+  }
+
+  // A source used read-write backs one disk in the whole fleet: not disks of domains on two hosts
+  // (unless the path is on a host's own disks: then the two hosts have two files).
+  const bySource = new Map<string, Map<string, (DiskUse & { host: string })[]>>();
+  for (const u of uses) {
+    const src = u.source;
+    const m = bySource.get(src) ?? new Map<string, (DiskUse & { host: string })[]>();
+    const k = useHostsKey(u);
+    m.set(k, [...(m.get(k) ?? []), u]);
+    bySource.set(src, m);
+  }
+  for (const [src, disks] of bySource) {
+    const list = [...disks.values()].sort((a, b) => a[0]!.doc.fc.index - b[0]!.doc.fc.index || a[0]!.loc.line - b[0]!.loc.line || a[0]!.loc.column - b[0]!.loc.column);
+    for (let j = 1; j < list.length; j++) {
+      const b = list[j]!;
+      for (const a of list.slice(0, j)) {
+        const aHosts = new Set(a.map((u) => u.host));
+        // On a common host, that host's view has judged the pair already.
+        if (b.some((u) => aHosts.has(u.host))) continue;
+        const ua = a.find((u) => u.mode === 'rw') ?? a[0]!;
+        const ub = b.find((u) => u.mode === 'rw') ?? b[0]!;
+        if (ua.mode !== 'rw' && ub.mode !== 'rw') continue;
+        if (isLocal(src, ua.host) || isLocal(src, ub.host)) continue;
+        const who = `domain \`${ua.domain}\` on host \`${ua.host}\` at ${where(ua.at)}`;
+        const msg =
+          ua.mode === 'rw' && ub.mode === 'rw'
+            ? `source \`${src}\` is given read-write to domain \`${ub.domain}\` on host \`${ub.host}\` here and to ${who}; two hosts writing one image (on shared storage) corrupt it: give each its own image, or make one Domain document with \`migratable: true\` for a domain that moves between hosts`
+            : ub.mode === 'rw'
+              ? `source \`${src}\` is used read-write by domain \`${ub.domain}\` on host \`${ub.host}\` here but read-only by ${who}; the read-only guest would see it change under it: make both read-only or give each its own image`
+              : `source \`${src}\` is used read-only by domain \`${ub.domain}\` on host \`${ub.host}\` here but read-write by ${who}; the read-only guest would see it change under it: make both read-only or give each its own image`;
+        ck.add(ub.loc, msg, [{ ...ua.loc, message: `the use of \`${src}\` (${ua.mode}) on host \`${ua.host}\` is here` }], ub.doc.fc.index, [ua.host, ub.host]);
+        break;
+      }
+    }
+  }
+  return { errors: ck.sorted(), files, fleet: true, hosts: hostsOut, domains: parsed.domainDocs.length, disks: diskTotal };
+}
+
 
 function readOptions(o: JsonObject, base: DiskOptions): DiskOptions {
   const out: DiskOptions = { ...base };
@@ -596,14 +1040,22 @@ export function isConfigFileName(name: string): boolean {
   return !name.startsWith('.') && /\.ya?ml$/.test(name);
 }
 
-/** Reads and checks a config directory. Paths in errors are `join(dir, name)`. */
-export async function checkConfigDir(dir: string): Promise<ConfigCheck> {
-  const dirError = (message: string): ConfigCheck => ({
-    errors: [{ file: dir, line: 0, column: 0, message }],
-    files: [],
-    domains: 0,
-    disks: 0,
-  });
+/** Reads and checks a config directory (for one host of a fleet: `opts.host`). Paths in errors are `join(dir, name)`. */
+export async function checkConfigDir(dir: string, opts: Omit<CheckOptions, 'dir'> = {}): Promise<ConfigCheck> {
+  return readConfigDir(dir, (inputs, readErrors) => checkConfigTexts(inputs, readErrors, { ...opts, dir }), (e) => ({ errors: [e], files: [], domains: 0, disks: 0 }));
+}
+
+/** checkFleetTexts for a directory: every host's view at once (`xvbd validate --fleet`). */
+export async function checkFleetDir(dir: string): Promise<FleetCheck> {
+  return readConfigDir(dir, (inputs, readErrors) => checkFleetTexts(inputs, readErrors), (e) => ({ errors: [e], files: [], fleet: false, hosts: [], domains: 0, disks: 0 }));
+}
+
+async function readConfigDir<R extends { errors: ConfigError[]; files: string[] }>(
+  dir: string,
+  check: (inputs: ConfigFileText[], readErrors: ConfigError[]) => R,
+  onDirError: (e: ConfigError) => R,
+): Promise<R> {
+  const dirError = (message: string): R => onDirError({ file: dir, line: 0, column: 0, message });
   let names: string[];
   try {
     const st = await stat(dir);
@@ -633,7 +1085,7 @@ export async function checkConfigDir(dir: string): Promise<ConfigCheck> {
     }
   }
   if (inputs.length === 0 && readErrors.length === 0) return dirError('the config directory has no *.yaml or *.yml files');
-  const res = checkConfigTexts(inputs, readErrors);
+  const res = check(inputs, readErrors);
   res.files = names.map((n) => join(dir, n)).filter((f) => inputs.some((i) => i.file === f) || readErrors.some((e) => e.file === f));
   // Files that could not be read take their place in name order (the sort is stable).
   const order = new Map(res.files.map((f, i) => [f, i]));

@@ -13,12 +13,13 @@ import type { ErrorObject, ValidateFunction } from 'ajv';
 export const SCHEMA_URL = new URL('../../../schemas/xvbd-v1.schema.json', import.meta.url);
 export const SCHEMA_ID = 'https://xvbd.dev/schemas/xvbd-v1.schema.json';
 /** The definitions a document is validated against, by kind. */
-export const KIND_DEFS = { Domain: `${SCHEMA_ID}#/$defs/Domain`, Policy: `${SCHEMA_ID}#/$defs/Policy` } as const;
+export const KIND_DEFS = { Domain: `${SCHEMA_ID}#/$defs/Domain`, Policy: `${SCHEMA_ID}#/$defs/Policy`, Host: `${SCHEMA_ID}#/$defs/Host` } as const;
 export const GENERATED_FILE = 'validators.generated.cjs';
 
 export interface Validators {
   Domain: ValidateFunction;
   Policy: ValidateFunction;
+  Host: ValidateFunction;
   schema: Record<string, unknown>;
   /** Whether they came precompiled from the build. */
   precompiled: boolean;
@@ -47,10 +48,12 @@ export function schemaAjv(schema: Record<string, unknown>, opts: { standalone?: 
 }
 
 /** The build's validators, if they were made from this very schema text. */
-function precompiledFor(hash: string): { Domain: ValidateFunction; Policy: ValidateFunction } | undefined {
+function precompiledFor(hash: string): { Domain: ValidateFunction; Policy: ValidateFunction; Host: ValidateFunction } | undefined {
   try {
-    const m = createRequire(import.meta.url)(`./${GENERATED_FILE}`) as { schemaHash?: string; Domain?: ValidateFunction; Policy?: ValidateFunction };
-    if (m.schemaHash === hash && typeof m.Domain === 'function' && typeof m.Policy === 'function') return { Domain: m.Domain, Policy: m.Policy };
+    const m = createRequire(import.meta.url)(`./${GENERATED_FILE}`) as { schemaHash?: string; Domain?: ValidateFunction; Policy?: ValidateFunction; Host?: ValidateFunction };
+    if (m.schemaHash === hash && typeof m.Domain === 'function' && typeof m.Policy === 'function' && typeof m.Host === 'function') {
+      return { Domain: m.Domain, Policy: m.Policy, Host: m.Host };
+    }
   } catch {
     // not built (tests run from a fresh tsc, a source tree): compile below
   }
@@ -73,7 +76,7 @@ export function validators(): Validators {
     if (!v) throw new Error(`schema has no ${KIND_DEFS[kind]}`);
     return v;
   };
-  compiled = { Domain: get('Domain'), Policy: get('Policy'), schema, precompiled: false };
+  compiled = { Domain: get('Domain'), Policy: get('Policy'), Host: get('Host'), schema, precompiled: false };
   return compiled;
 }
 

@@ -12,6 +12,9 @@ import { sysClose } from '../linux/ffi.js';
 import type { PeerCred } from '../linux/socket.js';
 import { ControlError, ControlServer, type ControlRequest } from './control.js';
 import { DaemonEngine, type EngineDeps } from './engine.js';
+import { defaultHostName } from '../config/index.js';
+import { MetricsWriter } from './metrics.js';
+import { VERSION } from '../version.js';
 import { FdStore, FdStoreHolder } from './fdstore.js';
 import { durableHoldings } from './holdings.js';
 import { withKeptBy } from '../observe/holders.js';
@@ -38,6 +41,8 @@ export interface DaemonOptions extends Omit<EngineDeps, 'fdStore' | 'log'> {
   passStuckMs?: number;
   /** Hand the held fds to the keeper on stop (default true). */
   handoffOnStop?: boolean;
+  /** Write the Prometheus textfile (src/daemon/metrics.ts) here after every pass. */
+  metricsFile?: string;
   env?: NodeJS.ProcessEnv;
 }
 
@@ -60,6 +65,7 @@ export class Daemon {
   private readonly initialFirings = new Map<string, number>();
   readonly registry: LoopRegistry;
   private startedGate: Promise<void> = Promise.resolve();
+  private readonly metrics: MetricsWriter | undefined;
 
   constructor(private readonly o: DaemonOptions) {
     this.log = o.log ?? ((l) => process.stderr.write(`${stamp()} ${l}\n`));
@@ -92,6 +98,9 @@ export class Daemon {
       backoffBaseMs: 1_000,
       backoffMaxMs: o.backoffMaxMs ?? 60_000,
     });
+    if (o.metricsFile !== undefined) {
+      this.metrics = new MetricsWriter(o.metricsFile, { host: (o.host ?? defaultHostName()).toLowerCase(), configDir: o.configDir, version: VERSION }, this.log);
+    }
     this.reconciler.onPass((p) => this.afterPass(p));
   }
 
@@ -337,6 +346,7 @@ export class Daemon {
   }
 
   private afterPass(p: PassOutcome): void {
+    this.metrics?.afterPass(p, { passes: p.seq, loopsHeld: this.registry.fds().length });
     void this.notifier.status(statusLine(p)).catch(() => undefined);
     this.watchConfig();
     void this.watchBackends().catch(() => undefined);
@@ -362,6 +372,9 @@ export class Daemon {
       case 'reconcile': {
         if (typeof req.config === 'string' && req.config !== this.o.configDir) {
           throw new ControlError(`the daemon reconciles ${this.o.configDir}, not ${req.config.slice(0, 200)} (use --local to run that config here)`);
+        }
+        if (typeof req.host === 'string' && req.host.toLowerCase() !== (this.o.host ?? defaultHostName()).toLowerCase()) {
+          throw new ControlError(`the daemon reconciles host ${this.o.host ?? defaultHostName()}, not ${req.host.slice(0, 200)} (use --local to run that host's config here)`);
         }
         const o = await this.reconciler.trigger(`control (${String(req.reason ?? 'request').slice(0, 40)})`, { urgent: true });
         return { pass: outcomeJson(o) };

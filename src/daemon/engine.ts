@@ -20,6 +20,8 @@ export type PlanFn = (desired: DesiredState, observed: ObservedState) => Plan;
 
 export interface EngineDeps {
   configDir: string;
+  /** In a fleet directory: the host whose desired state to use (default: this machine's name, defaultHostName()). */
+  host?: string;
   /** Opens a xenstore connection (e.g. the client's connect()). */
   connect: () => Promise<XsClient>;
   observe: ObserveFn;
@@ -44,7 +46,7 @@ export class DaemonEngine implements Engine {
   private readonly config: ConfigCache;
 
   constructor(private readonly d: EngineDeps) {
-    this.config = new ConfigCache(d.configDir);
+    this.config = new ConfigCache(d.configDir, d.host !== undefined ? { host: d.host } : {});
   }
 
   async client(): Promise<XsClient> {

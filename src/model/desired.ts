@@ -76,9 +76,18 @@ export interface Policy {
   at?: SourceLocation;
 }
 
+/** A host of a fleet (a `kind: Host` document): its name, folded to lower case, and its labels. */
+export interface HostSpec {
+  name: string;
+  labels: Record<string, string>;
+  at: SourceLocation;
+}
+
 export interface DesiredState {
   domains: DomainSpec[];
   policy: Policy;
+  /** In a fleet directory (one with Host documents): the host this desired state is for. */
+  host?: HostSpec;
 }
 
 export const DEFAULT_POLICY: Policy = {

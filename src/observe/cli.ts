@@ -7,6 +7,8 @@ import type { Holdings } from './holders.js';
 
 export interface LoadSnapshotOptions {
   configDir?: string | undefined;
+  /** --host: in a fleet directory, the host whose desired state to use. */
+  host?: string | undefined;
   prune?: boolean;
   /** --allow-data-loss: prune may let go of a loop device holding the only copy of some data. */
   allowDataLoss?: boolean;
@@ -23,7 +25,12 @@ export async function loadSnapshot(opts: LoadSnapshotOptions): Promise<Snapshot 
   let snap: Snapshot;
   try {
     const policy = { ...(opts.prune ? { prune: true } : {}), ...(opts.allowDataLoss ? { allowDataLoss: true } : {}) };
-    snap = await snapshot({ ...(opts.configDir !== undefined ? { configDir: opts.configDir } : {}), policy, ...(opts.holders ? { holders: opts.holders } : {}) });
+    snap = await snapshot({
+      ...(opts.configDir !== undefined ? { configDir: opts.configDir } : {}),
+      ...(opts.host !== undefined ? { host: opts.host } : {}),
+      policy,
+      ...(opts.holders ? { holders: opts.holders } : {}),
+    });
   } catch (err) {
     const e = err as { errno?: string; message?: string; code?: string };
     if (e.errno !== undefined || e.code === 'ECONNREFUSED' || e.code === 'ENOENT') {

@@ -44,6 +44,8 @@ export async function observeFor(xs: XsClient, desired: DesiredState | undefined
 export interface SnapshotOptions extends ObserveForOptions {
   /** Config directory: --config, else $XVBD_CONFIG, else /etc/xvbd. */
   configDir?: string;
+  /** In a fleet directory: the host whose desired state to load (--host; default this machine's name). */
+  host?: string;
   /** Use this desired state instead of loading the config (the daemon's last good one). */
   desired?: DesiredState;
   /** Reuse a client (not closed); else connect() ($XENSTORED_PATH, as libxenstore) and close after. */
@@ -83,7 +85,7 @@ export async function snapshot(opts: SnapshotOptions = {}): Promise<Snapshot> {
   let files: string[] = [];
   if (!desired) {
     const { loadConfig } = await import('../config/index.js');
-    const r = await loadConfig(configDir);
+    const r = await loadConfig(configDir, opts.host !== undefined ? { host: opts.host } : {});
     errors = r.errors;
     files = r.files;
     desired = r.desired;

@@ -16,11 +16,12 @@ export function sameActions(a: readonly Action[], b: readonly Action[]): boolean
   return a.length === b.length && JSON.stringify(a) === JSON.stringify(b);
 }
 
-export function makeApply(configDir: string): ApplyFn {
+export function makeApply(configDir: string, host?: string): ApplyFn {
   return async (shown, _desired, onLine) => {
     let changed: number | undefined;
     const out = await applyOnce({
       configDir,
+      ...(host !== undefined ? { host } : {}),
       approve: async (fresh) => {
         if (sameActions(fresh.actions, shown.actions)) return true;
         changed = fresh.actions.length;

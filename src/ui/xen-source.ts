@@ -16,6 +16,8 @@ export type ApplyFn = (plan: Plan, desired: DesiredState, onLine: (line: string)
 
 export interface XenSourceOptions {
   configDir: string;
+  /** In a fleet directory: the host whose desired state to show (default: this machine's name). */
+  host?: string;
   /** xenstore socket; default as libxenstore chooses (XENSTORED_PATH, ...). */
   socket?: string;
   /** Executes a plan (the command passes the executor when it is available). */
@@ -44,7 +46,7 @@ export class XenSource implements LiveSource {
 
   constructor(private readonly o: XenSourceOptions) {
     this.configDir = o.configDir;
-    this.config = new ConfigCache(o.configDir);
+    this.config = new ConfigCache(o.configDir, o.host !== undefined ? { host: o.host } : {});
     this.socket = o.socket ?? defaultPaths()[0] ?? 'xenstore';
     if (o.apply) this.apply = o.apply;
   }

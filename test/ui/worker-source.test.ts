@@ -41,3 +41,28 @@ test('worker and UI-thread sources observe the same; errors cross; close ends th
   }
   await assert.rejects(w.load(), /observer thread exited/);
 });
+
+test('in a fleet directory, the sources show the host they are given (the worker thread too)', { timeout: 60_000 }, async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'xvbd-tui-fleet-'));
+  const sim = await startSimulator({ socketPath: join(dir, 'xs.sock'), sysfsDir: join(dir, 'sysfs'), domains: [{ name: 'web', domid: 3 }, { name: 'db', domid: 4 }] });
+  const cfg = join(dir, 'config');
+  mkdirSync(cfg);
+  writeFileSync(join(dir, 'a.img'), '');
+  writeFileSync(join(dir, 'b.img'), '');
+  writeFileSync(join(cfg, 'hosts.yaml'), 'apiVersion: xvbd/v1\nkind: Host\nname: tui-a\n---\napiVersion: xvbd/v1\nkind: Host\nname: tui-b\n');
+  const dom = (name: string, host: string, img: string) => `apiVersion: xvbd/v1\nkind: Domain\nname: ${name}\nhosts:\n  names: [${host}]\ndisks:\n  - vdev: xvdb\n    file: ${join(dir, img)}\n`;
+  writeFileSync(join(cfg, 'web.yaml'), `${dom('web', 'tui-a', 'a.img')}---\n${dom('db', 'tui-b', 'b.img')}`);
+  const opts = { configDir: cfg, socket: sim.socketPath, xenBackendSysfs: sim.sysfsDir };
+  const w = new WorkerSource({ ...opts, host: 'tui-b' });
+  const x = new XenSource({ ...opts, host: 'tui-a' });
+  try {
+    const [b, a] = await Promise.all([w.load(), x.load()]);
+    assert.deepEqual(b.desired.domains.map((d) => d.name), ['db']);
+    assert.deepEqual(a.desired.domains.map((d) => d.name), ['web']);
+    assert.deepEqual(b.plan.actions.map((p) => (p.kind === 'attach' ? p.domain : p.kind)), ['db']);
+  } finally {
+    await Promise.all([w.close(), x.close()]);
+    await sim.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

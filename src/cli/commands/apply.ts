@@ -1,6 +1,6 @@
 // `xvbd apply`: show the plan, ask (or --auto-approve), execute step by step, exit 0 on success, 1 on failure.
 import { createInterface } from 'node:readline/promises';
-import { parseCommand } from '../args.js';
+import { hostOption, parseCommand } from '../args.js';
 import { defaultConfigDir } from '../../config/index.js';
 import { LockHeldError } from '../../apply/lock.js';
 import { RunDirError } from '../../apply/rundir.js';
@@ -13,7 +13,7 @@ import { renderPlan } from '../render/plan.js';
 import { wantColor } from '../render/style.js';
 import { writeErr, writeOut } from '../../log/stdio.js';
 
-const USAGE = `Usage: xvbd apply [--config DIR] [--auto-approve] [--dry-run] [--prune [--allow-data-loss]]
+const USAGE = `Usage: xvbd apply [--config DIR] [--host NAME] [--auto-approve] [--dry-run] [--prune [--allow-data-loss]]
 
 Computes the plan (as \`xvbd plan\` shows it), asks for confirmation on a terminal, then carries it out:
 attaches and serves disks, and with --prune detaches backends and frees loop devices of xvbd's that
@@ -21,6 +21,8 @@ nothing desires. One applier at a time per host ($XVBD_RUN_DIR/apply.lock).
 
 Options:
   --config DIR     the desired-state directory (default $XVBD_CONFIG or /etc/xvbd)
+  --host NAME      in a fleet directory (with \`kind: Host\` documents), apply this host's desired state
+                   (default: this machine's name, \`uname -n\`, or $XVBD_HOST)
   --auto-approve   do not ask (required when stdin is not a terminal)
   --dry-run        show the plan and stop
   --prune          also detach and free what is ours but no longer desired (as policy prune: true)
@@ -41,6 +43,7 @@ async function ask(plan: Plan): Promise<boolean> {
 export async function run(argv: string[]): Promise<number> {
   const args = parseCommand(argv, USAGE, {
     config: { type: 'string' },
+    host: { type: 'string' },
     'auto-approve': { type: 'boolean' },
     'dry-run': { type: 'boolean' },
     prune: { type: 'boolean' },
@@ -59,6 +62,7 @@ export async function run(argv: string[]): Promise<number> {
   try {
     const out = await applyOnce({
       configDir,
+      ...hostOption(values.host),
       prune: values.prune ?? false,
       allowDataLoss: values['allow-data-loss'] ?? false,
       dryRun,

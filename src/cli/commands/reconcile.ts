@@ -1,12 +1,12 @@
 // `xvbd reconcile [--watch]`: one reconcile pass (observe, plan, execute) and exit with a
 // Terraform-like code, or the daemon that keeps the host converged (src/daemon, docs/systemd.md).
-import { parseCommand } from '../args.js';
+import { hostOption, parseCommand } from '../args.js';
 import { resolve } from 'node:path';
 import { defaultConfigDir } from '../../config/index.js';
 import { CliError } from '../errors.js';
 import { exitAfterFlush, stampedLog, writeErr, writeOut } from '../../log/stdio.js';
 
-const USAGE = `Usage: xvbd reconcile [--config DIR] [--watch] [options]
+const USAGE = `Usage: xvbd reconcile [--config DIR] [--host NAME] [--watch] [options]
 
 Observes the host, plans against the desired state and carries the plan out.
 
@@ -22,6 +22,8 @@ Stop with SIGTERM: nothing is detached; held fds go to the keeper and systemd's 
 
 Options:
   --config DIR        desired-state directory (default $XVBD_CONFIG or /etc/xvbd)
+  --host NAME         in a fleet directory (with \`kind: Host\` documents), this host's desired state
+                      (default: this machine's name, \`uname -n\`, or $XVBD_HOST)
   --watch             run as the daemon
   --resync SECONDS    periodic full pass in watch mode (default 300; 0 = off)
   --debounce MS       quiet time that coalesces a burst of triggers (default 200)
@@ -29,6 +31,9 @@ Options:
                       default $XVBD_HOOK_SCRIPT, else /usr/local/bin/xvbd-hook when installed
   --local             once: run the pass here even if a daemon listens
   --json              once: print the pass outcome as JSON
+  --metrics-file PATH watch: after every pass, write the daemon's state for Prometheus there (text format,
+                      replaced atomically; for node_exporter's textfile collector, e.g.
+                      /var/lib/prometheus/node-exporter/xvbd.prom; the name must end in .prom)
   -h, --help          this help
 Environment: XVBD_RUN_DIR (default /run/xvbd: control.sock, apply.lock, keeper), XENSTORED_PATH,
   XVBD_XEN_BACKEND_SYSFS, NOTIFY_SOCKET / LISTEN_FDS / WATCHDOG_USEC (set by systemd).`;
@@ -36,12 +41,14 @@ Environment: XVBD_RUN_DIR (default /run/xvbd: control.sock, apply.lock, keeper),
 export async function run(argv: string[]): Promise<number> {
   const args = parseCommand(argv, USAGE, {
     config: { type: 'string' },
+    host: { type: 'string' },
     watch: { type: 'boolean', default: false },
     resync: { type: 'string', default: '300' },
     debounce: { type: 'string', default: '200' },
     'hook-script': { type: 'string' },
     local: { type: 'boolean', default: false },
     json: { type: 'boolean', default: false },
+    'metrics-file': { type: 'string' },
   });
   if (!args) return 0;
   const a = args.values;
@@ -52,6 +59,13 @@ export async function run(argv: string[]): Promise<number> {
   const resyncS = num('resync', a.resync, 86_400);
   const debounceMs = num('debounce', a.debounce, 60_000);
   const configDir = resolve(a.config ?? defaultConfigDir());
+  const metricsFile = a['metrics-file'];
+  if (metricsFile !== undefined) {
+    if (!a.watch) throw new CliError('--metrics-file is for the daemon (--watch): a one-shot pass writes no metrics');
+    if (!metricsFile.startsWith('/') || !metricsFile.endsWith('.prom') || metricsFile.endsWith('/.prom')) {
+      throw new CliError(`--metrics-file must be an absolute path ending in .prom (node_exporter's textfile collector reads *.prom), not ${metricsFile}`);
+    }
+  }
   // As `xvbd apply` does: --hook-script, else $XVBD_HOOK_SCRIPT, else /usr/local/bin/xvbd-hook if installed.
   const { hookScriptPath } = await import('../../apply/session.js');
   const hookScript = a['hook-script'] ?? hookScriptPath();
@@ -65,6 +79,7 @@ export async function run(argv: string[]): Promise<number> {
   const registry = new LoopRegistry();
   const core = {
     configDir,
+    ...hostOption(a.host),
     connect: () => connect(),
     observe: observeWith(registry),
     plan: planWithPolicy,
@@ -81,6 +96,7 @@ export async function run(argv: string[]): Promise<number> {
       controlPath: controlSocketPath(),
       resyncMs: resyncS * 1000,
       debounceMs,
+      ...(metricsFile !== undefined ? { metricsFile } : {}),
       log: stampedLog(),
     });
     // A bug in a callback must not take the daemon (and the fds it holds) down: log it, keep serving.
@@ -109,7 +125,7 @@ export async function run(argv: string[]): Promise<number> {
 
   // Once. A running daemon does the pass (it holds the fds and the loop), unless --local.
   if (!a.local) {
-    const reply = await askDaemon({ op: 'reconcile', reason: 'xvbd reconcile', config: configDir }, { timeoutMs: 300_000 }).catch((e: Error) => {
+    const reply = await askDaemon({ op: 'reconcile', reason: 'xvbd reconcile', config: configDir, ...hostOption(a.host) }, { timeoutMs: 300_000 }).catch((e: Error) => {
       throw new CliError(`the daemon's control socket failed: ${e.message}`);
     });
     if (reply) {

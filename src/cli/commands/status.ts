@@ -1,12 +1,12 @@
 // `xvbd status`: every desired disk (and every backend of xvbd's nobody desires) with its sync and
 // health kept apart, its loop device, diskseq, sharing, backend/frontend states; then the findings.
-import { parseCommand, REPORT_OPTIONS } from '../args.js';
+import { hostOption, parseCommand, REPORT_OPTIONS } from '../args.js';
 import { renderStatus } from '../render/status.js';
 import { colorFor } from '../render/style.js';
 import { loadSnapshot } from '../../observe/cli.js';
 import { askHolders } from '../holders.js';
 
-const USAGE = `Usage: xvbd status [--config DIR] [--json] [--color|--no-color]
+const USAGE = `Usage: xvbd status [--config DIR] [--host NAME] [--json] [--color|--no-color]
 
 One row per desired disk (and per backend of xvbd's that nothing desires):
   SYNC     synced | out-of-sync | pending (domain not running) | unknown
@@ -16,7 +16,12 @@ then the drift findings with their fixes. Changes nothing.
 
 Options:
   --config DIR          config directory (default: $XVBD_CONFIG, else /etc/xvbd)
-  --json                print {disks, findings, host} as JSON ({valid:false, errors} if the config is invalid)
+  --host NAME           in a fleet directory (with \`kind: Host\` documents), this host's desired state
+                        (default: this machine's name, \`uname -n\`, or $XVBD_HOST)
+  --json                print the status document as JSON (schemas/xvbd-status-v1.schema.json, docs/status.md):
+                        {apiVersion, kind: Status, hostName, generatedAt, configDir, disks, findings, host,
+                        observed}; save it for \`xvbd plan --observed FILE\` ({valid:false, errors} if the
+                        config is invalid)
   --color / --no-color  colour the text (default: when stdout is a terminal and NO_COLOR is unset)
   -h, --help            this help
 
@@ -26,16 +31,13 @@ export async function run(argv: string[]): Promise<number> {
   const args = parseCommand(argv, USAGE, REPORT_OPTIONS);
   if (!args) return 0;
   const { values } = args;
-  const snap = await loadSnapshot({ configDir: values.config, command: 'status', json: values.json === true, holders: askHolders });
+  const snap = await loadSnapshot({ configDir: values.config, ...hostOption(values.host), command: 'status', json: values.json === true, holders: askHolders });
   const { plan, observed } = snap;
   if (values.json) {
-    const host = {
-      domains: observed.domains,
-      backends: observed.backends.length,
-      loops: observed.loops.length,
-      xvbdLoops: observed.loops.filter((l) => l.ours).length,
-    };
-    process.stdout.write(JSON.stringify({ disks: plan.disks, findings: plan.findings, host }, null, 2) + '\n');
+    const { statusDocument } = await import('../../observe/recording.js');
+    const { defaultHostName } = await import('../../config/index.js');
+    const hostName = snap.desired.host?.name ?? values.host ?? defaultHostName();
+    process.stdout.write(JSON.stringify(statusDocument({ hostName, configDir: snap.configDir, plan, observed }), null, 2) + '\n');
     return 0;
   }
   const color = colorFor(values, process.stdout);

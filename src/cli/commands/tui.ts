@@ -1,10 +1,10 @@
 // `xvbd tui`: a live terminal UI of the disks, their drift and the pending plan (src/ui).
 import { resolve } from 'node:path';
 import { defaultConfigDir } from '../../config/index.js';
-import { parseCommand } from '../args.js';
+import { hostOption, parseCommand } from '../args.js';
 import { CliError } from '../errors.js';
 
-const USAGE = `Usage: xvbd tui [--config DIR] [--interval SECONDS] [--no-apply]
+const USAGE = `Usage: xvbd tui [--config DIR] [--host NAME] [--interval SECONDS] [--no-apply]
 
 A live view of every desired disk and every backend of xvbd's: sync and health (with the reason),
 loop device, diskseq, sharing, backend and frontend states; the drift findings; the pending plan.
@@ -16,6 +16,8 @@ q quits (Ctrl-C too).
 
 Options:
   --config DIR        the desired-state directory (default $XVBD_CONFIG or /etc/xvbd)
+  --host NAME         in a fleet directory (with \`kind: Host\` documents), this host's desired state
+                      (default: this machine's name, \`uname -n\`, or $XVBD_HOST)
   --interval SECONDS  periodic refresh (default 5; 0 = only on events)
   --no-apply          view only: the a key is disabled
 Environment: XENSTORED_PATH selects the xenstore socket (e.g. the simulator's).
@@ -24,6 +26,7 @@ Needs a terminal on stdin and stdout.`;
 export async function run(argv: string[]): Promise<number> {
   const args = parseCommand(argv, USAGE, {
     config: { type: 'string' },
+    host: { type: 'string' },
     interval: { type: 'string' },
     'no-apply': { type: 'boolean' },
   });
@@ -54,10 +57,12 @@ export async function run(argv: string[]): Promise<number> {
     import('../../ui/apply.js'),
   ]);
   // Observations run in a worker thread: keys and redraws never wait for one.
+  const { host } = hostOption(values.host);
   const source = new WorkerSource({
     configDir,
+    ...(host !== undefined ? { host } : {}),
     ...(process.env.XENSTORED_PATH ? { socket: process.env.XENSTORED_PATH } : {}),
-    ...(values['no-apply'] ? {} : { apply: makeApply(configDir) }),
+    ...(values['no-apply'] ? {} : { apply: makeApply(configDir, host) }),
   });
   // The alternate screen, as full-screen terminal programs do: the shell's screen comes back on exit.
   process.stdout.write('\u001b[?1049h\u001b[H');

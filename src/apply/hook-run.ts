@@ -231,7 +231,9 @@ export async function runHook(argv: string[], opts: HookRunOptions = {}): Promis
     ({ op, target } = parseHookInvocation(argv, env, be));
   } catch (err) {
     say((err as Error).message); // nothing trustworthy to write an error node to
-    return 1;
+    // as the C hook: the wrong arguments are a usage error (2), a bad or missing XENBUS_PATH a failure (1)
+    const usage = argv.length < 1 || argv.length > 2 || (argv[0] !== 'add' && argv[0] !== 'remove') || (argv.length === 2 && !argv[1]!.startsWith('XENBUS_PATH='));
+    return usage ? 2 : 1;
   }
   const req = { op: op === 'add' ? 'serve' : 'release', backend: target.path };
   const asked = opts.noDaemon ? undefined : await askServers(req, env, log);

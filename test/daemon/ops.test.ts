@@ -174,7 +174,7 @@ test('xvbd reconcile (once): 2 after changes, 0 when converged, 1 on invalid con
     assert.equal(help.status, 0);
     assert.match(help.stdout, /Usage: xvbd reconcile/);
     const wrong = await cli(['reconcile', '--resync', 'x'], process.env);
-    assert.equal(wrong.status, 1);
+    assert.equal(wrong.status, 2, 'a usage error');
     assert.match(wrong.stderr, /--resync must be a whole number/);
   } finally {
     await h.cleanup();

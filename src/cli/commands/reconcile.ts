@@ -1,6 +1,6 @@
 // `xvbd reconcile [--watch]`: one reconcile pass (observe, plan, execute) and exit with a
 // Terraform-like code, or the daemon that keeps the host converged (src/daemon, docs/systemd.md).
-import { parseCommand } from '../args.js';
+import { parseCommand, UsageError } from '../args.js';
 import { resolve } from 'node:path';
 import { defaultConfigDir } from '../../config/index.js';
 import { CliError } from '../errors.js';
@@ -12,8 +12,9 @@ Observes the host, plans against the desired state and carries the plan out.
 
 Without --watch: one pass, then exit. When a daemon listens on its control socket, the pass runs
 in the daemon (it holds the fds); otherwise here, and the fds go to the keeper.
-  exit 0 = already converged (nothing to do), 2 = changes made, all succeeded,
-       1 = error (invalid config, a failed step, xenstore unreachable).
+Exit status (once):
+  0 = already converged (nothing to do), 2 = changes made, all succeeded,
+  1 = error (invalid config, a failed step, xenstore unreachable), 2 also = usage error.
 
 With --watch: the daemon. A pass at start, then one per trigger (config dir changes, xenstore
 backend/vbd and @introduceDomain/@releaseDomain watches, SIGHUP, periodic resync), coalesced, with
@@ -46,7 +47,7 @@ export async function run(argv: string[]): Promise<number> {
   if (!args) return 0;
   const a = args.values;
   const num = (name: string, v: string, max: number) => {
-    if (!/^[0-9]{1,9}$/.test(v) || Number(v) > max) throw new CliError(`--${name} must be a whole number from 0 to ${max}`);
+    if (!/^[0-9]{1,9}$/.test(v) || Number(v) > max) throw new UsageError('reconcile', `--${name} must be a whole number from 0 to ${max}, not ${JSON.stringify(v)}`);
     return Number(v);
   };
   const resyncS = num('resync', a.resync, 86_400);

@@ -19,7 +19,7 @@ Options:
 Exit status: 0 valid, 1 invalid, 2 usage error.`;
 
 export async function run(argv: string[]): Promise<number> {
-  const args = parseCommand(argv, USAGE, REPORT_OPTIONS, { usageExit: 2 });
+  const args = parseCommand(argv, USAGE, REPORT_OPTIONS);
   if (!args) return 0;
   const { values } = args;
   const dir = values.config ?? defaultConfigDir();

@@ -5,7 +5,7 @@
 // is the policy: last good desired state, never acting without one, one log line per pass.
 import type { DesiredState } from '../model/desired.js';
 import type { ObservedState } from '../model/observed.js';
-import { ACTION_SIGN, type Action, type Plan } from '../model/plan.js';
+import { ACTION_SIGN, type Action, type Finding, type Plan } from '../model/plan.js';
 import { TriggerQueue, type PassInfo, type QueueOptions, type TriggerOptions } from './queue.js';
 
 export interface ConfigLoad {
@@ -62,6 +62,8 @@ export interface PassOutcome {
   actions: number;
   steps: StepRecord[];
   findings: number;
+  /** The findings of severity error in the pass's plan (before its steps ran). */
+  errorFindings: Finding[];
   /** Counts by finding kind. */
   findingKinds: Record<string, number>;
   /** Disks desired / synced, from the plan's DiskStatus rows. */
@@ -164,6 +166,7 @@ export class Reconciler {
       actions: 0,
       steps: [],
       findings: 0,
+      errorFindings: [],
       findingKinds: {},
       disks: 0,
       synced: 0,
@@ -214,6 +217,7 @@ export class Reconciler {
       o.plan = plan;
       o.actions = plan.actions.length;
       o.findings = plan.findings.length;
+      o.errorFindings = plan.findings.filter((f) => f.severity === 'error');
       for (const f of plan.findings) o.findingKinds[f.kind] = (o.findingKinds[f.kind] ?? 0) + 1;
       o.disks = plan.disks.length;
       o.synced = plan.disks.filter((d) => d.sync === 'synced').length;

@@ -55,7 +55,7 @@ test('prune: an attached image deleted and re-created empty is neither replaced 
     assert.doesNotMatch(text.out, /~ +replace.*xvdb/);
 
     const r = await runCli(['apply', '--auto-approve', '--prune'], b.env);
-    assert.equal(r.code, 0, r.out);
+    assert.equal(r.code, 3, `the refusal is an error finding that remains: ${r.out}`);
     assert.equal(b.sim.read(`${be}/physical-device-path`), dev, 'the backend still names the device');
     assert.equal(b.sim.read(`${be}/diskseq`), diskseq);
     assert.match(readFileSync(`/sys/block/${name}/loop/backing_file`, 'utf8').trim(), / \(deleted\)$/);

@@ -9,7 +9,9 @@ import { ConfigInvalidError, formatErrors } from '../../config/index.js';
 import { stepLine } from '../../apply/execute.js';
 import type { Plan } from '../../model/plan.js';
 import { CliError } from '../errors.js';
-import { renderPlan } from '../render/plan.js';
+import { renderFindings, renderPlan } from '../render/plan.js';
+import { EXIT_ERROR, EXIT_FINDINGS, EXIT_OK, errorFindings } from '../exit.js';
+import type { Finding } from '../../model/plan.js';
 import { wantColor } from '../render/style.js';
 import { writeErr, writeOut } from '../../log/stdio.js';
 
@@ -26,7 +28,9 @@ Options:
   --prune          also detach and free what is ours but no longer desired (as policy prune: true)
   --allow-data-loss  let prune detach, replace or free a loop device that holds the only copy of some
                    data (its backing file deleted, or not the inode recorded); refused otherwise
-Exit status: 0 success (or nothing to do), 1 failure (config invalid, a step failed, refused).`;
+Exit status: 0 success (or nothing to do), 1 failure (config invalid, a step failed, refused, cancelled),
+2 usage error, 3 every step done (or nothing to do) but error findings remain: a desired disk stays
+blocked or broken (source missing or mounted, a read-write file shared...; listed at the end).`;
 
 async function ask(plan: Plan): Promise<boolean> {
   const rl = createInterface({ input: process.stdin, output: process.stdout });
@@ -36,6 +40,28 @@ async function ask(plan: Plan): Promise<boolean> {
   } finally {
     rl.close();
   }
+}
+
+/**
+ * After every step succeeded: a fresh look (observe and plan, read-only) for the error findings that
+ * remain, which the steps did not fix (a desired disk blocked by a missing source...). Exit 3 if any.
+ */
+async function remainingErrors(configDir: string, color: boolean): Promise<number> {
+  let errors: Finding[];
+  try {
+    const { snapshot } = await import('../../observe/snapshot.js');
+    const { askHolders } = await import('../holders.js');
+    const snap = await snapshot({ configDir, holders: askHolders });
+    if (!snap.plan) throw new Error(`the config in ${configDir} no longer loads`);
+    errors = snap.plan.findings.filter((f) => f.severity === 'error');
+  } catch (err) {
+    writeErr(`The steps ran, but looking at the host again failed: ${(err as Error).message}\n`);
+    return EXIT_ERROR;
+  }
+  if (errors.length === 0) return EXIT_OK;
+  writeOut(`\nBut ${errors.length === 1 ? '1 error finding remains' : `${errors.length} error findings remain`} (what apply cannot fix):\n`);
+  writeOut(renderFindings(errors, { color }).join('\n') + '\n');
+  return EXIT_FINDINGS;
 }
 
 export async function run(argv: string[]): Promise<number> {
@@ -71,7 +97,7 @@ export async function run(argv: string[]): Promise<number> {
     });
     if (out.plan.actions.length === 0) {
       writeOut(renderPlan(out.plan, { color }));
-      return 0;
+      return errorFindings(out.plan) > 0 ? EXIT_FINDINGS : EXIT_OK;
     }
     if (dryRun) {
       writeOut(renderPlan(out.plan, { color }));
@@ -91,7 +117,8 @@ export async function run(argv: string[]): Promise<number> {
     writeOut(
       `\nApply ${failed === 0 ? 'complete' : 'FAILED'}: ${ok} of ${r.steps.length} step(s) done${parts.length ? ` (${parts.join(', ')})` : ''}${failed ? `, ${failed} failed` : ''}.\n`,
     );
-    return failed === 0 ? 0 : 1;
+    if (failed > 0) return EXIT_ERROR;
+    return remainingErrors(configDir, color);
   } catch (err) {
     if (err instanceof ConfigInvalidError) {
       const text = formatErrors(err.errors);

@@ -5,6 +5,7 @@ import { colorFor, plural } from '../render/style.js';
 import { loadSnapshot } from '../../observe/cli.js';
 import { askHolders } from '../holders.js';
 import { writeOut } from '../../log/stdio.js';
+import { EXIT_CHANGES, EXIT_FINDINGS, EXIT_OK, errorFindings } from '../exit.js';
 
 const USAGE = `Usage: xvbd plan [--config DIR] [--json] [--detailed-exitcode] [--prune [--allow-data-loss]] [--color|--no-color]
 
@@ -16,7 +17,8 @@ then the findings (each with its fix) and a summary line. Nothing is changed.
 Options:
   --config DIR          config directory (default: $XVBD_CONFIG, else /etc/xvbd)
   --json                print the plan (actions, findings, disks) as JSON ({valid:false, errors} if the config is invalid)
-  --detailed-exitcode   exit 0 = nothing to do, 2 = changes to make, 1 = error
+  --detailed-exitcode   exit 0 = nothing to do and no error findings, 2 = changes to make,
+                        3 = error findings (a disk broken, a source missing...; even with changes), 1 = error
   --prune               plan as if policy prune were true (what \`apply --prune\` would do)
   --allow-data-loss     let prune detach, replace or free a loop device that holds the only copy of some
                         data (its backing file deleted, or not the inode recorded); refused otherwise
@@ -24,8 +26,9 @@ Options:
   -h, --help            this help
 
 xenstore: $XENSTORED_PATH (e.g. the simulator's socket), else xenstored's socket, else /dev/xen/xenbus.
-Exit status: 0 success (with --detailed-exitcode: nothing to do), 2 changes (--detailed-exitcode only),
-1 error (invalid config: its errors are printed; xenstore unreachable).`;
+Exit status: 0 success (whatever the plan, unless --detailed-exitcode), 1 error (invalid config: its
+errors are printed; xenstore unreachable), 2 usage error; with --detailed-exitcode also 2 = changes to
+make and 3 = error findings (which outweigh changes).`;
 
 export async function run(argv: string[]): Promise<number> {
   const args = parseCommand(argv, USAGE, {
@@ -53,6 +56,6 @@ export async function run(argv: string[]): Promise<number> {
     const header = `xvbd plan: ${snap.configDir} (${plural(disks, 'desired disk')} in ${plural(snap.desired!.domains.length, 'domain')}); observed ${snap.observed!.backends.length} vbd backends, ${snap.observed!.loops.length} loop devices in ${snap.timings.observeMs.toFixed(0)} ms`;
     writeOut(renderPlan(plan, { color, header }));
   }
-  if (values['detailed-exitcode']) return plan.actions.length > 0 ? 2 : 0;
-  return 0;
+  if (!values['detailed-exitcode']) return EXIT_OK;
+  return errorFindings(plan) > 0 ? EXIT_FINDINGS : plan.actions.length > 0 ? EXIT_CHANGES : EXIT_OK;
 }

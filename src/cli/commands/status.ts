@@ -5,6 +5,7 @@ import { renderStatus } from '../render/status.js';
 import { colorFor } from '../render/style.js';
 import { loadSnapshot } from '../../observe/cli.js';
 import { askHolders } from '../holders.js';
+import { EXIT_FINDINGS, EXIT_OK, errorFindings } from '../exit.js';
 
 const USAGE = `Usage: xvbd status [--config DIR] [--json] [--color|--no-color]
 
@@ -20,7 +21,9 @@ Options:
   --color / --no-color  colour the text (default: when stdout is a terminal and NO_COLOR is unset)
   -h, --help            this help
 
-Exit status: 0 (whatever the status), 1 error (invalid config, xenstore unreachable).`;
+Exit status: 0 no error findings (disks may still be pending or progressing), 3 error findings (a disk
+broken, a source missing or mounted, a read-write file shared...), 1 error (invalid config, xenstore
+unreachable), 2 usage error.`;
 
 export async function run(argv: string[]): Promise<number> {
   const args = parseCommand(argv, USAGE, REPORT_OPTIONS);
@@ -36,10 +39,10 @@ export async function run(argv: string[]): Promise<number> {
       xvbdLoops: observed.loops.filter((l) => l.ours).length,
     };
     process.stdout.write(JSON.stringify({ disks: plan.disks, findings: plan.findings, host }, null, 2) + '\n');
-    return 0;
+    return errorFindings(plan) > 0 ? EXIT_FINDINGS : EXIT_OK;
   }
   const color = colorFor(values, process.stdout);
   const header = `xvbd status: ${snap.configDir}; observed in ${snap.timings.observeMs.toFixed(0)} ms`;
   process.stdout.write(renderStatus(plan, { color, header, observed }));
-  return 0;
+  return errorFindings(plan) > 0 ? EXIT_FINDINGS : EXIT_OK;
 }

@@ -33,6 +33,7 @@ import {
   devKey,
   fileKey,
   loopRef,
+  modeWords,
   paramsPath,
   parseDecDev,
   parseHexDev,
@@ -481,7 +482,8 @@ export function plan(desired: DesiredState, observed: ObservedState, policy: Pol
     const wantW = disk.mode === 'rw';
     const modeOk = b.mode === (wantW ? 'w' : 'r');
     const beOk = b.backendDomid === disk.backendDomid;
-    const modeText = `mode ${b.mode ?? '(none)'}, desired ${wantW ? 'w' : 'r'}`;
+    // in the config's words (rw/ro), not xenstore's (w/r)
+    const modeText = `mode ${modeWords(b.mode)}, desired ${disk.mode}`;
 
     if (!bi.pd || offlined.get(bi) === false) {
       // Hotplug pending: the toolstack (or our own interrupted attach) wrote the dir, nobody
@@ -554,7 +556,7 @@ export function plan(desired: DesiredState, observed: ObservedState, policy: Pol
     }
     if (!modeOk) problems.push({ kind: 'mode-mismatch', text: modeText });
     else if (wantW && bi.loopAtPd && bi.loopReused === 'no' && bi.loopAtPd.readOnly) {
-      problems.push({ kind: 'mode-mismatch', text: `mode w, but /dev/${bi.loopAtPd.name} is read-only` });
+      problems.push({ kind: 'mode-mismatch', text: `mode rw, but /dev/${bi.loopAtPd.name} is read-only` });
     }
 
     if (!b.ours) {

@@ -45,7 +45,7 @@ test('error findings: plan --detailed-exitcode, status, apply and reconcile exit
     // apply does every step it can, then says what remains: exit 3, not "complete" and 0.
     r = await xvbd(env, 'apply', '--config', cfg, '--auto-approve');
     assert.equal(r.code, 3, r.stdout + r.stderr);
-    assert.match(r.stdout, /^Apply complete: (\d+) of \1 step/m);
+    assert.match(r.stdout, /^Apply complete: (\d+) of \1 steps done/m);
     assert.match(r.stdout, /^But 1 error finding remains \(what apply cannot fix\):\n\s+! error source-missing: \S+build-scratch\.img does not exist/m);
     // nothing left to do, the finding remains: apply and reconcile (once) say 3, plan too
     r = await xvbd(env, 'apply', '--config', cfg, '--auto-approve');

@@ -87,9 +87,11 @@ test('xvbd plan / status: from nothing to converged, text, JSON and exit codes',
     let r = await xvbd(e.env, 'plan', '--config', cfg, '--detailed-exitcode', '--no-color');
     assert.equal(r.code, 2, r.stderr);
     const lines = ours(e, r.stdout);
-    assert.ok(lines.some((l) => /^\s+\+\s+attach\s+db xvdb\s+\S+base\.img \(ro\)\s+new loop device$/.test(l)), r.stdout);
+    // the plan says what apply then does: one loop device for base.img, shared by both read-only disks
+    assert.ok(lines.some((l) => /^\s+\+\s+attach\s+db xvdb\s+\S+base\.img \(ro\)\s+new loop device, shared read-only with 1 more disk$/.test(l)), r.stdout);
     assert.ok(lines.some((l) => /^\s+\+\s+attach\s+web xvda\s+\S+web\.img \(rw\)/.test(l)), r.stdout);
-    assert.ok(lines.some((l) => /^\s+\+\s+attach\s+web xvdb\s+\S+base\.img \(ro\)/.test(l)), r.stdout);
+    assert.ok(lines.some((l) => /^\s+\+\s+attach\s+web xvdb\s+\S+base\.img \(ro\)\s+shares the new loop device of db xvdb$/.test(l)), r.stdout);
+    assert.match(r.stdout, /^xvbd plan: \S+ \(4 desired disks in 3 domains\); observed 0 vbd backends, /m);
     assert.ok(lines.some((l) => /! info domain-not-running: mail is not running/.test(l)), r.stdout);
     assert.match(r.stdout, /^Plan: 3 to attach, 0 to change, 0 to detach; \d+ findings?$/m);
     // Without --detailed-exitcode, changes are still success.
@@ -156,10 +158,10 @@ test('xvbd plan / status: from nothing to converged, text, JSON and exit codes',
     writeConfig(e, { 'web.yaml': `apiVersion: xvbd/v1\nkind: Domain\nname: web\ndisks:\n  - vdev: xvda\n    file: ${webImg}\n    mode: ro\n  - vdev: xvdb\n    file: ${base}\n    mode: ro\n` });
     r = await xvbd(e.env, 'plan', '--config', cfg, '--detailed-exitcode', '--no-color');
     assert.equal(r.code, 0, 'a finding alone is nothing to do');
-    assert.ok(ours(e, r.stdout).some((l) => /! warning mode-mismatch: web xvda: mode w, desired r/.test(l)), r.stdout);
+    assert.ok(ours(e, r.stdout).some((l) => /! warning mode-mismatch: web xvda: mode rw, desired ro/.test(l)), r.stdout);
     r = await xvbd(e.env, 'plan', '--config', cfg, '--detailed-exitcode', '--prune', '--no-color');
     assert.equal(r.code, 2);
-    assert.ok(ours(e, r.stdout).some((l) => /^\s+~\s+replace\s+web xvda\s+\S+web\.img \(ro\)\s+mode w, desired r$/.test(l)), r.stdout);
+    assert.ok(ours(e, r.stdout).some((l) => /^\s+~\s+replace\s+web xvda\s+\S+web\.img \(ro\)\s+mode rw, desired ro$/.test(l)), r.stdout);
     r = await xvbd(e.env, 'plan', '--config', cfg, '--json', '--prune');
     const p = JSON.parse(r.stdout) as Plan;
     const mine = p.actions.filter((a) => a.kind !== 'free-loop');

@@ -12,7 +12,7 @@ import { CliError } from '../errors.js';
 import { renderFindings, renderPlan } from '../render/plan.js';
 import { EXIT_ERROR, EXIT_FINDINGS, EXIT_OK, errorFindings } from '../exit.js';
 import type { Finding } from '../../model/plan.js';
-import { wantColor } from '../render/style.js';
+import { plural, wantColor } from '../render/style.js';
 import { writeErr, writeOut } from '../../log/stdio.js';
 
 const USAGE = `Usage: xvbd apply [--config DIR] [--auto-approve] [--dry-run] [--prune [--allow-data-loss]]
@@ -32,10 +32,15 @@ Exit status: 0 success (or nothing to do), 1 failure (config invalid, a step fai
 2 usage error, 3 every step done (or nothing to do) but error findings remain: a desired disk stays
 blocked or broken (source missing or mounted, a read-write file shared...; listed at the end).`;
 
+/** The confirmation asked on a terminal ("this action" / "these 3 actions"). */
+export function confirmQuestion(n: number): string {
+  return `\nDo you want to perform ${n === 1 ? 'this action' : `these ${n} actions`}? Only 'yes' will be accepted: `;
+}
+
 async function ask(plan: Plan): Promise<boolean> {
   const rl = createInterface({ input: process.stdin, output: process.stdout });
   try {
-    const a = await rl.question(`\nDo you want to perform these ${plan.actions.length} action(s)? Only 'yes' will be accepted: `);
+    const a = await rl.question(confirmQuestion(plan.actions.length));
     return a.trim() === 'yes';
   } finally {
     rl.close();
@@ -115,7 +120,7 @@ export async function run(argv: string[]): Promise<number> {
     for (const s of r.steps) if (s.ok) counts.set(s.action.kind, (counts.get(s.action.kind) ?? 0) + 1);
     const parts = [...counts].map(([k, n]) => `${n} ${k}`);
     writeOut(
-      `\nApply ${failed === 0 ? 'complete' : 'FAILED'}: ${ok} of ${r.steps.length} step(s) done${parts.length ? ` (${parts.join(', ')})` : ''}${failed ? `, ${failed} failed` : ''}.\n`,
+      `\nApply ${failed === 0 ? 'complete' : 'FAILED'}: ${ok} of ${plural(r.steps.length, 'step')} done${parts.length ? ` (${parts.join(', ')})` : ''}${failed ? `, ${failed} failed` : ''}.\n`,
     );
     if (failed > 0) return EXIT_ERROR;
     return remainingErrors(configDir, color);

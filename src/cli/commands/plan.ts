@@ -53,7 +53,7 @@ export async function run(argv: string[]): Promise<number> {
   } else {
     const color = colorFor(values, process.stdout);
     const disks = snap.desired!.domains.reduce((n, d) => n + d.disks.length, 0);
-    const header = `xvbd plan: ${snap.configDir} (${plural(disks, 'desired disk')} in ${plural(snap.desired!.domains.length, 'domain')}); observed ${snap.observed!.backends.length} vbd backends, ${snap.observed!.loops.length} loop devices in ${snap.timings.observeMs.toFixed(0)} ms`;
+    const header = `xvbd plan: ${snap.configDir} (${plural(disks, 'desired disk')} in ${plural(snap.desired!.domains.length, 'domain')}); observed ${plural(snap.observed!.backends.length, 'vbd backend')}, ${plural(snap.observed!.loops.length, 'loop device')} in ${snap.timings.observeMs.toFixed(0)} ms`;
     writeOut(renderPlan(plan, { color, header }));
   }
   if (!values['detailed-exitcode']) return EXIT_OK;

@@ -126,9 +126,12 @@ export async function run(argv: string[]): Promise<number> {
     return remainingErrors(configDir, color);
   } catch (err) {
     if (err instanceof ConfigInvalidError) {
+      const { configProblem } = await import('../../observe/cli.js');
+      const problem = configProblem({ configDir, errors: err.errors });
+      if (problem.missing) throw new CliError(`${problem.text}: nothing was changed`);
       const text = formatErrors(err.errors);
       writeErr(text.endsWith('\n') ? text : text + '\n');
-      throw new CliError('the configuration is invalid: nothing was changed');
+      throw new CliError(`${problem.text}: nothing was changed`);
     }
     if (err instanceof LockHeldError || err instanceof RunDirError) throw new CliError(err.message);
     throw err;

@@ -2,10 +2,11 @@
 // health kept apart, its loop device, diskseq, sharing, backend/frontend states; then the findings.
 import { parseCommand, REPORT_OPTIONS } from '../args.js';
 import { renderStatus } from '../render/status.js';
-import { colorFor } from '../render/style.js';
-import { loadSnapshot } from '../../observe/cli.js';
+import { colorFor, palette } from '../render/style.js';
+import { configProblem, loadHostSnapshot } from '../../observe/cli.js';
+import { formatErrors } from '../../config/index.js';
 import { askHolders } from '../holders.js';
-import { EXIT_FINDINGS, EXIT_OK, errorFindings } from '../exit.js';
+import { EXIT_ERROR, EXIT_FINDINGS, EXIT_OK, errorFindings } from '../exit.js';
 
 const USAGE = `Usage: xvbd status [--config DIR] [--json] [--color|--no-color]
 
@@ -13,11 +14,14 @@ One row per desired disk (and per backend of xvbd's that nothing desires):
   SYNC     synced | out-of-sync | pending (domain not running) | unknown
   HEALTH   healthy (both ends Connected) | progressing | degraded (with the reason) | missing
 plus the loop device, its diskseq, how many backends share it, the backend and frontend states;
-then the drift findings with their fixes. Changes nothing.
+then the drift findings with their fixes. Changes nothing. When the config is invalid or missing, its
+errors come first, then the observed host alone: xvbd's backends, loop devices and the findings that
+need no desired state (unheld, broken or leaked devices, backend errors); exit 1.
 
 Options:
   --config DIR          config directory (default: $XVBD_CONFIG, else /etc/xvbd)
-  --json                print {disks, findings, host} as JSON ({valid:false, errors} if the config is invalid)
+  --json                print {disks, findings, host} as JSON (with valid:false, missing, errors when the
+                        config is invalid or missing)
   --color / --no-color  colour the text (default: when stdout is a terminal and NO_COLOR is unset)
   -h, --help            this help
 
@@ -29,8 +33,11 @@ export async function run(argv: string[]): Promise<number> {
   const args = parseCommand(argv, USAGE, REPORT_OPTIONS);
   if (!args) return 0;
   const { values } = args;
-  const snap = await loadSnapshot({ configDir: values.config, command: 'status', json: values.json === true, holders: askHolders });
-  const { plan, observed } = snap;
+  // the host is shown even when the config is broken: its errors on top, then what is observed
+  const { snap, plan, configOk } = await loadHostSnapshot({ configDir: values.config, command: 'status', json: values.json === true, holders: askHolders });
+  const { observed } = snap;
+  const problem = configOk ? undefined : configProblem(snap);
+  const code = !configOk ? EXIT_ERROR : errorFindings(plan) > 0 ? EXIT_FINDINGS : EXIT_OK;
   if (values.json) {
     const host = {
       domains: observed.domains,
@@ -38,11 +45,19 @@ export async function run(argv: string[]): Promise<number> {
       loops: observed.loops.length,
       xvbdLoops: observed.loops.filter((l) => l.ours).length,
     };
-    process.stdout.write(JSON.stringify({ disks: plan.disks, findings: plan.findings, host }, null, 2) + '\n');
-    return errorFindings(plan) > 0 ? EXIT_FINDINGS : EXIT_OK;
+    const config = configOk ? {} : { valid: false, configDir: snap.configDir, missing: problem!.missing, errors: snap.errors };
+    process.stdout.write(JSON.stringify({ ...config, disks: plan.disks, findings: plan.findings, host }, null, 2) + '\n');
+    return code;
   }
   const color = colorFor(values, process.stdout);
   const header = `xvbd status: ${snap.configDir}; observed in ${snap.timings.observeMs.toFixed(0)} ms`;
-  process.stdout.write(renderStatus(plan, { color, header, observed }));
-  return errorFindings(plan) > 0 ? EXIT_FINDINGS : EXIT_OK;
+  let top = '';
+  if (problem) {
+    const p = palette(color);
+    top += `${p.red(p.bold(`${problem.text[0]!.toUpperCase()}${problem.text.slice(1)}.`))} Showing the observed host only: xvbd's backends, loop devices and the findings that need no desired state; nothing is compared with the config.\n\n`;
+    if (!problem.missing && snap.errors.length > 0) top += formatErrors(snap.errors, { color }) + '\n';
+    process.stderr.write(`xvbd status: ${problem.text}; showing the observed host only\n`);
+  }
+  process.stdout.write(top + renderStatus(plan, { color, header, observed }));
+  return code;
 }

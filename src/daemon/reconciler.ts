@@ -7,6 +7,7 @@ import type { DesiredState } from '../model/desired.js';
 import type { ObservedState } from '../model/observed.js';
 import { ACTION_SIGN, type Action, type Finding, type Plan } from '../model/plan.js';
 import { TriggerQueue, type PassInfo, type QueueOptions, type TriggerOptions } from './queue.js';
+import type { LogFn } from '../log/stdio.js';
 
 export interface ConfigLoad {
   desired?: DesiredState;
@@ -83,7 +84,7 @@ export interface PassOutcome {
 }
 
 export interface ReconcilerOptions extends QueueOptions {
-  log?: (line: string) => void;
+  log?: LogFn;
   /** How many past outcomes to keep. */
   history?: number;
 }
@@ -92,7 +93,7 @@ export class Reconciler {
   readonly queue: TriggerQueue<PassOutcome>;
   private lastGood: DesiredState | undefined;
   private lastConfigErrorText: string | undefined;
-  private readonly log: (line: string) => void;
+  private readonly log: LogFn;
   private readonly historySize: number;
   readonly history: PassOutcome[] = [];
   private passListeners = new Set<(o: PassOutcome) => void>();
@@ -178,7 +179,7 @@ export class Reconciler {
       if (cfg.desired) {
         o.configOk = true;
         this.lastGood = cfg.desired;
-        if (this.lastConfigErrorText !== undefined) this.log('config: valid again');
+        if (this.lastConfigErrorText !== undefined) this.log('config: valid again', 'notice');
         this.lastConfigErrorText = undefined;
       } else {
         o.configErrors = Math.max(1, cfg.errorCount);
@@ -188,6 +189,7 @@ export class Reconciler {
           this.log(
             `config: ${o.configErrors} error(s); ${this.lastGood ? 'keeping the last good desired state' : 'no good desired state yet: doing nothing'}` +
               (cfg.errorText ? `\n${cfg.errorText.trimEnd()}` : ''),
+            'warning',
           );
           this.lastConfigErrorText = cfg.errorText;
         }
@@ -235,7 +237,9 @@ export class Reconciler {
       this.passStartedAt = undefined;
       o.durationMs = Math.round((performance.now() - t0) * 10) / 10;
       o.summary = summarize(o);
-      this.log(o.summary);
+      // the journal's priority (journalctl -p): a failure is err, a pass that leaves error findings or runs
+      // on a broken config is a warning, the rest info
+      this.log(o.summary, o.error || !o.ok ? 'err' : !o.configOk || o.errorFindings.length > 0 ? 'warning' : 'info');
       // Only the latest pass keeps its plan and observation (they are large at 1,000 disks).
       const prev = this.history[this.history.length - 1];
       if (prev) {
@@ -248,7 +252,7 @@ export class Reconciler {
         try {
           await this.engine.afterPass(o);
         } catch (err) {
-          this.log(`pass ${o.seq}: after-pass work failed: ${err instanceof Error ? err.message : String(err)}`);
+          this.log(`pass ${o.seq}: after-pass work failed: ${err instanceof Error ? err.message : String(err)}`, 'err');
         }
       }
       for (const l of this.passListeners) l(o);

@@ -7,6 +7,7 @@ import { KeeperRunningError, runKeeper } from '../../daemon/keeper.js';
 import { KEEPER_SLOTS, type KeeperSlot } from '../../plan/holding.js';
 import { connect } from '../../xenstore/client.js';
 import { CliError } from '../errors.js';
+import { stampedLog } from '../../log/stdio.js';
 
 const USAGE = `Usage: xvbd keeper [--slot a|b] [--list] [--idle-exit MS]
 
@@ -39,7 +40,8 @@ export async function run(argv: string[]): Promise<number> {
   if (!KEEPER_SLOTS.includes(slot)) throw new UsageError('keeper', `--slot takes ${KEEPER_SLOTS.join(' or ')}, not ${JSON.stringify(values.slot)}`);
   const idle = values['idle-exit'] !== undefined ? Number(values['idle-exit']) : undefined;
   if (idle !== undefined && (!Number.isInteger(idle) || idle < 0)) throw new UsageError('keeper', '--idle-exit needs a number of milliseconds');
-  const log = (line: string) => process.stderr.write(`${new Date().toISOString()} keeper-${slot}[${process.pid}]: ${line}\n`);
+  // keeper.log, or the journal when a unit runs the keeper itself (then with <N> prefixes, no time)
+  const log = stampedLog(`keeper-${slot}[${process.pid}]: `);
   process.on('SIGHUP', () => log('SIGHUP ignored (the keeper never lets go of a live backend)'));
   const lostEnv = process.env.XVBD_KEEPER_XS_LOST_EXIT_MS;
   const xsLostExitMs = lostEnv && /^[0-9]+$/.test(lostEnv) ? Number(lostEnv) : undefined;

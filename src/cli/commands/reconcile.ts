@@ -80,18 +80,18 @@ export async function run(argv: string[]): Promise<number> {
 
   if (a.watch) {
     const { Daemon } = await import('../../daemon/daemon.js');
+    // journald stamps and ranks the lines itself when stderr is the journal (<N> prefixes, no time)
+    const log = stampedLog();
     const d = new Daemon({
       ...core,
       runDir: runDir(),
       controlPath: controlSocketPath(),
       resyncMs: resyncS * 1000,
       debounceMs,
-      log: stampedLog(),
+      log,
     });
     // A bug in a callback must not take the daemon (and the fds it holds) down: log it, keep serving.
-    process.on('unhandledRejection', (e) => {
-      writeErr(`${new Date().toISOString()} BUG: unhandled rejection: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);
-    });
+    process.on('unhandledRejection', (e) => log(`BUG: unhandled rejection: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}`, 'crit'));
     const done = new Promise<string>((res) => {
       process.once('SIGTERM', () => res('SIGTERM'));
       process.once('SIGINT', () => res('SIGINT'));

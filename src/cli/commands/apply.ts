@@ -51,12 +51,13 @@ async function ask(plan: Plan): Promise<boolean> {
  * After every step succeeded: a fresh look (observe and plan, read-only) for the error findings that
  * remain, which the steps did not fix (a desired disk blocked by a missing source...). Exit 3 if any.
  */
-async function remainingErrors(configDir: string, color: boolean): Promise<number> {
+async function remainingErrors(configDir: string, policy: { prune: boolean; allowDataLoss: boolean }, color: boolean): Promise<number> {
   let errors: Finding[];
   try {
     const { snapshot } = await import('../../observe/snapshot.js');
     const { askHolders } = await import('../holders.js');
-    const snap = await snapshot({ configDir, holders: askHolders });
+    // with the same --prune / --allow-data-loss: a refused prune (data-loss-refused) is still there
+    const snap = await snapshot({ configDir, holders: askHolders, policy: { ...(policy.prune ? { prune: true } : {}), ...(policy.allowDataLoss ? { allowDataLoss: true } : {}) } });
     if (!snap.plan) throw new Error(`the config in ${configDir} no longer loads`);
     errors = snap.plan.findings.filter((f) => f.severity === 'error');
   } catch (err) {
@@ -123,7 +124,7 @@ export async function run(argv: string[]): Promise<number> {
       `\nApply ${failed === 0 ? 'complete' : 'FAILED'}: ${ok} of ${plural(r.steps.length, 'step')} done${parts.length ? ` (${parts.join(', ')})` : ''}${failed ? `, ${failed} failed` : ''}.\n`,
     );
     if (failed > 0) return EXIT_ERROR;
-    return remainingErrors(configDir, color);
+    return remainingErrors(configDir, { prune: values.prune ?? false, allowDataLoss: values['allow-data-loss'] ?? false }, color);
   } catch (err) {
     if (err instanceof ConfigInvalidError) {
       const { configProblem } = await import('../../observe/cli.js');

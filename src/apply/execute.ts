@@ -15,7 +15,7 @@
 import type { Policy } from '../model/desired.js';
 import type { Inode, LoopObs } from '../model/observed.js';
 import { letGoVerdict, type LetGo } from '../plan/safety.js';
-import { parseHexDev } from '../plan/identity.js';
+import { modeWords, parseHexDev } from '../plan/identity.js';
 import type { Action, BackendRef, Plan } from '../model/plan.js';
 import type { XsClient, XsOps, XsTransaction } from '../xenstore/api.js';
 import type { DeviceProvider, ProvidedDevice } from './devices.js';
@@ -422,7 +422,7 @@ function serveVerdict(a: ServeArgs, dev: ProvidedDevice, reads: (string | undefi
   if (fe !== String(a.domid)) throw new StepError(`${b}/frontend-id is ${JSON.stringify(fe)}, not ${a.domid}`);
   if (params !== a.disk.source) throw new StepError(`${b}/params is ${JSON.stringify(params)}, not ${a.disk.source}`);
   const want = a.disk.mode === 'rw' ? 'w' : 'r';
-  if (mode !== undefined && mode !== want) throw new StepError(`${b}/mode is ${JSON.stringify(mode)}, the disk is ${a.disk.mode}`);
+  if (mode !== undefined && mode !== want) throw new StepError(`${b}/mode is ${JSON.stringify(mode)} (${modeWords(mode)}), the disk is ${a.disk.mode}`);
   if (pdev !== undefined) {
     if (marker === MARKER_VALUE && seq !== undefined && seq === dev.diskseq) return 'already';
     throw new StepError(`${b} already has physical-device ${pdev}`);

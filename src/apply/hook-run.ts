@@ -17,6 +17,7 @@ import { parseHookInvocation, type HookTarget } from './hook.js';
 import { HookServer, targetOf, type HookServeDeps, type ServeAnswer } from './hook-serve.js';
 import { RegistryDevices } from './linux-devices.js';
 import { acquireApplyLock, runDir } from './lock.js';
+import { stampedLog } from '../log/stdio.js';
 
 /** Where the on-demand hook server listens. */
 export function hookSocketPath(env: NodeJS.ProcessEnv = process.env): string {
@@ -136,7 +137,7 @@ export interface HookServerOptions {
 /** `xvbd hook server`: runs until idle; resolves with the exit code. */
 export async function runHookServer(o: HookServerOptions = {}): Promise<number> {
   const env = o.env ?? process.env;
-  const log = o.log ?? ((l: string) => process.stderr.write(`${new Date().toISOString()} xvbd hook server[${process.pid}]: ${l}\n`));
+  const log = o.log ?? stampedLog(`xvbd hook server[${process.pid}]: `);
   const envIdle = Number(env.XVBD_HOOK_SERVER_IDLE_MS);
   const idleMs = o.idleMs ?? (Number.isFinite(envIdle) && envIdle > 0 ? envIdle : 10_000);
   // the keeper (another Node process) starts while this one loads its code and the config
@@ -231,7 +232,9 @@ export async function runHook(argv: string[], opts: HookRunOptions = {}): Promis
     ({ op, target } = parseHookInvocation(argv, env, be));
   } catch (err) {
     say((err as Error).message); // nothing trustworthy to write an error node to
-    return 1;
+    // as the C hook: the wrong arguments are a usage error (2), a bad or missing XENBUS_PATH a failure (1)
+    const usage = argv.length < 1 || argv.length > 2 || (argv[0] !== 'add' && argv[0] !== 'remove') || (argv.length === 2 && !argv[1]!.startsWith('XENBUS_PATH='));
+    return usage ? 2 : 1;
   }
   const req = { op: op === 'add' ? 'serve' : 'release', backend: target.path };
   const asked = opts.noDaemon ? undefined : await askServers(req, env, log);

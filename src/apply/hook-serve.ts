@@ -165,7 +165,7 @@ export class HookServer {
     for (const [path, a] of out) this.d.log(`${path}: ${a.ok ? a.detail : `refused: ${a.error}`}`);
     const ms = (x: number) => x.toFixed(1);
     this.d.log(
-      `batch of ${batch.length}: ${steps.length} step(s), ${refusals.length} refused; config + observe ${ms(t1 - t0)} ms` +
+      `batch of ${batch.length}: ${steps.length} ${steps.length === 1 ? 'step' : 'steps'}, ${refusals.length} refused; config + observe ${ms(t1 - t0)} ms` +
         `${observed.backends.length > targets.length ? ' (whole host)' : ''}, plan ${ms(t2 - t1)} ms, steps ${ms(t3 - t2)} ms`,
     );
     return out;

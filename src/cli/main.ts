@@ -2,7 +2,9 @@
 // xvbd command-line entry. Each command lives in src/cli/commands/<name>.ts and is imported
 // lazily, so that `xvbd hook` (run by libxl once per disk) does not pay for Ink or chokidar.
 import { COMMANDS, type CommandModule } from './commands/index.js';
+import { closest } from './args.js';
 import { CliError } from './errors.js';
+import { EXIT_ERROR, EXIT_HELP, EXIT_USAGE } from './exit.js';
 import { guardStdio } from '../log/stdio.js';
 
 // Before any output: a closed stdout or stderr (a pipe's reader gone, a full log disk) must never kill
@@ -22,26 +24,40 @@ function usage(): string {
     'Commands:',
     ...lines,
     '',
+    '  version    print the version (also --version)',
+    '',
     'Run `xvbd <command> --help` for the options of a command.',
     'Environment: XVBD_CONFIG (config directory, default /etc/xvbd),',
     '             XENSTORED_PATH (xenstored socket, e.g. the simulator\'s).',
+    EXIT_HELP,
   ].join('\n');
 }
 
 export async function main(argv: string[]): Promise<number> {
   const [name, ...rest] = argv;
-  if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
-    process.stdout.write(usage() + '\n');
-    return name === undefined ? 1 : 0;
+  if (name === undefined) {
+    process.stderr.write(usage() + '\n');
+    return EXIT_USAGE;
   }
-  if (name === '--version' || name === '-V') {
+  if (name === '--help' || name === '-h' || name === 'help') {
+    process.stdout.write(usage() + '\n');
+    return 0;
+  }
+  if (name === '--version' || name === '-V' || name === 'version') {
+    if (rest.length > 0 && !(rest.length === 1 && (rest[0] === '--help' || rest[0] === '-h'))) {
+      process.stderr.write(`xvbd version: takes no arguments; see \`xvbd --help\`\n`);
+      return EXIT_USAGE;
+    }
     process.stdout.write(`xvbd ${VERSION}\n`);
     return 0;
   }
   const entry = COMMANDS.find((c) => c.name === name);
   if (!entry) {
-    process.stderr.write(`xvbd: unknown command "${name}"\n\n${usage()}\n`);
-    return 1;
+    const shown = /^[\x21-\x7e]{1,40}$/.test(name) ? name : JSON.stringify(name.slice(0, 40));
+    const near = name.startsWith('-') ? undefined : closest(name, [...COMMANDS.map((c) => c.name), 'version', 'help']);
+    const what = name.startsWith('-') ? `unknown option ${shown} (options come after the command)` : `unknown command "${shown}"${near !== undefined ? ` (did you mean ${near}?)` : ''}`;
+    process.stderr.write(`xvbd: ${what}; see \`xvbd --help\`\n`);
+    return EXIT_USAGE;
   }
   const mod: CommandModule = await entry.load();
   try {
@@ -61,6 +77,6 @@ main(process.argv.slice(2)).then(
   },
   (err: unknown) => {
     process.stderr.write(`xvbd: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
-    process.exitCode = 1;
+    process.exitCode = EXIT_ERROR;
   },
 );

@@ -27,6 +27,7 @@ import { dropFromKeepers, keeperLists, keeperSocketPath } from './keeper-client.
 import { parseBackendPath, vbdPaths } from '../apply/layout.js';
 import { HookServer, targetOf } from '../apply/hook-serve.js';
 import { mountedDevices } from '../linux/index.js';
+import type { LogFn } from '../log/stdio.js';
 
 export interface DaemonOptions extends Omit<EngineDeps, 'fdStore' | 'log'> {
   runDir: string;
@@ -36,7 +37,7 @@ export interface DaemonOptions extends Omit<EngineDeps, 'fdStore' | 'log'> {
   /** Debounce of triggers (ms). */
   debounceMs?: number;
   backoffMaxMs?: number;
-  log?: (line: string) => void;
+  log?: LogFn;
   /** Watchdog: stop pinging when a pass runs longer than this (ms; default max(120 s, 2 x WatchdogSec)). */
   passStuckMs?: number;
   /** Hand the held fds to the keeper on stop (default true). */
@@ -60,7 +61,7 @@ export class Daemon {
   private xsWatch: XsClient | undefined;
   private timers: NodeJS.Timeout[] = [];
   private stopping: Promise<void> | undefined;
-  private readonly log: (line: string) => void;
+  private readonly log: LogFn;
   private watchedBackends = new Set<number>();
   private readonly initialFirings = new Map<string, number>();
   readonly registry: LoopRegistry;
@@ -119,7 +120,7 @@ export class Daemon {
     }
     await this.startTriggers();
     const first = await this.reconciler.trigger('start', { urgent: true }).catch((e: Error) => {
-      this.log(`first pass failed: ${e.message}`);
+      this.log(`first pass failed: ${e.message}`, 'err');
       return undefined;
     });
     await this.notifier.ready(first ? statusLine(first) : 'running').catch((e: Error) => this.log(`sd_notify: ${e.message}`));
@@ -134,7 +135,7 @@ export class Daemon {
       this.timers.push(
         setInterval(() => {
           if (this.reconciler.passRunningMs() > stuckMs) {
-            if (!warned) this.log(`watchdog: a pass has run for more than ${stuckMs} ms; no more pings`);
+            if (!warned) this.log(`watchdog: a pass has run for more than ${stuckMs} ms; no more pings`, 'warning');
             warned = true;
             return;
           }
@@ -151,7 +152,7 @@ export class Daemon {
     if (lf.fds.length > 0) {
       const r = await this.fdStore.adoptListenFds(lf.fds);
       this.log(`fd store: took back ${r.adopted.length} loop fd(s) from systemd${r.adopted.length ? ` (${r.adopted.map((a) => `${a.name}@${a.diskseq}`).join(', ')})` : ''}`);
-      for (const x of r.refused) this.log(`fd store: refused fd ${x.fd} "${x.fdName}": ${x.reason}`);
+      for (const x of r.refused) this.log(`fd store: refused fd ${x.fd} "${x.fdName}": ${x.reason}`, 'warning');
     }
     await this.takeOverFromKeepers();
   }
@@ -174,19 +175,19 @@ export class Daemon {
           // The keeper's fd pins the device: this open reaches the very same device.
           fd = openSync(`/proc/${k.pid}/fd/${h.fd}`, fsc.O_RDONLY | fsc.O_NONBLOCK | fsc.O_NOCTTY);
         } catch (err) {
-          this.log(`keeper ${k.slot}: cannot reopen its fd for ${h.backend}: ${(err as Error).message}`);
+          this.log(`keeper ${k.slot}: cannot reopen its fd for ${h.backend}: ${(err as Error).message}`, 'warning');
           continue;
         }
         try {
           const got = this.registry.adopt(fd, [h.backend]);
           if (got.diskseq !== h.diskseq) {
             this.registry.release(h.backend);
-            this.log(`keeper ${k.slot}: fd for ${h.backend} is diskseq ${got.diskseq}, not ${h.diskseq}; left with the keepers`);
+            this.log(`keeper ${k.slot}: fd for ${h.backend} is diskseq ${got.diskseq}, not ${h.diskseq}; left with the keepers`, 'warning');
             continue;
           }
           await this.fdStore.park(got.diskseq, got.fd);
         } catch (err) {
-          this.log(`keeper ${k.slot}: fd for ${h.backend} not taken over: ${(err as Error).message}`);
+          this.log(`keeper ${k.slot}: fd for ${h.backend} not taken over: ${(err as Error).message}`, 'warning');
           if (!this.registry.heldDiskseqs().has(h.diskseq)) sysClose(fd); // refused before adopt: still ours
           continue;
         }
@@ -233,11 +234,11 @@ export class Daemon {
     void old?.close().catch(() => undefined);
     const trigger = () => void this.reconciler.trigger('config', { skipBackoff: true }).catch(() => undefined);
     if (was !== undefined) {
-      this.log(want === 'dir' ? `config watch: ${dir} appeared` : `config watch: ${dir} is gone; waiting for it to come back`);
+      this.log(want === 'dir' ? `config watch: ${dir} appeared` : `config watch: ${dir} is gone; waiting for it to come back`, want === 'dir' ? 'notice' : 'warning');
       trigger();
     }
     if (want === 'none') {
-      this.log(`config watch: neither ${dir} nor ${parent} exists; only the periodic resync and SIGHUP will see it appear`);
+      this.log(`config watch: neither ${dir} nor ${parent} exists; only the periodic resync and SIGHUP will see it appear`, 'warning');
       return;
     }
     let w: FSWatcher;
@@ -259,7 +260,7 @@ export class Daemon {
       w = chokidarWatch(parent, { ignoreInitial: true, depth: 0, ignored: (p: string) => p !== parent && p !== dir });
       w.on('addDir', () => this.watchConfig());
     }
-    w.on('error', (e) => this.log(`config watch: ${(e as Error).message}`));
+    w.on('error', (e) => this.log(`config watch: ${(e as Error).message}`, 'warning'));
     this.watcher = w;
     // It may have changed while the watcher was being set up.
     w.on('ready', () => this.watchConfig());
@@ -283,7 +284,7 @@ export class Daemon {
       await this.watch(xs, '@releaseDomain', 'xvbd-domain');
       await this.watchBackends();
     } catch (err) {
-      this.log(`xenstore watches: cannot set up (${(err as Error).message}); retrying in 5 s`);
+      this.log(`xenstore watches: cannot set up (${(err as Error).message}); retrying in 5 s`, 'warning');
       if (xs && this.xsWatch === xs) this.xsWatch = undefined;
       await xs?.close().catch(() => undefined);
       this.timers.push(setTimeout(() => void this.reconnectWatches(), 5_000));
@@ -308,7 +309,7 @@ export class Daemon {
         // connection ended
       }
       if (!this.stopping && this.xsWatch === conn) {
-        this.log('xenstore watches: connection lost; reconnecting in 1 s');
+        this.log('xenstore watches: connection lost; reconnecting in 1 s', 'warning');
         this.xsWatch = undefined;
         this.timers.push(setTimeout(() => void this.reconnectWatches(), 1_000));
       }
@@ -340,7 +341,7 @@ export class Daemon {
         await this.watch(xs, `/local/domain/${be}/backend/vbd`, `xvbd-vbd-${be}`);
         this.watchedBackends.add(be);
       } catch (err) {
-        this.log(`xenstore watch on backend domain ${be}: ${(err as Error).message}`);
+        this.log(`xenstore watch on backend domain ${be}: ${(err as Error).message}`, 'warning');
       }
     }
   }
@@ -419,7 +420,7 @@ export class Daemon {
     execute: async (plan, desired) => {
       const r = await this.engine.execute(plan, desired);
       // what was served goes to systemd's fd store before the hooks hear about it
-      await this.fdStore.sync().catch((e: Error) => this.log(`fd store: ${e.message}`));
+      await this.fdStore.sync().catch((e: Error) => this.log(`fd store: ${e.message}`, 'err'));
       return r.steps;
     },
     exclusive: (fn) => this.reconciler.exclusive(fn),
@@ -434,7 +435,7 @@ export class Daemon {
       await this.fdStore.sync().catch(() => undefined);
       // without systemd's fd store the keepers hold our devices too (see the engine's holder): they let go now
       const dropped = await dropFromKeepers(this.o.runDir, path).catch((e: Error) => {
-        this.log(`hook release ${path}: keepers: ${e.message}`);
+        this.log(`hook release ${path}: keepers: ${e.message}`, 'warning');
         return 0;
       });
       return { released: r !== undefined || dropped > 0, closed: r?.closed ?? false, device: r?.handle.name ?? null };
@@ -451,7 +452,7 @@ export class Daemon {
   }
 
   private async doStop(reason: string): Promise<void> {
-    this.log(`stopping (${reason}); backends stay served`);
+    this.log(`stopping (${reason}); backends stay served`, 'notice');
     await this.notifier.stopping(`stopping (${reason})`).catch(() => undefined);
     process.off('SIGHUP', this.onHup);
     for (const t of this.timers) clearTimeout(t);
@@ -512,5 +513,5 @@ export function statusLine(p: PassOutcome): string {
 export function outcomeJson(o: PassOutcome): Record<string, unknown> {
   const { plan, observed, ...rest } = o;
   void observed;
-  return { ...rest, planActions: plan?.actions.length ?? 0 };
+  return { ...rest, steps: rest.steps.map(({ action, ...st }) => (void action, st)), planActions: plan?.actions.length ?? 0 };
 }

@@ -14,6 +14,7 @@ import { execute, selfHolder, type FdHolder, type StepEvent } from '../apply/exe
 import { acquireApplyLock } from '../apply/lock.js';
 import type { Engine, ExecuteResult, PassOutcome, StepRecord } from './reconciler.js';
 import { sweepRegistry, type FdStore } from './fdstore.js';
+import type { LogFn } from '../log/stdio.js';
 
 export type ObserveFn = (xs: XsClient, desired: DesiredState) => Promise<ObservedState>;
 export type PlanFn = (desired: DesiredState, observed: ObservedState) => Plan;
@@ -35,7 +36,7 @@ export interface EngineDeps {
   hookScript?: string;
   /** How long to wait for the apply lock held by a one-shot apply (ms). */
   lockWaitMs?: number;
-  log: (line: string) => void;
+  log: LogFn;
   /** Called at the start of every sweep (e.g. take over fds a keeper got from a one-shot apply meanwhile). */
   beforeSweep?: () => Promise<void>;
   onStep?: (e: StepEvent) => void;
@@ -112,6 +113,7 @@ export class DaemonEngine implements Engine {
         ok: s.ok,
         ...(s.error ? { error: s.error } : {}),
         ms: Math.round(s.ms * 10) / 10,
+        action: s.action,
       }));
       return { ok: r.ok, steps };
     } catch (err) {

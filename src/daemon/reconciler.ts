@@ -3,10 +3,12 @@
 // only enqueue a pass (src/daemon/queue.ts); the loop never acts on an event's content, so a missed or
 // merged event costs nothing. The I/O lives in an Engine (wired in src/daemon/engine.ts); this file
 // is the policy: last good desired state, never acting without one, one log line per pass.
+import { detachedOutside, oursAfterPass } from '../plan/outside.js';
 import type { DesiredState } from '../model/desired.js';
 import type { ObservedState } from '../model/observed.js';
-import { ACTION_SIGN, type Action, type Plan } from '../model/plan.js';
+import { ACTION_SIGN, type Action, type Finding, type Plan } from '../model/plan.js';
 import { TriggerQueue, type PassInfo, type QueueOptions, type TriggerOptions } from './queue.js';
+import type { LogFn } from '../log/stdio.js';
 
 export interface ConfigLoad {
   desired?: DesiredState;
@@ -25,6 +27,8 @@ export interface StepRecord {
   ok: boolean;
   error?: string;
   ms?: number;
+  /** The action it carried out (not in the control socket's JSON). */
+  action?: Action;
 }
 
 export interface ExecuteResult {
@@ -62,6 +66,8 @@ export interface PassOutcome {
   actions: number;
   steps: StepRecord[];
   findings: number;
+  /** The findings of severity error in the pass's plan (before its steps ran). */
+  errorFindings: Finding[];
   /** Counts by finding kind. */
   findingKinds: Record<string, number>;
   /** Disks desired / synced, from the plan's DiskStatus rows. */
@@ -81,7 +87,7 @@ export interface PassOutcome {
 }
 
 export interface ReconcilerOptions extends QueueOptions {
-  log?: (line: string) => void;
+  log?: LogFn;
   /** How many past outcomes to keep. */
   history?: number;
 }
@@ -90,7 +96,7 @@ export class Reconciler {
   readonly queue: TriggerQueue<PassOutcome>;
   private lastGood: DesiredState | undefined;
   private lastConfigErrorText: string | undefined;
-  private readonly log: (line: string) => void;
+  private readonly log: LogFn;
   private readonly historySize: number;
   readonly history: PassOutcome[] = [];
   private passListeners = new Set<(o: PassOutcome) => void>();
@@ -138,6 +144,10 @@ export class Reconciler {
 
   private prevDesired: DesiredState | undefined;
   private prevObserved: ObservedState | undefined;
+  /** Vbds someone else detached from a running domain (src/plan/outside.ts): not put back by a pass. */
+  private outside = new Set<string>();
+  /** The vbds the last pass left with a backend of ours (undefined: unknown, the pass failed midway). */
+  private knownOurs: Set<string> | undefined;
 
   /** When the running pass started (performance.now()), undefined between passes. */
   passStartedAt: number | undefined;
@@ -164,6 +174,7 @@ export class Reconciler {
       actions: 0,
       steps: [],
       findings: 0,
+      errorFindings: [],
       findingKinds: {},
       disks: 0,
       synced: 0,
@@ -175,7 +186,7 @@ export class Reconciler {
       if (cfg.desired) {
         o.configOk = true;
         this.lastGood = cfg.desired;
-        if (this.lastConfigErrorText !== undefined) this.log('config: valid again');
+        if (this.lastConfigErrorText !== undefined) this.log('config: valid again', 'notice');
         this.lastConfigErrorText = undefined;
       } else {
         o.configErrors = Math.max(1, cfg.errorCount);
@@ -185,6 +196,7 @@ export class Reconciler {
           this.log(
             `config: ${o.configErrors} error(s); ${this.lastGood ? 'keeping the last good desired state' : 'no good desired state yet: doing nothing'}` +
               (cfg.errorText ? `\n${cfg.errorText.trimEnd()}` : ''),
+            'warning',
           );
           this.lastConfigErrorText = cfg.errorText;
         }
@@ -208,21 +220,29 @@ export class Reconciler {
       }
       o.observed = observed;
       o.changed = describeChanges(this.prevDesired, desired, this.prevObserved, observed);
+      // an operator's explicit run (SIGHUP, `xvbd reconcile`) attaches again what was detached outside
+      const operator = info.reasons.some((r) => r === 'SIGHUP' || r.startsWith('control ('));
+      this.outside = operator ? new Set() : detachedOutside(this.outside, this.knownOurs, observed);
+      this.knownOurs = undefined;
       this.prevDesired = desired;
       this.prevObserved = observed;
-      const plan = this.engine.plan(desired, observed);
+      const plan = this.engine.plan(this.outside.size > 0 ? { ...desired, policy: { ...desired.policy, detachedOutside: this.outside } } : desired, observed);
       o.plan = plan;
       o.actions = plan.actions.length;
       o.findings = plan.findings.length;
+      o.errorFindings = plan.findings.filter((f) => f.severity === 'error');
       for (const f of plan.findings) o.findingKinds[f.kind] = (o.findingKinds[f.kind] ?? 0) + 1;
       o.disks = plan.disks.length;
       o.synced = plan.disks.filter((d) => d.sync === 'synced').length;
       if (plan.actions.length > 0) {
         const r = await this.engine.execute(plan, desired, observed);
         o.steps = r.steps;
+        const acted = r.steps.flatMap((st) => (st.action ? [{ action: st.action, ok: st.ok }] : []));
+        this.knownOurs = acted.length === r.steps.length ? oursAfterPass(observed, acted) : undefined;
         o.ok = r.ok && !r.steps.some((s) => !s.ok);
       } else {
         o.ok = true;
+        this.knownOurs = oursAfterPass(observed, []);
       }
     } catch (err) {
       o.ok = false;
@@ -231,7 +251,9 @@ export class Reconciler {
       this.passStartedAt = undefined;
       o.durationMs = Math.round((performance.now() - t0) * 10) / 10;
       o.summary = summarize(o);
-      this.log(o.summary);
+      // the journal's priority (journalctl -p): a failure is err, a pass that leaves error findings or runs
+      // on a broken config is a warning, the rest info
+      this.log(o.summary, o.error || !o.ok ? 'err' : !o.configOk || o.errorFindings.length > 0 ? 'warning' : 'info');
       // Only the latest pass keeps its plan and observation (they are large at 1,000 disks).
       const prev = this.history[this.history.length - 1];
       if (prev) {
@@ -244,7 +266,7 @@ export class Reconciler {
         try {
           await this.engine.afterPass(o);
         } catch (err) {
-          this.log(`pass ${o.seq}: after-pass work failed: ${err instanceof Error ? err.message : String(err)}`);
+          this.log(`pass ${o.seq}: after-pass work failed: ${err instanceof Error ? err.message : String(err)}`, 'err');
         }
       }
       for (const l of this.passListeners) l(o);

@@ -6,6 +6,8 @@
 // written again, and what was meant for it degrades: stdout's text goes to stderr (where journald or the
 // caller still reads it), stderr's to nothing. No native code: every command loads it first.
 
+import { fstatSync } from 'node:fs';
+
 type StreamName = 'stdout' | 'stderr';
 
 const failed = new Map<StreamName, string>();
@@ -58,9 +60,50 @@ export function writeErr(text: string): void {
   tryWrite('stderr', text);
 }
 
-/** A log function for a long-running process: one line per call, ISO time first, on stderr. */
-export function stampedLog(prefix = ''): (line: string) => void {
-  return (line) => writeErr(`${new Date().toISOString()} ${prefix}${line}\n`);
+/** syslog(3) levels a log line may carry (default info). */
+export type LogLevel = 'crit' | 'err' | 'warning' | 'notice' | 'info' | 'debug';
+/** A log function: one message per call (it may span lines), at a level (default info). */
+export type LogFn = (line: string, level?: LogLevel) => void;
+
+/** sd-daemon(3)'s prefixes: <2> crit ... <7> debug. */
+export const SD_PRIORITY: Record<LogLevel, number> = { crit: 2, err: 3, warning: 4, notice: 5, info: 6, debug: 7 };
+
+/**
+ * Whether stderr is systemd's journal: $JOURNAL_STREAM ("DEV:INODE", set by systemd when it connects
+ * stdout/stderr to journald) names the very file fd 2 is, as systemd.exec(5) says to check. A child with
+ * the variable inherited but its stderr elsewhere (a keeper logging to keeper.log) is not.
+ * INVOCATION_ID alone (StandardError=file:..., or a child of a unit) does not make stderr the journal.
+ */
+export function stderrIsJournal(env: NodeJS.ProcessEnv = process.env, stat: () => { dev: number; ino: number } = () => fstatSync(2)): boolean {
+  const m = /^([0-9]+):([0-9]+)$/.exec(env.JOURNAL_STREAM ?? '');
+  if (!m) return false;
+  try {
+    const st = stat();
+    return String(st.dev) === m[1] && String(st.ino) === m[2];
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * The lines of one log message as written: to the journal, each line with its sd-daemon `<N>` priority
+ * prefix and no time (journald stamps every line, `journalctl -p warning` filters by it); elsewhere, the
+ * ISO time before the first line.
+ */
+export function formatLog(line: string, level: LogLevel, prefix: string, journal: boolean, now: () => Date = () => new Date()): string {
+  if (journal) {
+    const n = SD_PRIORITY[level];
+    return line.split('\n').map((l) => `<${n}>${prefix}${l}\n`).join('');
+  }
+  return `${now().toISOString()} ${prefix}${line}\n`;
+}
+
+/**
+ * A log function for a long-running process, on stderr: under systemd's journal (stderrIsJournal) with
+ * `<N>` priority prefixes and no timestamps; otherwise one ISO time per message. Decided once.
+ */
+export function stampedLog(prefix = '', journal: boolean = stderrIsJournal()): LogFn {
+  return (line, level = 'info') => writeErr(formatLog(line, level, prefix, journal));
 }
 
 /** Exits once what was written to stderr has gone out (at once when stderr has failed). */

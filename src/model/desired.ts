@@ -57,6 +57,11 @@ export interface Policy {
    * and apply): the schema has no such key, so no config, and no daemon, can.
    */
   allowDataLoss?: boolean;
+  /**
+   * Vbds ("<frontend domid>/<devid>", src/plan/outside.ts) whose backend of ours someone else removed
+   * while the domain runs: not attached again. Only the daemon sets it, from what its passes saw.
+   */
+  detachedOutside?: ReadonlySet<string>;
   /** Sources must lie under one of these absolute directories (after normalisation). Empty = any. */
   allowedRoots: string[];
   /**

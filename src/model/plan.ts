@@ -81,7 +81,9 @@ export type FindingKind =
    */
   | 'data-loss-refused'
   /** Another tool's loop device (losetup...) has the source: an attach would fail, so none is planned. */
-  | 'source-in-use';
+  | 'source-in-use'
+  /** The daemon saw a backend of ours removed by someone else while its domain runs: not put back by a pass. */
+  | 'detached-outside';
 
 export type Severity = 'info' | 'warning' | 'error';
 

@@ -4,6 +4,7 @@ import { CliError } from '../cli/errors.js';
 import { plural, wantColor } from '../cli/render/style.js';
 import { snapshot, type Snapshot } from './snapshot.js';
 import type { Holdings } from './holders.js';
+import type { Plan } from '../model/plan.js';
 
 export interface LoadSnapshotOptions {
   configDir?: string | undefined;
@@ -20,16 +21,25 @@ export interface LoadSnapshotOptions {
   json?: boolean;
 }
 
-/** snapshot() for a command: returns a snapshot with desired, observed and plan, or throws CliError. */
-export async function loadSnapshot(opts: LoadSnapshotOptions): Promise<Snapshot & Required<Pick<Snapshot, 'desired' | 'observed' | 'plan'>>> {
-  let snap: Snapshot;
+/** How the config of a snapshot without a desired state is broken: missing, or invalid with its errors. */
+export function configProblem(snap: Pick<Snapshot, 'configDir' | 'errors'>): { missing: boolean; text: string } {
+  const e = snap.errors;
+  if (e.length === 1 && e[0]!.line === 0 && e[0]!.message === 'the config directory does not exist') {
+    return { missing: true, text: `the config directory ${snap.configDir} is missing (create it, or name yours with --config or XVBD_CONFIG)` };
+  }
+  if (e.length === 0) return { missing: false, text: `no desired state in ${snap.configDir}` };
+  return { missing: false, text: `the config in ${snap.configDir} is invalid (${plural(e.length, 'error')})` };
+}
+
+async function take(opts: LoadSnapshotOptions, observeOnConfigError: boolean): Promise<Snapshot> {
   try {
     const policy = { ...(opts.prune ? { prune: true } : {}), ...(opts.allowDataLoss ? { allowDataLoss: true } : {}) };
-    snap = await snapshot({
+    return await snapshot({
       ...(opts.configDir !== undefined ? { configDir: opts.configDir } : {}),
       ...(opts.host !== undefined ? { host: opts.host } : {}),
       policy,
       ...(opts.holders ? { holders: opts.holders } : {}),
+      observeOnConfigError,
     });
   } catch (err) {
     const e = err as { errno?: string; message?: string; code?: string };
@@ -40,14 +50,34 @@ export async function loadSnapshot(opts: LoadSnapshotOptions): Promise<Snapshot 
     }
     throw err;
   }
+}
+
+/** snapshot() for a command: returns a snapshot with desired, observed and plan, or throws CliError. */
+export async function loadSnapshot(opts: LoadSnapshotOptions): Promise<Snapshot & Required<Pick<Snapshot, 'desired' | 'observed' | 'plan'>>> {
+  const snap = await take(opts, false);
   if (!snap.desired) {
     const { formatErrors } = await import('../config/index.js');
+    const problem = configProblem(snap);
     if (snap.errors.length > 0) {
-      if (opts.json) process.stdout.write(JSON.stringify({ valid: false, configDir: snap.configDir, errors: snap.errors }, null, 2) + '\n');
-      process.stderr.write(formatErrors(snap.errors, { color: wantColor(process.stderr) }) + '\n');
-      throw new CliError(`the config in ${snap.configDir} is invalid (${plural(snap.errors.length, 'error')}); nothing was planned`);
+      if (opts.json) process.stdout.write(JSON.stringify({ valid: false, configDir: snap.configDir, missing: problem.missing, errors: snap.errors }, null, 2) + '\n');
+      // a missing directory is said once, in the line below
+      if (!problem.missing) process.stderr.write(formatErrors(snap.errors, { color: wantColor(process.stderr) }) + '\n');
     }
-    throw new CliError(`no desired state in ${snap.configDir}`);
+    throw new CliError(`${problem.text}; nothing was planned`);
   }
   return snap as Snapshot & Required<Pick<Snapshot, 'desired' | 'observed' | 'plan'>>;
+}
+
+/**
+ * snapshot() for a command that shows the host even when the config is broken (`xvbd status`): the host
+ * is observed either way; `configOk` false means there is no desired state and `plan` is
+ * observedOnlyPlan's (no actions, the findings that need no desired state).
+ */
+export async function loadHostSnapshot(opts: LoadSnapshotOptions): Promise<{ snap: Snapshot & Required<Pick<Snapshot, 'observed'>>; plan: Plan; configOk: boolean }> {
+  const snap = await take(opts, true);
+  if (!snap.observed) throw new CliError(`${configProblem(snap).text}; nothing was observed`);
+  const observedSnap = snap as Snapshot & Required<Pick<Snapshot, 'observed'>>;
+  if (snap.desired && snap.plan) return { snap: observedSnap, plan: snap.plan, configOk: true };
+  const { observedOnlyPlan } = await import('../plan/observed-only.js');
+  return { snap: observedSnap, plan: observedOnlyPlan(snap.observed), configOk: false };
 }

@@ -25,10 +25,12 @@ export interface StatusDocument {
   findings: Plan['findings'];
   host: { domains: DomainObs[]; backends: number; loops: number; xvbdLoops: number };
   observed: ObservedState;
+  /** Only when the config is invalid or missing: then disks and findings are the observed host's alone. */
+  config?: { valid: false; missing: boolean; errors: unknown[] };
 }
 
 /** The document `xvbd status --json` prints. */
-export function statusDocument(o: { hostName: string; configDir: string; plan: Plan; observed: ObservedState; now?: Date }): StatusDocument {
+export function statusDocument(o: { hostName: string; configDir: string; plan: Plan; observed: ObservedState; now?: Date; config?: StatusDocument['config'] }): StatusDocument {
   const { plan, observed } = o;
   return {
     apiVersion: STATUS_API_VERSION,
@@ -45,6 +47,7 @@ export function statusDocument(o: { hostName: string; configDir: string; plan: P
       xvbdLoops: observed.loops.filter((l) => l.ours).length,
     },
     observed,
+    ...(o.config ? { config: o.config } : {}),
   };
 }
 

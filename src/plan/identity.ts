@@ -99,3 +99,8 @@ export function vdevName(devid: number): string {
     return String(devid);
   }
 }
+
+/** A backend's xenstore mode (w / r) in the config's words: rw / ro; anything else quoted, none "(none)". */
+export function modeWords(m: string | undefined): string {
+  return m === 'w' ? 'rw' : m === 'r' ? 'ro' : m === undefined ? '(none)' : JSON.stringify(m);
+}

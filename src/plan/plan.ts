@@ -15,6 +15,7 @@ import type { BackendObs, Inode, LoopObs, ObservedState, SourceObs } from '../mo
 import { XenbusState, xenbusStateName } from '../model/observed.js';
 import { backedUnder } from '../config/paths.js';
 import { holdVerdict } from './holding.js';
+import { vbdKey } from './outside.js';
 import { letGoVerdict, saveCommand, type LetGo } from './safety.js';
 import type {
   Action,
@@ -33,6 +34,7 @@ import {
   devKey,
   fileKey,
   loopRef,
+  modeWords,
   paramsPath,
   parseDecDev,
   parseHexDev,
@@ -466,6 +468,17 @@ export function plan(desired: DesiredState, observed: ObservedState, policy: Pol
         );
         continue;
       }
+      if (policy.detachedOutside?.has(vbdKey(domid, disk.devid))) {
+        row.healthReason = 'detached outside xvbd';
+        addFinding(
+          'detached-outside',
+          'warning',
+          `${dom.name} ${disk.vdev}: its backend was removed outside xvbd while ${dom.name} runs (xl block-detach, or the domain being destroyed); the daemon does not put it back by itself`,
+          'run `xvbd apply` or `xvbd reconcile` to attach it again',
+          { ...base, source: disk.source, ...sortExtra },
+        );
+        continue;
+      }
       propose({ kind: 'attach', domain: dom.name, domid, disk }, c);
       continue;
     }
@@ -481,7 +494,8 @@ export function plan(desired: DesiredState, observed: ObservedState, policy: Pol
     const wantW = disk.mode === 'rw';
     const modeOk = b.mode === (wantW ? 'w' : 'r');
     const beOk = b.backendDomid === disk.backendDomid;
-    const modeText = `mode ${b.mode ?? '(none)'}, desired ${wantW ? 'w' : 'r'}`;
+    // in the config's words (rw/ro), not xenstore's (w/r)
+    const modeText = `mode ${modeWords(b.mode)}, desired ${disk.mode}`;
 
     if (!bi.pd || offlined.get(bi) === false) {
       // Hotplug pending: the toolstack (or our own interrupted attach) wrote the dir, nobody
@@ -554,7 +568,7 @@ export function plan(desired: DesiredState, observed: ObservedState, policy: Pol
     }
     if (!modeOk) problems.push({ kind: 'mode-mismatch', text: modeText });
     else if (wantW && bi.loopAtPd && bi.loopReused === 'no' && bi.loopAtPd.readOnly) {
-      problems.push({ kind: 'mode-mismatch', text: `mode w, but /dev/${bi.loopAtPd.name} is read-only` });
+      problems.push({ kind: 'mode-mismatch', text: `mode rw, but /dev/${bi.loopAtPd.name} is read-only` });
     }
 
     if (!b.ours) {

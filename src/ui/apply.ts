@@ -30,7 +30,7 @@ export function makeApply(configDir: string, host?: string): ApplyFn {
       onEvent: (e) => onLine(stepLine(e)),
     });
     if (changed !== undefined) {
-      return { ok: false, summary: `Nothing done: the plan changed since it was shown (${changed} action(s) now). Review it and press a again.` };
+      return { ok: false, summary: `Nothing done: the plan changed since it was shown (${changed === 1 ? '1 action' : `${changed} actions`} now). Review it and press a again.` };
     }
     if (!out.result) return { ok: true, summary: 'Nothing to do: the host already matches the config.' };
     const done = out.result.steps.filter((s) => s.ok).length;

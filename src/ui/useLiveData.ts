@@ -96,7 +96,7 @@ export function useLiveData(source: LiveSource, opts: LiveOptions = {}): LiveDat
     if (!source.apply || !o || applyingRef.current) return;
     applyingRef.current = true;
     setApplying(true);
-    setApplyLog([`Applying ${o.plan.actions.length} action(s) planned at ${new Date(o.observedAt).toISOString().slice(11, 19)}…`]);
+    setApplyLog([`Applying ${o.plan.actions.length === 1 ? '1 action' : `${o.plan.actions.length} actions`} planned at ${new Date(o.observedAt).toISOString().slice(11, 19)}…`]);
     const add = (line: string) => {
       if (mounted.current) setApplyLog((l) => [...l.slice(-200), sanitizeText(line.slice(0, 1000))]);
     };

@@ -5,7 +5,8 @@
 import { hostname } from 'node:os';
 import { watch as chokidarWatch, type FSWatcher } from 'chokidar';
 import { ConfigCache, errorHeadline } from '../config/index.js';
-import type { DesiredState } from '../model/desired.js';
+import { DEFAULT_POLICY, type DesiredState } from '../model/desired.js';
+import { observedOnlyPlan } from '../plan/observed-only.js';
 import type { Plan } from '../model/plan.js';
 import { snapshot, type Snapshot } from '../observe/snapshot.js';
 import type { XsClient } from '../xenstore/api.js';
@@ -25,6 +26,9 @@ export interface XenSourceOptions {
   /** Where blkback's devices appear (default from the environment, see conventions). */
   xenBackendSysfs?: string;
 }
+
+/** The desired state of an observation made without a valid config: nothing (and nothing planned). */
+const NOTHING_DESIRED: DesiredState = { domains: [], policy: DEFAULT_POLICY };
 
 const BACKEND_TOKEN = 'xvbd-tui-be';
 const DOMAIN_TOKEN = 'xvbd-tui-dom';
@@ -56,17 +60,24 @@ export class XenSource implements LiveSource {
     return this.xs;
   }
 
-  private async desired(force: boolean): Promise<{ desired: DesiredState; warning?: string }> {
+  /** The desired state, or (no good one yet) `undefined` and the host is shown alone. */
+  private async desired(force: boolean): Promise<{ desired: DesiredState | undefined; warning?: string }> {
     const r = await this.config.load(force);
     if (r.desired && r.errors.length === 0) {
       this.lastGood = r.desired;
       return { desired: r.desired };
     }
     const first = r.errors[0];
+    const missing = r.errors.length === 1 && first!.line === 0 && first!.message === 'the config directory does not exist';
     const what = first ? errorHeadline(first) : 'no desired state';
     const more = r.errors.length > 1 ? ` (+${r.errors.length - 1} more)` : '';
-    if (!this.lastGood) throw new Error(`config ${this.configDir} is invalid: ${what}${more}`);
-    return { desired: this.lastGood, warning: `config invalid, showing the last good one: ${what}${more}` };
+    if (!this.lastGood) {
+      // as `xvbd status`: the observed host (xvbd's backends, loop devices, the findings that need no
+      // desired state) with the config's trouble on top; nothing planned, so nothing to apply
+      const head = missing ? `config directory ${this.configDir} is missing` : `config ${this.configDir} is invalid: ${what}${more}`;
+      return { desired: undefined, warning: `showing the observed host only: ${head}` };
+    }
+    return { desired: this.lastGood, warning: `config ${missing ? 'directory missing' : 'invalid'}, showing the last good one: ${what}${more}` };
   }
 
   async load(opts: { force?: boolean } = {}): Promise<Observation> {
@@ -78,7 +89,9 @@ export class XenSource implements LiveSource {
       snap = await snapshot({
         configDir: this.configDir,
         xs,
-        desired,
+        ...(desired ? { desired } : {}),
+        // no good config yet: observe dom0's backends and the loop devices anyway
+        observeOnConfigError: true,
         // Plain pipelined reads, not one transaction: the screen is display only (apply observes
         // again, consistently, under the lock), a torn read is corrected by the next refresh that
         // the same change triggers, and at 1,000 backends plain reads took ~135 ms against
@@ -92,8 +105,10 @@ export class XenSource implements LiveSource {
       await xs.close().catch(() => undefined);
       throw err;
     }
-    if (!snap.observed || !snap.plan) throw new Error('no observation');
-    const o: Observation = { desired, observed: snap.observed, plan: snap.plan, observedAt: Date.now(), observeMs: performance.now() - t0 };
+    if (!snap.observed) throw new Error('no observation');
+    const plan = desired ? snap.plan : observedOnlyPlan(snap.observed);
+    if (!plan) throw new Error('no plan');
+    const o: Observation = { desired: desired ?? NOTHING_DESIRED, observed: snap.observed, plan, observedAt: Date.now(), observeMs: performance.now() - t0 };
     if (warning !== undefined) o.warning = warning;
     return o;
   }

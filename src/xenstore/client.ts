@@ -8,7 +8,7 @@ import { connect as netConnect, type Socket } from 'node:net';
 import { open, stat } from 'node:fs/promises';
 import type { FileHandle } from 'node:fs/promises';
 import type { XsClient, XsPerms, XsTransaction, XsWatchEvent } from './api.js';
-import { XsError, isXsError } from './errors.js';
+import { XsError, describeXsFailure, isXsError } from './errors.js';
 import { checkPath, formatPerm, parsePerm } from './paths.js';
 import { FrameDecoder, HEADER_LEN, PAYLOAD_MAX, XS, XS_TYPE_NAMES, encodeFrame, nulJoin, splitNul } from './wire.js';
 
@@ -51,7 +51,10 @@ export async function connect(opts: ConnectOptions = {}): Promise<XsClient> {
       const st = await stat(p);
       const client = new XsConnection();
       if (st.isSocket()) await client.attachSocket(p);
-      else await client.attachDevice(p);
+      // a character device (/dev/xen/xenbus), or a FIFO (the tests' loopback "device")
+      else if (st.isCharacterDevice() || st.isFIFO()) await client.attachDevice(p);
+      // a regular file would be read as a stream of xenstore frames: "frame announces 761620321 bytes"
+      else throw new Error(`it is ${st.isFile() ? 'a regular file' : st.isDirectory() ? 'a directory' : 'not a socket'}, not xenstored's socket nor the xenbus device (/dev/xen/xenbus)`);
       return client;
     } catch (err) {
       errors.push(`${p}: ${err instanceof Error ? err.message : String(err)}`);
@@ -202,7 +205,7 @@ class XsConnection implements XsClient {
       if (f.type === XS.ERROR) {
         const errno = splitNul(f.payload)[0] || 'EIO';
         const what = XS_TYPE_NAMES[p.type] ?? String(p.type);
-        p.reject(new XsError(errno, p.path !== undefined ? `${errno}: ${what} ${p.path}` : `${errno}: ${what}`, p.path));
+        p.reject(new XsError(errno, describeXsFailure(errno, what, p.path), p.path));
       } else if (f.type !== p.type) {
         p.reject(new XsError('EIO', `xenstore replied ${XS_TYPE_NAMES[f.type] ?? f.type} to ${XS_TYPE_NAMES[p.type]}`, p.path));
       } else {

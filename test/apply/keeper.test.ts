@@ -21,7 +21,7 @@ test('after a one-shot apply exits, the keeper keeps the devices through a front
   try {
     const r = await runCli(['apply', '--auto-approve'], b.env);
     assert.equal(r.code, 0, r.out);
-    assert.match(r.out, /Apply complete: 9 of 9 step\(s\) done \(9 attach\)/);
+    assert.match(r.out, /Apply complete: 9 of 9 steps done \(9 attach\)/);
 
     let lists = await keeperLists(b.runDir);
     assert.deepEqual(lists.map((k) => [k.slot, k.held.length]), [['a', 9], ['b', 9]], 'both keepers: one fd per backend');

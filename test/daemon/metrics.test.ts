@@ -29,7 +29,7 @@ const plan: Plan = {
 function pass(over: Partial<PassOutcome> = {}): PassOutcome {
   return {
     seq: 7, reasons: ['resync'], triggers: 1, startedAt: '2026-12-04T18:00:00.000Z', durationMs: 42.5, ok: true, configOk: true, configErrors: 0,
-    usedLastGood: false, skipped: false, actions: 0, steps: [], findings: 3, findingKinds: {}, disks: 2, synced: 1, released: [], summary: '', plan, ...over,
+    usedLastGood: false, skipped: false, actions: 0, steps: [], findings: 3, findingKinds: {}, disks: 2, synced: 1, released: [], summary: '', plan, errorFindings: [], ...over,
   };
 }
 

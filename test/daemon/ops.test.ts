@@ -10,6 +10,7 @@ const run = promisify(execFile);
 import { Host, cliMain } from './harness.js';
 import { askDaemon } from '../../src/daemon/control.js';
 import { join } from 'node:path';
+import { rmSync } from 'node:fs';
 
 const XVDA = 51712;
 const XVDB = 51728;
@@ -167,6 +168,14 @@ test('xvbd reconcile (once): 2 after changes, 0 when converged, 1 on invalid con
     const via = await once(h);
     assert.equal(via.status, 0, via.stderr);
     assert.match(via.stdout, /^\(via the daemon\) pass \d+ \(control \(xvbd reconcile\)\); (changed: [^;]*; )?nothing to do/);
+    // An error finding in the daemon's pass (a desired source gone): the one-shot command exits 3, naming it.
+    h.domain('web1', [{ vdev: 'xvda', image: 'tmpl.img', mode: 'ro' }, { vdev: 'xvdb', image: 'web1.img' }, { vdev: 'xvdc', image: 'gone.img' }]);
+    rmSync(join(h.imgDir, 'gone.img'));
+    const blocked = await once(h);
+    assert.equal(blocked.status, 3, blocked.stdout + blocked.stderr);
+    assert.match(blocked.stdout, /^\(via the daemon\) pass \d+ .*source-missing/);
+    assert.match(blocked.stderr, /^1 error finding remains \(xvbd status shows them all\):\n\s+! error source-missing: \S+gone\.img does not exist/);
+    h.domain('web1', [{ vdev: 'xvda', image: 'tmpl.img', mode: 'ro' }, { vdev: 'xvdb', image: 'web1.img' }]);
     const other = await cli(['reconcile', '--config', h.dir], h.env);
     assert.equal(other.status, 1);
     assert.match(other.stderr, /the daemon refused: the daemon reconciles .*config, not .* \(use --local to run that config here\)/);
@@ -174,7 +183,7 @@ test('xvbd reconcile (once): 2 after changes, 0 when converged, 1 on invalid con
     assert.equal(help.status, 0);
     assert.match(help.stdout, /Usage: xvbd reconcile/);
     const wrong = await cli(['reconcile', '--resync', 'x'], process.env);
-    assert.equal(wrong.status, 1);
+    assert.equal(wrong.status, 2, 'a usage error');
     assert.match(wrong.stderr, /--resync must be a whole number/);
   } finally {
     await h.cleanup();

@@ -143,7 +143,7 @@ test('exclusive work and passes never overlap', async () => {
 test('summarize names the reasons, the trigger count and the findings by kind', () => {
   const base = {
     seq: 3, reasons: ['config', 'xenstore'], triggers: 9, startedAt: '', durationMs: 12.5, ok: true, configOk: true, configErrors: 0,
-    usedLastGood: false, skipped: false, actions: 0, steps: [], findings: 3, findingKinds: { 'loop-leaked': 2, 'rw-shared': 1 },
+    usedLastGood: false, skipped: false, actions: 0, steps: [], findings: 3, errorFindings: [], findingKinds: { 'loop-leaked': 2, 'rw-shared': 1 },
     disks: 4, synced: 3, released: [],
   };
   assert.equal(

@@ -33,7 +33,7 @@ test('with the daemon: it serves and holds the device; remove has it let go; eve
     assert.equal(existsSync(join(b.runDir, 'hook.sock')), false, 'no hook server was started');
     // Level-triggered: the pass the new backend dir wakes may serve it before the hook asks (a loaded
     // machine); then the hook's batch finds it served. Either way it is served once, by the daemon.
-    const byBatch = /hook: batch of 1: 1 step\(s\)/.test(d.log());
+    const byBatch = /hook: batch of 1: 1 step,/.test(d.log());
     const byPass = /\+serve web1 xvdb .* ok/.test(d.log());
     assert.ok(byBatch !== byPass, `served once, by a hook batch or by a pass:\n${d.log()}`);
     if (byPass) assert.match(d.log(), /hook: .*51728: already served/);

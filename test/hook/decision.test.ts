@@ -32,7 +32,7 @@ test('hookDecision: the plan serve step is executed; anything else is refused wi
 
   const refusals: [string, { d: DesiredState; o: ObservedState }, RegExp][] = [
     ['no backend', world(undefined), /^\/local\/domain\/0\/backend\/vbd\/3\/51712 does not exist$/],
-    ['mode', world(pending({ mode: 'r' })), /^web1 xvda: the toolstack's backend mode r, desired w; xvbd does not serve it$/],
+    ['mode', world(pending({ mode: 'r' })), /^web1 xvda: the toolstack's backend mode ro, desired rw; xvbd does not serve it$/],
     ['params', world(pending({ params: '/srv/other.img' })), /^web1 xvda: the toolstack's backend names \/srv\/other\.img, desired \/srv\/web1\.img/],
     ['policy', world(pending(), desired({ web1: [disk('xvda', SRC)] }, { serve: 'attach' })), /but policy serve=attach$/],
     ['script', world(pending({ script: '/etc/xen/scripts/block' })), /belongs to another tool \(script \/etc\/xen\/scripts\/block\)/],
@@ -60,7 +60,7 @@ test('hookDecision: ours and synced is served (add run twice); ours but drifted 
   const drifted = world(backend(3, 'xvda', { params: SRC, mode: 'w' }, ro), undefined, { loops: [ro] });
   const r = decide(drifted);
   assert.equal(r.kind, 'refuse');
-  assert.match(r.kind === 'refuse' ? r.reason : '', /mode w, but \/dev\/loop4 is read-only/);
+  assert.match(r.kind === 'refuse' ? r.reason : '', /mode rw, but \/dev\/loop4 is read-only/);
 });
 
 test('needsWholeHost: only when a loop device of the disk file is bound, or the disk is a block device', () => {

@@ -44,7 +44,7 @@ export function refusals(serve: 'both' | 'hook'): Refusal[] {
     mode: 'w',
     error: /^web1 xvdc: the toolstack's backend names .*web2-scratch\.img, desired .*web1-scratch\.img; xvbd does not serve it$/,
   },
-  { what: 'mode mismatch', fe: WEB1, devid: XVDB, vdev: 'xvdb', target: (b) => image(b, 'web1-private.img'), mode: 'r', error: /^web1 xvdb: the toolstack's backend mode r, desired w; xvbd does not serve it$/ },
+  { what: 'mode mismatch', fe: WEB1, devid: XVDB, vdev: 'xvdb', target: (b) => image(b, 'web1-private.img'), mode: 'r', error: /^web1 xvdb: the toolstack's backend mode ro, desired rw; xvbd does not serve it$/ },
   { what: 'a domain the config does not name', fe: 9, devid: 51712, vdev: 'xvda', target: (b) => image(b, 'web1-scratch.img'), mode: 'w', error: /^domain stranger \(9\) is not in the desired state$/ },
   { what: 'a vdev the domain does not have', fe: WEB1, devid: 51808, vdev: 'xvdg', target: (b) => image(b, 'web1-scratch.img'), mode: 'w', error: /^domain web1 has no disk with devid 51808 in the desired state$/ },
   {

@@ -71,8 +71,8 @@ test('plan / status --host: each host of a fleet directory plans only the domain
     assert.match(r.stderr, /host `fleet-t-zz` is not one of the fleet's hosts \(`fleet-t-a1` and `fleet-t-a2`\)/);
     assert.match(r.stderr, /is invalid \(1 error\); nothing was planned/);
     r = await xvbd(env, 'plan', '--config', cfg, '--host', '');
-    assert.equal(r.code, 1);
-    assert.match(r.stderr, /--host needs a host name/);
+    assert.equal(r.code, 2, 'a usage error');
+    assert.match(r.stderr, /--host needs a value, and it is empty/);
   } finally {
     await e.close();
   }

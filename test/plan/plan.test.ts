@@ -365,8 +365,8 @@ const cases: Case[] = [
     findings: [],
     check: (p) => {
       const a = p.actions[0]!;
-      assert.ok(a.kind === 'replace' && /mode w, desired r/.test(a.reason));
-      assert.equal(p.disks[0]!.syncReason, 'replace planned: mode w, desired r');
+      assert.ok(a.kind === 'replace' && /mode rw, desired ro/.test(a.reason));
+      assert.equal(p.disks[0]!.syncReason, 'replace planned: mode rw, desired ro');
     },
   },
   {

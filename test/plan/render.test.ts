@@ -55,7 +55,7 @@ test('renderPlan: one line per action with its sign and reason, findings, the su
       ['-', 'free', '/dev/loop7'],
     ],
   );
-  assert.match(text, /~ {2}replace {2}web xvda {4}\/srv\/a\.img \(ro\) +mode w, desired r\n/);
+  assert.match(text, /~ {2}replace {2}web xvda {4}\/srv\/a\.img \(ro\) +mode rw, desired ro\n/);
   assert.match(text, /attach {3}web xvdb {4}\/srv\/c\.img \(ro\) +shares \/dev\/loop5 \(diskseq 105\)\n/);
   assert.match(text, /! info domain-not-running: mail is not running.*\n {6}fix: start the domain\n/);
   assert.equal(summaryLine(p), 'Plan: 2 to attach, 1 to change, 2 to detach; 1 finding');
@@ -80,7 +80,7 @@ test('renderStatus: headers, one row per disk, reasons; colour keeps columns ali
   const lines = plainText.split('\n');
   assert.deepEqual(lines[0]!.split(/\s+/), STATUS_HEADERS);
   const row = (dom: string, vdev: string) => lines.find((l) => l.startsWith(`${dom} `) && l.split(/\s+/)[2] === vdev)!;
-  assert.match(row('web', 'xvda'), /out-of-sync\s+healthy\s+loop0\s+100\s+1\s+Connected\s+Connected\s+replace planned: mode w, desired r$/);
+  assert.match(row('web', 'xvda'), /out-of-sync\s+healthy\s+loop0\s+100\s+1\s+Connected\s+Connected\s+replace planned: mode rw, desired ro$/);
   assert.match(row('web', 'xvdb'), /out-of-sync\s+missing\s+-\s+-\s+-\s+-\s+-\s+attach planned; no backend$/);
   assert.match(row('mail', 'xvda'), /pending\s+missing\s.*domain not running$/);
   assert.match(row('db', 'xvdf'), /detach planned: xvdf is no longer in db's config$/);

@@ -54,8 +54,15 @@ test('prune: an attached image deleted and re-created empty is neither replaced 
     assert.match(text.out, /data-loss-refused/);
     assert.doesNotMatch(text.out, /~ +replace.*xvdb/);
 
+    // one more disk to attach in the same apply: it runs its steps, then says the refusal remains
+    const dbImg = join(b.host.imagesDir, 'db-new.img');
+    writeFileSync(dbImg, '');
+    truncateSync(dbImg, 8 << 20);
+    writeFileSync(join(b.host.configDir, 'db.yaml'), `apiVersion: xvbd/v1\nkind: Domain\nname: db\ndisks:\n  - vdev: xvda\n    file: ${dbImg}\n`);
     const r = await runCli(['apply', '--auto-approve', '--prune'], b.env);
-    assert.equal(r.code, 0, r.out);
+    assert.equal(r.code, 3, `the refusal is an error finding that remains: ${r.out}`);
+    assert.match(r.out, /^Apply complete: 1 of 1 step done \(1 attach\)\.$/m);
+    assert.match(r.out, /^But 1 error finding remains \(what apply cannot fix\):\n\s+! error data-loss-refused: web1 xvdb: /m);
     assert.equal(b.sim.read(`${be}/physical-device-path`), dev, 'the backend still names the device');
     assert.equal(b.sim.read(`${be}/diskseq`), diskseq);
     assert.match(readFileSync(`/sys/block/${name}/loop/backing_file`, 'utf8').trim(), / \(deleted\)$/);

@@ -18,11 +18,11 @@ test('refuses a stdout that is not a terminal; bad options are user errors; --he
   assert.match(r.stderr, /xvbd tui: stdout is not a terminal: the TUI needs one \(use `xvbd status` for text output\)/);
   assert.equal(r.stdout, '');
   const bad = spawnSync(process.execPath, [MAIN, 'tui', '--interval=-3'], { encoding: 'utf8' });
-  assert.equal(bad.status, 1);
+  assert.equal(bad.status, 2, 'a bad value is a usage error');
   assert.match(bad.stderr, /--interval: expected seconds/);
   const unknown = spawnSync(process.execPath, [MAIN, 'tui', '--frobnicate'], { encoding: 'utf8' });
-  assert.equal(unknown.status, 1);
-  assert.match(unknown.stderr, /Unknown option '--frobnicate'/);
+  assert.equal(unknown.status, 2);
+  assert.equal(unknown.stderr, 'xvbd tui: unknown option --frobnicate; see `xvbd tui --help`\n');
   const help = spawnSync(process.execPath, [MAIN, 'tui', '--help'], { encoding: 'utf8' });
   assert.equal(help.status, 0);
   assert.match(help.stdout, /^Usage: xvbd tui \[--config DIR\]/);

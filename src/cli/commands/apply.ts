@@ -9,8 +9,10 @@ import { ConfigInvalidError, formatErrors } from '../../config/index.js';
 import { stepLine } from '../../apply/execute.js';
 import type { Plan } from '../../model/plan.js';
 import { CliError } from '../errors.js';
-import { renderPlan } from '../render/plan.js';
-import { wantColor } from '../render/style.js';
+import { renderFindings, renderPlan } from '../render/plan.js';
+import { EXIT_ERROR, EXIT_FINDINGS, EXIT_OK, errorFindings } from '../exit.js';
+import type { Finding } from '../../model/plan.js';
+import { plural, wantColor } from '../render/style.js';
 import { writeErr, writeOut } from '../../log/stdio.js';
 
 const USAGE = `Usage: xvbd apply [--config DIR] [--host NAME] [--auto-approve] [--dry-run] [--prune [--allow-data-loss]]
@@ -28,16 +30,46 @@ Options:
   --prune          also detach and free what is ours but no longer desired (as policy prune: true)
   --allow-data-loss  let prune detach, replace or free a loop device that holds the only copy of some
                    data (its backing file deleted, or not the inode recorded); refused otherwise
-Exit status: 0 success (or nothing to do), 1 failure (config invalid, a step failed, refused).`;
+Exit status: 0 success (or nothing to do), 1 failure (config invalid, a step failed, refused, cancelled),
+2 usage error, 3 every step done (or nothing to do) but error findings remain: a desired disk stays
+blocked or broken (source missing or mounted, a read-write file shared...; listed at the end).`;
+
+/** The confirmation asked on a terminal ("this action" / "these 3 actions"). */
+export function confirmQuestion(n: number): string {
+  return `\nDo you want to perform ${n === 1 ? 'this action' : `these ${n} actions`}? Only 'yes' will be accepted: `;
+}
 
 async function ask(plan: Plan): Promise<boolean> {
   const rl = createInterface({ input: process.stdin, output: process.stdout });
   try {
-    const a = await rl.question(`\nDo you want to perform these ${plan.actions.length} action(s)? Only 'yes' will be accepted: `);
+    const a = await rl.question(confirmQuestion(plan.actions.length));
     return a.trim() === 'yes';
   } finally {
     rl.close();
   }
+}
+
+/**
+ * After every step succeeded: a fresh look (observe and plan, read-only) for the error findings that
+ * remain, which the steps did not fix (a desired disk blocked by a missing source...). Exit 3 if any.
+ */
+async function remainingErrors(configDir: string, host: { host?: string }, policy: { prune: boolean; allowDataLoss: boolean }, color: boolean): Promise<number> {
+  let errors: Finding[];
+  try {
+    const { snapshot } = await import('../../observe/snapshot.js');
+    const { askHolders } = await import('../holders.js');
+    // with the same --prune / --allow-data-loss: a refused prune (data-loss-refused) is still there
+    const snap = await snapshot({ configDir, ...host, holders: askHolders, policy: { ...(policy.prune ? { prune: true } : {}), ...(policy.allowDataLoss ? { allowDataLoss: true } : {}) } });
+    if (!snap.plan) throw new Error(`the config in ${configDir} no longer loads`);
+    errors = snap.plan.findings.filter((f) => f.severity === 'error');
+  } catch (err) {
+    writeErr(`The steps ran, but looking at the host again failed: ${(err as Error).message}\n`);
+    return EXIT_ERROR;
+  }
+  if (errors.length === 0) return EXIT_OK;
+  writeOut(`\nBut ${errors.length === 1 ? '1 error finding remains' : `${errors.length} error findings remain`} (what apply cannot fix):\n`);
+  writeOut(renderFindings(errors, { color }).join('\n') + '\n');
+  return EXIT_FINDINGS;
 }
 
 export async function run(argv: string[]): Promise<number> {
@@ -62,7 +94,7 @@ export async function run(argv: string[]): Promise<number> {
   try {
     const out = await applyOnce({
       configDir,
-      ...hostOption(values.host),
+      ...hostOption('apply', values.host),
       prune: values.prune ?? false,
       allowDataLoss: values['allow-data-loss'] ?? false,
       dryRun,
@@ -75,7 +107,7 @@ export async function run(argv: string[]): Promise<number> {
     });
     if (out.plan.actions.length === 0) {
       writeOut(renderPlan(out.plan, { color }));
-      return 0;
+      return errorFindings(out.plan) > 0 ? EXIT_FINDINGS : EXIT_OK;
     }
     if (dryRun) {
       writeOut(renderPlan(out.plan, { color }));
@@ -93,14 +125,18 @@ export async function run(argv: string[]): Promise<number> {
     for (const s of r.steps) if (s.ok) counts.set(s.action.kind, (counts.get(s.action.kind) ?? 0) + 1);
     const parts = [...counts].map(([k, n]) => `${n} ${k}`);
     writeOut(
-      `\nApply ${failed === 0 ? 'complete' : 'FAILED'}: ${ok} of ${r.steps.length} step(s) done${parts.length ? ` (${parts.join(', ')})` : ''}${failed ? `, ${failed} failed` : ''}.\n`,
+      `\nApply ${failed === 0 ? 'complete' : 'FAILED'}: ${ok} of ${plural(r.steps.length, 'step')} done${parts.length ? ` (${parts.join(', ')})` : ''}${failed ? `, ${failed} failed` : ''}.\n`,
     );
-    return failed === 0 ? 0 : 1;
+    if (failed > 0) return EXIT_ERROR;
+    return remainingErrors(configDir, hostOption('apply', values.host), { prune: values.prune ?? false, allowDataLoss: values['allow-data-loss'] ?? false }, color);
   } catch (err) {
     if (err instanceof ConfigInvalidError) {
+      const { configProblem } = await import('../../observe/cli.js');
+      const problem = configProblem({ configDir, errors: err.errors });
+      if (problem.missing) throw new CliError(`${problem.text}: nothing was changed`);
       const text = formatErrors(err.errors);
       writeErr(text.endsWith('\n') ? text : text + '\n');
-      throw new CliError('the configuration is invalid: nothing was changed');
+      throw new CliError(`${problem.text}: nothing was changed`);
     }
     if (err instanceof LockHeldError || err instanceof RunDirError) throw new CliError(err.message);
     throw err;

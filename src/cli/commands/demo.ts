@@ -9,7 +9,8 @@ Runs the examples/host configuration against the embedded xenstore simulator wit
 (as root): creates sparse images in a temp dir, applies, shows the status, lets the simulated guests
 connect, shows the one read-only loop device shared by three guests, then removes everything it made
 (backends, loop devices, files), also on Ctrl-C. Waits for Enter before cleaning up when run on a
-terminal, unless --no-wait.`;
+terminal, unless --no-wait.
+Exit status: 0 ok, 1 error, 2 usage error.`;
 
 export async function run(argv: string[]): Promise<number> {
   const args = parseCommand(argv, USAGE, { 'no-wait': { type: 'boolean' } });

@@ -2,8 +2,8 @@
 import { chmodSync, copyFileSync, existsSync, renameSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { parseArgs } from 'node:util';
 import { runDir } from '../../apply/rundir.js';
+import { closest, parseCommand, UsageError } from '../args.js';
 import { CliError } from '../errors.js';
 
 /** The compiled C hook (native/xvbd-hook.c, built by `npm run build`). */
@@ -24,13 +24,19 @@ hotplug-status (or hotplug-error) is written as the block script does; exit 0 on
 written and the device held. \`xvbd hook add|remove\` is the same in Node (reference and fallback).
 \`xvbd hook server\` is that on-demand server. Logs: /var/log/xen/xen-hotplug.log when it exists.
 Environment: XENBUS_PATH, XVBD_CONFIG, XVBD_RUN_DIR, XENSTORED_PATH, XVBD_BACKEND_DOMID (Node hook only),
-XVBD_HOOK_SERVER_IDLE_MS (default 10000).`;
+XVBD_HOOK_SERVER_IDLE_MS (default 10000).
+Exit status: add|remove 0 served or released, 1 refused or failed (hotplug-error written) or a bad
+XENBUS_PATH, 2 usage (as the C hook); install and server 0 ok, 1 error, 2 usage error.`;
+
+const SUBCOMMANDS = ['add', 'remove', 'install', 'server'];
 
 function install(argv: string[]): number {
-  const { values } = parseArgs({ args: argv, options: { dir: { type: 'string' }, name: { type: 'string' } }, strict: true });
+  const args = parseCommand(argv, USAGE, { dir: { type: 'string' }, name: { type: 'string' } });
+  if (!args) return 0;
+  const { values } = args;
   const dir = values.dir ?? '/etc/xen/scripts';
   const name = values.name ?? 'xvbd';
-  if (!/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/.test(name)) throw new CliError(`--name ${JSON.stringify(name)}: a plain file name, please`, 2);
+  if (!/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/.test(name)) throw new UsageError('hook', `--name ${JSON.stringify(name)}: a plain file name, please`);
   if (!existsSync(NATIVE_HOOK)) throw new CliError(`${NATIVE_HOOK} is missing: run npm run build (it needs gcc)`);
   if (!existsSync(dir)) throw new CliError(`${dir} does not exist (is Xen installed? --dir names another place)`);
   const dest = join(dir, name);
@@ -52,13 +58,20 @@ export async function run(argv: string[]): Promise<number> {
     process.stdout.write(USAGE + '\n');
     return 0;
   }
+  if (sub === undefined) throw new UsageError('hook', 'which one: xvbd hook add|remove|install|server');
+  if (!SUBCOMMANDS.includes(sub)) {
+    const near = sub.startsWith('-') ? undefined : closest(sub, SUBCOMMANDS);
+    throw new UsageError('hook', `${sub.startsWith('-') ? 'unknown option' : 'unknown subcommand'} ${JSON.stringify(sub)}${near !== undefined ? ` (did you mean ${near}?)` : ''}`);
+  }
   if (sub === 'install') return install(argv.slice(1));
   if (sub === 'server') {
-    const { values } = parseArgs({ args: argv.slice(1), options: { 'ready-fd': { type: 'string' }, 'idle-ms': { type: 'string' } }, strict: true });
+    const args = parseCommand(argv.slice(1), USAGE, { 'ready-fd': { type: 'string' }, 'idle-ms': { type: 'string' } });
+    if (!args) return 0;
+    const { values } = args;
     const fd = values['ready-fd'] !== undefined ? Number(values['ready-fd']) : undefined;
     const idle = values['idle-ms'] !== undefined ? Number(values['idle-ms']) : undefined;
-    if (fd !== undefined && !(Number.isInteger(fd) && fd >= 3)) throw new CliError('--ready-fd must be an fd number >= 3', 2);
-    if (idle !== undefined && !(Number.isInteger(idle) && idle > 0)) throw new CliError('--idle-ms must be a positive integer', 2);
+    if (fd !== undefined && !(Number.isInteger(fd) && fd >= 3)) throw new UsageError('hook', '--ready-fd must be an fd number >= 3');
+    if (idle !== undefined && !(Number.isInteger(idle) && idle > 0)) throw new UsageError('hook', '--idle-ms must be a positive integer');
     // The keeper is a Node start of its own: begun before this process loads the rest of its code.
     const { KeeperHolder } = await import('../../apply/holder.js');
     const holder = new KeeperHolder(runDir());

@@ -20,6 +20,6 @@ export const COMMANDS: CommandEntry[] = [
   { name: 'hook', summary: "libxl's script= for xvbd disks: hook add|remove (XENBUS_PATH)", load: () => import('./hook.js') },
   { name: 'demo', summary: 'the example host on a simulated Xen host with real loop devices; cleans up after itself', load: () => import('./demo.js') },
   { name: 'keeper', summary: 'hold loop-device fds for backends when no daemon runs (started on demand)', load: () => import('./keeper.js') },
-  { name: 'reconcile', summary: 'converge once (exit 0/2/1), or --watch: the daemon (systemd notify, fd store, control socket)', load: () => import('./reconcile.js') },
+  { name: 'reconcile', summary: 'converge once (exit 0/2/3/1), or --watch: the daemon (systemd notify, fd store, control socket)', load: () => import('./reconcile.js') },
   { name: 'tui', summary: 'live terminal UI: disks, health and drift, the pending plan; apply from it', load: () => import('./tui.js') },
 ];

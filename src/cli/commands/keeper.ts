@@ -1,12 +1,13 @@
 // `xvbd keeper`: holds loop-device fds for backends when no daemon runs (docs/fd-holding.md).
 // Started on demand by `xvbd apply` and `xvbd hook`; not meant to be run by hand except to inspect it.
-import { parseCommand } from '../args.js';
+import { parseCommand, UsageError } from '../args.js';
 import { runDir } from '../../apply/rundir.js';
 import { keeperLists } from '../../daemon/keeper-client.js';
 import { KeeperRunningError, runKeeper } from '../../daemon/keeper.js';
 import { KEEPER_SLOTS, type KeeperSlot } from '../../plan/holding.js';
 import { connect } from '../../xenstore/client.js';
 import { CliError } from '../errors.js';
+import { stampedLog } from '../../log/stdio.js';
 
 const USAGE = `Usage: xvbd keeper [--slot a|b] [--list] [--idle-exit MS]
 
@@ -21,7 +22,8 @@ Options:
   --list           print what the running keepers hold (JSON) and exit
   --idle-exit MS   exit this long after the last fd was released (default 3000)
 Environment: XVBD_RUN_DIR (default /run/xvbd), XENSTORED_PATH, XVBD_KEEPER_XS_LOST_EXIT_MS (let go and
-exit when xenstore stays unreachable that long; unset = never, the right choice on a real host).`;
+exit when xenstore stays unreachable that long; unset = never, the right choice on a real host).
+Exit status: 0 nothing left to hold (or another keeper runs the slot), 1 error, 2 usage error.`;
 
 export async function run(argv: string[]): Promise<number> {
   const args = parseCommand(argv, USAGE, { list: { type: 'boolean' }, 'idle-exit': { type: 'string' }, slot: { type: 'string' } });
@@ -35,10 +37,11 @@ export async function run(argv: string[]): Promise<number> {
     return 0;
   }
   const slot = (values.slot ?? 'a') as KeeperSlot;
-  if (!KEEPER_SLOTS.includes(slot)) throw new CliError(`--slot takes ${KEEPER_SLOTS.join(' or ')}, not ${JSON.stringify(values.slot)}`);
+  if (!KEEPER_SLOTS.includes(slot)) throw new UsageError('keeper', `--slot takes ${KEEPER_SLOTS.join(' or ')}, not ${JSON.stringify(values.slot)}`);
   const idle = values['idle-exit'] !== undefined ? Number(values['idle-exit']) : undefined;
-  if (idle !== undefined && (!Number.isInteger(idle) || idle < 0)) throw new CliError('--idle-exit needs a number of milliseconds');
-  const log = (line: string) => process.stderr.write(`${new Date().toISOString()} keeper-${slot}[${process.pid}]: ${line}\n`);
+  if (idle !== undefined && (!Number.isInteger(idle) || idle < 0)) throw new UsageError('keeper', '--idle-exit needs a number of milliseconds');
+  // keeper.log, or the journal when a unit runs the keeper itself (then with <N> prefixes, no time)
+  const log = stampedLog(`keeper-${slot}[${process.pid}]: `);
   process.on('SIGHUP', () => log('SIGHUP ignored (the keeper never lets go of a live backend)'));
   const lostEnv = process.env.XVBD_KEEPER_XS_LOST_EXIT_MS;
   const xsLostExitMs = lostEnv && /^[0-9]+$/.test(lostEnv) ? Number(lostEnv) : undefined;

@@ -7,6 +7,7 @@ import { askHolders } from '../holders.js';
 import { writeOut } from '../../log/stdio.js';
 import { CliError } from '../errors.js';
 import type { Plan } from '../../model/plan.js';
+import { EXIT_CHANGES, EXIT_FINDINGS, EXIT_OK, errorFindings } from '../exit.js';
 
 const USAGE = `Usage: xvbd plan [--config DIR] [--host NAME] [--observed FILE] [--json] [--detailed-exitcode] [--prune [--allow-data-loss]] [--color|--no-color]
 
@@ -24,7 +25,8 @@ Options:
                         \`xvbd status --json\` saved on the host (schemas/xvbd-status-v1.schema.json).
                         No xenstore, no loop devices, no root: for CI
   --json                print the plan (actions, findings, disks) as JSON ({valid:false, errors} if the config is invalid)
-  --detailed-exitcode   exit 0 = nothing to do, 2 = changes to make, 1 = error
+  --detailed-exitcode   exit 0 = nothing to do and no error findings, 2 = changes to make,
+                        3 = error findings (a disk broken, a source missing...; even with changes), 1 = error
   --prune               plan as if policy prune were true (what \`apply --prune\` would do)
   --allow-data-loss     let prune detach, replace or free a loop device that holds the only copy of some
                         data (its backing file deleted, or not the inode recorded); refused otherwise
@@ -32,8 +34,9 @@ Options:
   -h, --help            this help
 
 xenstore: $XENSTORED_PATH (e.g. the simulator's socket), else xenstored's socket, else /dev/xen/xenbus.
-Exit status: 0 success (with --detailed-exitcode: nothing to do), 2 changes (--detailed-exitcode only),
-1 error (invalid config: its errors are printed; xenstore unreachable; a recording that cannot be read).`;
+Exit status: 0 success (whatever the plan, unless --detailed-exitcode), 1 error (invalid config: its
+errors are printed; xenstore unreachable; a recording that cannot be read), 2 usage error; with
+--detailed-exitcode also 2 = changes to make and 3 = error findings (which outweigh changes).`;
 
 export async function run(argv: string[]): Promise<number> {
   const args = parseCommand(argv, USAGE, {
@@ -48,7 +51,7 @@ export async function run(argv: string[]): Promise<number> {
   if (values.observed !== undefined) return planRecorded(values.observed, values);
   const snap = await loadSnapshot({
     configDir: values.config,
-    ...hostOption(values.host),
+    ...hostOption('plan', values.host),
     prune: values.prune === true,
     allowDataLoss: values['allow-data-loss'] === true,
     command: 'plan',
@@ -61,15 +64,15 @@ export async function run(argv: string[]): Promise<number> {
   } else {
     const color = colorFor(values, process.stdout);
     const disks = snap.desired!.domains.reduce((n, d) => n + d.disks.length, 0);
-    const header = `xvbd plan: ${snap.configDir} (${plural(disks, 'desired disk')} in ${plural(snap.desired!.domains.length, 'domain')}); observed ${snap.observed!.backends.length} vbd backends, ${snap.observed!.loops.length} loop devices in ${snap.timings.observeMs.toFixed(0)} ms`;
+    const header = `xvbd plan: ${snap.configDir} (${plural(disks, 'desired disk')} in ${plural(snap.desired!.domains.length, 'domain')}); observed ${plural(snap.observed!.backends.length, 'vbd backend')}, ${plural(snap.observed!.loops.length, 'loop device')} in ${snap.timings.observeMs.toFixed(0)} ms`;
     writeOut(renderPlan(plan, { color, header }));
   }
   return exitFor(plan, values);
 }
 
 function exitFor(plan: Plan, values: { 'detailed-exitcode'?: boolean | undefined }): number {
-  if (values['detailed-exitcode']) return plan.actions.length > 0 ? 2 : 0;
-  return 0;
+  if (!values['detailed-exitcode']) return EXIT_OK;
+  return errorFindings(plan) > 0 ? EXIT_FINDINGS : plan.actions.length > 0 ? EXIT_CHANGES : EXIT_OK;
 }
 
 /** --observed FILE: the plan of this config for the host a recording was made on, against that recording. */
@@ -87,7 +90,7 @@ async function planRecorded(
     if (err instanceof RecordingError) throw new CliError(err.message);
     throw err;
   }
-  const host = hostOption(values.host).host?.toLowerCase() ?? rec.hostName;
+  const host = hostOption('plan', values.host).host?.toLowerCase() ?? rec.hostName;
   if (host !== rec.hostName) throw new CliError(`${file} was recorded on host ${rec.hostName}, not ${host}: plan each host against its own recording`);
   const configDir = values.config ?? defaultConfigDir();
   const r = await loadConfig(configDir, { host });

@@ -1,6 +1,6 @@
 // `xvbd sim`: serves a simulated xenstore (with domains and blkback) on a unix socket, so the
 // real xenstore-* tools (XENSTORED_PATH=...) and xvbd itself run without Xen.
-import { parseCommand } from '../args.js';
+import { parseCommand, UsageError } from '../args.js';
 import { CliError } from '../errors.js';
 
 const USAGE = `Usage: xvbd sim [--socket PATH] [--domain NAME[=DOMID]]... [--sysfs DIR] [--auto-connect] [--require-dev] [--verbose]
@@ -15,7 +15,8 @@ Serves a xenstored-compatible socket backed by a simulated Xen host until interr
                      "2 get blkback dev name" at connect and the device is never released);
                      on by default with --auto-connect
   --verbose          log every request and what blkback does to stderr
-Then: XENSTORED_PATH=PATH xenstore-ls /local/domain`;
+Then: XENSTORED_PATH=PATH xenstore-ls /local/domain
+Exit status: 0 stopped by SIGINT/SIGTERM, 1 cannot start, 2 usage error.`;
 
 export async function run(argv: string[]): Promise<number> {
   const args = parseCommand(argv, USAGE, {
@@ -25,15 +26,15 @@ export async function run(argv: string[]): Promise<number> {
     'auto-connect': { type: 'boolean' },
     verbose: { type: 'boolean', short: 'v' },
     'require-dev': { type: 'boolean' },
-  }, { usageExit: 2 });
+  });
   if (!args) return 0;
   const { values } = args;
   const domains: { name: string; domid?: number }[] = [];
   for (const d of values.domain ?? []) {
     const m = /^([A-Za-z0-9._-]{1,64})(?:=(\d{1,5}))?$/.exec(d);
-    if (!m) throw new CliError(`invalid --domain "${d}" (want NAME or NAME=DOMID)`, 2);
+    if (!m) throw new UsageError('sim', `invalid --domain ${JSON.stringify(d)} (want NAME or NAME=DOMID)`);
     const domid = m[2] !== undefined ? Number(m[2]) : undefined;
-    if (domid !== undefined && (domid < 1 || domid >= 0x7ff0)) throw new CliError(`invalid domid in --domain "${d}"`, 2);
+    if (domid !== undefined && (domid < 1 || domid >= 0x7ff0)) throw new UsageError('sim', `invalid domid in --domain ${JSON.stringify(d)} (1 to ${0x7ff0 - 1})`);
     domains.push(domid !== undefined ? { name: m[1]!, domid } : { name: m[1]! });
   }
   const socketPath = values.socket ?? '/run/xvbd/xenstored.sock';

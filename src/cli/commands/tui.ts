@@ -1,7 +1,7 @@
 // `xvbd tui`: a live terminal UI of the disks, their drift and the pending plan (src/ui).
 import { resolve } from 'node:path';
 import { defaultConfigDir } from '../../config/index.js';
-import { hostOption, parseCommand } from '../args.js';
+import { hostOption, parseCommand, UsageError } from '../args.js';
 import { CliError } from '../errors.js';
 
 const USAGE = `Usage: xvbd tui [--config DIR] [--host NAME] [--interval SECONDS] [--no-apply]
@@ -21,7 +21,8 @@ Options:
   --interval SECONDS  periodic refresh (default 5; 0 = only on events)
   --no-apply          view only: the a key is disabled
 Environment: XENSTORED_PATH selects the xenstore socket (e.g. the simulator's).
-Needs a terminal on stdin and stdout.`;
+Needs a terminal on stdin and stdout.
+Exit status: 0 quit, 1 error (no terminal...), 2 usage error.`;
 
 export async function run(argv: string[]): Promise<number> {
   const args = parseCommand(argv, USAGE, {
@@ -35,7 +36,7 @@ export async function run(argv: string[]): Promise<number> {
   let periodMs = 5000;
   if (values.interval !== undefined) {
     const s = values.interval;
-    if (!/^\d+(\.\d+)?$/.test(s) || Number(s) > 86400) throw new CliError(`--interval: expected seconds between 0 and 86400, got ${JSON.stringify(s)}`);
+    if (!/^\d+(\.\d+)?$/.test(s) || Number(s) > 86400) throw new UsageError('tui', `--interval: expected seconds between 0 and 86400, got ${JSON.stringify(s)}`);
     periodMs = Math.round(Number(s) * 1000);
   }
   if (!process.stdout.isTTY) throw new CliError('stdout is not a terminal: the TUI needs one (use `xvbd status` for text output)');
@@ -57,7 +58,7 @@ export async function run(argv: string[]): Promise<number> {
     import('../../ui/apply.js'),
   ]);
   // Observations run in a worker thread: keys and redraws never wait for one.
-  const { host } = hostOption(values.host);
+  const { host } = hostOption('tui', values.host);
   const source = new WorkerSource({
     configDir,
     ...(host !== undefined ? { host } : {}),

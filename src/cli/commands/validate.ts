@@ -1,8 +1,7 @@
 // `xvbd validate [--config DIR] [--host NAME | --fleet] [--json]`: check the desired-state directory,
 // print every error.
-import { parseCommand, REPORT_OPTIONS } from '../args.js';
+import { parseCommand, REPORT_OPTIONS, UsageError } from '../args.js';
 import { checkConfigDir, checkFleetDir, defaultConfigDir, formatErrors } from '../../config/index.js';
-import { CliError } from '../errors.js';
 import { colorFor, plural } from '../render/style.js';
 
 const USAGE = `Usage: xvbd validate [--config DIR] [--json] [--host NAME | --fleet] [--color|--no-color]
@@ -29,12 +28,12 @@ Options:
 Exit status: 0 valid, 1 invalid, 2 usage error.`;
 
 export async function run(argv: string[]): Promise<number> {
-  const args = parseCommand(argv, USAGE, { ...REPORT_OPTIONS, host: { type: 'string' }, fleet: { type: 'boolean' } }, { usageExit: 2 });
+  const args = parseCommand(argv, USAGE, { ...REPORT_OPTIONS, host: { type: 'string' }, fleet: { type: 'boolean' } });
   if (!args) return 0;
   const { values } = args;
   const dir = values.config ?? defaultConfigDir();
-  if (values.fleet && values.host !== undefined) throw new CliError(`--fleet checks every host; it takes no --host\n\n${USAGE}`, 2);
-  if (values.host === '') throw new CliError(`--host needs a host name\n\n${USAGE}`, 2);
+  if (values.fleet && values.host !== undefined) throw new UsageError('validate', '--fleet checks every host; it takes no --host');
+  if (values.host === '') throw new UsageError('validate', '--host needs a host name (as `uname -n` prints it)');
   const color = colorFor(values, process.stderr);
   if (values.fleet) {
     const r = await checkFleetDir(dir);

@@ -43,8 +43,30 @@ function modeOf(a: { disk: { mode: string } }): string {
   return a.disk.mode;
 }
 
-/** The cells of one action: sign, verb, target, what, reason. */
-export function actionCells(a: Action, p: Palette = palette(false)): string[] {
+/**
+ * Read-only disks of one plan that will share a loop device made by the plan itself (as apply does: one
+ * device per file and loop options): the first one's note ("new loop device, shared read-only with 2
+ * more") and the others' ("shares the new loop device of web1 xvda"). Attach and serve without a reuse only.
+ */
+export function sharingNotes(plan: Plan): Map<Action, string> {
+  const groups = new Map<string, Extract<Action, { kind: 'attach' | 'serve' }>[]>();
+  for (const a of plan.actions) {
+    if ((a.kind !== 'attach' && a.kind !== 'serve') || a.reuseLoop || a.disk.mode !== 'ro' || a.disk.sourceKind !== 'file') continue;
+    const key = `${a.disk.source}|${a.disk.options.directIo}|${a.disk.options.blockSize ?? ''}`;
+    groups.set(key, [...(groups.get(key) ?? []), a]);
+  }
+  const notes = new Map<Action, string>();
+  for (const g of groups.values()) {
+    if (g.length < 2) continue;
+    const first = g[0]!;
+    notes.set(first, `new loop device, shared read-only with ${plural(g.length - 1, 'more disk')}`);
+    for (const a of g.slice(1)) notes.set(a, `shares the new loop device of ${first.domain} ${first.disk.vdev}`);
+  }
+  return notes;
+}
+
+/** The cells of one action: sign, verb, target, what, reason (`note`: sharingNotes' word on it). */
+export function actionCells(a: Action, p: Palette = palette(false), note?: string): string[] {
   const sign = ACTION_SIGN[a.kind];
   const paint = sign === '+' ? p.green : sign === '-' ? p.red : p.yellow;
   switch (a.kind) {
@@ -54,7 +76,7 @@ export function actionCells(a: Action, p: Palette = palette(false)): string[] {
         paint('attach'),
         `${a.domain} ${a.disk.vdev}`,
         `${a.disk.source} (${modeOf(a)})`,
-        a.reuseLoop ? `shares /dev/${a.reuseLoop.name} (diskseq ${a.reuseLoop.diskseq})` : a.disk.sourceKind === 'block' ? 'block device, no loop' : 'new loop device',
+        a.reuseLoop ? `shares /dev/${a.reuseLoop.name} (diskseq ${a.reuseLoop.diskseq})` : a.disk.sourceKind === 'block' ? 'block device, no loop' : (note ?? 'new loop device'),
       ];
     case 'serve':
       return [
@@ -62,7 +84,7 @@ export function actionCells(a: Action, p: Palette = palette(false)): string[] {
         paint('serve'),
         `${a.domain} ${a.disk.vdev}`,
         `${a.disk.source} (${modeOf(a)})`,
-        `toolstack backend awaits its hotplug script${a.reuseLoop ? `; shares /dev/${a.reuseLoop.name}` : ''}`,
+        `toolstack backend awaits its hotplug script${a.reuseLoop ? `; shares /dev/${a.reuseLoop.name}` : note !== undefined ? `; ${note}` : ''}`,
       ];
     case 'replace':
       return [paint(sign), paint('replace'), `${a.domain} ${a.disk.vdev}`, `${a.disk.source} (${modeOf(a)})`, a.reason];
@@ -124,7 +146,8 @@ export function renderPlan(plan: Plan, opts: PlanTextOptions = {}): string {
     );
   } else {
     lines.push('xvbd will perform these actions (+ attach/serve, - detach/free, ~ replace):', '');
-    lines.push(...columns(plan.actions.map((a) => actionCells(a, p)), '  '));
+    const notes = sharingNotes(plan);
+    lines.push(...columns(plan.actions.map((a) => actionCells(a, p, notes.get(a))), '  '));
   }
   if (plan.findings.length > 0) {
     lines.push('', `Findings (${plan.findings.length}):`);

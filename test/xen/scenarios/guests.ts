@@ -263,6 +263,10 @@ export const scenario: XenScenario = {
         await ga.ok(`echo vbd-${RW.devid} > ${drv}/unbind && i=0; while [ -b /dev/${RW.vdev} ]; do i=$((i+1)); [ $i -gt 300 ] && exit 1; usleep 100000; done; echo unbound`, 60_000);
         t.log(`after unbind: ${await state(ga.domid, RW.devid)}`);
         assert.deepEqual(await loopOf('a-data.img'), before, 'the loop device while the frontend is away');
+        // blkfront's remove leaves its state Closed (6) and blkback follows; a frontend that comes back
+        // starts over at Initialising (1), as the toolstack first wrote it: blkback then waits (2) again
+        await ga.ok(`xsop write device/vbd/${RW.devid}/state 1`);
+        await waitFor(async () => (await read(`${be(ga.domid, RW.devid)}/state`)) === '2', `${A} ${RW.vdev}'s backend in InitWait again`, { timeoutMs: 60_000, intervalMs: 500 });
         await ga.ok(`echo vbd-${RW.devid} > ${drv}/bind && ${waitDevs(RW.vdev)}`, 120_000);
         await waitFor(() => connected(ga.domid, RW.devid), `${A} ${RW.vdev} both ends 4 again`, { timeoutMs: 60_000, intervalMs: 500 });
         const line = (await ga.ok(`dd if=/dev/${RW.vdev} bs=512 count=1 2>/dev/null | head -n 1`)).trim();
@@ -278,6 +282,8 @@ export const scenario: XenScenario = {
           [
             'touch /tmp/io.run; : > /tmp/io.err; echo 0 > /tmp/io.n',
             '( i=0; while [ -e /tmp/io.run ]; do i=$((i+1));',
+            // a missing /dev node would make dd write a plain file in /dev and read it back
+            `  [ -b /dev/${RW.vdev} ] && [ -b /dev/${RO.vdev} ] || echo "no block device in round $i" >> /tmp/io.err;`,
             `  echo "io $i" | dd of=/dev/${RW.vdev} bs=512 seek=2048 count=1 conv=sync,fsync 2>/dev/null || echo "write $i failed" >> /tmp/io.err;`,
             `  [ "$(dd if=/dev/${RW.vdev} bs=512 skip=2048 count=1 2>/dev/null | head -n 1)" = "io $i" ] || echo "read-back $i differs" >> /tmp/io.err;`,
             `  dd if=/dev/${RO.vdev} bs=4096 count=1 2>/dev/null | grep -q "xvbd guests" || echo "ro read $i failed" >> /tmp/io.err;`,

@@ -64,10 +64,12 @@ test('xvbd status with an invalid or missing config shows the observed host, the
 
     r = await xvbd(e.env, 'status', '--config', cfg, '--json');
     assert.equal(r.code, 1);
-    const j = JSON.parse(r.stdout) as { valid: boolean; missing: boolean; errors: { line: number }[]; disks: Plan['disks']; findings: Plan['findings'] };
-    assert.equal(j.valid, false);
-    assert.equal(j.missing, false);
-    assert.ok(j.errors.some((x) => x.line === 5));
+    // the versioned status document, with the config's trouble under `config`
+    const j = JSON.parse(r.stdout) as { kind: string; config: { valid: boolean; missing: boolean; errors: { line: number }[] }; disks: Plan['disks']; findings: Plan['findings'] };
+    assert.equal(j.kind, 'Status');
+    assert.equal(j.config.valid, false);
+    assert.equal(j.config.missing, false);
+    assert.ok(j.config.errors.some((x) => x.line === 5));
     assert.deepEqual(j.disks.map((d) => `${d.domain} ${d.vdev} ${d.sync}`), ['web xvda unknown', 'web xvdb unknown']);
     assert.deepEqual(j.findings.filter((f) => f.domain === 'web').map((f) => `${f.kind} ${f.severity}`).sort(), ['loop-reused error', 'loop-unheld error']);
 

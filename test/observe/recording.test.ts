@@ -75,6 +75,10 @@ test('statusDocument() is valid; a missing, mistyped or unknown field is not', (
     ['generatedAt not ISO', (d) => (d.generatedAt = 'yesterday')],
     ['a source without exists', (d) => delete d.observed.sources['/srv/web.img'].exists],
   ];
+  // an invalid config: the host still recorded, the trouble under `config`
+  const bad = statusDocument({ hostName: 'xen-a1', configDir: '/etc/xvbd', plan, observed, config: { valid: false, missing: true, errors: [] } });
+  assert.ok(v(JSON.parse(JSON.stringify(bad))), JSON.stringify(v.errors));
+  broken.push(['config.valid true', (d) => (d.config = { valid: true, missing: false, errors: [] })]);
   for (const [what, f] of broken) {
     const d = JSON.parse(JSON.stringify(doc)) as Record<string, any>;
     f(d);

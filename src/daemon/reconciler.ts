@@ -222,7 +222,9 @@ export class Reconciler {
       o.changed = describeChanges(this.prevDesired, desired, this.prevObserved, observed);
       // an operator's explicit run (SIGHUP, `xvbd reconcile`) attaches again what was detached outside
       const operator = info.reasons.some((r) => r === 'SIGHUP' || r.startsWith('control ('));
-      this.outside = operator ? new Set() : detachedOutside(this.outside, this.knownOurs, observed);
+      // after a reconnect the store may be another (a restarted xenstored): what the last pass left is unknown
+      const known = info.reasons.includes('xenstore reconnected') ? undefined : this.knownOurs;
+      this.outside = operator ? new Set() : detachedOutside(this.outside, known, observed);
       this.knownOurs = undefined;
       this.prevDesired = desired;
       this.prevObserved = observed;
@@ -247,6 +249,7 @@ export class Reconciler {
     } catch (err) {
       o.ok = false;
       o.error = err instanceof Error ? err.message : String(err);
+      this.knownOurs = undefined; // the pass may have changed things it could not report
     } finally {
       this.passStartedAt = undefined;
       o.durationMs = Math.round((performance.now() - t0) * 10) / 10;

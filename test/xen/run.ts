@@ -72,7 +72,8 @@ async function main(): Promise<number> {
   if (values.list) {
     for (const { name, scenario } of scenarios) {
       const parts = [scenario.xen ? 'xen' : '', scenario.host ? 'host' : ''].filter(Boolean).join('+');
-      process.stdout.write(`${name.padEnd(24)} [${parts}]${scenario.optIn ? ' (opt-in)' : ''} ${scenario.description}\n`);
+      const boot = scenario.xen ? ` boot ${scenario.boot ?? 'dom0'}` : '';
+      process.stdout.write(`${name.padEnd(24)} [${parts}]${boot}${scenario.optIn ? ' (opt-in)' : ''} ${scenario.description}\n`);
     }
     return 0;
   }

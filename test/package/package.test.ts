@@ -85,6 +85,7 @@ test('dpkg-deb --contents: the layout, owned by root, production dependencies on
     '/usr/lib/xvbd/schemas/xvbd-v1.schema.json',
     '/usr/lib/xvbd/xvbd-hook',
     '/lib/systemd/system/xvbd.service',
+    '/lib/systemd/system/xvbd-keeper@.service',
     '/etc/xen/scripts/xvbd',
     '/etc/xvbd/',
     '/etc/xvbd/README',

@@ -30,7 +30,7 @@ trap 'rm -rf "$tmp"' EXIT
 root=$tmp/root
 lib=$root/usr/lib/xvbd
 doc=$root/usr/share/doc/xvbd
-mkdir -p "$lib/dist" "$lib/node_modules" "$root/usr/bin" "$root/lib/systemd/system" "$root/etc/xen/scripts" \
+mkdir -p "$lib/dist/native" "$lib/node_modules" "$root/usr/bin" "$root/lib/systemd/system" "$root/etc/xen/scripts" \
   "$root/etc/xvbd" "$doc/examples" "$root/DEBIAN"
 
 # the program
@@ -59,14 +59,15 @@ done
 [ -e "$lib/node_modules/koffi/build/koffi/$koffi/koffi.node" ] || { echo "packaging/build-deb.sh: koffi has no build for $koffi" >&2; exit 1; }
 rm -rf "$lib/node_modules/.bin" "$lib/node_modules/koffi/src" "$lib/node_modules/koffi/vendor"
 
-# the libxl hook, with the packaged paths (the defaults of native/xvbd-hook.c), as /usr/lib/xvbd/xvbd-hook;
+# the libxl hook, with the packaged paths (the defaults of native/xvbd-hook.c), as /usr/lib/xvbd/dist/native/xvbd-hook
+# (where `xvbd hook install` finds it);
 # /etc/xen/scripts/xvbd is a symlink to it, so that an upgrade replaces it (no conffile prompt for a binary)
 cc=${CC:-gcc}
 flags="-std=c11 -O2 -Wall -Wextra -Werror -Wno-format-truncation -D_FORTIFY_SOURCE=2 -fstack-protector-strong"
 # shellcheck disable=SC2086
-$cc $flags -static -o "$lib/xvbd-hook" native/xvbd-hook.c 2>/dev/null || $cc $flags -o "$lib/xvbd-hook" native/xvbd-hook.c
-strip --remove-section=.comment --remove-section=.note "$lib/xvbd-hook" 2>/dev/null || true
-ln -s /usr/lib/xvbd/xvbd-hook "$root/etc/xen/scripts/xvbd"
+$cc $flags -static -o "$lib/dist/native/xvbd-hook" native/xvbd-hook.c 2>/dev/null || $cc $flags -o "$lib/dist/native/xvbd-hook" native/xvbd-hook.c
+strip --remove-section=.comment --remove-section=.note "$lib/dist/native/xvbd-hook" 2>/dev/null || true
+ln -s /usr/lib/xvbd/dist/native/xvbd-hook "$root/etc/xen/scripts/xvbd"
 
 # units
 cp examples/systemd/xvbd.service "$root/lib/systemd/system/xvbd.service"
@@ -112,7 +113,7 @@ CONTROL
 # permissions: root-owned (dpkg-deb --root-owner-group), 0755 dirs, 0644 files but executables
 find "$root" -type d -exec chmod 0755 {} +
 find "$root" -type f -exec chmod u+rw,go+r,go-w {} +
-chmod 0755 "$root/DEBIAN/postinst" "$root/DEBIAN/postrm" "$lib/xvbd-hook"
+chmod 0755 "$root/DEBIAN/postinst" "$root/DEBIAN/postrm" "$lib/dist/native/xvbd-hook"
 chmod 0644 "$root/DEBIAN/control" "$root/DEBIAN/conffiles"
 # md5sums of every file but the conffiles (as dh_md5sums writes it: dpkg --verify, debsums)
 (cd "$root" && find . -type f ! -path './DEBIAN/*' ! -path './etc/*' | LC_ALL=C sort | sed 's|^\./||' | xargs md5sum) > "$root/DEBIAN/md5sums"

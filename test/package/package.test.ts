@@ -83,7 +83,7 @@ test('dpkg-deb --contents: the layout, owned by root, production dependencies on
     '/usr/lib/xvbd/dist/src/config/validators.generated.cjs',
     '/usr/lib/xvbd/package.json',
     '/usr/lib/xvbd/schemas/xvbd-v1.schema.json',
-    '/usr/lib/xvbd/xvbd-hook',
+    '/usr/lib/xvbd/dist/native/xvbd-hook',
     '/lib/systemd/system/xvbd.service',
     '/lib/systemd/system/xvbd-keeper@.service',
     '/etc/xen/scripts/xvbd',
@@ -110,10 +110,10 @@ test('dpkg-deb --contents: the layout, owned by root, production dependencies on
 
 test('extracted: /usr/bin/xvbd --version runs with the installed node_modules; links and modes', () => {
   assert.equal(readlinkSync(join(root, 'usr/bin/xvbd')), '../lib/xvbd/dist/src/cli/main.js', 'relative within /usr');
-  assert.equal(readlinkSync(join(root, 'etc/xen/scripts/xvbd')), '/usr/lib/xvbd/xvbd-hook');
+  assert.equal(readlinkSync(join(root, 'etc/xen/scripts/xvbd')), '/usr/lib/xvbd/dist/native/xvbd-hook');
   assert.ok(lstatSync(join(root, 'etc/xen/scripts/xvbd')).isSymbolicLink(), 'the hook in /etc is a link, not a conffile binary');
   assert.equal(statSync(join(root, 'usr/lib/xvbd/dist/src/cli/main.js')).mode & 0o777, 0o755);
-  assert.equal(statSync(join(root, 'usr/lib/xvbd/xvbd-hook')).mode & 0o777, 0o755);
+  assert.equal(statSync(join(root, 'usr/lib/xvbd/dist/native/xvbd-hook')).mode & 0o777, 0o755);
   // the root is outside the repository: nothing can resolve into its node_modules
   assert.ok(!root.startsWith(ROOT + '/'));
   const v = spawnSync(process.execPath, [join(root, 'usr/bin/xvbd'), '--version'], { encoding: 'utf8', cwd: root });
@@ -132,14 +132,20 @@ test('extracted: /usr/bin/xvbd --version runs with the installed node_modules; l
 });
 
 test('extracted: the packaged hook has /usr/bin/node and /usr/lib/xvbd/dist/src/cli/main.js compiled in', () => {
-  const bin = readFileSync(join(root, 'usr/lib/xvbd/xvbd-hook')).toString('latin1');
+  const bin = readFileSync(join(root, 'usr/lib/xvbd/dist/native/xvbd-hook')).toString('latin1');
   assert.ok(bin.includes('/usr/bin/node\0'), 'node path');
   assert.ok(bin.includes('/usr/lib/xvbd/dist/src/cli/main.js\0'), 'CLI path');
   assert.ok(!bin.includes(ROOT), 'no path of the build tree');
   // it runs: a call without add|remove gets its usage line (exit 2, no Node started)
-  const r = spawnSync(join(root, 'usr/lib/xvbd/xvbd-hook'), [], { encoding: 'utf8', env: {} });
+  const r = spawnSync(join(root, 'usr/lib/xvbd/dist/native/xvbd-hook'), [], { encoding: 'utf8', env: {} });
   assert.equal(r.status, 2);
   assert.match(r.stderr, /usage: .* add\|remove/);
+  // the installed `xvbd hook install` finds the packaged hook
+  const scripts = join(dir, 'scripts');
+  spawnSync('mkdir', ['-p', scripts]);
+  const inst = spawnSync(process.execPath, [join(root, 'usr/bin/xvbd'), 'hook', 'install', '--dir', scripts], { encoding: 'utf8' });
+  assert.equal(inst.status, 0, inst.stderr);
+  assert.ok(readFileSync(join(scripts, 'xvbd')).equals(readFileSync(join(root, 'usr/lib/xvbd/dist/native/xvbd-hook'))));
 });
 
 test('extracted: systemd-analyze verify is silent on the installed unit(s)', (t) => {

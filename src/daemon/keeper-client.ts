@@ -1,11 +1,13 @@
 // Talking to the keepers (src/daemon/keeper.ts): connect, start one detached when none runs, hand fds
 // over. A run dir has two keepers, slots a and b, each holding every fd (docs/fd-holding.md).
 import { spawn } from 'node:child_process';
-import { closeSync, mkdirSync, openSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { KEEPER_SLOTS, keeperHolderName, type KeeperSlot } from '../plan/holding.js';
 import { JsonLinesClient } from './jsonlines.js';
+import { defaultPaths } from '../xenstore/client.js';
+import { DEFAULT_RUN_DIR } from '../linux/instance.js';
 import type { HeldInfo, KeeperReply, KeeperRequest } from './keeper.js';
 
 export interface KeeperConnection {
@@ -46,6 +48,31 @@ export function twinOf(slot: KeeperSlot): KeeperSlot {
   return slot === 'a' ? 'b' : 'a';
 }
 
+/**
+ * A keeper that looks for xenstored elsewhere than this process does (started with another
+ * XENSTORED_PATH): it cannot see the backends it would hold, so it would never let go of them (or let go
+ * at once, on another live xenstore). Givers refuse it rather than hand it fds; status shows it.
+ */
+export class KeeperMismatchError extends KeeperError {
+  constructor(
+    readonly slot: KeeperSlot,
+    readonly pid: number,
+    readonly keeperXenstore: string[],
+  ) {
+    super(
+      `keeper ${slot} (pid ${pid}) looks for xenstore at ${keeperXenstore.join(', ')}, this xvbd at ${defaultPaths().join(', ')} ` +
+        `(XENSTORED_PATH differs): it cannot see the backends it would hold, so no fd is handed to it; ` +
+        `once it holds nothing that matters (xvbd status lists the keepers), stop it (kill ${pid}) and run again with one XENSTORED_PATH`,
+    );
+    this.name = 'KeeperMismatchError';
+  }
+}
+
+/** Whether a keeper's xenstore paths (its ping or list reply) differ from this process's. */
+export function xenstoreMismatch(keeperXenstore: string[] | undefined): boolean {
+  return keeperXenstore !== undefined && keeperXenstore.join('\0') !== defaultPaths().join('\0');
+}
+
 /** Connects to a running keeper; rejects (ENOENT / ECONNREFUSED) when none listens. */
 export async function connectKeeper(runDir: string, slot: KeeperSlot): Promise<KeeperConnection> {
   const c = await JsonLinesClient.connect<KeeperRequest, KeeperReply>(keeperSocketPath(runDir, slot), `keeper ${slot}`);
@@ -68,8 +95,36 @@ export async function connectKeeper(runDir: string, slot: KeeperSlot): Promise<K
 
 const cliMain = fileURLToPath(new URL('../cli/main.js', import.meta.url));
 
-/** Starts the keeper of `slot` detached (its own session, logging to keeper.log); no wait. */
+/** Where an installed xvbd-keeper@.service may be (the package's, an admin's copy). */
+const UNIT_DIRS = ['/etc/systemd/system', '/run/systemd/system', '/lib/systemd/system', '/usr/lib/systemd/system'];
+
+/**
+ * How a missing keeper is started: `systemd` (`systemctl start xvbd-keeper@<slot>.service`: the keepers
+ * are units of their own, visible to systemctl, never detached children of whoever needed them) or
+ * `spawn` (a detached process logging to keeper.log). $XVBD_KEEPERS says which; unset, systemd when it
+ * runs (/run/systemd/system), the unit is installed and the run dir is the unit's (/run/xvbd).
+ */
+export function keeperLaunchMode(runDir: string, env: NodeJS.ProcessEnv = process.env): 'systemd' | 'spawn' {
+  const v = env.XVBD_KEEPERS;
+  if (v === 'systemd' || v === 'spawn') return v;
+  if (v !== undefined && v !== '') throw new KeeperError(`XVBD_KEEPERS must be "systemd" or "spawn", not ${JSON.stringify(v)}`);
+  if (runDir !== DEFAULT_RUN_DIR || !existsSync('/run/systemd/system')) return 'spawn';
+  return UNIT_DIRS.some((d) => existsSync(join(d, 'xvbd-keeper@.service'))) ? 'systemd' : 'spawn';
+}
+
+export function keeperUnit(slot: KeeperSlot): string {
+  return `xvbd-keeper@${slot}.service`;
+}
+
+/** Starts the keeper of `slot`: its unit (systemd), or detached (its own session, logging to keeper.log); no wait. */
 export function spawnKeeper(runDir: string, slot: KeeperSlot): void {
+  if (keeperLaunchMode(runDir) === 'systemd') {
+    // --no-block: the daemon may ask while its own unit stops (a job waited for could deadlock)
+    const child = spawn('systemctl', ['start', '--no-block', keeperUnit(slot)], { stdio: 'ignore', cwd: '/' });
+    child.on('error', () => undefined); // no systemctl: ensureKeeper's time-out says where to look
+    child.unref();
+    return;
+  }
   mkdirSync(runDir, { recursive: true, mode: 0o700 });
   const log = keeperLogPath(runDir);
   let logFd: number;
@@ -99,6 +154,22 @@ export function spawnKeeper(runDir: string, slot: KeeperSlot): void {
  * connects find it.
  */
 export async function ensureKeeper(runDir: string, slot: KeeperSlot, opts: { timeoutMs?: number } = {}): Promise<KeeperConnection> {
+  const c = await connectOrStart(runDir, slot, opts);
+  let rep;
+  try {
+    rep = await c.request({ op: 'ping' }, LIST_TIMEOUT_MS);
+  } catch (err) {
+    c.close();
+    throw err;
+  }
+  if (xenstoreMismatch(rep.xenstore)) {
+    c.close();
+    throw new KeeperMismatchError(slot, rep.pid, rep.xenstore!);
+  }
+  return c;
+}
+
+async function connectOrStart(runDir: string, slot: KeeperSlot, opts: { timeoutMs?: number }): Promise<KeeperConnection> {
   try {
     return await connectKeeper(runDir, slot);
   } catch {
@@ -117,7 +188,8 @@ export async function ensureKeeper(runDir: string, slot: KeeperSlot, opts: { tim
     } catch (err) {
       const now = Date.now();
       if (now > deadline) {
-        throw new KeeperError(`keeper ${slot} did not start (${(err as Error).message}); see ${keeperLogPath(runDir)}`);
+        const where = keeperLaunchMode(runDir) === 'systemd' ? `systemctl status ${keeperUnit(slot)}` : keeperLogPath(runDir);
+        throw new KeeperError(`keeper ${slot} did not start (${(err as Error).message}); see ${where}`);
       }
       // The one we started may have found the slot still locked by a keeper on its way out (socket
       // already gone): start another now and then (less and less often: a slow host starts node slowly);
@@ -133,8 +205,17 @@ export async function ensureKeeper(runDir: string, slot: KeeperSlot, opts: { tim
   }
 }
 
+export interface KeeperListing {
+  slot: KeeperSlot;
+  pid: number;
+  held: HeldInfo[];
+  /** Where the keeper looks for xenstored, and whether it is connected (older keepers: absent). */
+  xenstore?: string[];
+  xsConnected?: boolean;
+}
+
 /** What each running keeper of runDir holds (keepers that do not answer are left out). */
-export async function keeperLists(runDir: string): Promise<{ slot: KeeperSlot; pid: number; held: HeldInfo[] }[]> {
+export async function keeperLists(runDir: string): Promise<KeeperListing[]> {
   const out = await Promise.all(
     KEEPER_SLOTS.map(async (slot) => {
       const c = await connectKeeper(runDir, slot).catch(() => undefined);
@@ -142,7 +223,13 @@ export async function keeperLists(runDir: string): Promise<{ slot: KeeperSlot; p
       try {
         // asked at every observation: a keeper too busy to list (it answers in order) does not stall a pass
         const rep = await c.request({ op: 'list' }, LIST_TIMEOUT_MS);
-        return { slot, pid: rep.pid, held: rep.held ?? [] };
+        return {
+          slot,
+          pid: rep.pid,
+          held: rep.held ?? [],
+          ...(rep.xenstore !== undefined ? { xenstore: rep.xenstore } : {}),
+          ...(rep.xsConnected !== undefined ? { xsConnected: rep.xsConnected } : {}),
+        };
       } catch {
         return undefined;
       } finally {

@@ -23,6 +23,7 @@ import { chmodSync, closeSync, fstatSync, mkdirSync, open as fsOpen, openSync, r
 import { createServer, type Server, type Socket } from 'node:net';
 import type { XsClient } from '../xenstore/api.js';
 import { DISKSEQ_NODE, isDecimalU64, parseBackendPath } from '../apply/layout.js';
+import { defaultPaths } from '../xenstore/client.js';
 import { ensureKeeper, keeperLockPath, keeperSocketPath, twinOf, type KeeperConnection } from './keeper-client.js';
 import { serveJsonLines } from './jsonlines.js';
 import { devMajor, devMinor } from '../linux/devnum.js';
@@ -92,7 +93,15 @@ export type KeeperRequest =
 export type HeldInfo = Pick<HeldEntry, 'backend' | 'diskseq' | 'fd' | 'major' | 'minor' | 'live'>;
 
 export type KeeperReply =
-  | { ok: true; pid: number; held?: HeldInfo[] }
+  | {
+      ok: true;
+      pid: number;
+      held?: HeldInfo[];
+      /** Where this keeper looks for xenstored (defaultPaths of its environment: XENSTORED_PATH...). */
+      xenstore?: string[];
+      /** Whether its xenstore connection is up now (a keeper on a wrong path retries for ever). */
+      xsConnected?: boolean;
+    }
   | { ok: false; error: string };
 
 export const DEFAULT_GRACE_MS = 60_000;
@@ -138,6 +147,10 @@ export class Keeper {
   private giverTimer: NodeJS.Timeout | undefined;
   /** When the xenstore connection was lost (undefined while connected). */
   xsLostAt: number | undefined;
+  /** Whether a xenstore connection is up now. */
+  get xsConnected(): boolean {
+    return this.xs !== undefined;
+  }
   onEmpty: () => void = () => {};
   onNonEmpty: () => void = () => {};
 
@@ -574,6 +587,7 @@ export async function runKeeper(opts: KeeperOptions & { slot: KeeperSlot }): Pro
   }
   const sockPath = keeperSocketPath(opts.runDir, slot);
   const keeper = new Keeper(opts.connectXs, log);
+  const xsPaths = defaultPaths();
   const idleMs = opts.idleExitMs ?? 3000;
   let idleTimer: NodeJS.Timeout | undefined;
   let server: Server | undefined;
@@ -616,9 +630,9 @@ export async function runKeeper(opts: KeeperOptions & { slot: KeeperSlot }): Pro
   const handle = async (req: KeeperRequest): Promise<KeeperReply> => {
     switch (req?.op) {
       case 'ping':
-        return { ok: true, pid: process.pid };
+        return { ok: true, pid: process.pid, xenstore: xsPaths, xsConnected: keeper.xsConnected };
       case 'list':
-        return { ok: true, pid: process.pid, held: keeper.list() };
+        return { ok: true, pid: process.pid, held: keeper.list(), xenstore: xsPaths, xsConnected: keeper.xsConnected };
       case 'adopt':
         await keeper.adopt(req);
         return { ok: true, pid: process.pid };

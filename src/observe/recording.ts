@@ -27,10 +27,21 @@ export interface StatusDocument {
   observed: ObservedState;
   /** Only when the config is invalid or missing: then disks and findings are the observed host's alone. */
   config?: { valid: false; missing: boolean; errors: unknown[] };
+  /** The keepers of the run dir that answered (status only; absent from older recordings). */
+  keepers?: KeeperStatus[];
+}
+
+export interface KeeperStatus {
+  slot: 'a' | 'b';
+  pid: number;
+  fds: number;
+  xenstore?: string[];
+  xsConnected?: boolean;
+  xenstoreMismatch?: boolean;
 }
 
 /** The document `xvbd status --json` prints. */
-export function statusDocument(o: { hostName: string; configDir: string; plan: Plan; observed: ObservedState; now?: Date; config?: StatusDocument['config'] }): StatusDocument {
+export function statusDocument(o: { hostName: string; configDir: string; plan: Plan; observed: ObservedState; now?: Date; config?: StatusDocument['config']; keepers?: KeeperStatus[] }): StatusDocument {
   const { plan, observed } = o;
   return {
     apiVersion: STATUS_API_VERSION,
@@ -48,6 +59,7 @@ export function statusDocument(o: { hostName: string; configDir: string; plan: P
     },
     observed,
     ...(o.config ? { config: o.config } : {}),
+    ...(o.keepers ? { keepers: o.keepers } : {}),
   };
 }
 

@@ -2,7 +2,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -49,4 +49,62 @@ test('xvbd sim: --help, bad --domain, unknown option', () => {
   const unk = spawnSync(process.execPath, [MAIN, 'sim', '--bogus'], { encoding: 'utf8' });
   assert.equal(unk.status, 2);
   assert.match(unk.stderr, /bogus/);
+});
+
+test('xvbd sim --control S: add-domain / remove-domain / list-domains while it runs, seen by the real tools', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'xvbd-simctl-'));
+  const sock = join(dir, 'x.sock');
+  const ctl = join(dir, 'ctl.sock');
+  const child = spawn(process.execPath, [MAIN, 'sim', '--socket', sock, '--control', ctl, '--domain', 'work'], { stdio: ['ignore', 'ignore', 'pipe'] });
+  let stderr = '';
+  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+  const sim = (...a: string[]) => spawnSync(process.execPath, [MAIN, 'sim', ...a], { encoding: 'utf8' });
+  const env = { ...process.env, XENSTORED_PATH: sock };
+  const list = () => spawnSync('xenstore-list', ['/local/domain'], { env, encoding: 'utf8' }).stdout;
+  try {
+    for (let i = 0; i < 400 && !/control: /.test(stderr); i++) await new Promise((r) => setTimeout(r, 25));
+    assert.match(stderr, /control: xvbd sim add-domain NAME --control .*ctl\.sock/);
+    assert.equal((statSync(ctl).mode & 0o777).toString(8), '600');
+    assert.equal(list(), '0\n1\n');
+    const add = sim('add-domain', 'late', '--control', ctl);
+    assert.deepEqual([add.status, add.stdout, add.stderr], [0, '2\n', '']);
+    assert.equal(sim('add-domain', 'db=7', '--control', ctl).stdout, '7\n');
+    assert.equal(list(), '0\n1\n2\n7\n');
+    assert.equal(spawnSync('xenstore-read', ['/local/domain/2/name'], { env, encoding: 'utf8' }).stdout, 'late\n');
+    assert.equal(sim('list-domains', '--control', ctl).stdout, 'work=1\nlate=2\ndb=7\n');
+    const dup = sim('add-domain', 'late', '--control', ctl);
+    assert.equal(dup.status, 1);
+    assert.match(dup.stderr, /the simulator refused: a domain named "late" already exists \(domid 2\)/);
+    const rm = sim('remove-domain', 'late', '--control', ctl);
+    assert.deepEqual([rm.status, rm.stdout], [0, '2\n']);
+    assert.equal(list(), '0\n1\n7\n');
+    const gone = sim('remove-domain', 'late', '--control', ctl);
+    assert.equal(gone.status, 1);
+    assert.match(gone.stderr, /no simulated domain named "late"/);
+  } finally {
+    child.kill('SIGTERM');
+    const code = await new Promise((r) => child.once('exit', r));
+    assert.equal(code, 0);
+    assert.equal(existsSync(ctl), false, 'control socket removed');
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('xvbd sim add-domain: usage errors (exit 2) and an unreachable simulator (exit 1)', () => {
+  const sim = (...a: string[]) => spawnSync(process.execPath, [MAIN, 'sim', ...a], { encoding: 'utf8' });
+  const noCtl = sim('add-domain', 'x');
+  assert.equal(noCtl.status, 2);
+  assert.match(noCtl.stderr, /add-domain needs --control SOCK/);
+  assert.equal(sim('add-domain', '--control', '/nonexistent.sock').status, 2);
+  assert.match(sim('add-domain', 'a b', '--control', '/x').stderr, /invalid domain "a b"/);
+  assert.match(sim('frobnicate', '--control', '/x').stderr, /unknown subcommand "frobnicate"/);
+  assert.match(sim('add-domain', 'x', '--control', '/x', '--domain', 'y').stderr, /--domain is for the simulator itself/);
+  const dir = mkdtempSync(join(tmpdir(), 'xvbd-simctl-'));
+  try {
+    const r = sim('list-domains', '--control', join(dir, 'none.sock'));
+    assert.equal(r.status, 1);
+    assert.match(r.stderr, /cannot reach the simulator at .*none\.sock/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });

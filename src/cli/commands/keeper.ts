@@ -15,14 +15,19 @@ Holds the fds of loop devices that back xvbd's backends, so that blkback letting
 (a frontend closing, its state removed) cannot let autoclear free it under a live backend. A run dir
 has two keepers, slots a and b, each holding every fd and restarting the other when it dies, so no
 single crash leaves a served device unheld. Started on demand by \`xvbd apply\`, \`xvbd hook add\`
-and the daemon (without systemd's fd store); exits when it holds nothing. See docs/fd-holding.md.
+and the daemon (without systemd's fd store); exits when it holds nothing. Under systemd each slot is
+a unit, xvbd-keeper@a.service and xvbd-keeper@b.service, started through systemctl. \`xvbd status\`
+lists the running keepers. See docs/fd-holding.md.
 
 Options:
   --slot a|b       which of the two keepers to run (default a); a second keeper of a slot exits at once
   --list           print what the running keepers hold (JSON) and exit
   --idle-exit MS   exit this long after the last fd was released (default 3000)
-Environment: XVBD_RUN_DIR (default /run/xvbd), XENSTORED_PATH, XVBD_KEEPER_XS_LOST_EXIT_MS (let go and
-exit when xenstore stays unreachable that long; unset = never, the right choice on a real host).
+Environment: XVBD_RUN_DIR (default /run/xvbd), XENSTORED_PATH (a keeper on another xenstore than its
+givers' is refused by them and flagged by \`xvbd status\`), XVBD_KEEPERS (systemd: start a missing twin
+with systemctl start xvbd-keeper@<slot>.service; spawn: detached; unset: systemd when it runs, the unit is
+installed and the run dir is /run/xvbd), XVBD_KEEPER_XS_LOST_EXIT_MS (let go and exit when xenstore stays
+unreachable that long; unset = never, the right choice on a real host).
 Exit status: 0 nothing left to hold (or another keeper runs the slot), 1 error, 2 usage error.`;
 
 export async function run(argv: string[]): Promise<number> {

@@ -7,6 +7,7 @@ import { configProblem, loadHostSnapshot } from '../../observe/cli.js';
 import { formatErrors } from '../../config/index.js';
 import { askHolders } from '../holders.js';
 import { EXIT_ERROR, EXIT_FINDINGS, EXIT_OK, errorFindings } from '../exit.js';
+import type { KeeperStatus } from '../../observe/recording.js';
 
 const USAGE = `Usage: xvbd status [--config DIR] [--host NAME] [--json] [--color|--no-color]
 
@@ -17,6 +18,8 @@ plus the loop device, its diskseq, how many backends share it, the backend and f
 then the drift findings with their fixes. Changes nothing. When the config is invalid or missing, its
 errors come first, then the observed host alone: xvbd's backends, loop devices and the findings that
 need no desired state (unheld, broken or leaked devices, backend errors); exit 1.
+Last, the keepers of the run dir that run (pid, fds held), and a warning for one that looks for
+xenstore elsewhere (another XENSTORED_PATH).
 
 Options:
   --config DIR          config directory (default: $XVBD_CONFIG, else /etc/xvbd)
@@ -24,7 +27,7 @@ Options:
                         (default: this machine's name, \`uname -n\`, or $XVBD_HOST)
   --json                print the status document as JSON (schemas/xvbd-status-v1.schema.json, docs/status.md):
                         {apiVersion, kind: Status, hostName, generatedAt, configDir, disks, findings, host,
-                        observed}; save it for \`xvbd plan --observed FILE\`. With an invalid or missing
+                        observed, keepers}; save it for \`xvbd plan --observed FILE\`. With an invalid or missing
                         config also {config: {valid: false, missing, errors}} (the host still shown)
   --color / --no-color  colour the text (default: when stdout is a terminal and NO_COLOR is unset)
   -h, --help            this help
@@ -41,13 +44,14 @@ export async function run(argv: string[]): Promise<number> {
   const { snap, plan, configOk } = await loadHostSnapshot({ configDir: values.config, ...hostOption('status', values.host), command: 'status', json: values.json === true, holders: askHolders });
   const { observed } = snap;
   const problem = configOk ? undefined : configProblem(snap);
+  const keepers = await keeperStatus();
   const code = !configOk ? EXIT_ERROR : errorFindings(plan) > 0 ? EXIT_FINDINGS : EXIT_OK;
   if (values.json) {
     const { statusDocument } = await import('../../observe/recording.js');
     const { defaultHostName } = await import('../../config/index.js');
     const hostName = snap.desired?.host?.name ?? values.host ?? defaultHostName();
     const config = problem ? { config: { valid: false as const, missing: problem.missing, errors: snap.errors } } : {};
-    process.stdout.write(JSON.stringify(statusDocument({ hostName, configDir: snap.configDir, plan, observed, ...config }), null, 2) + '\n');
+    process.stdout.write(JSON.stringify(statusDocument({ hostName, configDir: snap.configDir, plan, observed, ...config, keepers }), null, 2) + '\n');
     return code;
   }
   const color = colorFor(values, process.stdout);
@@ -59,6 +63,30 @@ export async function run(argv: string[]): Promise<number> {
     if (!problem.missing && snap.errors.length > 0) top += formatErrors(snap.errors, { color }) + '\n';
     process.stderr.write(`xvbd status: ${problem.text}; showing the observed host only\n`);
   }
-  process.stdout.write(top + renderStatus(plan, { color, header, observed }));
+  process.stdout.write(top + renderStatus(plan, { color, header, observed }) + renderKeepers(keepers, color));
   return code;
+}
+
+/** The run dir's keepers that answer: pid, fds held, their xenstore (and whether it is not ours). */
+async function keeperStatus(): Promise<KeeperStatus[]> {
+  const { keeperLists, xenstoreMismatch } = await import('../../daemon/keeper-client.js');
+  const { runDir } = await import('../../apply/rundir.js');
+  return (await keeperLists(runDir())).map((k) => ({
+    slot: k.slot,
+    pid: k.pid,
+    fds: k.held.length,
+    ...(k.xenstore !== undefined ? { xenstore: k.xenstore, xenstoreMismatch: xenstoreMismatch(k.xenstore) } : {}),
+    ...(k.xsConnected !== undefined ? { xsConnected: k.xsConnected } : {}),
+  }));
+}
+
+function renderKeepers(keepers: KeeperStatus[], color: boolean): string {
+  if (keepers.length === 0) return '';
+  const p = palette(color);
+  const fds = (n: number) => `${n} fd${n === 1 ? '' : 's'}`;
+  let out = `\nKeepers: ${keepers.map((k) => `${k.slot} pid ${k.pid} holds ${fds(k.fds)}${k.xsConnected === false ? ' (xenstore unreachable)' : ''}`).join('; ')}\n`;
+  for (const k of keepers.filter((x) => x.xenstoreMismatch)) {
+    out += p.yellow(`  keeper ${k.slot} (pid ${k.pid}) looks for xenstore at ${k.xenstore!.join(', ')}, not where this xvbd does: it cannot see the backends of the ${fds(k.fds)} it holds, and xvbd hands it no more; stop it (kill ${k.pid}) once they are held elsewhere, and start xvbd with one XENSTORED_PATH`) + '\n';
+  }
+  return out;
 }

@@ -13,6 +13,11 @@ export interface Observation {
   observedAt: number;
   /** How long load() took (ms). */
   observeMs: number;
+  /**
+   * The plan `xvbd apply --prune` would carry out on this observation (the config's policy with
+   * prune, never allowDataLoss); absent without a valid config.
+   */
+  prunePlan?: Plan;
   /** Something to show although the load worked (e.g. the config is invalid: the last good one is used). */
   warning?: string;
 }
@@ -40,7 +45,10 @@ export interface LiveSource {
   subscribe(onChange: (why: string) => void): () => Promise<void>;
   /** Called after every successful load (e.g. to watch the frontends it found). */
   observed?(o: Observation): void;
-  /** Carries out a plan, reporting progress lines. Absent when applying is not possible here. */
-  apply?(plan: Plan, desired: DesiredState, onLine: (line: string) => void): Promise<ApplyOutcome>;
+  /**
+   * Carries out a plan, reporting progress lines; prune: as `apply --prune` (`plan` is the plan with
+   * prune that was shown). Absent when applying is not possible here.
+   */
+  apply?(plan: Plan, desired: DesiredState, onLine: (line: string) => void, opts?: { prune?: boolean }): Promise<ApplyOutcome>;
   close(): Promise<void>;
 }

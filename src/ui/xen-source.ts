@@ -7,13 +7,15 @@ import { watch as chokidarWatch, type FSWatcher } from 'chokidar';
 import { ConfigCache, errorHeadline } from '../config/index.js';
 import { DEFAULT_POLICY, type DesiredState } from '../model/desired.js';
 import { observedOnlyPlan } from '../plan/observed-only.js';
+import { plan as makePlan } from '../plan/plan.js';
 import type { Plan } from '../model/plan.js';
 import { snapshot, type Snapshot } from '../observe/snapshot.js';
 import type { XsClient } from '../xenstore/api.js';
 import { connect, defaultPaths } from '../xenstore/client.js';
 import type { ApplyOutcome, LiveSource, Observation } from './source.js';
 
-export type ApplyFn = (plan: Plan, desired: DesiredState, onLine: (line: string) => void) => Promise<ApplyOutcome>;
+/** prune: apply as `xvbd apply --prune` (`plan` is then the plan with prune that was shown). */
+export type ApplyFn = (plan: Plan, desired: DesiredState, onLine: (line: string) => void, opts?: { prune?: boolean }) => Promise<ApplyOutcome>;
 
 export interface XenSourceOptions {
   configDir: string;
@@ -110,6 +112,8 @@ export class XenSource implements LiveSource {
     if (!plan) throw new Error('no plan');
     const o: Observation = { desired: desired ?? NOTHING_DESIRED, observed: snap.observed, plan, observedAt: Date.now(), observeMs: performance.now() - t0 };
     if (warning !== undefined) o.warning = warning;
+    // what `apply --prune` would do: the same observation, the policy with prune (never allowDataLoss)
+    if (desired && snap.policy) o.prunePlan = snap.policy.prune ? plan : makePlan(desired, snap.observed, { ...snap.policy, prune: true, allowDataLoss: false });
     return o;
   }
 

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { buildViewModel, formatClock, healthTone, planSummary, sanitizeText, stateLabel, type ViewMeta } from '../../src/ui/viewmodel.js';
+import { buildViewModel, formatClock, healthTone, planSummary, sanitizeText, stateLabel, visibleRows, type ViewMeta } from '../../src/ui/viewmodel.js';
 import type { Health, SyncStatus } from '../../src/model/plan.js';
 import { bigHost, cleanHost, host, IMG } from './fixtures.js';
 
@@ -279,4 +279,48 @@ test('row keys stay unique when the plan lists a vdev twice (e.g. a foreign back
   assert.equal(vm.details('web/xvda#2')!.nodes.find(([k]) => k === 'params')![1], h.observed.backends[0]!.params);
   assert.deepEqual(Object.fromEntries(vm.details('web/xvda#2')!.desired), { desired: 'no (not in the config)' });
   assert.equal(Object.fromEntries(vm.details('web/xvda')!.desired)['source'], `${IMG}/web.img`);
+});
+
+test('visible rows: f, the / text and the sort, pure and stable (table)', () => {
+  const vm = vmOf();
+  const keys = (v: Parameters<typeof visibleRows>[1]) => visibleRows(vm, v).map((r) => r.key);
+  const all = vm.rows.map((r) => r.key);
+  const cases: [string, Parameters<typeof visibleRows>[1], string[]][] = [
+    ['nothing: the plan order', {}, all],
+    ['blank text: all', { query: '  ' }, all],
+    ['text in the key', { query: 'db/' }, ['db/xvda', 'db/xvdb', 'db/xvdc']],
+    ['case-insensitive', { query: 'DB-DATA' }, ['db/xvdc']],
+    ['text in the source', { query: 'template' }, ['db/xvdb', 'web/xvdb']],
+    ['text in the loop', { query: 'loop1' }, ['db/xvdb', 'web/xvdb']],
+    ['text in the health reason', { query: 'event-channel' }, ['db/xvda']],
+    ['text in the sync', { query: 'out-of-sync' }, ['db/xvdc', 'web/xvdc']],
+    ['no match', { query: 'nope' }, []],
+    ['with f', { filter: true, query: 'web' }, ['web/xvdc']],
+    ['sync: out of sync, pending, then synced; ties in plan order', { sort: { col: 'sync' } }, ['db/xvdc', 'web/xvdc', 'build/xvda', 'db/xvda', 'db/xvdb', 'web/xvda', 'web/xvdb']],
+    ['sync reversed; ties still in plan order', { sort: { col: 'sync', desc: true } }, ['db/xvda', 'db/xvdb', 'web/xvda', 'web/xvdb', 'build/xvda', 'db/xvdc', 'web/xvdc']],
+    ['health: degraded first', { sort: { col: 'health' } }, ['db/xvda', 'db/xvdb', 'build/xvda', 'db/xvdc', 'web/xvda', 'web/xvdb', 'web/xvdc']],
+    ['source', { sort: { col: 'source' } }, ['build/xvda', 'db/xvdc', 'db/xvda', 'web/xvdc', 'db/xvdb', 'web/xvdb', 'web/xvda']],
+    ['loop: by number, none last', { sort: { col: 'loop' } }, ['web/xvda', 'db/xvdb', 'web/xvdb', 'db/xvda', 'web/xvdc', 'build/xvda', 'db/xvdc']],
+    ['domain reversed', { sort: { col: 'domain', desc: true } }, ['web/xvdc', 'web/xvdb', 'web/xvda', 'db/xvdc', 'db/xvdb', 'db/xvda', 'build/xvda']],
+    ['text and sort', { query: 'db/', sort: { col: 'health' } }, ['db/xvda', 'db/xvdb', 'db/xvdc']],
+  ];
+  for (const [name, v, want] of cases) assert.deepEqual(keys(v), want, name);
+  assert.deepEqual(vm.rows.map((r) => r.key), all, 'the view model is not reordered');
+});
+
+test('the plan with prune: its actions and summary, linked to rows; absent without one', () => {
+  const h = host();
+  const plain = { ...h.plan, actions: h.plan.actions.filter((a) => a.kind === 'attach') };
+  const vm = buildViewModel({ ...h, plan: plain, prunePlan: h.plan, meta: META });
+  assert.deepEqual(vm.actions.map((a) => a.kind), ['attach']);
+  assert.deepEqual(
+    vm.prune?.actions.map((a) => [a.sign, a.kind, a.rowKey]),
+    [
+      ['+', 'attach', 'db/xvdc'],
+      ['-', 'detach', 'web/xvdc'],
+      ['-', 'free-loop', undefined],
+    ],
+  );
+  assert.match(vm.prune?.summary ?? '', /Plan: 1 to attach, 0 to change, 2 to detach/);
+  assert.equal(buildViewModel({ ...h, meta: META }).prune, undefined);
 });

@@ -324,6 +324,7 @@ export const BINDINGS: readonly Binding[] = [
     keys: 'r',
     does: 'refresh now',
     modes: NAV,
+    hint: 'r refresh',
     match: (i) => i === 'r',
     run: (_s, b) => ({ state: b, effect: 'refresh' }),
   },

@@ -76,7 +76,7 @@ test('the pending plan shows what apply would do and the summary', () => {
 });
 
 test('status line: keys, with apply only when available, and the message', () => {
-  assert.match(screen({ vm }), /\? help\s+Enter details\s+\/ filter\s+a apply\s+p prune\s+q quit/);
+  assert.match(screen({ vm }), /\? help\s+Enter details\s+\/ filter\s+a apply\s+p prune\s+r refresh\s+q quit/);
   const noApply = screen({ vm, canApply: false, ui: { mode: 'list', selected: 0, message: 'Apply is not available here.' } });
   assert.doesNotMatch(noApply, /a apply|p prune/);
   assert.match(noApply, /Apply is not available here\./);

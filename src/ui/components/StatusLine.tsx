@@ -33,9 +33,10 @@ export function StatusLine({ mode, canApply, actionCount, pruneActionCount = 0, 
   }
   const keys = mode === 'help' ? 'Esc close the help' : hints(mode, canApply);
   return (
+    // the message first: a narrow terminal cuts the end of the line, and the keys are in the help
     <Text wrap="truncate-end">
+      {message ? <Text color="yellow">{message} </Text> : null}
       <Text inverse> {keys} </Text>
-      {message ? <Text color="yellow"> {message}</Text> : null}
     </Text>
   );
 }

@@ -4,10 +4,11 @@
 // the status line are generated from it, so neither can describe a key that does something else.
 
 /**
- * list: the disk table; details: one disk; help: the key table; filter: typing a `/` filter;
+ * list: the disk table; details: one disk; help: the key table; events: the daemon's passes and the
+ * hook's requests; filter: typing a `/` filter;
  * confirm: y/n for the pending plan; confirm-prune: y/n for the plan with prune.
  */
-export type Mode = 'list' | 'details' | 'help' | 'filter' | 'confirm' | 'confirm-prune';
+export type Mode = 'list' | 'details' | 'help' | 'events' | 'filter' | 'confirm' | 'confirm-prune';
 
 /** The columns the table sorts by (shift-letter, as k9s). */
 export type SortCol = 'domain' | 'source' | 'sync' | 'health' | 'loop';
@@ -32,7 +33,7 @@ export interface UiState {
   query?: string;
   /** The table's order (default: the plan's, by domain then devid). */
   sort?: SortSpec;
-  /** The mode help or the filter prompt returns to. */
+  /** The mode help, the events or the filter prompt return to. */
   back?: 'list' | 'details';
   /** The help's first line shown (j/k). */
   scroll?: number;
@@ -207,6 +208,18 @@ export const BINDINGS: readonly Binding[] = [
       return none({ ...b, scroll: to });
     },
   },
+  // the daemon's events
+  {
+    keys: 'e Esc q',
+    does: 'close the events',
+    modes: ['events'],
+    match: (i, k) => i === 'e' || i === 'q' || Boolean(k.escape) || Boolean(k.return),
+    run: (s, b) => {
+      const next: UiState = { ...b, mode: s.back ?? 'list' };
+      delete next.back;
+      return none(next);
+    },
+  },
   // the table and the details
   {
     keys: '↑ ↓ k j',
@@ -321,6 +334,14 @@ export const BINDINGS: readonly Binding[] = [
     },
   },
   {
+    keys: 'e',
+    does: "the daemon's events: its last passes and their steps, the hook's serve/release requests",
+    modes: NAV,
+    hint: 'e events',
+    match: (i) => i === 'e',
+    run: (s, b) => none({ ...b, mode: 'events', back: s.mode === 'details' ? 'details' : 'list' }),
+  },
+  {
     keys: 'r',
     does: 'refresh now',
     modes: NAV,
@@ -380,6 +401,7 @@ export function reduceKey(state: UiState, input: string, key: KeyInfo, ctx: KeyC
     return none({ ...state, message: `${state.mode === 'confirm' ? 'Apply the plan' : 'Apply with prune'}? Press y or n.` });
   }
   if (state.mode === 'help') return none({ ...base, message: 'Esc, ? or q closes the help.' });
+  if (state.mode === 'events') return none({ ...base, message: 'Esc, e or q closes the events.' });
   const name = keyName(input, key);
   if (!name) return none(base);
   return none({ ...base, message: `Key ${name} does nothing here: ? lists the keys.` });
@@ -399,6 +421,7 @@ export function helpSections(canApply: boolean): [string, [string, string][]][] 
   const sections: [string, Mode][] = [
     ['Disk table', 'list'],
     ['Details of one disk', 'details'],
+    ['Daemon events', 'events'],
     ['Typing a / filter', 'filter'],
     ['Confirming an apply', 'confirm'],
     ['Help', 'help'],

@@ -4,6 +4,7 @@
 import type { DesiredState } from '../model/desired.js';
 import type { ObservedState } from '../model/observed.js';
 import type { Plan } from '../model/plan.js';
+import type { DaemonInfo } from './daemon-info.js';
 
 export interface Observation {
   desired: DesiredState;
@@ -18,6 +19,8 @@ export interface Observation {
    * prune, never allowDataLoss); absent without a valid config.
    */
   prunePlan?: Plan;
+  /** The daemon, as its control socket answered (absent: not asked). */
+  daemon?: DaemonInfo;
   /** Something to show although the load worked (e.g. the config is invalid: the last good one is used). */
   warning?: string;
 }

@@ -132,6 +132,7 @@ export function useLiveData(source: LiveSource, opts: LiveOptions = {}): LiveDat
               observedAt: observation.observedAt,
               observeMs: Math.round(observation.observeMs),
               ...(observation.warning !== undefined ? { warning: observation.warning } : {}),
+              ...(observation.daemon ? { daemon: observation.daemon } : {}),
             },
           })
         : undefined,

@@ -7,6 +7,8 @@ import { xenbusStateName, type BackendObs, type LoopObs, type ObservedState } fr
 import { ACTION_SIGN, type Action, type DiskStatus, type Finding, type Health, type Plan, type Severity, type SyncStatus } from '../model/plan.js';
 import { summaryLine } from '../cli/render/plan.js';
 import type { SortCol, SortSpec } from './keys.js';
+import type { DaemonEvent } from '../daemon/daemon.js';
+import type { DaemonInfo } from './daemon-info.js';
 
 /** Colours the components use (names Ink/chalk understand). */
 export type Tone = 'green' | 'yellow' | 'red' | 'gray' | 'cyan';
@@ -23,6 +25,19 @@ export interface ViewMeta {
   observeMs?: number;
   /** Shown in the header (e.g. the config is invalid and the last good one is used). */
   warning?: string;
+  /** The daemon as its control socket answered (absent: not asked, nothing shown). */
+  daemon?: DaemonInfo;
+}
+
+/** One line of the events view (e): a daemon pass or a hook request. */
+export interface EventVM {
+  /** "19:58:03" (UTC). */
+  at: string;
+  tone: Tone;
+  /** "pass #12: ..." / "hook serve backend/vbd/5/51728: physical-device 7:3" */
+  text: string;
+  /** The steps of a pass, one line each. */
+  steps: string[];
 }
 
 export interface HeaderVM {
@@ -42,6 +57,9 @@ export interface HeaderVM {
   actions: number;
   loops: number;
   loopsOurs: number;
+  /** "daemon pid 812, last pass #12 at 19:58:03 ok", "no daemon running"... (absent: not asked). */
+  daemon?: string;
+  daemonTone?: Tone;
 }
 
 export interface DiskRowVM {
@@ -124,6 +142,8 @@ export interface ViewModel {
    * 1,000 disks building them all would cost more than the rest of the view model) and cached.
    */
   details(key: string): DetailsVM | undefined;
+  /** The daemon's recent events, newest first (empty: no daemon, or not asked). */
+  events: EventVM[];
   /** What applying with prune would do (p): absent when it cannot be planned (no valid config). */
   prune?: { actions: ActionVM[]; summary: string };
 }
@@ -523,9 +543,40 @@ export function buildViewModel(input: BuildInput): ViewModel {
   if (meta.observeMs !== undefined) header.observeMs = meta.observeMs;
   if (meta.warning !== undefined) header.warning = meta.warning;
 
-  const vm: ViewModel = { header, rows, findings, actions, summary: planSummary(plan), details };
+  if (meta.daemon) {
+    const d = daemonLine(meta.daemon);
+    header.daemon = d.text;
+    header.daemonTone = d.tone;
+  }
+  const events = meta.daemon?.state === 'running' ? [...meta.daemon.events].reverse().map(eventVM) : [];
+  const vm: ViewModel = { header, rows, findings, actions, summary: planSummary(plan), details, events };
   if (input.prunePlan) vm.prune = { actions: input.prunePlan.actions.map(actionVM), summary: planSummary(input.prunePlan) };
   return sanitizeDeep(vm);
+}
+
+/** The header's daemon line (pure: the clock is the pass's own). */
+export function daemonLine(d: DaemonInfo): { text: string; tone: Tone } {
+  switch (d.state) {
+    case 'absent':
+      return { text: 'daemon not running (xvbd reconcile --watch): nothing reconciles by itself', tone: 'yellow' };
+    case 'unknown':
+      return { text: `daemon unknown: ${d.error}`, tone: 'yellow' };
+    case 'running': {
+      if (!d.lastPass) return { text: `daemon pid ${d.pid}, no pass yet`, tone: 'cyan' };
+      const p = d.lastPass;
+      return { text: `daemon pid ${d.pid}, last pass #${p.seq} at ${formatClock(Date.parse(p.at))} ${p.ok ? 'ok' : 'FAILED'}`, tone: p.ok ? 'green' : 'red' };
+    }
+  }
+}
+
+/** One event for the events view. */
+export function eventVM(e: DaemonEvent): EventVM {
+  const at = formatClock(Date.parse(e.at));
+  if (e.kind === 'pass') {
+    const steps = e.steps.map((s) => `${s.ok ? 'ok' : 'FAILED'} ${s.kind} ${s.label ?? s.target}${s.error !== undefined ? `: ${s.error}` : ''}`);
+    return { at, tone: !e.ok ? 'red' : e.steps.length > 0 ? 'cyan' : 'gray', text: `pass #${e.seq} (${Math.round(e.durationMs)} ms): ${e.summary}`, steps };
+  }
+  return { at, tone: e.ok ? 'cyan' : 'red', text: `hook ${e.kind === 'hook-serve' ? 'serve' : 'release'} ${e.backend}: ${e.ok ? '' : 'refused: '}${e.summary}`, steps: [] };
 }
 
 /**

@@ -76,7 +76,7 @@ test('the pending plan shows what apply would do and the summary', () => {
 });
 
 test('status line: keys, with apply only when available, and the message', () => {
-  assert.match(screen({ vm }), /\? help\s+Enter details\s+\/ filter\s+a apply\s+p prune\s+r refresh\s+q quit/);
+  assert.match(screen({ vm }), /\? help\s+Enter details\s+\/ filter\s+a apply\s+p prune\s+e events\s+r refresh\s+q quit/);
   const noApply = screen({ vm, canApply: false, ui: { mode: 'list', selected: 0, message: 'Apply is not available here.' } });
   assert.doesNotMatch(noApply, /a apply|p prune/);
   assert.match(noApply, /Apply is not available here\./);
@@ -265,4 +265,20 @@ test('80x24: RW stays, the table keeps most of the screen, nothing wraps or over
   assert.match(lineWith(s, 'DOMAIN'), /\sRW\s/);
   const rows = lines.filter((l) => /\.img/.test(l)).length;
   assert.ok(rows >= 12, `${rows} disk rows at 80x24:\n${s}`);
+});
+
+test('the header says whether a daemon runs and its last pass; e shows its events, newest first', () => {
+  const at = (s: number) => new Date(Date.UTC(2026, 11, 4, 19, 58, s)).toISOString();
+  const events = [
+    { at: at(1), kind: 'pass' as const, seq: 1, ok: true, summary: 'pass 1: 1 step ok', durationMs: 30, steps: [{ kind: 'attach', target: 't', label: 'web/xvda', ok: true }] },
+    { at: at(2), kind: 'hook-serve' as const, backend: 'backend/vbd/5/51728', ok: true, summary: 'physical-device 7:3' },
+  ];
+  const dvm = buildViewModel({ ...host(), meta: { ...META, daemon: { state: 'running', pid: 812, events, lastPass: { seq: 1, at: at(1), ok: true, summary: '' } } } });
+  assert.match(screen({ vm: dvm }), /^daemon pid 812, last pass #1 at 19:58:01 ok  findings 1 error/m);
+  const s = screen({ vm: dvm, ui: { mode: 'events', selected: 0, back: 'list' } });
+  assert.match(s, /Daemon events \(2, newest first\)\n\s+19:58:02  hook serve backend\/vbd\/5\/51728: physical-device 7:3\n\s+19:58:01  pass #1 \(30 ms\): pass 1: 1 step ok\n\s+ok attach web\/xvda/);
+  assert.match(s.split('\n').at(-1)!, /Esc close the events/);
+  const none = buildViewModel({ ...host(), meta: { ...META, daemon: { state: 'absent' } } });
+  assert.match(screen({ vm: none }), /^daemon not running \(xvbd reconcile --watch\): nothing reconciles by itself/m);
+  assert.match(screen({ vm: none, ui: { mode: 'events', selected: 0 } }), /Daemon events \(0, newest first\)\n\s+none: daemon not running/);
 });

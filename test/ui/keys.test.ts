@@ -130,6 +130,15 @@ test('? opens the help from the table or the details; Esc, ? or q closes it wher
   assert.equal(scroll(['j', 'q']).selected, 1, 'j in the help does not move the selection');
 });
 
+test('e shows the daemon events and Esc, e or q goes back where it was; other keys say how', () => {
+  assert.equal(run(at(1), ['e']).s.mode, 'events');
+  assert.equal(run(at(1), ['e', { escape: true }]).s.mode, 'list');
+  assert.equal(run(at(1, 'details'), ['e', 'e']).s.mode, 'details');
+  const q = run(at(1), ['e', 'q']);
+  assert.deepEqual([q.s.mode, q.effects.at(-1)], ['list', 'none'], 'q closes the events, does not quit');
+  assert.match(run(at(1), ['e', 'x']).s.message ?? '', /Esc, e or q closes the events/);
+});
+
 test('/ types a filter: characters (q and j too) edit it, Backspace deletes, Enter keeps, Esc clears (table)', () => {
   const cases: [string, (string | KeyInfo)[], UiState['mode'], string | undefined][] = [
     ['/ opens an empty prompt', ['/'], 'filter', ''],

@@ -40,6 +40,8 @@ test('live: plan shown, apply from the keyboard, watches and config changes upda
     assert.match(f, /\+ attach web1\/xvda <- \S+debian-12-template\.img \(ro, new loop device\)/);
     assert.match(f, new RegExp(`xenstore ${bench.sim.socketPath.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}`));
     assert.equal(bench.loops().size, 0, 'observing made no loop device');
+    // the header says whether a daemon answers on the control socket (none in this test's run dir)
+    assert.match(f, /^(daemon not running \(xvbd reconcile --watch\)|daemon pid \d+)/m);
 
     // 2. a, y: the apply runs (the real executor, the keeper holds the fds); the screen shows its log.
     await term.press('a');

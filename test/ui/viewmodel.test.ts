@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { buildViewModel, formatClock, healthTone, planSummary, sanitizeText, stateLabel, visibleRows, type ViewMeta } from '../../src/ui/viewmodel.js';
+import { buildViewModel, daemonLine, eventVM, formatClock, healthTone, planSummary, sanitizeText, stateLabel, visibleRows, type ViewMeta } from '../../src/ui/viewmodel.js';
 import type { Health, SyncStatus } from '../../src/model/plan.js';
 import { bigHost, cleanHost, host, IMG } from './fixtures.js';
 
@@ -323,4 +323,29 @@ test('the plan with prune: its actions and summary, linked to rows; absent witho
   );
   assert.match(vm.prune?.summary ?? '', /Plan: 1 to attach, 0 to change, 2 to detach/);
   assert.equal(buildViewModel({ ...h, meta: META }).prune, undefined);
+});
+
+test('the daemon in the header and its events, newest first (table)', () => {
+  const pass = { at: '2026-12-04T19:58:03.000Z', kind: 'pass' as const, seq: 4, ok: true, summary: 'pass 4: 1 step ok', durationMs: 12.4, steps: [{ kind: 'attach', target: '/local/domain/0/backend/vbd/5/51712', label: 'web/xvda', ok: true }] };
+  const failed = { ...pass, at: '2026-12-04T19:59:00.000Z', seq: 5, ok: false, summary: 'pass 5: 1 failed', steps: [{ kind: 'free-loop', target: 'loop7', ok: false, error: 'EBUSY' }] };
+  const hook = { at: '2026-12-04T19:59:30.000Z', kind: 'hook-serve' as const, backend: 'backend/vbd/5/51728', ok: false, summary: 'domain web1 has no disk with devid 51728' };
+  const lines: [string, Parameters<typeof daemonLine>[0], string, string][] = [
+    ['absent', { state: 'absent' }, 'daemon not running (xvbd reconcile --watch): nothing reconciles by itself', 'yellow'],
+    ['unknown', { state: 'unknown', error: 'EACCES' }, 'daemon unknown: EACCES', 'yellow'],
+    ['no pass yet', { state: 'running', pid: 9, events: [] }, 'daemon pid 9, no pass yet', 'cyan'],
+    ['last pass ok', { state: 'running', pid: 9, events: [], lastPass: { seq: 4, at: pass.at, ok: true, summary: '' } }, 'daemon pid 9, last pass #4 at 19:58:03 ok', 'green'],
+    ['last pass failed', { state: 'running', pid: 9, events: [], lastPass: { seq: 5, at: failed.at, ok: false, summary: '' } }, 'daemon pid 9, last pass #5 at 19:59:00 FAILED', 'red'],
+  ];
+  for (const [name, d, text, tone] of lines) assert.deepEqual(daemonLine(d), { text, tone }, name);
+  const cases: [string, Parameters<typeof eventVM>[0], ReturnType<typeof eventVM>][] = [
+    ['a pass with a step', pass, { at: '19:58:03', tone: 'cyan', text: 'pass #4 (12 ms): pass 4: 1 step ok', steps: ['ok attach web/xvda'] }],
+    ['a failed pass', failed, { at: '19:59:00', tone: 'red', text: 'pass #5 (12 ms): pass 5: 1 failed', steps: ['FAILED free-loop loop7: EBUSY'] }],
+    ['a refused hook request', hook, { at: '19:59:30', tone: 'red', text: 'hook serve backend/vbd/5/51728: refused: domain web1 has no disk with devid 51728', steps: [] }],
+  ];
+  for (const [name, e, want] of cases) assert.deepEqual(eventVM(e), want, name);
+  const vm = buildViewModel({ ...host(), meta: { ...META, daemon: { state: 'running', pid: 9, events: [pass, failed, hook] } } });
+  assert.deepEqual(vm.events.map((e) => e.at), ['19:59:30', '19:59:00', '19:58:03']);
+  assert.equal(vm.header.daemon, 'daemon pid 9, no pass yet');
+  assert.equal(vmOf().header.daemon, undefined, 'not asked: nothing said');
+  assert.deepEqual(vmOf().events, []);
 });

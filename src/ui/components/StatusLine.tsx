@@ -31,7 +31,7 @@ export function StatusLine({ mode, canApply, actionCount, pruneActionCount = 0, 
       </Text>
     );
   }
-  const keys = mode === 'help' ? 'Esc close the help' : hints(mode, canApply);
+  const keys = mode === 'help' ? 'Esc close the help' : mode === 'events' ? 'Esc close the events' : hints(mode, canApply);
   return (
     // the message first: a narrow terminal cuts the end of the line, and the keys are in the help
     <Text wrap="truncate-end">

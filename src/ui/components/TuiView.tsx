@@ -4,6 +4,7 @@ import { visibleRows, type ViewModel } from '../viewmodel.js';
 import { Details } from './Details.js';
 import { DiskTable } from './DiskTable.js';
 import { Findings, groupFindings } from './Findings.js';
+import { Events } from './Events.js';
 import { Header } from './Header.js';
 import { Help } from './Help.js';
 import { PendingPlan } from './PendingPlan.js';
@@ -74,6 +75,17 @@ export function TuiView({ vm, ui, width, height, canApply, activity, error, appl
         {header}
         <Text> </Text>
         <Help canApply={canApply} maxLines={helpRoom(headerLines, height)} scroll={ui.scroll ?? 0} />
+        <Text> </Text>
+        <StatusLine {...statusProps} />
+      </Box>
+    );
+  }
+  if (ui.mode === 'events') {
+    return (
+      <Box flexDirection="column">
+        {header}
+        <Text> </Text>
+        <Events events={vm.events} {...(vm.header.daemon !== undefined ? { daemon: vm.header.daemon } : {})} maxLines={Math.max(3, height - headerLines - 3)} />
         <Text> </Text>
         <StatusLine {...statusProps} />
       </Box>

@@ -5,10 +5,10 @@
 
 /**
  * list: the disk table; details: one disk; help: the key table; events: the daemon's passes and the
- * hook's requests; filter: typing a `/` filter;
+ * hook's requests; filter: typing a `/` filter; command: typing a `:` command;
  * confirm: y/n for the pending plan; confirm-prune: y/n for the plan with prune.
  */
-export type Mode = 'list' | 'details' | 'help' | 'events' | 'filter' | 'confirm' | 'confirm-prune';
+export type Mode = 'list' | 'details' | 'help' | 'events' | 'filter' | 'command' | 'confirm' | 'confirm-prune';
 
 /** The columns the table sorts by (shift-letter, as k9s). */
 export type SortCol = 'domain' | 'source' | 'sync' | 'health' | 'loop';
@@ -35,6 +35,8 @@ export interface UiState {
   sort?: SortSpec;
   /** The mode help, the events or the filter prompt return to. */
   back?: 'list' | 'details';
+  /** The `:` command being typed. */
+  command?: string;
   /** The help's first line shown (j/k). */
   scroll?: number;
 }
@@ -122,8 +124,55 @@ function sortBinding(letter: string, col: SortCol, title: string): Binding {
   };
 }
 
+// the : prompt (k9s): a command names a view, or quits
+/** The `:` commands: names (the first is shown), what it does, the mode it goes to or quit. */
+export const COMMANDS: readonly { names: string[]; does: string; to: Mode | 'quit' }[] = [
+  { names: ['disks', 'dsk', 'table'], does: 'the disk table', to: 'list' },
+  { names: ['events', 'ev'], does: "the daemon's events", to: 'events' },
+  { names: ['help', '?'], does: 'the help', to: 'help' },
+  { names: ['quit', 'q'], does: 'quit', to: 'quit' },
+];
+
+function runCommand(s: UiState, b: UiState, ctx: KeyContext): Result {
+  const text = (s.command ?? '').trim();
+  const next: UiState = { ...b, mode: 'list' };
+  delete next.command;
+  delete next.back;
+  if (text === '') return none(next);
+  const c = COMMANDS.find((x) => x.names.includes(text.toLowerCase()));
+  if (!c) return none({ ...next, message: `Unknown command :${text} (${COMMANDS.map((x) => `:${x.names[0]}`).join(' ')}).` });
+  if (c.to === 'quit') return ctx.applying ? none({ ...next, message: 'An apply is running: wait for it to finish, then quit.' }) : { state: next, effect: 'quit' };
+  return none(c.to === 'help' || c.to === 'events' ? { ...next, mode: c.to, back: 'list' } : { ...next, mode: c.to });
+}
+
+const COMMAND_BINDINGS: readonly Binding[] = [
+  { keys: 'Enter', does: 'run the command', modes: ['command'], match: (_i, k) => Boolean(k.return), run: (s, b, ctx) => runCommand(s, b, ctx) },
+  {
+    keys: 'Esc',
+    does: 'cancel',
+    modes: ['command'],
+    match: (_i, k) => Boolean(k.escape),
+    run: (s, b) => {
+      const next: UiState = { ...b, mode: s.back ?? 'list' };
+      delete next.command;
+      delete next.back;
+      return none(next);
+    },
+  },
+  { keys: 'Backspace', does: 'delete the last character', modes: ['command'], match: (_i, k) => isBack(k), run: (s, b) => none({ ...b, command: (s.command ?? '').slice(0, -1) }) },
+  {
+    keys: 'any character',
+    does: `type the command: ${COMMANDS.map((c) => `:${c.names.join(' :')} ${c.does}`).join(', ')}`,
+    modes: ['command'],
+    // eslint-disable-next-line no-control-regex
+    match: (i, k) => !k.ctrl && /^[^\u0000-\u001f\u007f-\u009f]+$/.test(i),
+    run: (s, b, _c, i) => none({ ...b, command: (s.command ?? '') + i }),
+  },
+];
+
 /** What each key does, in each mode; the help screen lists exactly this. */
 export const BINDINGS: readonly Binding[] = [
+  ...COMMAND_BINDINGS,
   // the confirmations take y/n only: any other key repeats the question
   {
     keys: 'y',
@@ -350,6 +399,13 @@ export const BINDINGS: readonly Binding[] = [
     run: (_s, b) => ({ state: b, effect: 'refresh' }),
   },
   {
+    keys: ':',
+    does: 'a command (k9s): :disks, :events, :help, :quit',
+    modes: NAV,
+    match: (i) => i === ':',
+    run: (s, b) => none({ ...b, mode: 'command', command: '', back: s.mode === 'details' ? 'details' : 'list' }),
+  },
+  {
     keys: '?',
     does: 'this help',
     modes: NAV,
@@ -423,6 +479,7 @@ export function helpSections(canApply: boolean): [string, [string, string][]][] 
     ['Details of one disk', 'details'],
     ['Daemon events', 'events'],
     ['Typing a / filter', 'filter'],
+    ['Typing a : command', 'command'],
     ['Confirming an apply', 'confirm'],
     ['Help', 'help'],
   ];

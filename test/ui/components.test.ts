@@ -233,6 +233,8 @@ test('/ filter: the prompt on the status line, the rows that match, a note; none
   assert.doesNotMatch(typing, /web\.img/);
   const none = screen({ vm, ui: { mode: 'list', selected: 0, query: 'nope' } });
   assert.match(none, /No disk matches "nope"\./);
+  const cmd = screen({ vm, ui: { mode: 'command', selected: 0, command: 'ev', back: 'list' } });
+  assert.match(cmd.split('\n').at(-1)!, /^:ev\s+Enter run\s+Esc cancel\s+\(disks, events, help, quit\)/);
 });
 
 test('sort: the sorted column has an arrow, the rows are in its order', () => {

@@ -139,6 +139,31 @@ test('e shows the daemon events and Esc, e or q goes back where it was; other ke
   assert.match(run(at(1), ['e', 'x']).s.message ?? '', /Esc, e or q closes the events/);
 });
 
+test(': runs a k9s-style command: views by name, quit; unknown ones say which exist (table)', () => {
+  const cases: [string, (string | KeyInfo)[], Partial<KeyContext>, UiState['mode'], string, RegExp | undefined][] = [
+    [': opens the prompt', [':'], {}, 'command', 'none', undefined],
+    [':events', [':', 'events', { return: true }], {}, 'events', 'none', undefined],
+    [':ev', [':', 'ev', { return: true }], {}, 'events', 'none', undefined],
+    [':help', [':', 'help', { return: true }], {}, 'help', 'none', undefined],
+    [':disks from the details', [':', 'disks', { return: true }], {}, 'list', 'none', undefined],
+    [':q quits', [':', 'q', { return: true }], {}, 'list', 'quit', undefined],
+    [':quit while applying refuses', [':', 'quit', { return: true }], { applying: true }, 'list', 'none', /apply is running/],
+    ['unknown', [':', 'pods', { return: true }], {}, 'list', 'none', /Unknown command :pods \(:disks :events :help :quit\)\./],
+    ['Backspace edits', [':', 'evx', { backspace: true }, { return: true }], {}, 'events', 'none', undefined],
+    ['Esc cancels', [':', 'q', { escape: true }], {}, 'list', 'none', undefined],
+    ['empty: back', [':', { return: true }], {}, 'list', 'none', undefined],
+  ];
+  for (const [name, keys, c, mode, effect, message] of cases) {
+    const split = keys.flatMap((k): (string | KeyInfo)[] => (typeof k === 'string' ? [...k] : [k]));
+    const { s, effects } = run(at(1, name.includes('details') ? 'details' : 'list'), split, c);
+    assert.equal(s.mode, mode, name);
+    assert.equal(effects.at(-1), effect, name);
+    if (s.mode !== 'command') assert.equal(s.command, undefined, `${name}: the prompt is gone`);
+    if (message) assert.match(s.message ?? '', message, name);
+  }
+  assert.equal(run(at(1), [':', 'e', 'v']).s.command, 'ev');
+});
+
 test('/ types a filter: characters (q and j too) edit it, Backspace deletes, Enter keeps, Esc clears (table)', () => {
   const cases: [string, (string | KeyInfo)[], UiState['mode'], string | undefined][] = [
     ['/ opens an empty prompt', ['/'], 'filter', ''],
@@ -218,7 +243,7 @@ test('a key that does nothing says so, and points at ?', () => {
 test('the help cannot lie: every key it lists acts, every key that acts is listed (from the one table)', () => {
   const listed = new Map<Mode, Set<string>>();
   for (const [title, rows] of helpSections(true)) {
-    const mode: Mode = /table/.test(title) ? 'list' : /Details/.test(title) ? 'details' : /filter/.test(title) ? 'filter' : /Confirming/.test(title) ? 'confirm' : 'help';
+    const mode: Mode = /table/.test(title) ? 'list' : /Details/.test(title) ? 'details' : /filter/.test(title) ? 'filter' : /command/.test(title) ? 'command' : /events/.test(title) ? 'events' : /Confirming/.test(title) ? 'confirm' : 'help';
     const set = new Set<string>();
     for (const [keys] of rows) for (const k of keys.split(' ')) set.add(k);
     listed.set(mode, set);

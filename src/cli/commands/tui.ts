@@ -13,10 +13,10 @@ It re-observes on xenstore watch events and config changes, and every --interval
 Keys (? in the TUI lists them all): arrows or j/k select a disk, Enter shows its details (Esc back),
 / filters the disks by text (Esc clears), f shows only the disks that need attention, N O S H L
 sort by domain, source, sync, health, loop device (again: reversed), e lists the daemon's recent
-passes and the hook's requests (the header says whether a daemon runs, and its last pass), a
-applies the pending plan after a y/n confirmation, p applies with prune (as \`xvbd apply --prune\`,
-never --allow-data-loss) after showing exactly what it would detach, replace and free, r refreshes
-now, q quits (Ctrl-C too).
+passes and the hook's requests (the header says whether a daemon runs, and its last pass), :
+takes a command (:disks :events :help :quit), a applies the pending plan after a y/n confirmation,
+p applies with prune (as \`xvbd apply --prune\`, never --allow-data-loss) after showing exactly
+what it would detach, replace and free, r refreshes now, q quits (Ctrl-C too).
 
 Options:
   --config DIR        the desired-state directory (default $XVBD_CONFIG or /etc/xvbd)

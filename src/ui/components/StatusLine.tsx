@@ -10,15 +10,26 @@ export interface StatusLineProps {
   message?: string;
   /** The `/` filter being typed. */
   query?: string;
+  /** The `:` command being typed. */
+  command?: string;
 }
 
-export function StatusLine({ mode, canApply, actionCount, pruneActionCount = 0, message, query }: StatusLineProps) {
+export function StatusLine({ mode, canApply, actionCount, pruneActionCount = 0, message, query, command }: StatusLineProps) {
   if (mode === 'confirm' || mode === 'confirm-prune') {
     const n = mode === 'confirm' ? actionCount : pruneActionCount;
     return (
       <Text color="yellow" bold wrap="truncate-end">
         {mode === 'confirm' ? 'Apply' : 'Apply with prune:'} {n} action{n === 1 ? '' : 's'} now? (y/n)
         {message ? <Text> {message}</Text> : null}
+      </Text>
+    );
+  }
+  if (mode === 'command') {
+    return (
+      <Text wrap="truncate-end">
+        <Text bold>:{command ?? ''}</Text>
+        <Text inverse> </Text>
+        <Text dimColor>  Enter run  Esc cancel  (disks, events, help, quit)</Text>
       </Text>
     );
   }

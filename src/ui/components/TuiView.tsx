@@ -66,6 +66,7 @@ export function TuiView({ vm, ui, width, height, canApply, activity, error, appl
     ...(vm.prune ? { pruneActionCount: vm.prune.actions.length } : {}),
     ...(ui.message !== undefined ? { message: ui.message } : {}),
     ...(ui.query !== undefined ? { query: ui.query } : {}),
+    ...(ui.command !== undefined ? { command: ui.command } : {}),
   };
   const headerLines = headerLineCount(vm, error);
   const header = <Header header={vm.header} {...(activity ? { activity } : {})} {...(error ? { error } : {})} />;

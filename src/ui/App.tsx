@@ -4,7 +4,7 @@
 import { useEffect, useRef, useState } from 'react';
 import { useApp, useInput, useStdout } from 'ink';
 import { helpLines, helpMaxScroll } from './components/Help.js';
-import { headerLineCount, helpRoom, TuiView } from './components/TuiView.js';
+import { headerLineCount, helpRoom, pruneRoom, TuiView } from './components/TuiView.js';
 import { INITIAL_UI, reconcileSelection, reduceKey, splitKeys, type Effect, type UiState } from './keys.js';
 
 /** The screen's lines (one is left for the cursor Ink leaves under the last). */
@@ -103,6 +103,7 @@ export function App(props: AppProps) {
         // an apply started by an earlier key of this same chunk counts too
         applying: l.applying || applyStarted,
         pageSize: Math.max(1, l.height - 20),
+        pruneMaxScroll: Math.max(0, (l.vm?.prune?.actions.length ?? 0) - pruneRoom(headerLineCount(l.vm, l.error), viewHeight(l.height))),
         helpMaxScroll: helpMaxScroll(helpLines(l.onApply !== undefined).length, helpRoom(headerLineCount(l.vm, l.error), viewHeight(l.height))),
       });
       let next = state;

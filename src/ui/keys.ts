@@ -75,6 +75,8 @@ export interface KeyContext {
   pageSize: number;
   /** How far the help scrolls (0: it fits). */
   helpMaxScroll?: number;
+  /** How far the prune confirmation's list scrolls (0: it fits). */
+  pruneMaxScroll?: number;
 }
 
 export const INITIAL_UI: UiState = { mode: 'list', selected: 0 };
@@ -182,8 +184,10 @@ export const BINDINGS: readonly Binding[] = [
     run: (s, b, ctx) => {
       const prune = s.mode === 'confirm-prune';
       const count = prune ? (ctx.pruneActionCount ?? 0) : ctx.actionCount;
-      if (count === 0) return none({ ...b, mode: 'list', message: 'Nothing to apply any more: the plan changed.' });
-      return { state: { ...b, mode: 'list' }, effect: prune ? 'apply-prune' : 'apply' };
+      const next: UiState = { ...b, mode: 'list' };
+      delete next.scroll;
+      if (count === 0) return none({ ...next, message: 'Nothing to apply any more: the plan changed.' });
+      return { state: next, effect: prune ? 'apply-prune' : 'apply' };
     },
   },
   {
@@ -191,7 +195,21 @@ export const BINDINGS: readonly Binding[] = [
     does: 'no: cancel',
     modes: CONFIRMS,
     match: (i, k) => i === 'n' || i === 'N' || i === 'q' || Boolean(k.escape),
-    run: (_s, b) => none({ ...b, mode: 'list', message: 'Apply cancelled.' }),
+    run: (_s, b) => {
+      const next: UiState = { ...b, mode: 'list', message: 'Apply cancelled.' };
+      delete next.scroll;
+      return none(next);
+    },
+  },
+  {
+    keys: '↑ ↓ k j',
+    does: 'scroll the actions with prune (every one is shown before y)',
+    modes: ['confirm-prune'],
+    match: (i, k) => Boolean(k.upArrow || k.downArrow) || i === 'k' || i === 'j',
+    run: (s, b, ctx, i, k) => {
+      const max = ctx.pruneMaxScroll ?? 0;
+      return none({ ...b, scroll: Math.max(0, Math.min(max, (s.scroll ?? 0) + (k.upArrow || i === 'k' ? -1 : 1))) });
+    },
   },
   // the filter prompt: typing edits the text (the table follows), Enter keeps it, Esc drops it
   {
@@ -379,7 +397,7 @@ export const BINDINGS: readonly Binding[] = [
       if (ctx.applying) return none({ ...b, message: 'An apply is already running.' });
       if (ctx.pruneActionCount === undefined) return none({ ...b, message: 'Nothing to prune against: no valid config yet.' });
       if (ctx.pruneActionCount === 0) return none({ ...b, message: 'Nothing to apply, even with prune.' });
-      return none({ ...b, mode: 'confirm-prune' });
+      return none({ ...b, mode: 'confirm-prune', scroll: 0 });
     },
   },
   {
@@ -480,7 +498,7 @@ export function helpSections(canApply: boolean): [string, [string, string][]][] 
     ['Daemon events', 'events'],
     ['Typing a / filter', 'filter'],
     ['Typing a : command', 'command'],
-    ['Confirming an apply', 'confirm'],
+    ['Confirming an apply (a, p)', 'confirm-prune'],
     ['Help', 'help'],
   ];
   return sections.map(([title, mode]) => [

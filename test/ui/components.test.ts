@@ -3,7 +3,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createElement as h } from 'react';
 import { renderToString } from 'ink';
-import { TuiView, type TuiViewProps } from '../../src/ui/components/TuiView.js';
+import { pruneRoom, TuiView, type TuiViewProps } from '../../src/ui/components/TuiView.js';
 import { tableWindow, windowStart } from '../../src/ui/components/DiskTable.js';
 import { fit, fitLeft } from '../../src/ui/components/text.js';
 import { buildViewModel, type ViewMeta } from '../../src/ui/viewmodel.js';
@@ -283,4 +283,21 @@ test('the header says whether a daemon runs and its last pass; e shows its event
   const none = buildViewModel({ ...host(), meta: { ...META, daemon: { state: 'absent' } } });
   assert.match(screen({ vm: none }), /^daemon not running \(xvbd reconcile --watch\): nothing reconciles by itself/m);
   assert.match(screen({ vm: none, ui: { mode: 'events', selected: 0 } }), /Daemon events \(0, newest first\)\n\s+none: daemon not running/);
+});
+
+test('p with more actions than fit: j/k scroll through every one before y', () => {
+  const hst = host();
+  const free = hst.plan.actions.find((a) => a.kind === 'free-loop')!;
+  const many = Array.from({ length: 40 }, (_, i) => (free.kind === 'free-loop' ? { ...free, loop: { ...free.loop, name: `loop${100 + i}` } } : free));
+  const pvm = buildViewModel({ ...hst, plan: { ...hst.plan, actions: [] }, prunePlan: { ...hst.plan, actions: many }, meta: META });
+  const top = screen({ vm: pvm, ui: { mode: 'confirm-prune', selected: 0, scroll: 0 }, height: 30 });
+  assert.ok(top.split('\n').length <= 30, top);
+  const room = pruneRoom(3, 30);
+  assert.match(top, new RegExp(`… and ${40 - room} more \\(j/k scroll\\)`));
+  assert.doesNotMatch(top, /above/);
+  const end = screen({ vm: pvm, ui: { mode: 'confirm-prune', selected: 0, scroll: 40 - room }, height: 30 });
+  assert.ok(end.split('\n').length <= 30, end);
+  assert.match(end, new RegExp(`↑ ${40 - room} above`));
+  assert.match(end, /- free loop139 /, 'the last action is reachable');
+  assert.doesNotMatch(end, /more \(j\/k scroll\)/);
 });

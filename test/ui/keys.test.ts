@@ -211,7 +211,7 @@ test('p: apply with prune after its own confirmation; never without one (table)'
     ['p y applies with prune', ['p', 'y'], { pruneActionCount: 3 }, 'list', 'apply-prune', undefined],
     ['p n cancels', ['p', 'n'], { pruneActionCount: 3 }, 'list', 'none', /cancelled/],
     ['p Esc cancels', ['p', { escape: true }], { pruneActionCount: 3 }, 'list', 'none', /cancelled/],
-    ['p j repeats the question', ['p', 'j'], { pruneActionCount: 3 }, 'confirm-prune', 'none', /Apply with prune\? Press y or n/],
+    ['p x repeats the question', ['p', 'x'], { pruneActionCount: 3 }, 'confirm-prune', 'none', /Apply with prune\? Press y or n/],
     ['p with nothing to prune', ['p'], { pruneActionCount: 0 }, 'list', 'none', /Nothing to apply, even with prune/],
     ['p without a config', ['p'], {}, 'list', 'none', /no valid config/],
     ['p without apply', ['p'], { canApply: false, pruneActionCount: 3 }, 'list', 'none', /not available/],
@@ -227,6 +227,14 @@ test('p: apply with prune after its own confirmation; never without one (table)'
   const emptied = reduceKey(at(0, 'confirm-prune'), 'y', {}, { ...ctx, pruneActionCount: 0 });
   assert.deepEqual([emptied.state.mode, emptied.effect], ['list', 'none'], 'y after the prune plan emptied');
   assert.match(emptied.state.message ?? '', /plan changed/);
+  // j/k scroll the list with prune, within its length; y or n forgets the scroll
+  const sc = (keys: (string | KeyInfo)[]) => run(at(0), ['p', ...keys], { pruneActionCount: 30, pruneMaxScroll: 2 });
+  assert.equal(sc(['j']).s.scroll, 1);
+  assert.equal(sc(['j', 'j', 'j']).s.scroll, 2, 'not past the end');
+  assert.equal(sc([{ downArrow: true }, 'k', 'k']).s.scroll, 0, 'not above the start');
+  assert.equal(sc(['j']).s.mode, 'confirm-prune');
+  assert.deepEqual([sc(['j', 'y']).s.scroll, sc(['j', 'y']).effects.at(-1)], [undefined, 'apply-prune']);
+  assert.equal(sc(['j', 'n']).s.scroll, undefined);
   // y in the plain confirmation is still the plain apply
   assert.deepEqual(run(at(0), ['a', 'y'], { pruneActionCount: 3 }).effects, ['none', 'apply']);
 });

@@ -35,6 +35,11 @@ export function helpRoom(headerLines: number, height: number): number {
   return Math.max(3, height - headerLines - 3);
 }
 
+/** Actions the prune confirmation shows at once (the rest scroll with j/k). */
+export function pruneRoom(headerLines: number, height: number): number {
+  return Math.max(1, height - headerLines - 8);
+}
+
 /**
  * The whole screen, as a pure function of its props. Lays out the header, the disk table,
  * the findings, the pending plan (or the apply log) and the status line within `height` lines.
@@ -105,7 +110,7 @@ export function TuiView({ vm, ui, width, height, canApply, activity, error, appl
         <Text bold color="yellow" wrap="truncate-end">
           Apply with prune ({letGo}); data guard on, never --allow-data-loss:
         </Text>
-        <PendingPlan actions={order} summary={vm.prune.summary} max={Math.max(1, height - headerLines - 7)} title="With prune" />
+        <PendingPlan actions={order} summary={vm.prune.summary} max={pruneRoom(headerLines, height)} title="With prune" offset={ui.scroll ?? 0} moreHint="j/k scroll" />
         <Text> </Text>
         <StatusLine {...statusProps} />
       </Box>

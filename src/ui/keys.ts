@@ -501,7 +501,8 @@ export function helpSections(canApply: boolean): [string, [string, string][]][] 
     ['Confirming an apply (a, p)', 'confirm-prune'],
     ['Help', 'help'],
   ];
-  return sections.map(([title, mode]) => [
+  // without apply (--no-apply) there is nothing to confirm
+  return sections.filter(([, mode]) => canApply || mode !== 'confirm-prune').map(([title, mode]) => [
     title,
     BINDINGS.filter((b) => b.modes.includes(mode) && (canApply || !(b.keys === 'a' || b.keys === 'p'))).map((b) => [b.keys, b.does] as [string, string]),
   ]);

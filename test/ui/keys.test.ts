@@ -270,4 +270,6 @@ test('the help cannot lie: every key it lists acts, every key that acts is liste
   for (const h of hints('list', true).split('  ')) assert.ok(listed.get('list')!.has(h.split(' ')[0]!), h);
   assert.doesNotMatch(hints('list', false), /a apply|p prune/);
   assert.ok(!helpSections(false).some(([, rows]) => rows.some(([k]) => k === 'a' || k === 'p')), 'no apply keys in the help of --no-apply');
+  assert.ok(!helpSections(false).some(([title]) => /Confirming/.test(title)), 'nor the confirmation');
+  assert.ok(helpSections(true).some(([title]) => /Confirming/.test(title)));
 });

@@ -346,7 +346,7 @@ export class Daemon {
     }
   }
 
-  /** The last EVENTS_KEPT passes and hook requests, oldest first (the control socket's `events`). */
+  /** The last EVENTS_KEPT passes and hook requests, in the order they finished (the control socket's `events`). */
   private readonly events: DaemonEvent[] = [];
 
   private record(e: DaemonEvent): void {

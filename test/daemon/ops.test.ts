@@ -105,7 +105,8 @@ test('the hook path: serve a libxl-made backend through the control socket, then
       ['hook-release', 'backend/vbd/5/51728', true],
     ]);
     assert.match(events.find((e) => e.kind === 'hook-serve' && !e.ok)!.summary, /has no disk with devid 51712/);
-    assert.ok(events.every((e, i) => i === 0 || e.at >= events[i - 1]!.at), 'oldest first');
+    const seqs = events.filter((e) => e.kind === 'pass').map((e) => e.seq!);
+    assert.deepEqual(seqs, [...seqs].sort((x, y) => x - y), 'in the order they finished: passes by seq');
     const last = await h.request('events', { n: 1 });
     assert.deepEqual(last.events, events.slice(-1));
     const badN = await h.request('events', { n: 0 });

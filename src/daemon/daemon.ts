@@ -346,7 +346,24 @@ export class Daemon {
     }
   }
 
+  /** The last EVENTS_KEPT passes and hook requests, in the order they finished (the control socket's `events`). */
+  private readonly events: DaemonEvent[] = [];
+
+  private record(e: DaemonEvent): void {
+    this.events.push(e);
+    if (this.events.length > EVENTS_KEPT) this.events.splice(0, this.events.length - EVENTS_KEPT);
+  }
+
   private afterPass(p: PassOutcome): void {
+    this.record({
+      at: p.startedAt,
+      kind: 'pass',
+      seq: p.seq,
+      ok: p.ok,
+      summary: p.summary,
+      durationMs: p.durationMs,
+      steps: p.steps.map((st) => ({ kind: st.kind, target: st.target, ...(st.label !== undefined ? { label: st.label } : {}), ok: st.ok, ...(st.error !== undefined ? { error: st.error } : {}) })),
+    });
     this.metrics?.afterPass(p, { passes: p.seq, loopsHeld: this.registry.fds().length });
     void this.notifier.status(statusLine(p)).catch(() => undefined);
     this.watchConfig();
@@ -380,12 +397,33 @@ export class Daemon {
         const o = await this.reconciler.trigger(`control (${String(req.reason ?? 'request').slice(0, 40)})`, { urgent: true });
         return { pass: outcomeJson(o) };
       }
+      case 'events': {
+        // read-only: the last passes and hook requests, oldest first (at most `n`)
+        const n = req.n === undefined ? EVENTS_KEPT : req.n;
+        if (typeof n !== 'number' || !Number.isInteger(n) || n < 1) throw new ControlError(`events: n must be a positive integer, got ${JSON.stringify(n)?.slice(0, 40)}`);
+        return { kept: EVENTS_KEPT, events: this.events.slice(-Math.min(n, EVENTS_KEPT)) };
+      }
       case 'serve':
-        return this.serve(req);
+        return this.recorded('hook-serve', req, () => this.serve(req));
       case 'release':
-        return this.release(req);
+        return this.recorded('hook-release', req, () => this.release(req));
       default:
-        throw new ControlError(`unknown op "${req.op}" (ping, status, reconcile, serve, release)`);
+        throw new ControlError(`unknown op "${req.op}" (ping, status, events, reconcile, serve, release)`);
+    }
+  }
+
+  /** Runs a hook request and records it as an event (its answer or its error). */
+  private async recorded(kind: 'hook-serve' | 'hook-release', req: ControlRequest, fn: () => Promise<Record<string, unknown>>): Promise<Record<string, unknown>> {
+    const at = new Date().toISOString();
+    const backend = typeof req.backend === 'string' ? req.backend.slice(0, 200) : String(req.backend);
+    try {
+      const r = await fn();
+      const detail = kind === 'hook-serve' ? `physical-device ${String(r.physicalDevice)}` : r.released ? `released ${String(r.device)}` : 'nothing held';
+      this.record({ at, kind, backend, ok: true, summary: detail });
+      return r;
+    } catch (err) {
+      this.record({ at, kind, backend, ok: false, summary: (err as Error).message.split('\n')[0]!.slice(0, 300) });
+      throw err;
     }
   }
 
@@ -509,6 +547,22 @@ export function statusLine(p: PassOutcome): string {
   const failed = p.steps.filter((s) => !s.ok).length;
   return `${p.synced}/${p.disks} disks synced, ${p.findings} findings${failed ? `, ${failed} steps failed` : ''}${cfg}; pass ${p.seq}`;
 }
+
+/** How many events (passes, hook requests) the daemon keeps for the control socket's `events`. */
+export const EVENTS_KEPT = 100;
+
+/** One entry of the control socket's `events`: a pass, or a hook request (serve / release). */
+export type DaemonEvent =
+  | {
+      at: string;
+      kind: 'pass';
+      seq: number;
+      ok: boolean;
+      summary: string;
+      durationMs: number;
+      steps: { kind: string; target: string; label?: string; ok: boolean; error?: string }[];
+    }
+  | { at: string; kind: 'hook-serve' | 'hook-release'; backend: string; ok: boolean; summary: string };
 
 export function outcomeJson(o: PassOutcome): Record<string, unknown> {
   const { plan, observed, ...rest } = o;

@@ -17,10 +17,13 @@ export function sameActions(a: readonly Action[], b: readonly Action[]): boolean
 }
 
 export function makeApply(configDir: string, host?: string): ApplyFn {
-  return async (shown, _desired, onLine) => {
+  return async (shown, _desired, onLine, opts = {}) => {
     let changed: number | undefined;
+    const prune = opts.prune === true;
     const out = await applyOnce({
       configDir,
+      // as `xvbd apply --prune`: the same planner and data guard; the TUI never passes --allow-data-loss
+      ...(prune ? { prune: true } : {}),
       ...(host !== undefined ? { host } : {}),
       approve: async (fresh) => {
         if (sameActions(fresh.actions, shown.actions)) return true;
@@ -30,7 +33,7 @@ export function makeApply(configDir: string, host?: string): ApplyFn {
       onEvent: (e) => onLine(stepLine(e)),
     });
     if (changed !== undefined) {
-      return { ok: false, summary: `Nothing done: the plan changed since it was shown (${changed === 1 ? '1 action' : `${changed} actions`} now). Review it and press a again.` };
+      return { ok: false, summary: `Nothing done: the plan changed since it was shown (${changed === 1 ? '1 action' : `${changed} actions`} now). Review it and press ${prune ? 'p' : 'a'} again.` };
     }
     if (!out.result) return { ok: true, summary: 'Nothing to do: the host already matches the config.' };
     const done = out.result.steps.filter((s) => s.ok).length;

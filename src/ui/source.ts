@@ -4,6 +4,7 @@
 import type { DesiredState } from '../model/desired.js';
 import type { ObservedState } from '../model/observed.js';
 import type { Plan } from '../model/plan.js';
+import type { DaemonInfo } from './daemon-info.js';
 
 export interface Observation {
   desired: DesiredState;
@@ -13,6 +14,13 @@ export interface Observation {
   observedAt: number;
   /** How long load() took (ms). */
   observeMs: number;
+  /**
+   * The plan `xvbd apply --prune` would carry out on this observation (the config's policy with
+   * prune, never allowDataLoss); absent without a valid config.
+   */
+  prunePlan?: Plan;
+  /** The daemon, as its control socket answered (absent: not asked). */
+  daemon?: DaemonInfo;
   /** Something to show although the load worked (e.g. the config is invalid: the last good one is used). */
   warning?: string;
 }
@@ -40,7 +48,10 @@ export interface LiveSource {
   subscribe(onChange: (why: string) => void): () => Promise<void>;
   /** Called after every successful load (e.g. to watch the frontends it found). */
   observed?(o: Observation): void;
-  /** Carries out a plan, reporting progress lines. Absent when applying is not possible here. */
-  apply?(plan: Plan, desired: DesiredState, onLine: (line: string) => void): Promise<ApplyOutcome>;
+  /**
+   * Carries out a plan, reporting progress lines; prune: as `apply --prune` (`plan` is the plan with
+   * prune that was shown). Absent when applying is not possible here.
+   */
+  apply?(plan: Plan, desired: DesiredState, onLine: (line: string) => void, opts?: { prune?: boolean }): Promise<ApplyOutcome>;
   close(): Promise<void>;
 }

@@ -23,8 +23,8 @@ export interface LiveData {
   /** Completed loads. */
   loads: number;
   refresh(): void;
-  /** Undefined when the source cannot apply. */
-  apply?: () => void;
+  /** Undefined when the source cannot apply. prune: the plan with prune. */
+  apply?: (opts?: { prune?: boolean }) => void;
 }
 
 function message(err: unknown): string {
@@ -91,17 +91,21 @@ export function useLiveData(source: LiveSource, opts: LiveOptions = {}): LiveDat
     coalescer.runNow();
   }, [coalescer]);
 
-  const apply = useCallback(() => {
+  const apply = useCallback((opts: { prune?: boolean } = {}) => {
     const o = latest.current;
     if (!source.apply || !o || applyingRef.current) return;
+    const prune = opts.prune === true;
+    const shown = prune ? o.prunePlan : o.plan;
+    if (!shown) return;
     applyingRef.current = true;
     setApplying(true);
-    setApplyLog([`Applying ${o.plan.actions.length === 1 ? '1 action' : `${o.plan.actions.length} actions`} planned at ${new Date(o.observedAt).toISOString().slice(11, 19)}…`]);
+    const n = shown.actions.length;
+    setApplyLog([`Applying${prune ? ' with prune' : ''} ${n === 1 ? '1 action' : `${n} actions`} planned at ${new Date(o.observedAt).toISOString().slice(11, 19)}…`]);
     const add = (line: string) => {
       if (mounted.current) setApplyLog((l) => [...l.slice(-200), sanitizeText(line.slice(0, 1000))]);
     };
     void source
-      .apply(o.plan, o.desired, add)
+      .apply(shown, o.desired, add, prune ? { prune: true } : {})
       .then(
         (r) => add(r.summary),
         (err) => add(`Apply failed: ${message(err)}`),
@@ -120,6 +124,7 @@ export function useLiveData(source: LiveSource, opts: LiveOptions = {}): LiveDat
             plan: observation.plan,
             observed: observation.observed,
             desired: observation.desired,
+            ...(observation.prunePlan ? { prunePlan: observation.prunePlan } : {}),
             meta: {
               host: source.host,
               socket: source.socket,
@@ -127,6 +132,7 @@ export function useLiveData(source: LiveSource, opts: LiveOptions = {}): LiveDat
               observedAt: observation.observedAt,
               observeMs: Math.round(observation.observeMs),
               ...(observation.warning !== undefined ? { warning: observation.warning } : {}),
+              ...(observation.daemon ? { daemon: observation.daemon } : {}),
             },
           })
         : undefined,

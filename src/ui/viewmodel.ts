@@ -6,6 +6,9 @@ import type { DesiredState } from '../model/desired.js';
 import { xenbusStateName, type BackendObs, type LoopObs, type ObservedState } from '../model/observed.js';
 import { ACTION_SIGN, type Action, type DiskStatus, type Finding, type Health, type Plan, type Severity, type SyncStatus } from '../model/plan.js';
 import { summaryLine } from '../cli/render/plan.js';
+import type { SortCol, SortSpec } from './keys.js';
+import type { DaemonEvent } from '../daemon/daemon.js';
+import type { DaemonInfo } from './daemon-info.js';
 
 /** Colours the components use (names Ink/chalk understand). */
 export type Tone = 'green' | 'yellow' | 'red' | 'gray' | 'cyan';
@@ -22,6 +25,19 @@ export interface ViewMeta {
   observeMs?: number;
   /** Shown in the header (e.g. the config is invalid and the last good one is used). */
   warning?: string;
+  /** The daemon as its control socket answered (absent: not asked, nothing shown). */
+  daemon?: DaemonInfo;
+}
+
+/** One line of the events view (e): a daemon pass or a hook request. */
+export interface EventVM {
+  /** "19:58:03" (UTC). */
+  at: string;
+  tone: Tone;
+  /** "pass #12: ..." / "hook serve backend/vbd/5/51728: physical-device 7:3" */
+  text: string;
+  /** The steps of a pass, one line each. */
+  steps: string[];
 }
 
 export interface HeaderVM {
@@ -41,6 +57,9 @@ export interface HeaderVM {
   actions: number;
   loops: number;
   loopsOurs: number;
+  /** "daemon pid 812, last pass #12 at 19:58:03 ok", "no daemon running"... (absent: not asked). */
+  daemon?: string;
+  daemonTone?: Tone;
 }
 
 export interface DiskRowVM {
@@ -123,6 +142,10 @@ export interface ViewModel {
    * 1,000 disks building them all would cost more than the rest of the view model) and cached.
    */
   details(key: string): DetailsVM | undefined;
+  /** The daemon's recent events, newest first (empty: no daemon, or not asked). */
+  events: EventVM[];
+  /** What applying with prune would do (p): absent when it cannot be planned (no valid config). */
+  prune?: { actions: ActionVM[]; summary: string };
 }
 
 /** "4 Connected", "-" when unknown. */
@@ -249,6 +272,11 @@ export interface BuildInput {
   observed: ObservedState;
   desired?: DesiredState;
   meta: ViewMeta;
+  /**
+   * The plan `xvbd apply --prune` would carry out now (same observation, the config's policy with
+   * prune, never allowDataLoss); absent without a valid config.
+   */
+  prunePlan?: Plan;
 }
 
 /**
@@ -322,7 +350,7 @@ export function buildViewModel(input: BuildInput): ViewModel {
       rowKeys: findingKeys(f),
     }));
 
-  const actions: ActionVM[] = plan.actions.map((a) => {
+  const actionVM = (a: Action): ActionVM => {
     const d = describeAction(a);
     let key: string | undefined;
     const ak = d.domain !== undefined && d.vdev !== undefined ? sanitizeText(rowKey(d.domain, d.vdev)) : undefined;
@@ -338,7 +366,8 @@ export function buildViewModel(input: BuildInput): ViewModel {
       ...(d.reason !== undefined ? { reason: d.reason } : {}),
       ...(key !== undefined ? { rowKey: key } : {}),
     } satisfies ActionVM;
-  });
+  };
+  const actions: ActionVM[] = plan.actions.map(actionVM);
 
   const findingCount = new Map<string, number>();
   for (const f of findings) for (const k of f.rowKeys) findingCount.set(k, (findingCount.get(k) ?? 0) + 1);
@@ -514,7 +543,40 @@ export function buildViewModel(input: BuildInput): ViewModel {
   if (meta.observeMs !== undefined) header.observeMs = meta.observeMs;
   if (meta.warning !== undefined) header.warning = meta.warning;
 
-  return sanitizeDeep({ header, rows, findings, actions, summary: planSummary(plan), details });
+  if (meta.daemon) {
+    const d = daemonLine(meta.daemon);
+    header.daemon = d.text;
+    header.daemonTone = d.tone;
+  }
+  const events = meta.daemon?.state === 'running' ? [...meta.daemon.events].reverse().map(eventVM) : [];
+  const vm: ViewModel = { header, rows, findings, actions, summary: planSummary(plan), details, events };
+  if (input.prunePlan) vm.prune = { actions: input.prunePlan.actions.map(actionVM), summary: planSummary(input.prunePlan) };
+  return sanitizeDeep(vm);
+}
+
+/** The header's daemon line (pure: the clock is the pass's own). */
+export function daemonLine(d: DaemonInfo): { text: string; tone: Tone } {
+  switch (d.state) {
+    case 'absent':
+      return { text: 'daemon not running (xvbd reconcile --watch): nothing reconciles by itself', tone: 'yellow' };
+    case 'unknown':
+      return { text: `daemon unknown: ${d.error}`, tone: 'yellow' };
+    case 'running': {
+      if (!d.lastPass) return { text: `daemon pid ${d.pid}, no pass yet`, tone: 'cyan' };
+      const p = d.lastPass;
+      return { text: `daemon pid ${d.pid}, last pass #${p.seq} at ${formatClock(Date.parse(p.at))} ${p.ok ? 'ok' : 'FAILED'}`, tone: p.ok ? 'green' : 'red' };
+    }
+  }
+}
+
+/** One event for the events view. */
+export function eventVM(e: DaemonEvent): EventVM {
+  const at = formatClock(Date.parse(e.at));
+  if (e.kind === 'pass') {
+    const steps = e.steps.map((s) => `${s.ok ? 'ok' : 'FAILED'} ${s.kind} ${s.label ?? s.target}${s.error !== undefined ? `: ${s.error}` : ''}`);
+    return { at, tone: !e.ok ? 'red' : e.steps.length > 0 ? 'cyan' : 'gray', text: `pass #${e.seq} (${Math.round(e.durationMs)} ms): ${e.summary}`, steps };
+  }
+  return { at, tone: e.ok ? 'cyan' : 'red', text: `hook ${e.kind === 'hook-serve' ? 'serve' : 'release'} ${e.backend}: ${e.ok ? '' : 'refused: '}${e.summary}`, steps: [] };
 }
 
 /**
@@ -551,7 +613,53 @@ export function needsAttention(r: DiskRowVM): boolean {
   return r.health !== 'healthy' || r.sync !== 'synced' || r.findingCount > 0 || r.pending !== undefined;
 }
 
-/** The rows on screen: all of them, or (filter) those that need attention. */
-export function visibleRows(vm: ViewModel, filter: boolean | undefined): DiskRowVM[] {
-  return filter ? vm.rows.filter(needsAttention) : vm.rows;
+/** What of the rows the screen shows, and in which order (the UI state's f, / and sort). */
+export interface RowView {
+  /** Only those that need attention. */
+  filter?: boolean | undefined;
+  /** Only those whose text contains this, case-insensitive (blank: all). */
+  query?: string | undefined;
+  sort?: SortSpec | undefined;
+}
+
+/** The text `/` searches in a row: key, source, mode, loop, diskseq, sync, health and its reason. */
+export function rowText(r: DiskRowVM): string {
+  return [r.key, r.source, r.mode, r.loop, r.diskseq, r.sync, r.health, r.healthReason ?? '', r.syncReason ?? ''].join(' ').toLowerCase();
+}
+
+const SYNC_RANK: Record<SyncStatus, number> = { 'out-of-sync': 0, pending: 1, unknown: 2, synced: 3 };
+const HEALTH_RANK: Record<Health, number> = { degraded: 0, progressing: 1, missing: 2, healthy: 3 };
+/** loop10 after loop9; "-" (none) last. */
+function loopRank(l: string): number {
+  const m = /^loop(\d+)$/.exec(l);
+  return m ? Number(m[1]) : Number.MAX_SAFE_INTEGER;
+}
+
+/** Compares two rows by a sort column; ties keep the plan's order (the sort is stable). */
+export function compareRows(col: SortCol, a: DiskRowVM, b: DiskRowVM): number {
+  switch (col) {
+    case 'domain':
+      return a.domain < b.domain ? -1 : a.domain > b.domain ? 1 : a.devid - b.devid;
+    case 'source':
+      return a.source < b.source ? -1 : a.source > b.source ? 1 : 0;
+    case 'sync':
+      return SYNC_RANK[a.sync] - SYNC_RANK[b.sync];
+    case 'health':
+      return HEALTH_RANK[a.health] - HEALTH_RANK[b.health];
+    case 'loop':
+      return loopRank(a.loop) - loopRank(b.loop);
+  }
+}
+
+/** The rows on screen: all of them or (filter) those that need attention, matching the query, sorted. */
+export function visibleRows(vm: ViewModel, view: RowView = {}): DiskRowVM[] {
+  let rows = view.filter ? vm.rows.filter(needsAttention) : vm.rows;
+  const q = view.query?.trim().toLowerCase();
+  if (q) rows = rows.filter((r) => rowText(r).includes(q));
+  const sort = view.sort;
+  if (sort) {
+    const sign = sort.desc ? -1 : 1;
+    rows = rows.map((r, i) => ({ r, i })).sort((x, y) => sign * compareRows(sort.col, x.r, y.r) || x.i - y.i).map((x) => x.r);
+  }
+  return rows;
 }

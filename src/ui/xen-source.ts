@@ -7,13 +7,16 @@ import { watch as chokidarWatch, type FSWatcher } from 'chokidar';
 import { ConfigCache, errorHeadline } from '../config/index.js';
 import { DEFAULT_POLICY, type DesiredState } from '../model/desired.js';
 import { observedOnlyPlan } from '../plan/observed-only.js';
+import { plan as makePlan } from '../plan/plan.js';
 import type { Plan } from '../model/plan.js';
 import { snapshot, type Snapshot } from '../observe/snapshot.js';
 import type { XsClient } from '../xenstore/api.js';
 import { connect, defaultPaths } from '../xenstore/client.js';
+import { readDaemon } from './daemon-info.js';
 import type { ApplyOutcome, LiveSource, Observation } from './source.js';
 
-export type ApplyFn = (plan: Plan, desired: DesiredState, onLine: (line: string) => void) => Promise<ApplyOutcome>;
+/** prune: apply as `xvbd apply --prune` (`plan` is then the plan with prune that was shown). */
+export type ApplyFn = (plan: Plan, desired: DesiredState, onLine: (line: string) => void, opts?: { prune?: boolean }) => Promise<ApplyOutcome>;
 
 export interface XenSourceOptions {
   configDir: string;
@@ -25,6 +28,8 @@ export interface XenSourceOptions {
   apply?: ApplyFn;
   /** Where blkback's devices appear (default from the environment, see conventions). */
   xenBackendSysfs?: string;
+  /** The daemon's control socket (default $XVBD_RUN_DIR/control.sock); false: do not ask a daemon. */
+  controlSocket?: string | false;
 }
 
 /** The desired state of an observation made without a valid config: nothing (and nothing planned). */
@@ -110,6 +115,9 @@ export class XenSource implements LiveSource {
     if (!plan) throw new Error('no plan');
     const o: Observation = { desired: desired ?? NOTHING_DESIRED, observed: snap.observed, plan, observedAt: Date.now(), observeMs: performance.now() - t0 };
     if (warning !== undefined) o.warning = warning;
+    if (this.o.controlSocket !== false) o.daemon = await readDaemon(this.o.controlSocket);
+    // what `apply --prune` would do: the same observation, the policy with prune (never allowDataLoss)
+    if (desired && snap.policy) o.prunePlan = snap.policy.prune ? plan : makePlan(desired, snap.observed, { ...snap.policy, prune: true, allowDataLoss: false });
     return o;
   }
 

@@ -89,6 +89,29 @@ test('the hook path: serve a libxl-made backend through the control socket, then
     await h.sd.waitFor('unparked', () => !h.sd.store.some((x) => x.name === `xvbd-loop-${s.diskseq}`));
     const st = await h.request('status');
     assert.deepEqual(st.held, []);
+
+    // events: the passes and the hook's requests, oldest first, read-only
+    const ev = await h.request('events');
+    assert.equal(ev.ok, true);
+    type Ev = { kind: string; ok: boolean; summary: string; at: string; backend?: string; seq?: number };
+    const events = ev.events as Ev[];
+    assert.equal(events[0]!.kind, 'pass');
+    assert.equal(events[0]!.seq, 1);
+    const hooks = events.filter((e) => e.kind !== 'pass').map((e) => [e.kind, e.backend, e.ok]);
+    assert.deepEqual(hooks, [
+      ['hook-serve', 'backend/vbd/5/51728', true],
+      ['hook-serve', 'backend/vbd/5/51712', false],
+      ['hook-serve', '../../etc/passwd', false],
+      ['hook-release', 'backend/vbd/5/51728', true],
+    ]);
+    assert.match(events.find((e) => e.kind === 'hook-serve' && !e.ok)!.summary, /has no disk with devid 51712/);
+    const seqs = events.filter((e) => e.kind === 'pass').map((e) => e.seq!);
+    assert.deepEqual(seqs, [...seqs].sort((x, y) => x - y), 'in the order they finished: passes by seq');
+    const last = await h.request('events', { n: 1 });
+    assert.deepEqual(last.events, events.slice(-1));
+    const badN = await h.request('events', { n: 0 });
+    assert.equal(badN.ok, false);
+    assert.match(badN.error!, /n must be a positive integer/);
   } finally {
     await h.cleanup();
   }

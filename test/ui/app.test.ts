@@ -203,3 +203,75 @@ test('f shows only the disks that need attention, and back', async () => {
     await term.close();
   }
 });
+
+test('/ filters as you type (q is text, not quit), Enter keeps it, Esc clears it; the selection follows its disk', async () => {
+  const { term, calls } = setup();
+  try {
+    await term.waitFor('DOMAIN');
+    await term.press('j'); // db/xvda
+    let f = await term.press('/');
+    assert.match(f, /^\/\s+Enter keep/m);
+    f = await term.press('db/');
+    assert.match(f, /showing 3 of 7 disks: matching "db\/"/);
+    assert.doesNotMatch(f, /web\.img|build\.img/);
+    assert.match(selectedLine(f), /db\s+xvda/, 'still on db/xvda');
+    f = await term.press('q');
+    assert.equal(calls.quit, 0, 'q typed into the filter does not quit');
+    assert.match(f, /No disk matches "db\/q"\./);
+    await term.press(KEY.backspace);
+    f = await term.press(KEY.enter);
+    assert.match(f, /showing 3 of 7 disks: matching "db\/" \(Esc: all\)/);
+    f = await term.press('j');
+    assert.match(selectedLine(f), /xvdb\s+\S*template\.img/, 'j moves within the filtered rows');
+    f = await term.press(KEY.escape, 120);
+    assert.doesNotMatch(f, /showing \d+ of/);
+    assert.match(f, /web\.img/);
+    assert.match(selectedLine(f), /xvdb\s+\S*template\.img/);
+  } finally {
+    await term.close();
+  }
+});
+
+test('shift-letters sort, the selected disk stays selected; ? shows the help and Esc leaves it; unknown keys say so', async () => {
+  const { term } = setup();
+  try {
+    let f = await term.waitFor('DOMAIN');
+    f = await term.press('H');
+    assert.match(f, /HEALTH↓/);
+    const rows = f.split('\n').filter((l) => /\.img/.test(l));
+    assert.match(rows[0]!, /db\s+xvda.*degraded/);
+    assert.match(selectedLine(f), /build\s+xvda/, 'build/xvda is still the selected disk');
+    f = await term.press('?');
+    assert.match(f, /Disk table\n\s+↑ ↓ k j\s+select the previous \/ next disk/);
+    assert.match(f, /H\s+sort by health/);
+    f = await term.press(KEY.escape, 120);
+    assert.match(f, /HEALTH↓/);
+    f = await term.press('x');
+    assert.match(f, /Key x does nothing here: \? lists the keys\./);
+  } finally {
+    await term.close();
+  }
+});
+
+test('p shows exactly the plan with prune, y applies it with prune; a still applies without', async () => {
+  const args: unknown[] = [];
+  const hst = host();
+  const plain = { ...hst.plan, actions: hst.plan.actions.filter((a) => a.kind === 'attach') };
+  const { term } = setup({ vm: buildViewModel({ ...hst, plan: plain, prunePlan: hst.plan, meta: META }), onApply: (o) => args.push(o) });
+  try {
+    await term.waitFor('DOMAIN');
+    let f = await term.press('p');
+    assert.match(f, /Apply with prune \(1 to detach, 0 to replace, 1 loop device to free\)/);
+    assert.match(f, /- detach web devid 51744/);
+    assert.match(f, /- free loop7/);
+    assert.match(f, /Apply with prune: 3 actions now\? \(y\/n\)/);
+    f = await term.press('y');
+    assert.deepEqual(args, [{ prune: true }]);
+    assert.doesNotMatch(f, /\(y\/n\)/);
+    await term.press('a');
+    await term.press('y');
+    assert.deepEqual(args, [{ prune: true }, undefined]);
+  } finally {
+    await term.close();
+  }
+});

@@ -65,6 +65,8 @@ export const KEY = {
   down: '\u001b[B',
   enter: '\r',
   escape: '\u001b',
+  /** What the Backspace key of most terminals sends (DEL). */
+  backspace: '\u007f',
 } as const;
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));

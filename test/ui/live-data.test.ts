@@ -22,6 +22,8 @@ class ScriptedSource implements LiveSource {
   current = host();
   trigger: (why: string) => void = () => undefined;
   applied: Plan[] = [];
+  appliedOpts: unknown[] = [];
+  prunePlan: Plan | undefined;
   applyGate: Promise<void> = Promise.resolve();
   async load(): Promise<Observation> {
     this.loads++;
@@ -31,7 +33,7 @@ class ScriptedSource implements LiveSource {
       this.failNext = undefined;
       throw new Error(m);
     }
-    return { ...this.current, observedAt: Date.UTC(2026, 0, 1, 12, 0, this.loads), observeMs: 5 };
+    return { ...this.current, ...(this.prunePlan ? { prunePlan: this.prunePlan } : {}), observedAt: Date.UTC(2026, 0, 1, 12, 0, this.loads), observeMs: 5 };
   }
   subscribe(cb: (why: string) => void) {
     this.trigger = cb;
@@ -39,8 +41,9 @@ class ScriptedSource implements LiveSource {
       this.stopped++;
     };
   }
-  async apply(plan: Plan, _d: unknown, onLine: (l: string) => void): Promise<ApplyOutcome> {
+  async apply(plan: Plan, _d: unknown, onLine: (l: string) => void, opts?: { prune?: boolean }): Promise<ApplyOutcome> {
     this.applied.push(plan);
+    this.appliedOpts.push(opts);
     onLine('[1] attach db xvdc … \u001b[2Jdone');
     await this.applyGate;
     this.current = cleanHost();
@@ -104,6 +107,27 @@ test('apply: the plan on screen is handed over, progress shown (sanitized), then
     f = await term.waitFor('Pending plan (0)');
     assert.ok(src.loads > before, 'reloaded after the apply');
     assert.doesNotMatch(f, /applying…/);
+  } finally {
+    await term.close();
+  }
+});
+
+test('p, y: the source applies the plan with prune it loaded, with prune; a, y: the plain plan, without', async () => {
+  const src = new ScriptedSource();
+  const full = host();
+  src.prunePlan = full.plan;
+  src.current = { ...full, plan: { ...full.plan, actions: full.plan.actions.filter((a) => a.kind === 'attach') } };
+  const term = renderTerm(h(LiveApp, { source: src, options: { periodMs: 0, debounceMs: 20, minIntervalMs: 0 } }), 120, 50);
+  try {
+    await term.waitFor('Pending plan (1)');
+    await term.press('p');
+    await term.waitFor('Apply with prune: 3 actions now? (y/n)');
+    await term.press('y');
+    await term.waitFor('Apply complete: 3 done, 0 failed.');
+    assert.equal(src.applied.length, 1);
+    assert.equal(src.applied[0], src.prunePlan, 'the plan with prune that was shown');
+    assert.deepEqual(src.appliedOpts, [{ prune: true }]);
+    assert.match(term.stdout.last(), /Applying with prune 3 actions planned at/);
   } finally {
     await term.close();
   }

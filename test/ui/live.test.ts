@@ -40,6 +40,8 @@ test('live: plan shown, apply from the keyboard, watches and config changes upda
     assert.match(f, /\+ attach web1\/xvda <- \S+debian-12-template\.img \(ro, new loop device\)/);
     assert.match(f, new RegExp(`xenstore ${bench.sim.socketPath.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}`));
     assert.equal(bench.loops().size, 0, 'observing made no loop device');
+    // the header says whether a daemon answers on the control socket (none in this test's run dir)
+    assert.match(f, /^(daemon not running \(xvbd reconcile --watch\)|daemon pid \d+)/m);
 
     // 2. a, y: the apply runs (the real executor, the keeper holds the fds); the screen shows its log.
     await term.press('a');
@@ -77,6 +79,17 @@ test('live: plan shown, apply from the keyboard, watches and config changes upda
     assert.match(f, /! unexpected-backend \[web2\/xvdb\]/);
     assert.match(f, /Pending plan \(0\)/);
     assert.match(rowOf(f, 'web2-scratch.img'), /out-of-sync/);
+    // a says the plan is empty and points at p; p lists what apply --prune would detach (n: not here)
+    f = await term.press('a');
+    assert.match(f, /Nothing to apply: the plan is empty\. With prune: \d+ actions? \(p shows them\)\./);
+    await term.press('p');
+    f = await term.waitFor(/Apply with prune: \d+ actions? now\? \(y\/n\)/);
+    assert.match(f, /Apply with prune \((\d+) to detach, 0 to replace/);
+    assert.ok(Number(/\((\d+) to detach/.exec(f)![1]) >= 2, f);
+    assert.match(f, /- detach web2 devid 51712 /);
+    assert.match(f, /- detach web2 devid 51728 /);
+    f = await term.press('n');
+    assert.match(f, /Apply cancelled\./);
 
     // 6. An invalid file: the last good config stays on screen with a warning; fixing it clears it.
     writeFileSync(join(configDir, 'zz-bad.yaml'), 'apiVersion: xvbd/v1\nkind: Domain\nname: bad\ndisks: 7\n');

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { buildViewModel, formatClock, healthTone, planSummary, sanitizeText, stateLabel, type ViewMeta } from '../../src/ui/viewmodel.js';
+import { buildViewModel, daemonLine, eventVM, formatClock, healthTone, planSummary, sanitizeText, stateLabel, visibleRows, type ViewMeta } from '../../src/ui/viewmodel.js';
 import type { Health, SyncStatus } from '../../src/model/plan.js';
 import { bigHost, cleanHost, host, IMG } from './fixtures.js';
 
@@ -279,4 +279,73 @@ test('row keys stay unique when the plan lists a vdev twice (e.g. a foreign back
   assert.equal(vm.details('web/xvda#2')!.nodes.find(([k]) => k === 'params')![1], h.observed.backends[0]!.params);
   assert.deepEqual(Object.fromEntries(vm.details('web/xvda#2')!.desired), { desired: 'no (not in the config)' });
   assert.equal(Object.fromEntries(vm.details('web/xvda')!.desired)['source'], `${IMG}/web.img`);
+});
+
+test('visible rows: f, the / text and the sort, pure and stable (table)', () => {
+  const vm = vmOf();
+  const keys = (v: Parameters<typeof visibleRows>[1]) => visibleRows(vm, v).map((r) => r.key);
+  const all = vm.rows.map((r) => r.key);
+  const cases: [string, Parameters<typeof visibleRows>[1], string[]][] = [
+    ['nothing: the plan order', {}, all],
+    ['blank text: all', { query: '  ' }, all],
+    ['text in the key', { query: 'db/' }, ['db/xvda', 'db/xvdb', 'db/xvdc']],
+    ['case-insensitive', { query: 'DB-DATA' }, ['db/xvdc']],
+    ['text in the source', { query: 'template' }, ['db/xvdb', 'web/xvdb']],
+    ['text in the loop', { query: 'loop1' }, ['db/xvdb', 'web/xvdb']],
+    ['text in the health reason', { query: 'event-channel' }, ['db/xvda']],
+    ['text in the sync', { query: 'out-of-sync' }, ['db/xvdc', 'web/xvdc']],
+    ['no match', { query: 'nope' }, []],
+    ['with f', { filter: true, query: 'web' }, ['web/xvdc']],
+    ['sync: out of sync, pending, then synced; ties in plan order', { sort: { col: 'sync' } }, ['db/xvdc', 'web/xvdc', 'build/xvda', 'db/xvda', 'db/xvdb', 'web/xvda', 'web/xvdb']],
+    ['sync reversed; ties still in plan order', { sort: { col: 'sync', desc: true } }, ['db/xvda', 'db/xvdb', 'web/xvda', 'web/xvdb', 'build/xvda', 'db/xvdc', 'web/xvdc']],
+    ['health: degraded first', { sort: { col: 'health' } }, ['db/xvda', 'db/xvdb', 'build/xvda', 'db/xvdc', 'web/xvda', 'web/xvdb', 'web/xvdc']],
+    ['source', { sort: { col: 'source' } }, ['build/xvda', 'db/xvdc', 'db/xvda', 'web/xvdc', 'db/xvdb', 'web/xvdb', 'web/xvda']],
+    ['loop: by number, none last', { sort: { col: 'loop' } }, ['web/xvda', 'db/xvdb', 'web/xvdb', 'db/xvda', 'web/xvdc', 'build/xvda', 'db/xvdc']],
+    ['domain reversed', { sort: { col: 'domain', desc: true } }, ['web/xvdc', 'web/xvdb', 'web/xvda', 'db/xvdc', 'db/xvdb', 'db/xvda', 'build/xvda']],
+    ['text and sort', { query: 'db/', sort: { col: 'health' } }, ['db/xvda', 'db/xvdb', 'db/xvdc']],
+  ];
+  for (const [name, v, want] of cases) assert.deepEqual(keys(v), want, name);
+  assert.deepEqual(vm.rows.map((r) => r.key), all, 'the view model is not reordered');
+});
+
+test('the plan with prune: its actions and summary, linked to rows; absent without one', () => {
+  const h = host();
+  const plain = { ...h.plan, actions: h.plan.actions.filter((a) => a.kind === 'attach') };
+  const vm = buildViewModel({ ...h, plan: plain, prunePlan: h.plan, meta: META });
+  assert.deepEqual(vm.actions.map((a) => a.kind), ['attach']);
+  assert.deepEqual(
+    vm.prune?.actions.map((a) => [a.sign, a.kind, a.rowKey]),
+    [
+      ['+', 'attach', 'db/xvdc'],
+      ['-', 'detach', 'web/xvdc'],
+      ['-', 'free-loop', undefined],
+    ],
+  );
+  assert.match(vm.prune?.summary ?? '', /Plan: 1 to attach, 0 to change, 2 to detach/);
+  assert.equal(buildViewModel({ ...h, meta: META }).prune, undefined);
+});
+
+test('the daemon in the header and its events, newest first (table)', () => {
+  const pass = { at: '2026-12-04T19:58:03.000Z', kind: 'pass' as const, seq: 4, ok: true, summary: 'pass 4: 1 step ok', durationMs: 12.4, steps: [{ kind: 'attach', target: '/local/domain/0/backend/vbd/5/51712', label: 'web/xvda', ok: true }] };
+  const failed = { ...pass, at: '2026-12-04T19:59:00.000Z', seq: 5, ok: false, summary: 'pass 5: 1 failed', steps: [{ kind: 'free-loop', target: 'loop7', ok: false, error: 'EBUSY' }] };
+  const hook = { at: '2026-12-04T19:59:30.000Z', kind: 'hook-serve' as const, backend: 'backend/vbd/5/51728', ok: false, summary: 'domain web1 has no disk with devid 51728' };
+  const lines: [string, Parameters<typeof daemonLine>[0], string, string][] = [
+    ['absent', { state: 'absent' }, 'daemon not running (xvbd reconcile --watch): nothing reconciles by itself', 'yellow'],
+    ['unknown', { state: 'unknown', error: 'EACCES' }, 'daemon unknown: EACCES', 'yellow'],
+    ['no pass yet', { state: 'running', pid: 9, events: [] }, 'daemon pid 9, no pass yet', 'cyan'],
+    ['last pass ok', { state: 'running', pid: 9, events: [], lastPass: { seq: 4, at: pass.at, ok: true, summary: '' } }, 'daemon pid 9, last pass #4 at 19:58:03 ok', 'green'],
+    ['last pass failed', { state: 'running', pid: 9, events: [], lastPass: { seq: 5, at: failed.at, ok: false, summary: '' } }, 'daemon pid 9, last pass #5 at 19:59:00 FAILED', 'red'],
+  ];
+  for (const [name, d, text, tone] of lines) assert.deepEqual(daemonLine(d), { text, tone }, name);
+  const cases: [string, Parameters<typeof eventVM>[0], ReturnType<typeof eventVM>][] = [
+    ['a pass with a step', pass, { at: '19:58:03', tone: 'cyan', text: 'pass #4 (12 ms): pass 4: 1 step ok', steps: ['ok attach web/xvda'] }],
+    ['a failed pass', failed, { at: '19:59:00', tone: 'red', text: 'pass #5 (12 ms): pass 5: 1 failed', steps: ['FAILED free-loop loop7: EBUSY'] }],
+    ['a refused hook request', hook, { at: '19:59:30', tone: 'red', text: 'hook serve backend/vbd/5/51728: refused: domain web1 has no disk with devid 51728', steps: [] }],
+  ];
+  for (const [name, e, want] of cases) assert.deepEqual(eventVM(e), want, name);
+  const vm = buildViewModel({ ...host(), meta: { ...META, daemon: { state: 'running', pid: 9, events: [pass, failed, hook] } } });
+  assert.deepEqual(vm.events.map((e) => e.at), ['19:59:30', '19:59:00', '19:58:03']);
+  assert.equal(vm.header.daemon, 'daemon pid 9, no pass yet');
+  assert.equal(vmOf().header.daemon, undefined, 'not asked: nothing said');
+  assert.deepEqual(vmOf().events, []);
 });

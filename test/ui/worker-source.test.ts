@@ -16,7 +16,8 @@ test('worker and UI-thread sources observe the same; errors cross; close ends th
   mkdirSync(cfg);
   writeFileSync(join(dir, 'a.img'), '');
   writeFileSync(join(cfg, 'web.yaml'), `apiVersion: xvbd/v1\nkind: Domain\nname: web\ndisks:\n  - vdev: xvdb\n    file: ${join(dir, 'a.img')}\n`);
-  const opts = { configDir: cfg, socket: sim.socketPath, xenBackendSysfs: sim.sysfsDir };
+  // no daemon listens on this control socket
+  const opts = { configDir: cfg, socket: sim.socketPath, xenBackendSysfs: sim.sysfsDir, controlSocket: join(dir, 'control.sock') };
   const w = new WorkerSource(opts);
   const x = new XenSource(opts);
   const bad = new WorkerSource({ ...opts, socket: join(dir, 'nope.sock') });
@@ -28,6 +29,16 @@ test('worker and UI-thread sources observe the same; errors cross; close ends th
     assert.equal(a.plan.actions.length, 1);
     assert.equal(a.plan.actions[0]!.kind, 'attach');
     assert.ok(a.observedAt > 0 && a.observeMs >= 0);
+    // the plan with prune (p) and the daemon (the header) cross the thread too
+    assert.deepEqual(a.prunePlan?.actions, b.prunePlan?.actions);
+    assert.deepEqual(a.prunePlan?.actions.map((x) => x.kind), ['attach']);
+    assert.deepEqual([a.daemon, b.daemon], [{ state: 'absent' }, { state: 'absent' }]);
+    const quiet = new XenSource({ ...opts, controlSocket: false });
+    try {
+      assert.equal((await quiet.load()).daemon, undefined, 'controlSocket false: the daemon is not asked');
+    } finally {
+      await quiet.close();
+    }
     // the config changes: a plain load sees it (signature), force re-reads anyway
     writeFileSync(join(cfg, 'web.yaml'), `apiVersion: xvbd/v1\nkind: Domain\nname: web\ndisks: []\n`);
     assert.equal((await w.load()).plan.actions.length, 0);

@@ -10,17 +10,21 @@ A live view of every desired disk and every backend of xvbd's: sync and health (
 loop device, diskseq, sharing, backend and frontend states; the drift findings; the pending plan.
 It re-observes on xenstore watch events and config changes, and every --interval seconds.
 
-Keys: arrows or j/k select a disk, Enter shows its details (Esc back), f shows only the disks that
-need attention (f again: all), a applies the pending plan after a y/n confirmation, r refreshes now,
-q quits (Ctrl-C too).
+Keys (? in the TUI lists them all): arrows or j/k select a disk, Enter shows its details (Esc back),
+/ filters the disks by text (Esc clears), f shows only the disks that need attention, N O S H L
+sort by domain, source, sync, health, loop device (again: reversed), e lists the daemon's recent
+passes and the hook's requests (the header says whether a daemon runs, and its last pass), :
+takes a command (:disks :events :help :quit), a applies the pending plan after a y/n confirmation,
+p applies with prune (as \`xvbd apply --prune\`, never --allow-data-loss) after showing exactly
+what it would detach, replace and free, r refreshes now, q quits (Ctrl-C too).
 
 Options:
   --config DIR        the desired-state directory (default $XVBD_CONFIG or /etc/xvbd)
   --host NAME         in a fleet directory (with \`kind: Host\` documents), this host's desired state
                       (default: this machine's name, \`uname -n\`, or $XVBD_HOST)
   --interval SECONDS  periodic refresh (default 5; 0 = only on events)
-  --no-apply          view only: the a key is disabled
-Environment: XENSTORED_PATH selects the xenstore socket (e.g. the simulator's).
+  --no-apply          view only: the a and p keys are disabled
+Environment: XENSTORED_PATH selects the xenstore socket (e.g. the simulator's); NO_COLOR=1: no colours.
 Needs a terminal on stdin and stdout.
 Exit status: 0 quit, 1 error (no terminal...), 2 usage error.`;
 
@@ -49,6 +53,9 @@ export async function run(argv: string[]): Promise<number> {
   // session whatever the environment says: an administrator's shell or a CI job's pty alike.
   delete process.env.CI;
   delete process.env.CONTINUOUS_INTEGRATION;
+  // NO_COLOR (https://no-color.org): Ink's colours come from chalk, which reads FORCE_COLOR (not
+  // NO_COLOR) once when it is loaded, below.
+  if (process.env.NO_COLOR) process.env.FORCE_COLOR = '0';
   const configDir = resolve(values.config ?? defaultConfigDir());
   const [{ render }, { createElement }, { LiveApp }, { WorkerSource }, { makeApply }] = await Promise.all([
     import('ink'),

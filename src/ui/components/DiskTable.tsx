@@ -1,4 +1,5 @@
 import { Box, Text } from 'ink';
+import type { SortCol, SortSpec } from '../keys.js';
 import type { DiskRowVM } from '../viewmodel.js';
 import { fit, fitLeft } from './text.js';
 
@@ -11,16 +12,31 @@ export interface DiskTableProps {
   maxLines: number;
   /** A line under the table header (e.g. what the filter hides). */
   filterNote?: string;
+  /** The order the rows are in (its column title gets an arrow). */
+  sort?: SortSpec;
+  /** Why there are no rows when there are none. */
+  emptyNote?: string;
 }
 
 // Fixed columns; SOURCE takes what is left. On a narrow terminal the columns with the lowest
 // priority go first (the details view still has everything).
-const W = { mark: 2, domain: 12, vdev: 6, mode: 3, sync: 11, health: 11, loop: 7, diskseq: 7, shared: 3, be: 9, fe: 9, pending: 1 };
+const W = { mark: 2, domain: 12, vdev: 6, mode: 3, sync: 11, health: 11, loop: 7, diskseq: 7, shared: 3, be: 9, fe: 9, pending: 4 };
 type Col = keyof typeof W | 'source';
 const ALL_COLS: Col[] = ['mark', 'domain', 'vdev', 'source', 'mode', 'sync', 'health', 'loop', 'diskseq', 'shared', 'be', 'fe', 'pending'];
-/** Dropped in this order while SOURCE would be narrower than MIN_SOURCE. */
-const DROP_ORDER: Col[] = ['diskseq', 'shared', 'fe', 'mode'];
-const MIN_SOURCE = 20;
+/**
+ * Dropped in this order while SOURCE would be narrower than MIN_SOURCE: the states (in the details)
+ * before RW, so 80 columns keep RW.
+ */
+const DROP_ORDER: Col[] = ['diskseq', 'shared', 'fe', 'be', 'mode'];
+const MIN_SOURCE = 16;
+
+/** What the columns' short values mean (the help shows it). */
+export const PLAN_LEGEND = [
+  'PLAN  the pending action on the disk: + attach (or serve), - detach, ~ replace',
+  'SHR   how many disks share its loop device',
+  'RW    rw read-write, ro read-only',
+  'BACKEND/FRONTEND  xenbus states: 1 Init 2 Wait 3 Inited 4 Conn 5 Closing 6 Closed',
+];
 
 function fixedWidth(cols: Col[]): number {
   let w = 0;
@@ -79,12 +95,15 @@ const TITLES: Record<Col, string> = {
   shared: 'SHR',
   be: 'BACKEND',
   fe: 'FRONTEND',
-  pending: 'P',
+  pending: 'PLAN',
 };
 
-function headerLine(width: number): string {
+const SORT_COL: Record<SortCol, Col> = { domain: 'domain', source: 'source', sync: 'sync', health: 'health', loop: 'loop' };
+
+export function headerLine(width: number, sort?: SortSpec): string {
   const { cols, source } = layout(width);
-  return cols.map((c) => (c === 'source' ? fit(TITLES[c], source) : c === 'mark' ? fit('', W.mark - 1) : fit(TITLES[c], W[c]))).join(' ').trimEnd();
+  const title = (c: Col) => (sort && SORT_COL[sort.col] === c ? `${TITLES[c]}${sort.desc ? '↑' : '↓'}` : TITLES[c]);
+  return cols.map((c) => (c === 'source' ? fit(title(c), source) : c === 'mark' ? fit('', W.mark - 1) : fit(title(c), W[c]))).join(' ').trimEnd();
 }
 
 export function rowLine(r: DiskRowVM, selected: boolean, width: number, showDomain = r.firstOfDomain): string {
@@ -150,7 +169,7 @@ export function tableWindow(rows: DiskRowVM[], selected: number, maxLines: numbe
   return [sel, sel + 1];
 }
 
-export function DiskTable({ rows, selected, width, maxLines, filterNote }: DiskTableProps) {
+export function DiskTable({ rows, selected, width, maxLines, filterNote, sort, emptyNote }: DiskTableProps) {
   const note = filterNote ? (
     <Text color="cyan" wrap="truncate-end">
       {'  '}
@@ -160,10 +179,11 @@ export function DiskTable({ rows, selected, width, maxLines, filterNote }: DiskT
   if (rows.length === 0) {
     return (
       <Box flexDirection="column">
-        <Text bold>{headerLine(width)}</Text>
+        <Text bold>{headerLine(width, sort)}</Text>
         {note}
         <Text dimColor>
-          {filterNote ? '  Nothing needs attention: every disk is healthy and in sync.' : '  No disks: the config desires none and no backend of ours exists.'}
+          {'  '}
+          {emptyNote ?? (filterNote ? 'Nothing needs attention: every disk is healthy and in sync.' : 'No disks: the config desires none and no backend of ours exists.')}
         </Text>
       </Box>
     );
@@ -173,7 +193,7 @@ export function DiskTable({ rows, selected, width, maxLines, filterNote }: DiskT
   const reasonIndent = W.mark + W.domain + W.vdev + 1;
   return (
     <Box flexDirection="column">
-      <Text bold wrap="truncate-end">{headerLine(width)}</Text>
+      <Text bold wrap="truncate-end">{headerLine(width, sort)}</Text>
       {note}
       {start > 0 ? <Text dimColor>  ↑ {start} more</Text> : null}
       {shown.map((r, i) => {

@@ -33,6 +33,7 @@ export function Header({ header: h, activity, error }: HeaderProps) {
         <Text> {h.sync.pending} pending</Text>
       </Text>
       <Text wrap="truncate-end">
+        {h.daemon !== undefined ? <Text color={h.daemonTone}>{h.daemon}  </Text> : null}
         <Text>findings </Text>
         <Text color={h.findings.error > 0 ? 'red' : undefined}>{h.findings.error} error</Text><Text> </Text>
         <Text color={h.findings.warning > 0 ? 'yellow' : undefined}>{h.findings.warning} warning</Text>

@@ -6,11 +6,16 @@ export interface PendingPlanProps {
   summary: string;
   max: number;
   title?: string;
+  /** The first action shown (a scrolled list). */
+  offset?: number;
+  /** Said with the count of the actions not shown (e.g. "j/k scroll"). */
+  moreHint?: string;
 }
 
 /** What `xvbd apply` would do now, Terraform style. */
-export function PendingPlan({ actions, summary, max, title = 'Pending plan' }: PendingPlanProps) {
-  const shown = actions.slice(0, Math.max(0, max));
+export function PendingPlan({ actions, summary, max, title = 'Pending plan', offset = 0, moreHint }: PendingPlanProps) {
+  const start = Math.max(0, Math.min(offset, actions.length - Math.max(1, max)));
+  const shown = actions.slice(start, start + Math.max(0, max));
   return (
     <Box flexDirection="column">
       <Text bold>
@@ -24,7 +29,12 @@ export function PendingPlan({ actions, summary, max, title = 'Pending plan' }: P
           {a.reason ? <Text dimColor>: {a.reason}</Text> : null}
         </Text>
       ))}
-      {actions.length > shown.length ? <Text dimColor>  … and {actions.length - shown.length} more</Text> : null}
+      {start > 0 ? <Text dimColor>  ↑ {start} above</Text> : null}
+      {actions.length > start + shown.length ? (
+        <Text dimColor>
+          {'  '}… and {actions.length - start - shown.length} more{moreHint ? ` (${moreHint})` : ''}
+        </Text>
+      ) : null}
       <Text dimColor>  {summary}</Text>
     </Box>
   );

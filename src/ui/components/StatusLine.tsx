@@ -1,29 +1,53 @@
 import { Text } from 'ink';
-import type { Mode } from '../keys.js';
+import { hints, type Mode } from '../keys.js';
 
 export interface StatusLineProps {
   mode: Mode;
   canApply: boolean;
   actionCount: number;
+  /** Actions of the plan with prune (the p confirmation). */
+  pruneActionCount?: number;
   message?: string;
+  /** The `/` filter being typed. */
+  query?: string;
+  /** The `:` command being typed. */
+  command?: string;
 }
 
-export function StatusLine({ mode, canApply, actionCount, message }: StatusLineProps) {
-  if (mode === 'confirm') {
+export function StatusLine({ mode, canApply, actionCount, pruneActionCount = 0, message, query, command }: StatusLineProps) {
+  if (mode === 'confirm' || mode === 'confirm-prune') {
+    const n = mode === 'confirm' ? actionCount : pruneActionCount;
     return (
-      <Text color="yellow" bold>
-        Apply {actionCount} action{actionCount === 1 ? '' : 's'} now? (y/n)
+      <Text color="yellow" bold wrap="truncate-end">
+        {mode === 'confirm' ? 'Apply' : 'Apply with prune:'} {n} action{n === 1 ? '' : 's'} now? (y/n)
+        {message ? <Text> {message}</Text> : null}
       </Text>
     );
   }
-  const keys =
-    mode === 'details'
-      ? '↑↓/jk other disk  Esc/Enter back  r refresh  q quit'
-      : `↑↓/jk select  Enter details  f filter  ${canApply ? 'a apply  ' : ''}r refresh  q quit`;
+  if (mode === 'command') {
+    return (
+      <Text wrap="truncate-end">
+        <Text bold>:{command ?? ''}</Text>
+        <Text inverse> </Text>
+        <Text dimColor>  Enter run  Esc cancel  (disks, events, help, quit)</Text>
+      </Text>
+    );
+  }
+  if (mode === 'filter') {
+    return (
+      <Text wrap="truncate-end">
+        <Text bold>/{query ?? ''}</Text>
+        <Text inverse> </Text>
+        <Text dimColor>  Enter keep  Esc clear</Text>
+      </Text>
+    );
+  }
+  const keys = mode === 'help' ? 'Esc close the help' : mode === 'events' ? 'Esc close the events' : hints(mode, canApply);
   return (
+    // the message first: a narrow terminal cuts the end of the line, and the keys are in the help
     <Text wrap="truncate-end">
+      {message ? <Text color="yellow">{message} </Text> : null}
       <Text inverse> {keys} </Text>
-      {message ? <Text color="yellow"> {message}</Text> : null}
     </Text>
   );
 }

@@ -36,6 +36,13 @@ export interface ApplyOptions {
   dryRun?: boolean;
   /** Called with the plan before executing; return false to stop (the CLI asks here). */
   approve?: (plan: Plan, desired: DesiredState) => Promise<boolean>;
+  /**
+   * `approve` may wait on a human for as long as they like: call it WITHOUT the apply lock (checked free
+   * first, so a held lock still fails at once), then take the lock, observe and plan again, and refuse
+   * (PlanChangedError, nothing done) unless the actions are the ones approved. Without it the lock is
+   * held from the first observation to the last step (--auto-approve: nobody waits).
+   */
+  approveUnlocked?: boolean;
   onEvent?: (e: StepEvent) => void;
   /** Default: the keeper in $XVBD_RUN_DIR. */
   holder?: FdHolder;
@@ -52,20 +59,53 @@ export interface ApplyOutcome {
   approved: boolean;
 }
 
+/** The host changed between the plan that was approved and the one made under the lock: nothing was done. */
+export class PlanChangedError extends Error {
+  constructor(
+    readonly approved: Plan,
+    readonly fresh: Plan,
+  ) {
+    super(
+      `the host changed while you were asked: the plan is now ${fresh.actions.length === 1 ? '1 action' : `${fresh.actions.length} actions`}, not the ${approved.actions.length === 1 ? '1 action' : `${approved.actions.length} actions`} approved; nothing was changed (run apply again to see the new plan)`,
+    );
+    this.name = 'PlanChangedError';
+  }
+}
+
+/** Whether two plans would do the same: the same actions in the same order, field for field. */
+export function sameActions(a: Plan['actions'], b: Plan['actions']): boolean {
+  return JSON.stringify(a) === JSON.stringify(b);
+}
+
 export async function applyOnce(opts: ApplyOptions): Promise<ApplyOutcome> {
   const desired = await loadDesired(opts.configDir, opts.host !== undefined ? { host: opts.host } : {});
   const policy: Policy = { ...desired.policy, prune: opts.prune || desired.policy.prune, allowDataLoss: opts.allowDataLoss === true };
+  const unlocked = opts.approveUnlocked === true && opts.approve !== undefined;
   let lock: ApplyLock | undefined;
   if (!opts.dryRun) lock = await acquireApplyLock({ waitMs: opts.lockWaitMs ?? 0 });
+  if (unlocked) {
+    // only a check that no applier runs now (fail at once, as before); not held while asking
+    lock?.release();
+    lock = undefined;
+  }
   const xs = opts.xs ?? (await connect());
   const registry = new LoopRegistry({ allowedRoots: policy.allowedRoots });
   const holder = opts.holder ?? new KeeperHolder(runDir());
-  try {
+  const look = async (): Promise<Plan> => {
     const observed = await observeWith(registry, () => durableHoldings(runDir(), { askDaemon: true }))(xs, desired);
-    const plan = makePlan(desired, observed, policy);
+    return makePlan(desired, observed, policy);
+  };
+  try {
+    let plan = await look();
     if (opts.dryRun || plan.actions.length === 0) return { desired, policy, plan, approved: false };
     const approved = opts.approve ? await opts.approve(plan, desired) : true;
     if (!approved) return { desired, policy, plan, approved };
+    if (unlocked) {
+      lock = await acquireApplyLock({ waitMs: opts.lockWaitMs ?? 0 });
+      const fresh = await look();
+      if (!sameActions(plan.actions, fresh.actions)) throw new PlanChangedError(plan, fresh);
+      plan = fresh;
+    }
     const result = await execute(plan, {
       xs,
       devices: new RegistryDevices(registry),

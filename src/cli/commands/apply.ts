@@ -4,7 +4,7 @@ import { hostOption, parseCommand } from '../args.js';
 import { defaultConfigDir } from '../../config/index.js';
 import { LockHeldError } from '../../apply/lock.js';
 import { RunDirError } from '../../apply/rundir.js';
-import { applyOnce } from '../../apply/session.js';
+import { applyOnce, PlanChangedError } from '../../apply/session.js';
 import { ConfigInvalidError, formatErrors } from '../../config/index.js';
 import { stepLine } from '../../apply/execute.js';
 import type { Plan } from '../../model/plan.js';
@@ -19,7 +19,9 @@ const USAGE = `Usage: xvbd apply [--config DIR] [--host NAME] [--auto-approve] [
 
 Computes the plan (as \`xvbd plan\` shows it), asks for confirmation on a terminal, then carries it out:
 attaches and serves disks, and with --prune detaches backends and frees loop devices of xvbd's that
-nothing desires. One applier at a time per host ($XVBD_RUN_DIR/apply.lock).
+nothing desires. One applier at a time per host ($XVBD_RUN_DIR/apply.lock), but not while asking: the
+lock is taken after 'yes', the host observed and planned again, and apply refuses (exit 1, nothing
+done) if that plan differs from the one you approved.
 
 Options:
   --config DIR     the desired-state directory (default $XVBD_CONFIG or /etc/xvbd)
@@ -98,6 +100,8 @@ export async function run(argv: string[]): Promise<number> {
       prune: values.prune ?? false,
       allowDataLoss: values['allow-data-loss'] ?? false,
       dryRun,
+      // a prompt may wait for hours: asked without the lock, re-planned under it (PlanChangedError)
+      approveUnlocked: !autoApprove,
       approve: async (plan) => {
         writeOut(renderPlan(plan, { color }));
         if (autoApprove) return true;
@@ -138,7 +142,7 @@ export async function run(argv: string[]): Promise<number> {
       writeErr(text.endsWith('\n') ? text : text + '\n');
       throw new CliError(`${problem.text}: nothing was changed`);
     }
-    if (err instanceof LockHeldError || err instanceof RunDirError) throw new CliError(err.message);
+    if (err instanceof LockHeldError || err instanceof RunDirError || err instanceof PlanChangedError) throw new CliError(err.message);
     throw err;
   }
 }

@@ -102,3 +102,11 @@ export function checkAddresses(desired: DesiredState, observed: ObservedState, t
   }
   return undefined;
 }
+
+/** A -target or -replace that names nothing of this host (checkAddresses' sentence). */
+export class AddressError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'AddressError';
+  }
+}

@@ -36,7 +36,7 @@ Options:
   --detailed-exitcode   exit 0 = nothing to do and no error findings, 2 = changes to make,
                         3 = error findings (a disk broken, a source missing...; even with changes), 1 = error
   --prune               plan as if policy prune were true (what \`apply --prune\` would do)
-  --allow-data-loss     let prune detach, replace or free a loop device that holds the only copy of some
+  --allow-data-loss     let prune (or --replace) detach, replace or free a loop device that holds the only copy of some
                         data (its backing file deleted, or not the inode recorded); refused otherwise
 ${TARGETING_HELP}
   --out FILE            also save the plan to FILE (also -out, as Terraform): \`xvbd apply FILE\` carries

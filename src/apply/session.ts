@@ -73,6 +73,8 @@ export interface ApplyOutcome {
   approved: boolean;
 }
 
+const n = (k: number): string => (k === 1 ? '1 action' : `${k} actions`);
+
 /** The host changed between the plan that was approved and the one made under the lock: nothing was done. */
 export class PlanChangedError extends Error {
   constructor(
@@ -80,7 +82,7 @@ export class PlanChangedError extends Error {
     readonly fresh: Plan,
   ) {
     super(
-      `the host changed while you were asked: the plan is now ${fresh.actions.length === 1 ? '1 action' : `${fresh.actions.length} actions`}, not the ${approved.actions.length === 1 ? '1 action' : `${approved.actions.length} actions`} approved; nothing was changed (run apply again to see the new plan)`,
+      `the host changed while you were asked: the plan is now ${n(fresh.actions.length)}, ${fresh.actions.length === approved.actions.length ? 'other ones than' : 'not'} the ${n(approved.actions.length)} approved; nothing was changed (run apply again to see the new plan)`,
     );
     this.name = 'PlanChangedError';
   }
@@ -126,7 +128,6 @@ export async function applyOnce(opts: ApplyOptions): Promise<ApplyOutcome> {
     const t = targetActions(full.actions, opts.targets ?? []);
     leftOut = t.left;
     if (opts.saved) {
-      const n = (k: number) => (k === 1 ? '1 action' : `${k} actions`);
       if (!sameActions(opts.saved.actions, t.actions)) {
         throw new StalePlanError(`the saved plan is stale: the host changed since it was made (a plan now has ${n(t.actions.length)}, ${t.actions.length === opts.saved.actions.length ? 'other ones than' : 'not'} the ${n(opts.saved.actions.length)} saved); nothing was changed (plan again)`);
       }

@@ -58,7 +58,10 @@ export function checkArgv(command: string, argv: string[], options: Options, all
   const out: string[] = [];
   const err = (detail: string) => new UsageError(command, detail);
   for (let i = 0; i < argv.length; i++) {
-    const arg = argv[i]!;
+    let arg = argv[i]!;
+    // Terraform's habit: a long option with one dash (-target X, -out=FILE) is that long option
+    const single = /^-([a-z][a-z-]+)(=|$)/.exec(arg);
+    if (single && options[single[1]!] !== undefined) arg = `-${arg}`;
     if (arg === '--') {
       if (!allowPositionals && i + 1 < argv.length) throw err(`unexpected argument ${show(argv[i + 1]!)} (xvbd ${command} takes options only)`);
       out.push(...argv.slice(i));

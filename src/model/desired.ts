@@ -62,6 +62,12 @@ export interface Policy {
    * while the domain runs: not attached again. Only the daemon sets it, from what its passes saw.
    */
   detachedOutside?: ReadonlySet<string>;
+  /**
+   * `-replace DOMAIN/VDEV` (the command line only): these desired disks ("<domain>/<devid>",
+   * src/plan/target.ts replaceKey) are replaced when their backend differs from the config, as with
+   * prune, but without prune's other detaches and replaces.
+   */
+  replace?: ReadonlySet<string>;
   /** Sources must lie under one of these absolute directories (after normalisation). Empty = any. */
   allowedRoots: string[];
   /**

@@ -13,6 +13,8 @@ export interface LoadSnapshotOptions {
   prune?: boolean;
   /** --allow-data-loss: prune may let go of a loop device holding the only copy of some data. */
   allowDataLoss?: boolean;
+  /** --replace: Policy.replace. */
+  replace?: ReadonlySet<string> | undefined;
   /** For messages: "plan", "status". */
   command: string;
   /** Who durably holds each loop device (the keepers, the daemon's fd store). */
@@ -33,7 +35,7 @@ export function configProblem(snap: Pick<Snapshot, 'configDir' | 'errors'>): { m
 
 async function take(opts: LoadSnapshotOptions, observeOnConfigError: boolean): Promise<Snapshot> {
   try {
-    const policy = { ...(opts.prune ? { prune: true } : {}), ...(opts.allowDataLoss ? { allowDataLoss: true } : {}) };
+    const policy = { ...(opts.prune ? { prune: true } : {}), ...(opts.allowDataLoss ? { allowDataLoss: true } : {}), ...(opts.replace ? { replace: opts.replace } : {}) };
     return await snapshot({
       ...(opts.configDir !== undefined ? { configDir: opts.configDir } : {}),
       ...(opts.host !== undefined ? { host: opts.host } : {}),

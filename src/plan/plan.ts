@@ -17,6 +17,7 @@ import { backedUnder } from '../config/paths.js';
 import { holdVerdict } from './holding.js';
 import { vbdKey } from './outside.js';
 import { letGoVerdict, saveCommand, type LetGo } from './safety.js';
+import { replaceKey } from './target.js';
 import type {
   Action,
   BackendRef,
@@ -132,6 +133,8 @@ export function plan(desired: DesiredState, observed: ObservedState, policy: Pol
     const f: Finding = { kind, severity, message, fix, ...rest };
     findings.push({ f, key: [sortDomain ?? rest.domain ?? '\uffff', sortDevid ?? -1, kind, message] });
   };
+  /** Prune replaces every desired disk whose backend differs; -replace (policy.replace) just the ones named. */
+  const mayReplace = (domain: string, devid: number): boolean => policy.prune || policy.replace?.has(replaceKey(domain, devid)) === true;
   const addAction = (a: Action, domainSort: string, fe: number, devid: number, extra = 0): void => {
     actions.push({ a, key: [phase(a.kind), domainSort, fe, devid, ACTION_RANK[a.kind], extra] });
   };
@@ -612,7 +615,7 @@ export function plan(desired: DesiredState, observed: ObservedState, policy: Pol
     // loop-reused is always reported: it means the guest may see another file.
     for (const p of problems) {
       if (p.kind === 'loop-reused') {
-        addFinding('loop-reused', 'error', `${dom.name} ${disk.vdev}: ${p.text}`, policy.prune ? 'apply replaces the backend' : 'apply with prune replaces the backend', {
+        addFinding('loop-reused', 'error', `${dom.name} ${disk.vdev}: ${p.text}`, mayReplace(dom.name, disk.devid) ? 'apply replaces the backend' : 'apply with prune replaces the backend', {
           ...base,
           backend: bi.ref,
           ...(bi.loopAtPd ? { loops: [loopRef(bi.loopAtPd)] } : {}),
@@ -622,7 +625,7 @@ export function plan(desired: DesiredState, observed: ObservedState, policy: Pol
     }
     const why = blocked(c);
     const reason = problems.map((p) => p.text).join('; ');
-    if (policy.prune && why === undefined) {
+    if (mayReplace(dom.name, disk.devid) && why === undefined) {
       const note = guardLetGo('replace', bi, `${dom.name} ${disk.vdev}: ${reason}`, { ...base, backend: bi.ref, source: disk.source, ...sortExtra });
       if (note !== undefined) propose({ kind: 'replace', domain: dom.name, domid, disk, backend: bi.ref, reason: reason + note }, c);
     } else {
@@ -908,7 +911,7 @@ export function plan(desired: DesiredState, observed: ObservedState, policy: Pol
       addFinding(kind, 'warning', `${c.dom.name} ${c.disk.vdev}: the toolstack's backend ${text}; xvbd does not serve it`, 'make the xl disk spec and the xvbd config agree', f);
       return;
     }
-    if (policy.prune && blocked(c) === undefined && c.domid !== undefined) {
+    if (mayReplace(c.dom.name, c.disk.devid) && blocked(c) === undefined && c.domid !== undefined) {
       const note = guardLetGo('replace', i, `${c.dom.name} ${c.disk.vdev}: backend ${text}`, f);
       if (note !== undefined) propose({ kind: 'replace', domain: c.dom.name, domid: c.domid, disk: c.disk, backend: i.ref, reason: text + note }, c);
       return;

@@ -26,7 +26,7 @@ function oneLine(r: ReturnType<typeof xvbd>, what: string): string {
   return r.stderr;
 }
 
-const COMMANDS = ['plan', 'apply', 'status', 'reconcile', 'tui', 'validate', 'sim', 'keeper', 'demo'];
+const COMMANDS = ['plan', 'apply', 'show', 'status', 'reconcile', 'tui', 'validate', 'sim', 'keeper', 'demo'];
 
 test('an unknown option is a usage error for every command: exit 2, the option named, see --help', () => {
   for (const cmd of COMMANDS) {
@@ -93,4 +93,18 @@ test('--help of every command (and hook install/server): exit 0, the exit codes 
   }
   // --help wins over a bad option next to it
   assert.equal(xvbd('plan', '--bogus', '--help').status, 0);
+});
+
+test("Terraform's single-dash long options: -out=FILE, -target X are --out, --target; -x alone is still a short option", async () => {
+  const { checkArgv } = await import('../../src/cli/args.js');
+  const opts = { out: { type: 'string' }, target: { type: 'string', multiple: true }, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } } as const;
+  assert.deepEqual(checkArgv('plan', ['-out=p.plan', '-target', 'web1', '-json', '-target=db/xvda'], opts, false), ['--out=p.plan', '--target=web1', '--json', '--target=db/xvda']);
+  assert.throws(() => checkArgv('plan', ['-outt', 'x'], opts, false), /unknown option -o \(in -outt\)/);
+  assert.throws(() => checkArgv('plan', ['-out'], opts, false), /--out needs a value/);
+  // through the binary: show and apply take the same forms
+  const r = oneLine(xvbd('apply', '-target'), 'apply -target');
+  assert.match(r, /--target needs a value; see `xvbd apply --help`/);
+  const s = xvbd('show', '-json');
+  assert.equal(s.status, 2);
+  assert.match(s.stderr, /^xvbd show: name the saved plan: xvbd show FILE; see `xvbd show --help`/);
 });

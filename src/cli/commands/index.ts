@@ -13,6 +13,7 @@ export interface CommandEntry {
 // Each command adds its own line here when its module lands.
 export const COMMANDS: CommandEntry[] = [
   { name: 'plan', summary: 'show what apply would do (+ attach, - detach, ~ replace) and the drift findings', load: () => import('./plan.js') },
+  { name: 'show', summary: 'print a plan saved by `plan -out FILE` (--json too)', load: () => import('./show.js') },
   { name: 'status', summary: 'every disk: sync and health, loop device, diskseq, sharing, states; then the findings', load: () => import('./status.js') },
   { name: 'sim', summary: 'serve a simulated xenstore + blkback on a unix socket (no Xen needed)', load: () => import('./sim.js') },
   { name: 'validate', summary: 'check the desired-state YAML (schema, duplicates, sharing, paths)', load: () => import('./validate.js') },

@@ -8,8 +8,16 @@ import { writeOut } from '../../log/stdio.js';
 import { CliError } from '../errors.js';
 import type { Plan } from '../../model/plan.js';
 import { EXIT_CHANGES, EXIT_FINDINGS, EXIT_OK, errorFindings } from '../exit.js';
+import { readTargeting, replaceSet, TARGETING_HELP, TARGETING_OPTIONS, targetingNotes, type Targeting } from '../targeting.js';
+import { addressText, checkAddresses, targetActions } from '../../plan/target.js';
+import type { DesiredState } from '../../model/desired.js';
+import { renameSync, rmSync, writeFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { defaultHostName } from '../../config/index.js';
+import { desiredDigest, observedDigest, SAVED_PLAN_FORMAT, SAVED_PLAN_VERSION, type SavedPlan } from '../../plan/saved.js';
+import type { ObservedState } from '../../model/observed.js';
 
-const USAGE = `Usage: xvbd plan [--config DIR] [--host NAME] [--observed FILE] [--json] [--detailed-exitcode] [--prune [--allow-data-loss]] [--color|--no-color]
+const USAGE = `Usage: xvbd plan [--config DIR] [--host NAME] [--observed FILE] [--json] [--detailed-exitcode] [--prune [--allow-data-loss]] [--target DOMAIN[/VDEV]]... [--replace DOMAIN/VDEV]... [--out FILE] [--color|--no-color]
 
 Compares the desired state (the YAML files of DIR) with the host (xenstore and loop devices) and
 prints what \`xvbd apply\` would do, one line per action with its reason:
@@ -28,8 +36,11 @@ Options:
   --detailed-exitcode   exit 0 = nothing to do and no error findings, 2 = changes to make,
                         3 = error findings (a disk broken, a source missing...; even with changes), 1 = error
   --prune               plan as if policy prune were true (what \`apply --prune\` would do)
-  --allow-data-loss     let prune detach, replace or free a loop device that holds the only copy of some
+  --allow-data-loss     let prune (or --replace) detach, replace or free a loop device that holds the only copy of some
                         data (its backing file deleted, or not the inode recorded); refused otherwise
+${TARGETING_HELP}
+  --out FILE            also save the plan to FILE (also -out, as Terraform): \`xvbd apply FILE\` carries
+                        it out later, refused if stale; \`xvbd show FILE\` prints it (docs/plan-files.md)
   --color / --no-color  colour the text (default: when stdout is a terminal and NO_COLOR is unset)
   -h, --help            this help
 
@@ -45,29 +56,88 @@ export async function run(argv: string[]): Promise<number> {
     'detailed-exitcode': { type: 'boolean' },
     prune: { type: 'boolean' },
     'allow-data-loss': { type: 'boolean' },
+    ...TARGETING_OPTIONS,
+    out: { type: 'string' },
   });
   if (!args) return 0;
   const { values } = args;
-  if (values.observed !== undefined) return planRecorded(values.observed, values);
+  const t = readTargeting('plan', values);
+  if (values.observed !== undefined) return planRecorded(values.observed, values, t);
   const snap = await loadSnapshot({
     configDir: values.config,
     ...hostOption('plan', values.host),
     prune: values.prune === true,
     allowDataLoss: values['allow-data-loss'] === true,
+    replace: replaceSet(t),
     command: 'plan',
     json: values.json === true,
     holders: askHolders,
   });
-  const plan = snap.plan!;
+  const { plan, notes } = narrow(snap.plan, snap.desired, snap.observed, t);
+  if (values.out !== undefined) {
+    saveTo(values.out, { configDir: snap.configDir, host: values.host ?? snap.desired.host?.name ?? defaultHostName(), observedOn: defaultHostName(), values, t, desired: snap.desired, observed: snap.observed, plan });
+  }
   if (values.json) {
     writeOut(JSON.stringify(plan, null, 2) + '\n');
   } else {
     const color = colorFor(values, process.stdout);
-    const disks = snap.desired!.domains.reduce((n, d) => n + d.disks.length, 0);
-    const header = `xvbd plan: ${snap.configDir} (${plural(disks, 'desired disk')} in ${plural(snap.desired!.domains.length, 'domain')}); observed ${plural(snap.observed!.backends.length, 'vbd backend')}, ${plural(snap.observed!.loops.length, 'loop device')} in ${snap.timings.observeMs.toFixed(0)} ms`;
+    const disks = snap.desired.domains.reduce((n, d) => n + d.disks.length, 0);
+    const header = [
+      `xvbd plan: ${snap.configDir} (${plural(disks, 'desired disk')} in ${plural(snap.desired.domains.length, 'domain')}); observed ${plural(snap.observed.backends.length, 'vbd backend')}, ${plural(snap.observed.loops.length, 'loop device')} in ${snap.timings.observeMs.toFixed(0)} ms`,
+      ...notes,
+    ].join('\n');
     writeOut(renderPlan(plan, { color, header }));
   }
+  if (values.out !== undefined) savedNote(values.out, values.json === true);
   return exitFor(plan, values);
+}
+
+/** Writes the saved plan (src/plan/saved.ts) to `file`, whole or not at all (a temp file renamed). */
+function saveTo(
+  file: string,
+  o: { configDir: string; host: string; observedOn: string; values: { prune?: boolean | undefined; 'allow-data-loss'?: boolean | undefined }; t: Targeting; desired: DesiredState; observed: ObservedState; plan: Plan },
+): void {
+  const saved: SavedPlan = {
+    format: SAVED_PLAN_FORMAT,
+    version: SAVED_PLAN_VERSION,
+    createdAt: new Date().toISOString(),
+    configDir: resolve(o.configDir),
+    host: o.host.toLowerCase(),
+    observedOn: o.observedOn.toLowerCase(),
+    flags: { prune: o.values.prune === true, allowDataLoss: o.values['allow-data-loss'] === true, targets: o.t.targets.map(addressText), replace: o.t.replace.map(addressText) },
+    desiredDigest: desiredDigest(o.desired),
+    observedDigest: observedDigest(o.plan.actions, o.observed),
+    actions: o.plan.actions,
+    findings: o.plan.findings,
+    disks: o.plan.disks,
+  };
+  const tmp = `${file}.tmp-${process.pid}`;
+  try {
+    writeFileSync(tmp, JSON.stringify(saved, null, 2) + '\n', { mode: 0o644 });
+    renameSync(tmp, file);
+  } catch (err) {
+    rmSync(tmp, { force: true });
+    throw new CliError(`cannot save the plan to ${file}: ${(err as Error).message}`);
+  }
+}
+
+function savedNote(file: string, json: boolean): void {
+  const text = `Saved the plan to ${file}: \`xvbd apply ${file}\` carries out exactly these actions (refused if the host or the config changed meanwhile).\n`;
+  if (json) process.stderr.write(text);
+  else writeOut('\n' + text);
+}
+
+/**
+ * --target and --replace applied to a plan: the addresses checked against the host (CliError), the
+ * actions filtered; with --target the JSON plan says so (`targeted`). The notes go under the header.
+ */
+function narrow(full: Plan, desired: DesiredState, observed: ObservedState, t: Targeting): { plan: Plan & { targeted?: { targets: string[]; actionsLeftOut: number } }; notes: string[] } {
+  const wrong = checkAddresses(desired, observed, t.targets, t.replace);
+  if (wrong !== undefined) throw new CliError(wrong.replace(/^-/, '--'));
+  if (t.targets.length === 0) return { plan: full, notes: targetingNotes(full, t, 0) };
+  const r = targetActions(full.actions, t.targets);
+  const plan = { ...full, actions: r.actions, targeted: { targets: t.targets.map(addressText), actionsLeftOut: r.left } };
+  return { plan, notes: targetingNotes(plan, t, r.left) };
 }
 
 function exitFor(plan: Plan, values: { 'detailed-exitcode'?: boolean | undefined }): number {
@@ -78,7 +148,8 @@ function exitFor(plan: Plan, values: { 'detailed-exitcode'?: boolean | undefined
 /** --observed FILE: the plan of this config for the host a recording was made on, against that recording. */
 async function planRecorded(
   file: string,
-  values: { config?: string | undefined; host?: string | undefined; json?: boolean | undefined; prune?: boolean | undefined; 'allow-data-loss'?: boolean | undefined; 'detailed-exitcode'?: boolean | undefined; color?: boolean | undefined; 'no-color'?: boolean | undefined },
+  values: { config?: string | undefined; host?: string | undefined; json?: boolean | undefined; prune?: boolean | undefined; 'allow-data-loss'?: boolean | undefined; 'detailed-exitcode'?: boolean | undefined; color?: boolean | undefined; 'no-color'?: boolean | undefined; out?: string | undefined },
+  t: Targeting,
 ): Promise<number> {
   const { readRecording, RecordingError, unobservedSources } = await import('../../observe/recording.js');
   const { loadConfig, defaultConfigDir, formatErrors } = await import('../../config/index.js');
@@ -100,8 +171,10 @@ async function planRecorded(
     throw new CliError(`the config in ${configDir} is invalid for host ${host} (${plural(r.errors.length, 'error')}); nothing was planned`);
   }
   const desired = r.desired;
-  const policy = { ...desired.policy, ...(values.prune ? { prune: true } : {}), ...(values['allow-data-loss'] ? { allowDataLoss: true } : {}) };
-  const plan = makePlan(desired, rec.observed, policy);
+  const replace = replaceSet(t);
+  const policy = { ...desired.policy, ...(values.prune ? { prune: true } : {}), ...(values['allow-data-loss'] ? { allowDataLoss: true } : {}), ...(replace ? { replace } : {}) };
+  const { plan, notes } = narrow(makePlan(desired, rec.observed, policy), desired, rec.observed, t);
+  if (values.out !== undefined) saveTo(values.out, { configDir, host, observedOn: rec.hostName, values, t, desired, observed: rec.observed, plan });
   const unobserved = unobservedSources(desired, rec.observed);
   if (values.json) {
     writeOut(JSON.stringify({ ...plan, observedFrom: { file, hostName: rec.hostName, generatedAt: rec.generatedAt, unobservedSources: unobserved } }, null, 2) + '\n');
@@ -116,7 +189,9 @@ async function planRecorded(
         `note: the recording did not look at ${plural(unobserved.length, 'source')} this config names (${unobserved.join(', ')}): planned as missing; record \`xvbd status --json\` on ${host} again once the config there names them`,
       );
     }
+    lines.push(...notes);
     writeOut(renderPlan(plan, { color, header: lines.join('\n') }));
   }
+  if (values.out !== undefined) savedNote(values.out, values.json === true);
   return exitFor(plan, values);
 }

@@ -96,7 +96,7 @@ export function renderTerm(node: ReactNode, columns = 120, rows = 50): Term {
       await sleep(30);
       return stdout.last();
     },
-    async waitFor(text, timeoutMs = 3000) {
+    async waitFor(text, timeoutMs = 15_000) {
       const deadline = Date.now() + timeoutMs;
       for (;;) {
         const f = stdout.last();

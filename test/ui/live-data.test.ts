@@ -79,7 +79,7 @@ test('loads on mount; a burst of change events is one more load; failures keep t
 test('periodic refresh, and none after unmount', async () => {
   const src = new ScriptedSource();
   const term = renderTerm(h(LiveApp, { source: src, options: { periodMs: 60, debounceMs: 0, minIntervalMs: 0 } }), 120, 50);
-  await term.waitFor('observed 12:00:03', 5000);
+  await term.waitFor('observed 12:00:03', 15_000);
   await term.close();
   const n = src.loads;
   await sleep(200);

@@ -123,3 +123,15 @@ export function runCli(args: string[], env: NodeJS.ProcessEnv, opts: { killAfter
     });
   });
 }
+
+/** The CLI with stdout and stderr kept apart (runCli merges them). */
+export function xvbd(env: NodeJS.ProcessEnv, ...args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((res) => {
+    const c = spawn(process.execPath, [cliMain, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    c.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    c.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    c.on('close', (code) => res({ code, stdout, stderr }));
+  });
+}

@@ -4,22 +4,10 @@
 // would (marked in its environment, so the test can tell who started each keeper).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { chmodSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { cliMain, startBench } from './helpers.js';
+import { cliMain, startBench, xvbd } from './helpers.js';
 import { keeperLists } from '../../src/daemon/keeper-client.js';
-
-function xvbd(env: NodeJS.ProcessEnv, ...args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((res) => {
-    const c = spawn(process.execPath, [cliMain, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    c.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    c.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    c.on('close', (code) => res({ code, stdout, stderr }));
-  });
-}
 
 test('XVBD_KEEPERS=systemd: apply starts both keepers through systemctl, never detached by itself', async () => {
   const b = await startBench({ withBlockDevice: false });

@@ -6,20 +6,9 @@ import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { cliMain, startBench } from '../apply/helpers.js';
+import { cliMain, startBench, xvbd } from '../apply/helpers.js';
 import { statusValidator } from '../../src/observe/recording.js';
 import { keeperLists, keeperSocketPath } from '../../src/daemon/keeper-client.js';
-
-function xvbd(env: NodeJS.ProcessEnv, ...args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((res) => {
-    const c = spawn(process.execPath, [cliMain, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    c.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    c.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    c.on('close', (code) => res({ code, stdout, stderr }));
-  });
-}
 
 interface Doc {
   keepers?: { slot: string; pid: number; fds: number; xenstore?: string[]; xsConnected?: boolean; xenstoreMismatch?: boolean }[];

@@ -2,21 +2,9 @@
 // (plan -out, show, apply FILE refused when stale), -target and -replace.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { copyFileSync, existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { cliMain, startBench } from '../apply/helpers.js';
-
-function xvbd(env: NodeJS.ProcessEnv, ...args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((res) => {
-    const c = spawn(process.execPath, [cliMain, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    c.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    c.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    c.on('close', (code) => res({ code, stdout, stderr }));
-  });
-}
+import { startBench, xvbd } from '../apply/helpers.js';
 
 interface JAction {
   kind: string;

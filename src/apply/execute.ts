@@ -18,7 +18,8 @@ import { letGoVerdict, type LetGo } from '../plan/safety.js';
 import { modeWords, parseHexDev } from '../plan/identity.js';
 import type { Action, BackendRef, Plan } from '../model/plan.js';
 import type { XsClient, XsOps, XsTransaction } from '../xenstore/api.js';
-import type { DeviceProvider, ProvidedDevice } from './devices.js';
+import type { DeviceProvider, ProvidedDevice } from '../hold/devices.js';
+import type { FdHolder } from '../hold/holder.js';
 import {
   attachLayout,
   type AttachLayout,
@@ -31,7 +32,7 @@ import {
   servedNodes,
   vbdPaths,
   type VbdPaths,
-} from './layout.js';
+} from '../xenstore/layout.js';
 import { waitFor } from './watch.js';
 
 export type StepEvent =
@@ -53,23 +54,6 @@ export interface ExecuteResult {
   ok: boolean;
   steps: StepResult[];
 }
-
-/** Who keeps a loop device's fd after the step: the keeper process (apply, hook) or this process (daemon). */
-export interface FdHolder {
-  /** Called before the transaction that names the device commits. */
-  hold(dev: ProvidedDevice, backend: string): Promise<void>;
-  /** The transaction failed or was not needed: let go of what hold() took. */
-  abort(dev: ProvidedDevice, backend: string): Promise<void>;
-  /** Whether the executor should close its own fd once the step committed (the holder has its own). */
-  readonly releaseAfterCommit: boolean;
-}
-
-/** The daemon keeps the registry's fd itself. */
-export const selfHolder: FdHolder = {
-  async hold() {},
-  async abort() {},
-  releaseAfterCommit: false,
-};
 
 export interface ExecuteContext {
   xs: XsClient;

@@ -5,7 +5,7 @@ import type { LoopObs } from '../model/observed.js';
 import type { DiskSpec } from '../model/desired.js';
 import type { LoopRef } from '../model/plan.js';
 import { isBound, listLoops, LoopFreeRefused, LoopRegistry, mountedDevices, RegistryError } from '../linux/index.js';
-import type { DeviceProvider, ProvidedDevice } from './devices.js';
+import type { DeviceProvider, ProvidedDevice } from '../hold/devices.js';
 import { StepError } from './execute.js';
 
 /** How long to wait for a device of ours that is being autocleared (its last holder just died). */

@@ -4,7 +4,7 @@
 import { closeSync, ftruncateSync, openSync, readFileSync, writeSync, constants as fsc } from 'node:fs';
 import { join } from 'node:path';
 import { LOCK_EX, sysTryFlock } from '../linux/ffi.js';
-import { ensureRunDir, inRunDir, runDir } from './rundir.js';
+import { ensureRunDir, inRunDir, runDir } from '../host/rundir.js';
 
 export { runDir, ensureRunDir };
 

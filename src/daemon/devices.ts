@@ -6,8 +6,8 @@ import type { DiskSpec } from '../model/desired.js';
 import type { LoopObs } from '../model/observed.js';
 import type { LoopRef } from '../model/plan.js';
 import type { LoopRegistry } from '../linux/registry.js';
-import type { DeviceProvider, ProvidedDevice } from '../apply/devices.js';
-import type { FdStore } from './fdstore.js';
+import type { DeviceProvider, ProvidedDevice } from '../hold/devices.js';
+import type { FdStore } from '../hold/fdstore.js';
 
 export class StoreAwareDevices implements DeviceProvider {
   constructor(

@@ -1,7 +1,7 @@
 // The daemon's Engine: the real I/O behind each pass. Config from the directory (src/config), a
 // fresh observation over one long-lived xenstore connection (reconnected after a failure), the pure
 // planner, and the executor with this process as the fd holder (the LoopRegistry keeps one fd per
-// device; src/daemon/fdstore.ts parks them in systemd's fd store). Execution takes the host's apply
+// device; src/hold/fdstore.ts parks them in systemd's fd store). Execution takes the host's apply
 // lock, so a one-shot `xvbd apply` and the daemon never interleave.
 import { ConfigCache, formatErrors } from '../config/index.js';
 import type { DesiredState } from '../model/desired.js';
@@ -9,11 +9,12 @@ import type { ObservedState } from '../model/observed.js';
 import type { Plan } from '../model/plan.js';
 import type { XsClient } from '../xenstore/api.js';
 import type { LoopRegistry } from '../linux/registry.js';
-import type { DeviceProvider } from '../apply/devices.js';
-import { execute, selfHolder, type FdHolder, type StepEvent } from '../apply/execute.js';
+import type { DeviceProvider } from '../hold/devices.js';
+import { execute, type StepEvent } from '../apply/execute.js';
+import { selfHolder, type FdHolder } from '../hold/holder.js';
 import { acquireApplyLock } from '../apply/lock.js';
 import type { Engine, ExecuteResult, PassOutcome, StepRecord } from './reconciler.js';
-import { sweepRegistry, type FdStore } from './fdstore.js';
+import { sweepRegistry, type FdStore } from '../hold/fdstore.js';
 import type { LogFn } from '../log/stdio.js';
 
 export type ObserveFn = (xs: XsClient, desired: DesiredState) => Promise<ObservedState>;

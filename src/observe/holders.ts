@@ -1,5 +1,5 @@
 // The holders a loop device has, put into an observation (LoopObs.keptBy). Who asks them is the
-// caller's business (src/daemon/holdings.ts): the observation only records the answer.
+// caller's business (src/hold/holdings.ts): the observation only records the answer.
 import type { ObservedState } from '../model/observed.js';
 
 /** diskseq -> the durable holders keeping that device open. */

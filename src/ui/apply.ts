@@ -1,7 +1,7 @@
 // The TUI's apply: the same session `xvbd apply` runs (lock, fresh observation, plan, execute with
 // the keeper holding the fds), approved only if the fresh plan is exactly the one the user saw and
 // confirmed: if anything changed in between, nothing is done and the screen shows the new plan.
-import { applyOnce } from '../apply/session.js';
+import { applyOnce } from '../wire/session.js';
 import { stepLine as stepLineOf, type StepEvent } from '../apply/execute.js';
 import type { Action } from '../model/plan.js';
 import type { ApplyFn } from './xen-source.js';

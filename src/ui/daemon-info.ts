@@ -2,7 +2,7 @@
 // socket, its last pass, and its recent events (passes, the hook's serve/release requests), read
 // with the socket's read-only `status` and `events` ops. Never an error for the screen: a daemon
 // that does not run, or a socket we may not use, is something to show, not a failure.
-import { askDaemon } from '../daemon/control.js';
+import { askDaemon } from '../ipc/control.js';
 import type { DaemonEvent } from '../daemon/daemon.js';
 
 export type DaemonInfo =

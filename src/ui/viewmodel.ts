@@ -5,7 +5,7 @@
 import type { DesiredState } from '../model/desired.js';
 import { xenbusStateName, type BackendObs, type LoopObs, type ObservedState } from '../model/observed.js';
 import { ACTION_SIGN, type Action, type DiskStatus, type Finding, type Health, type Plan, type Severity, type SyncStatus } from '../model/plan.js';
-import { summaryLine } from '../cli/render/plan.js';
+import { summaryLine } from '../render/plan.js';
 import type { SortCol, SortSpec } from './keys.js';
 import type { DaemonEvent } from '../daemon/daemon.js';
 import type { DaemonInfo } from './daemon-info.js';

@@ -9,7 +9,7 @@ import { DEFAULT_POLICY, type DesiredState } from '../model/desired.js';
 import { observedOnlyPlan } from '../plan/observed-only.js';
 import { plan as makePlan } from '../plan/plan.js';
 import type { Plan } from '../model/plan.js';
-import { snapshot, type Snapshot } from '../observe/snapshot.js';
+import { snapshot, type Snapshot } from '../wire/snapshot.js';
 import type { XsClient } from '../xenstore/api.js';
 import { connect, defaultPaths } from '../xenstore/client.js';
 import { readDaemon } from './daemon-info.js';

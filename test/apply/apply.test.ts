@@ -4,7 +4,7 @@ import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { applyOnce } from '../../src/apply/session.js';
+import { applyOnce } from '../../src/wire/session.js';
 import { loadConfig } from '../../src/config/index.js';
 import { runCli, startBench, waitUntil, DOMAINS } from './helpers.js';
 

@@ -4,7 +4,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { acquireApplyLock, LockHeldError } from '../../src/apply/lock.js';
-import { applyOnce, PlanChangedError } from '../../src/apply/session.js';
+import { applyOnce, PlanChangedError } from '../../src/wire/session.js';
 import { startBench } from './helpers.js';
 
 test('approveUnlocked: the lock is free while asking, held for the steps; a held lock still fails at once', async () => {

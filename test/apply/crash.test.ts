@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
-import { applyOnce } from '../../src/apply/session.js';
+import { applyOnce } from '../../src/wire/session.js';
 import { runCli, startBench, waitUntil, type Bench } from './helpers.js';
 
 /** Every backend complete, its device bound with the recorded diskseq and inode; frontends and libxl's dirs in pairs. */

@@ -4,7 +4,7 @@ import { execFile } from 'node:child_process';
 import { truncateSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { applyOnce } from '../../src/apply/session.js';
+import { applyOnce } from '../../src/wire/session.js';
 import { LoopRegistry } from '../../src/linux/index.js';
 import { RegistryDevices } from '../../src/apply/linux-devices.js';
 import { runCli, startBench, waitUntil } from './helpers.js';

@@ -5,7 +5,7 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { prepareExampleHost, type ExampleHost } from '../../src/apply/example-host.js';
+import { prepareExampleHost, type ExampleHost } from '../../src/demo/example-host.js';
 import { startSimulator, type Simulator } from '../../src/sim/index.js';
 import { connect } from '../../src/xenstore/client.js';
 import type { XsClient } from '../../src/xenstore/api.js';

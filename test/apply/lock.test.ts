@@ -49,7 +49,7 @@ test('the lock: another process holds it; waiting works; kill -9 frees it', asyn
 });
 
 test('xvbd apply refuses while another applier holds the lock, naming its pid', async () => {
-  const { prepareExampleHost } = await import('../../src/apply/example-host.js');
+  const { prepareExampleHost } = await import('../../src/demo/example-host.js');
   const { runCli } = await import('./helpers.js');
   const dir = mkdtempSync(join(tmpdir(), 'xvbd-lock-'));
   const host = prepareExampleHost({ workDir: join(dir, 'host'), withBlockDevice: false });

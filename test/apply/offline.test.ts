@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { readFileSync, truncateSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { keeperLists } from '../../src/daemon/keeper-client.js';
+import { keeperLists } from '../../src/hold/keeper-client.js';
 import { runCli, startBench, waitUntil, type Bench } from './helpers.js';
 
 function boundSeq(name: string): string | undefined {

@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync, truncateSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { applyOnce } from '../../src/apply/session.js';
+import { applyOnce } from '../../src/wire/session.js';
 import { runCli, startBench, waitUntil } from './helpers.js';
 
 test('replace: a new source and a flipped mode are detached and attached again with prune; old devices freed', async () => {

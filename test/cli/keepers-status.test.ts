@@ -8,7 +8,7 @@ import { existsSync, mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { cliMain, startBench, xvbd } from '../apply/helpers.js';
 import { statusValidator } from '../../src/observe/recording.js';
-import { keeperLists, keeperSocketPath } from '../../src/daemon/keeper-client.js';
+import { keeperLists, keeperSocketPath } from '../../src/hold/keeper-client.js';
 
 interface Doc {
   keepers?: { slot: string; pid: number; fds: number; xenstore?: string[]; xsConnected?: boolean; xenstoreMismatch?: boolean }[];

@@ -13,7 +13,7 @@ import { connect } from '../../src/xenstore/client.js';
 import { describeXsFailure } from '../../src/xenstore/errors.js';
 import { plan } from '../../src/plan/index.js';
 import { modeWords } from '../../src/plan/identity.js';
-import { renderPlan, sharingNotes } from '../../src/cli/render/plan.js';
+import { renderPlan, sharingNotes } from '../../src/render/plan.js';
 import { confirmQuestion } from '../../src/cli/commands/apply.js';
 import { desired, disk, fileSrc, observed, sources } from '../plan/fixtures.js';
 

@@ -14,7 +14,7 @@
 // the number of trials.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { DEFAULT_GRACE_MS } from '../../src/daemon/keeper.js';
+import { DEFAULT_GRACE_MS } from '../../src/hold/keeper.js';
 import { FakeSystemd } from '../daemon/fake-systemd.js';
 import { checkAll, checkHeld, checkNamesOwnDevice, checkNoSharedWritable, checkPendingExpired, pendingKey, type LoopDev, type Violation } from './checker.js';
 import { CrashHost, type CliRun, type Disk } from './harness.js';

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { connect } from '../../src/xenstore/client.js';
 import { cliMain, loopsUnder, runCli, waitUntil } from '../apply/helpers.js';
 import { DaemonProc } from '../daemon/harness.js';
-import { ControlClient } from '../../src/daemon/control.js';
+import { ControlClient } from '../../src/ipc/control.js';
 import type { FakeSystemd } from '../daemon/fake-systemd.js';
 import { ourProcesses, snapshot } from './snapshot.js';
 import type { HostSnapshot } from './checker.js';

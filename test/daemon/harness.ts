@@ -10,9 +10,9 @@ import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { startSimulator, type Simulator } from '../../src/sim/index.js';
 import { connect } from '../../src/xenstore/client.js';
-import { ControlClient, type ControlReply } from '../../src/daemon/control.js';
+import { ControlClient, type ControlReply } from '../../src/ipc/control.js';
 import { FakeSystemd } from './fake-systemd.js';
-import { keeperLists } from '../../src/daemon/keeper-client.js';
+import { keeperLists } from '../../src/hold/keeper-client.js';
 import { keepersRunning } from '../helpers/keepers.js';
 import { boundLoops } from '../helpers/loops.js';
 

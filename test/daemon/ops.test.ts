@@ -8,7 +8,7 @@ import { promisify } from 'node:util';
 
 const run = promisify(execFile);
 import { Host, cliMain } from './harness.js';
-import { askDaemon } from '../../src/daemon/control.js';
+import { askDaemon } from '../../src/ipc/control.js';
 import { join } from 'node:path';
 import { rmSync } from 'node:fs';
 

@@ -1,6 +1,6 @@
 // Test helpers around a run dir's two keepers: how many fds they hold, waiting for them to exit.
 import { existsSync } from 'node:fs';
-import { keeperLists, keeperSocketPath } from '../../src/daemon/keeper-client.js';
+import { keeperLists, keeperSocketPath } from '../../src/hold/keeper-client.js';
 import { KEEPER_SLOTS } from '../../src/plan/holding.js';
 
 /** Fds held by each running keeper of runDir (a keeper that does not answer counts as none). */

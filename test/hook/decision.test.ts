@@ -1,8 +1,8 @@
 // hookDecision() and needsWholeHost() as tables: pure, on hand-made observations (test/plan/fixtures).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { hookDecision, parseXenbusPath } from '../../src/apply/hook.js';
-import { needsWholeHost } from '../../src/apply/hook-serve.js';
+import { hookDecision, parseXenbusPath } from '../../src/hook/hook.js';
+import { needsWholeHost } from '../../src/hook/hook-serve.js';
 import type { DesiredState } from '../../src/model/desired.js';
 import type { BackendObs, ObservedState } from '../../src/model/observed.js';
 import { plan } from '../../src/plan/plan.js';

@@ -4,7 +4,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, readFileSync, truncateSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { askDaemon } from '../../src/daemon/control.js';
+import { askDaemon } from '../../src/ipc/control.js';
 import { devidToVdev } from '../../src/config/index.js';
 import { cliMain, DOMAINS, waitUntil, type Bench } from '../apply/helpers.js';
 

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { keeperLists } from '../../src/daemon/keeper-client.js';
+import { keeperLists } from '../../src/hold/keeper-client.js';
 import { runCli, startBench, waitUntil, type Bench } from '../apply/helpers.js';
 import { libxlDiskAdd, libxlDiskRemove } from './libxl.js';
 import { HOOK_DOMAINS, hookEnv, manyDisksConfig, runNative, stopHookServer } from './helpers.js';

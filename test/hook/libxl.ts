@@ -2,7 +2,7 @@
 // `format=raw,vdev=VDEV,access=rw|ro,script=SCRIPT,target=PATH`, in one transaction: the frontend dir,
 // the backend dir (no physical-device: the hotplug script provides it) and libxl's own copy. Used by the
 // hook tests and `bench hook`, so that both see the backends libxl would hand the script.
-import { backendPerms, frontendPerms, vbdPaths, type VbdPaths } from '../../src/apply/layout.js';
+import { backendPerms, frontendPerms, vbdPaths, type VbdPaths } from '../../src/xenstore/layout.js';
 import type { XsClient } from '../../src/xenstore/api.js';
 
 export interface LibxlDisk {

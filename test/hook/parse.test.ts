@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { HookError, parseHookInvocation, parseXenbusPath } from '../../src/apply/hook.js';
+import { HookError, parseHookInvocation, parseXenbusPath } from '../../src/hook/hook.js';
 
 test('XENBUS_PATH: only backend/vbd/<domid>/<devid>, strictly', () => {
   assert.deepEqual(parseXenbusPath('backend/vbd/5/51712'), {

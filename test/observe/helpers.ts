@@ -10,7 +10,7 @@ import { closeSource, openSource } from '../../src/linux/source.js';
 import { sysClose } from '../../src/linux/ffi.js';
 import { boundLoops } from '../helpers/loops.js';
 import { waitKeepersGone } from '../helpers/keepers.js';
-import { KeeperHolder } from '../../src/apply/holder.js';
+import { KeeperHolder } from '../../src/hold/holder.js';
 
 const execFileP = promisify(execFile);
 

@@ -272,7 +272,7 @@ test('allowDataLoss cannot come from the config: the schema refuses the key', as
 });
 
 test('renderPlan: no actions but an error finding does not say the host matches', async () => {
-  const { renderPlan } = await import('../../src/cli/render/plan.js');
+  const { renderPlan } = await import('../../src/render/plan.js');
   const p = plan(onWeb, issueObs(), policy({ prune: true }));
   const text = renderPlan(p, { color: false });
   assert.match(text, /^No changes\. Nothing to do here, but an error finding needs you \(see the findings\)\./m);

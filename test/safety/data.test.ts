@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { closeSync, openSync, readFileSync, readSync, rmSync, truncateSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
-import { applyOnce } from '../../src/apply/session.js';
+import { applyOnce } from '../../src/wire/session.js';
 import type { Plan } from '../../src/model/plan.js';
 import { runCli, startBench, waitUntil } from '../apply/helpers.js';
 

@@ -7,7 +7,7 @@ import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync, mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { runDirError } from '../../src/apply/rundir.js';
+import { runDirError } from '../../src/host/rundir.js';
 import { cliMain } from '../apply/helpers.js';
 
 test('runDirError: names the file, what it is for, and what the code means', () => {

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, symlinkSync } from 'node:fs';
 import { join } from 'node:path';
-import { keeperLists, keeperLogPath } from '../../src/daemon/keeper-client.js';
+import { keeperLists, keeperLogPath } from '../../src/hold/keeper-client.js';
 import { Host, DaemonProc, cliMain } from '../daemon/harness.js';
 import { runCli, startBench } from '../apply/helpers.js';
 

@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect } from '../../src/xenstore/client.js';
 import { startSimulator } from '../../src/sim/index.js';
-import { backendPerms, frontendPerms, vbdPaths } from '../../src/apply/layout.js';
+import { backendPerms, frontendPerms, vbdPaths } from '../../src/xenstore/layout.js';
 
 test('a guest reads its backend, cannot change it, writes its frontend, cannot see another guest\'s', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'xvbd-guestview-'));

@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ControlError, ControlServer } from '../../src/daemon/control.js';
+import { ControlError, ControlServer } from '../../src/ipc/control.js';
 import { readDaemon } from '../../src/ui/daemon-info.js';
 
 test('no daemon listening: absent; one answering: its pid, last pass and events; a refusal: unknown with the reason', async () => {

@@ -3,8 +3,8 @@ import { createInterface } from 'node:readline/promises';
 import { hostOption, parseCommand } from '../args.js';
 import { defaultConfigDir } from '../../config/index.js';
 import { LockHeldError } from '../../apply/lock.js';
-import { RunDirError } from '../../apply/rundir.js';
-import { applyOnce, PlanChangedError, StalePlanError, type ApplyOptions } from '../../apply/session.js';
+import { RunDirError } from '../../host/rundir.js';
+import { applyOnce, PlanChangedError, StalePlanError, type ApplyOptions } from '../../wire/session.js';
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { defaultHostName } from '../../config/index.js';
@@ -16,10 +16,10 @@ import { ConfigInvalidError, formatErrors } from '../../config/index.js';
 import { stepLine } from '../../apply/execute.js';
 import type { Plan } from '../../model/plan.js';
 import { CliError } from '../errors.js';
-import { renderFindings, renderPlan } from '../render/plan.js';
+import { renderFindings, renderPlan } from '../../render/plan.js';
 import { EXIT_ERROR, EXIT_FINDINGS, EXIT_OK, errorFindings } from '../exit.js';
 import type { Finding } from '../../model/plan.js';
-import { plural, wantColor } from '../render/style.js';
+import { plural, wantColor } from '../../render/style.js';
 import { writeErr, writeOut } from '../../log/stdio.js';
 
 const USAGE = `Usage: xvbd apply [--config DIR] [--host NAME] [--auto-approve] [--dry-run] [--prune [--allow-data-loss]] [--target DOMAIN[/VDEV]]... [--replace DOMAIN/VDEV]...
@@ -74,7 +74,7 @@ async function ask(plan: Plan): Promise<boolean> {
 async function remainingErrors(configDir: string, host: { host?: string }, policy: { prune: boolean; allowDataLoss: boolean; replace: DiskAddress[] }, color: boolean): Promise<number> {
   let errors: Finding[];
   try {
-    const { snapshot } = await import('../../observe/snapshot.js');
+    const { snapshot } = await import('../../wire/snapshot.js');
     const { askHolders } = await import('../holders.js');
     // with the same --prune / --allow-data-loss: a refused prune (data-loss-refused) is still there
     const { replaceKey } = await import('../../plan/target.js');
@@ -204,7 +204,7 @@ export async function run(argv: string[]): Promise<number> {
     return remainingErrors(configDir, host, { prune, allowDataLoss, replace: t.replace }, color);
   } catch (err) {
     if (err instanceof ConfigInvalidError) {
-      const { configProblem } = await import('../../observe/cli.js');
+      const { configProblem } = await import('../snapshot.js');
       const problem = configProblem({ configDir, errors: err.errors });
       if (problem.missing) throw new CliError(`${problem.text}: nothing was changed`);
       const text = formatErrors(err.errors);

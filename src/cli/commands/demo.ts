@@ -1,7 +1,7 @@
 // `xvbd demo`: examples/host on a simulated Xen host with real loop devices; cleans up after itself.
 import { parseCommand } from '../args.js';
-import { runDemo } from '../../apply/demo.js';
-import { wantColor } from '../render/style.js';
+import { runDemo } from '../../demo/demo.js';
+import { wantColor } from '../../render/style.js';
 
 const USAGE = `Usage: xvbd demo [--no-wait]
 

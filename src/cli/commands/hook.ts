@@ -2,7 +2,7 @@
 import { chmodSync, copyFileSync, existsSync, renameSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { runDir } from '../../apply/rundir.js';
+import { runDir } from '../../host/rundir.js';
 import { closest, parseCommand, UsageError } from '../args.js';
 import { CliError } from '../errors.js';
 
@@ -73,13 +73,13 @@ export async function run(argv: string[]): Promise<number> {
     if (fd !== undefined && !(Number.isInteger(fd) && fd >= 3)) throw new UsageError('hook', '--ready-fd must be an fd number >= 3');
     if (idle !== undefined && !(Number.isInteger(idle) && idle > 0)) throw new UsageError('hook', '--idle-ms must be a positive integer');
     // The keeper is a Node start of its own: begun before this process loads the rest of its code.
-    const { KeeperHolder } = await import('../../apply/holder.js');
+    const { KeeperHolder } = await import('../../hold/holder.js');
     const holder = new KeeperHolder(runDir());
     const keeperUp = holder.start();
     keeperUp.catch(() => {}); // reported by the first step that needs it
-    const { runHookServer } = await import('../../apply/hook-run.js');
+    const { runHookServer } = await import('../../hook/hook-run.js');
     return runHookServer({ holder, keeperUp, ...(fd !== undefined ? { readyFd: fd } : {}), ...(idle !== undefined ? { idleMs: idle } : {}) });
   }
-  const { runHook } = await import('../../apply/hook-run.js');
+  const { runHook } = await import('../../hook/hook-run.js');
   return runHook(argv);
 }

@@ -1,9 +1,9 @@
 // `xvbd keeper`: holds loop-device fds for backends when no daemon runs (docs/fd-holding.md).
 // Started on demand by `xvbd apply` and `xvbd hook`; not meant to be run by hand except to inspect it.
 import { parseCommand, UsageError } from '../args.js';
-import { runDir } from '../../apply/rundir.js';
-import { keeperLists } from '../../daemon/keeper-client.js';
-import { KeeperRunningError, runKeeper } from '../../daemon/keeper.js';
+import { runDir } from '../../host/rundir.js';
+import { keeperLists } from '../../hold/keeper-client.js';
+import { KeeperRunningError, runKeeper } from '../../hold/keeper.js';
 import { KEEPER_SLOTS, type KeeperSlot } from '../../plan/holding.js';
 import { connect } from '../../xenstore/client.js';
 import { CliError } from '../errors.js';

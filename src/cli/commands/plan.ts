@@ -1,8 +1,8 @@
 // `xvbd plan`: what apply would do, Terraform-style, with the drift findings. Changes nothing.
 import { hostOption, parseCommand, REPORT_OPTIONS } from '../args.js';
-import { renderPlan } from '../render/plan.js';
-import { colorFor, plural, wantColor } from '../render/style.js';
-import { loadSnapshot } from '../../observe/cli.js';
+import { renderPlan } from '../../render/plan.js';
+import { colorFor, plural, wantColor } from '../../render/style.js';
+import { loadSnapshot } from '../snapshot.js';
 import { askHolders } from '../holders.js';
 import { writeOut } from '../../log/stdio.js';
 import { CliError } from '../errors.js';

@@ -72,14 +72,14 @@ export async function run(argv: string[]): Promise<number> {
     }
   }
   // As `xvbd apply` does: --hook-script, else $XVBD_HOOK_SCRIPT, else /usr/local/bin/xvbd-hook if installed.
-  const { hookScriptPath } = await import('../../apply/session.js');
+  const { hookScriptPath } = await import('../../wire/session.js');
   const hookScript = a['hook-script'] ?? hookScriptPath();
 
-  const { controlSocketPath, runDir, askDaemon } = await import('../../daemon/control.js');
+  const { controlSocketPath, runDir, askDaemon } = await import('../../ipc/control.js');
   const { connect } = await import('../../xenstore/client.js');
   const { LoopRegistry } = await import('../../linux/index.js');
   const { RegistryDevices } = await import('../../apply/linux-devices.js');
-  const { observeWith, planWithPolicy } = await import('../../daemon/wiring.js');
+  const { observeWith, planWithPolicy } = await import('../../wire/wiring.js');
   // what the daemon and a one-shot pass are both made of: config, xenstore, observe, plan, loop devices
   const registry = new LoopRegistry();
   const core = {
@@ -144,14 +144,14 @@ export async function run(argv: string[]): Promise<number> {
   }
   const { Reconciler } = await import('../../daemon/reconciler.js');
   const { DaemonEngine } = await import('../../daemon/engine.js');
-  const { KeeperHolder } = await import('../../apply/holder.js');
+  const { KeeperHolder } = await import('../../hold/holder.js');
   const holder = new KeeperHolder(runDir());
   const lines: string[] = [];
   const log = (l: string) => {
     lines.push(l);
     if (!a.json) writeErr(l + '\n');
   };
-  const { durableHoldings } = await import('../../daemon/holdings.js');
+  const { durableHoldings } = await import('../../hold/holdings.js');
   // a one-shot pass asks the keepers what they hold, as `apply` does: unheld devices are taken back
   const engine = new DaemonEngine({ ...core, observe: observeWith(registry, () => durableHoldings(runDir(), { askDaemon: true })), holder, log });
   const rec = new Reconciler(engine, { log, debounceMs: 0 });
@@ -193,7 +193,7 @@ async function remaining(o: PassResult, configDir: string): Promise<{ findings?:
   if (o.error || !o.ok || !o.configOk) return {};
   if (o.steps.length === 0) return { findings: o.errorFindings ?? [] };
   try {
-    const { snapshot } = await import('../../observe/snapshot.js');
+    const { snapshot } = await import('../../wire/snapshot.js');
     const { askHolders } = await import('../holders.js');
     const snap = await snapshot({ configDir, holders: askHolders });
     if (!snap.plan) return { lookFailed: `the config in ${configDir} no longer loads` };

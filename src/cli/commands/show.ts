@@ -1,8 +1,8 @@
 // `xvbd show FILE`: a plan saved by `xvbd plan -out FILE`, as `xvbd plan` printed it (or --json).
 import { readFileSync } from 'node:fs';
 import { parseCommand, UsageError } from '../args.js';
-import { renderPlan } from '../render/plan.js';
-import { colorFor } from '../render/style.js';
+import { renderPlan } from '../../render/plan.js';
+import { colorFor } from '../../render/style.js';
 import { writeOut } from '../../log/stdio.js';
 import { CliError } from '../errors.js';
 import { parseSavedPlan, SavedPlanError } from '../../plan/saved.js';

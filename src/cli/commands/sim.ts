@@ -88,7 +88,7 @@ async function client(op: string, positionals: string[], control: string | undef
     if (!/^[A-Za-z0-9._-]{1,64}$/.test(positionals[0]!)) throw new UsageError('sim', `invalid domain name ${JSON.stringify(positionals[0])}`);
     req.name = positionals[0];
   }
-  const { JsonLinesClient } = await import('../../daemon/jsonlines.js');
+  const { JsonLinesClient } = await import('../../ipc/jsonlines.js');
   let c;
   try {
     c = await JsonLinesClient.connect<{ op: string }, SimReply>(control, 'the simulator');
@@ -150,7 +150,7 @@ export async function run(argv: string[]): Promise<number> {
     const controlPath = values.control;
     const { createServer } = await import('node:net');
     const { chmodSync, rmSync } = await import('node:fs');
-    const { serveJsonLines } = await import('../../daemon/jsonlines.js');
+    const { serveJsonLines } = await import('../../ipc/jsonlines.js');
     const s = sim;
     rmSync(controlPath, { force: true });
     const srv = createServer((sock) => serveJsonLines(sock, async (line) => answer(s, line), { maxLine: 64 * 1024, sequential: true }));

@@ -1,9 +1,9 @@
 // `xvbd status`: every desired disk (and every backend of xvbd's nobody desires) with its sync and
 // health kept apart, its loop device, diskseq, sharing, backend/frontend states; then the findings.
 import { hostOption, parseCommand, REPORT_OPTIONS } from '../args.js';
-import { renderStatus } from '../render/status.js';
-import { colorFor, palette } from '../render/style.js';
-import { configProblem, loadHostSnapshot } from '../../observe/cli.js';
+import { renderStatus } from '../../render/status.js';
+import { colorFor, palette } from '../../render/style.js';
+import { configProblem, loadHostSnapshot } from '../snapshot.js';
 import { formatErrors } from '../../config/index.js';
 import { askHolders } from '../holders.js';
 import { EXIT_ERROR, EXIT_FINDINGS, EXIT_OK, errorFindings } from '../exit.js';
@@ -69,8 +69,8 @@ export async function run(argv: string[]): Promise<number> {
 
 /** The run dir's keepers that answer: pid, fds held, their xenstore (and whether it is not ours). */
 async function keeperStatus(): Promise<KeeperStatus[]> {
-  const { keeperLists, xenstoreMismatch } = await import('../../daemon/keeper-client.js');
-  const { runDir } = await import('../../apply/rundir.js');
+  const { keeperLists, xenstoreMismatch } = await import('../../hold/keeper-client.js');
+  const { runDir } = await import('../../host/rundir.js');
   return (await keeperLists(runDir())).map((k) => ({
     slot: k.slot,
     pid: k.pid,

@@ -2,7 +2,7 @@
 // print every error.
 import { parseCommand, REPORT_OPTIONS, UsageError } from '../args.js';
 import { checkConfigDir, checkFleetDir, defaultConfigDir, formatErrors } from '../../config/index.js';
-import { colorFor, plural } from '../render/style.js';
+import { colorFor, plural } from '../../render/style.js';
 
 const USAGE = `Usage: xvbd validate [--config DIR] [--json] [--host NAME | --fleet] [--color|--no-color]
 

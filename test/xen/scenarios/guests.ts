@@ -27,8 +27,8 @@ import { TestGuest, buildTestGuestInitrd } from '../lib/testguest.js';
 import { isAlive, loopsOf, runDirLogs, startKeepers, stopRunDirProcesses } from '../lib/xl.js';
 import { connect } from '../../../src/xenstore/client.js';
 import type { XsClient, XsPerms } from '../../../src/xenstore/api.js';
-import { askDaemon } from '../../../src/daemon/control.js';
-import { keeperLists } from '../../../src/daemon/keeper-client.js';
+import { askDaemon } from '../../../src/ipc/control.js';
+import { keeperLists } from '../../../src/hold/keeper-client.js';
 
 const A = 'xvbd-ga';
 const B = 'xvbd-gb';

@@ -14,8 +14,6 @@ export {
   checkConfigTexts,
   checkFleetDir,
   checkFleetTexts,
-  defaultConfigDir,
-  defaultHostName,
   isConfigFileName,
   parseDuration,
   type CheckOptions,
@@ -26,6 +24,8 @@ export {
 } from './load.js';
 export { vdevToDevid, devidToVdev, parseVdev, VdevError, type VdevInfo } from './vdev.js';
 export { pathProblem, isUnder } from './paths.js';
+// read from the environment in src/host (one place for every environment variable's default)
+export { defaultConfigDir, defaultHostName } from '../host/env.js';
 
 /** Which host of a fleet to load for (`--host`); without Host documents in the directory it does not matter. */
 export type LoadOptions = Omit<CheckOptions, 'dir'>;

@@ -1,8 +1,8 @@
 // Loading a config directory: YAML (with positions) -> JSON Schema (ajv) -> semantic checks -> DesiredState.
 // Every error of every file is collected; a broken file or document does not stop the others.
 import { readdir, readFile, stat } from 'node:fs/promises';
-import { hostname } from 'node:os';
 import { join } from 'node:path';
+import { defaultHostName } from '../host/env.js';
 import {
   isAlias,
   isMap,
@@ -714,11 +714,6 @@ export interface CheckOptions {
 
 const HOST_NAME = /^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*$/;
 
-/** The machine's host name as `uname -n` prints it, folded to lower case: $XVBD_HOST, else os.hostname(). */
-export function defaultHostName(env: NodeJS.ProcessEnv = process.env): string {
-  return (env.XVBD_HOST && env.XVBD_HOST !== '' ? env.XVBD_HOST : hostname()).toLowerCase();
-}
-
 const hostSpec = (h: HostEntry): HostSpec => ({ name: h.name, labels: { ...h.labels }, at: plainLoc(h.nameLoc) });
 
 /** `a`, `b` and `c` / `a`, `b`, `c` and 7 more. */
@@ -1028,11 +1023,6 @@ function readOptions(o: JsonObject, base: DiskOptions): DiskOptions {
   if (typeof o.discard === 'boolean') out.discard = o.discard;
   if (typeof o.blockSize === 'number' && [512, 1024, 2048, 4096].includes(o.blockSize)) out.blockSize = o.blockSize;
   return out;
-}
-
-/** The default config directory: $XVBD_CONFIG, else /etc/xvbd. */
-export function defaultConfigDir(env: NodeJS.ProcessEnv = process.env): string {
-  return env.XVBD_CONFIG && env.XVBD_CONFIG !== '' ? env.XVBD_CONFIG : '/etc/xvbd';
 }
 
 /** The config files of a directory: `*.yaml` and `*.yml`, not hidden, not recursive, sorted by name (code points). */

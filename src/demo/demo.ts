@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline/promises';
 import { loadConfig } from '../config/index.js';
-import { LoopRegistry, listLoops } from '../linux/index.js';
+import { listLoops } from '../linux/index.js';
 import { snapshot } from '../wire/snapshot.js';
 import { renderPlan } from '../render/plan.js';
 import { renderStatus } from '../render/status.js';
@@ -17,7 +17,7 @@ import { connect } from '../xenstore/client.js';
 import { detachBackend, type StepEvent } from '../apply/execute.js';
 import { selfHolder } from '../hold/holder.js';
 import { prepareExampleHost, type ExampleHost } from './example-host.js';
-import { RegistryDevices } from '../apply/linux-devices.js';
+import { wire } from '../wire/wire.js';
 import { applyOnce } from '../wire/session.js';
 
 export interface DemoOptions {
@@ -79,7 +79,8 @@ export async function runDemo(opts: DemoOptions = {}): Promise<number> {
         if (xs && host) {
           const desired = (await loadConfig(host.configDir)).desired;
           const policy = { ...desired!.policy, detachTimeoutMs: 2000 };
-          const ctx = { xs, devices: new RegistryDevices(new LoopRegistry()), policy, holder: selfHolder };
+          const w = wire();
+          const ctx = { xs, devices: w.devices(w.registry()), policy, holder: selfHolder };
           for (const fe of await xs.directory('/local/domain/0/backend/vbd')) {
             for (const devid of await xs.directory(`/local/domain/0/backend/vbd/${fe}`)) {
               const path = `/local/domain/0/backend/vbd/${fe}/${devid}`;

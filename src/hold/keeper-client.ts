@@ -6,8 +6,8 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { KEEPER_SLOTS, keeperHolderName, type KeeperSlot } from '../plan/holding.js';
 import { JsonLinesClient } from '../ipc/jsonlines.js';
-import { defaultPaths } from '../xenstore/client.js';
-import { DEFAULT_RUN_DIR } from '../linux/instance.js';
+import { defaultPaths } from '../host/env.js';
+import { DEFAULT_RUN_DIR } from '../host/instance.js';
 import type { HeldInfo, KeeperReply, KeeperRequest } from './keeper-protocol.js';
 
 export interface KeeperConnection {

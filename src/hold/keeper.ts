@@ -23,7 +23,7 @@ import { chmodSync, closeSync, fstatSync, mkdirSync, open as fsOpen, openSync, r
 import { createServer, type Server, type Socket } from 'node:net';
 import type { XsClient } from '../xenstore/api.js';
 import { DISKSEQ_NODE, isDecimalU64, parseBackendPath } from '../xenstore/layout.js';
-import { defaultPaths } from '../xenstore/client.js';
+import { defaultPaths } from '../host/env.js';
 import { ensureKeeper, keeperLockPath, keeperSocketPath, twinOf, type KeeperConnection } from './keeper-client.js';
 import { serveJsonLines } from '../ipc/jsonlines.js';
 import { devMajor, devMinor } from '../linux/devnum.js';

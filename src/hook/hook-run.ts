@@ -6,7 +6,8 @@
 //   when neither the daemon nor a hook server listens.
 import { appendFileSync, closeSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
-import { ConfigCache, defaultConfigDir, defaultHostName, formatErrors } from '../config/index.js';
+import { ConfigCache, formatErrors } from '../config/index.js';
+import { hostConfig } from '../host/config.js';
 import { askDaemon, controlSocketPath, ControlError, ControlServer, type ControlRequest } from '../ipc/control.js';
 import { dropFromKeepers } from '../hold/keeper-client.js';
 import type { XsClient } from '../xenstore/api.js';
@@ -51,16 +52,17 @@ export async function openOneShot(
   log: (l: string) => void,
   opts: { startKeeper?: boolean; holder?: KeeperHolder; keeperUp?: Promise<void> } = {},
 ): Promise<OneShotDeps> {
-  const holder = opts.holder ?? new KeeperHolder(runDir(env));
+  const host = hostConfig(env);
+  const holder = opts.holder ?? new KeeperHolder(host.runDir);
   const started = opts.keeperUp ?? (opts.startKeeper ? holder.start() : Promise.resolve());
   const keeperUp = started.catch((e: Error) => log(`keeper: ${e.message}`));
   const linux = await import('../linux/index.js');
-  const config = new ConfigCache(defaultConfigDir(env), { host: defaultHostName(env) });
+  const config = new ConfigCache(host.configDir, { host: host.hostName });
   let loading: ReturnType<ConfigCache['load']> | undefined;
   let xs: Promise<XsClient> | undefined;
   const client = () => {
     if (!xs) {
-      const c = connect();
+      const c = connect({ paths: host.xenstorePaths });
       xs = c;
       c.catch(() => {
         if (xs === c) xs = undefined;
@@ -91,7 +93,7 @@ export async function openOneShot(
       return { loops: linux.listLoops({ mounts }), mountedDevs: mounts.devs };
     },
     async execute(plan, desired) {
-      const lock = await acquireApplyLock({ waitMs: 60_000 });
+      const lock = await acquireApplyLock({ dir: host.runDir, waitMs: 60_000 });
       const registry = new linux.LoopRegistry({ allowedRoots: desired.policy.allowedRoots });
       try {
         const r = await execute(plan, { xs: await client(), devices: new RegistryDevices(registry), policy: desired.policy, holder });

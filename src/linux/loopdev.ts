@@ -6,7 +6,7 @@
 // The loop device itself is opened O_EXCL: that claims the block device, so a concurrent LOOP_CONFIGURE
 // or LOOP_SET_FD by another allocator (losetup, udisks) on the same device fails with EBUSY instead of
 // racing ours, and dom0 cannot mount a disk we are serving while we hold it.
-import { instanceOf, isInstanceName } from './instance.js';
+import { instanceOf, isInstanceName } from '../host/instance.js';
 import { readFileSync, readlinkSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import {

@@ -19,6 +19,7 @@ import type { XsClient, XsOps } from '../xenstore/api.js';
 import { isXsError } from '../xenstore/errors.js';
 import { devMajor, devMinor } from '../linux/devnum.js';
 import type { BackendObs, DomainObs, LoopObs, ObservedState, SourceObs } from '../model/observed.js';
+import { defaultXenBackendSysfs } from '../host/env.js';
 import {
   cleanText,
   isHexDev,
@@ -75,10 +76,6 @@ type BackendNode = (typeof BACKEND_NODES)[number];
 
 /** Most entries we accept in one directory listing (more is garbage or an attack). */
 const MAX_ENTRIES = 65536;
-
-export function defaultXenBackendSysfs(env: NodeJS.ProcessEnv = process.env): string {
-  return env.XVBD_XEN_BACKEND_SYSFS || '/sys/bus/xen-backend/devices';
-}
 
 async function readOpt(ops: XsOps, path: string): Promise<string | undefined> {
   try {

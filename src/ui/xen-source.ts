@@ -11,7 +11,8 @@ import { plan as makePlan } from '../plan/plan.js';
 import type { Plan } from '../model/plan.js';
 import { snapshot, type Snapshot } from '../wire/snapshot.js';
 import type { XsClient } from '../xenstore/api.js';
-import { connect, defaultPaths } from '../xenstore/client.js';
+import { connect } from '../xenstore/client.js';
+import { defaultPaths } from '../host/env.js';
 import { readDaemon } from './daemon-info.js';
 import type { ApplyOutcome, LiveSource, Observation } from './source.js';
 

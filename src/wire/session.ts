@@ -1,32 +1,16 @@
 // One apply session, shared by `xvbd apply`, the demo, the benchmark and the tests: load the config,
 // take the lock, observe, plan, execute with the keeper as the fd holder.
-import { existsSync } from 'node:fs';
 import { loadDesired } from '../config/index.js';
-import { LoopRegistry } from '../linux/index.js';
 import type { DesiredState, Policy } from '../model/desired.js';
 import type { Plan } from '../model/plan.js';
-import { observeWith } from './wiring.js';
-import { durableHoldings } from '../hold/holdings.js';
 import { plan as makePlan } from '../plan/index.js';
 import { desiredDigest, observedDigest } from '../plan/saved.js';
 import { AddressError, checkAddresses, replaceKey, targetActions, type DiskAddress } from '../plan/target.js';
 import type { XsClient } from '../xenstore/api.js';
-import { connect } from '../xenstore/client.js';
 import { execute, type ExecuteResult, type StepEvent } from '../apply/execute.js';
-import type { FdHolder } from '../hold/holder.js';
-import { KeeperHolder } from '../hold/holder.js';
-import { RegistryDevices } from '../apply/linux-devices.js';
-import { acquireApplyLock, runDir, type ApplyLock } from '../apply/lock.js';
-
-export const DEFAULT_HOOK_SCRIPT = '/usr/local/bin/xvbd-hook';
-/** Where `xvbd hook install` puts the C hook (a bare script=xvbd is looked up there). */
-export const XEN_SCRIPTS_HOOK = '/etc/xen/scripts/xvbd';
-
-/** The backend's `script`: $XVBD_HOOK_SCRIPT, else the installed hook if present, else none. */
-export function hookScriptPath(env: NodeJS.ProcessEnv = process.env): string | undefined {
-  if (env.XVBD_HOOK_SCRIPT !== undefined) return env.XVBD_HOOK_SCRIPT || undefined;
-  return [XEN_SCRIPTS_HOOK, DEFAULT_HOOK_SCRIPT].find((p) => existsSync(p));
-}
+import { KeeperHolder, type FdHolder } from '../hold/holder.js';
+import { acquireApplyLock, type ApplyLock } from '../apply/lock.js';
+import { wire } from './wire.js';
 
 export interface ApplyOptions {
   configDir: string;
@@ -110,19 +94,21 @@ export async function applyOnce(opts: ApplyOptions): Promise<ApplyOutcome> {
   const replace = opts.replace?.length ? new Set(opts.replace.map((a) => replaceKey(a.domain, a.devid!))) : undefined;
   const policy: Policy = { ...desired.policy, prune: opts.prune || desired.policy.prune, allowDataLoss: opts.allowDataLoss === true, ...(replace ? { replace } : {}) };
   const unlocked = opts.approveUnlocked === true && opts.approve !== undefined;
+  const w = wire();
   let lock: ApplyLock | undefined;
-  if (!opts.dryRun) lock = await acquireApplyLock({ waitMs: opts.lockWaitMs ?? 0 });
+  if (!opts.dryRun) lock = await acquireApplyLock({ dir: w.host.runDir, waitMs: opts.lockWaitMs ?? 0 });
   if (unlocked) {
     // only a check that no applier runs now (fail at once, as before); not held while asking
     lock?.release();
     lock = undefined;
   }
-  const xs = opts.xs ?? (await connect());
-  const registry = new LoopRegistry({ allowedRoots: policy.allowedRoots });
-  const holder = opts.holder ?? new KeeperHolder(runDir());
+  const xs = opts.xs ?? (await w.xenstore());
+  const registry = w.registry({ allowedRoots: policy.allowedRoots });
+  const holder = opts.holder ?? w.keeperHolder();
+  const observe = w.observe(registry, { holders: true });
   let leftOut = 0;
   const look = async (): Promise<Plan> => {
-    const observed = await observeWith(registry, () => durableHoldings(runDir(), { askDaemon: true }))(xs, desired);
+    const observed = await observe(xs, desired);
     const wrong = checkAddresses(desired, observed, opts.targets ?? [], opts.replace ?? []);
     if (wrong !== undefined) throw new AddressError(wrong);
     const full = makePlan(desired, observed, policy);
@@ -145,17 +131,17 @@ export async function applyOnce(opts: ApplyOptions): Promise<ApplyOutcome> {
     const approved = opts.approve ? await opts.approve(plan, desired, { leftOut }) : true;
     if (!approved) return { desired, policy, plan, leftOut, approved };
     if (unlocked) {
-      lock = await acquireApplyLock({ waitMs: opts.lockWaitMs ?? 0 });
+      lock = await acquireApplyLock({ dir: w.host.runDir, waitMs: opts.lockWaitMs ?? 0 });
       const fresh = await look();
       if (!sameActions(plan.actions, fresh.actions)) throw new PlanChangedError(plan, fresh);
       plan = fresh;
     }
     const result = await execute(plan, {
       xs,
-      devices: new RegistryDevices(registry),
+      devices: w.devices(registry),
       policy,
       holder,
-      hookScript: hookScriptPath(),
+      hookScript: w.host.hookScript,
       onEvent: opts.onEvent,
     });
     return { desired, policy, plan, leftOut, result, approved };

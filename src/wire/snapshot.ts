@@ -5,6 +5,7 @@ import type { LoopObs, ObservedState } from '../model/observed.js';
 import type { Plan } from '../model/plan.js';
 import type { XsClient } from '../xenstore/api.js';
 import type { ConfigError } from '../config/index.js';
+import { defaultConfigDir } from '../host/env.js';
 import type { ObserveDeps } from '../observe/observe.js';
 import { observeDesired } from '../observe/scope.js';
 import { withKeptBy, type Holdings } from '../observe/holders.js';
@@ -74,7 +75,7 @@ export interface Snapshot {
 }
 
 export function resolveConfigDir(dir?: string, env: NodeJS.ProcessEnv = process.env): string {
-  return dir ?? (env.XVBD_CONFIG || '/etc/xvbd');
+  return dir ?? defaultConfigDir(env);
 }
 
 export async function snapshot(opts: SnapshotOptions = {}): Promise<Snapshot> {

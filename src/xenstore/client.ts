@@ -11,13 +11,16 @@ import type { XsClient, XsPerms, XsTransaction, XsWatchEvent } from './api.js';
 import { XsError, describeXsFailure, isXsError } from './errors.js';
 import { checkPath, formatPerm, parsePerm } from './paths.js';
 import { FrameDecoder, HEADER_LEN, PAYLOAD_MAX, XS, XS_TYPE_NAMES, encodeFrame, nulJoin, splitNul } from './wire.js';
+import { defaultPaths } from '../host/env.js';
 
 export { XsError } from './errors.js';
 export { parsePerms, formatPerms } from './paths.js';
 
 export interface ConnectOptions {
-  /** Socket or device path; default: chosen as libxenstore does (see above). */
+  /** Socket or device path; default: chosen as libxenstore does (src/host/env.ts defaultPaths). */
   path?: string;
+  /** The paths to try in order when `path` is not given (a HostConfig's xenstorePaths). */
+  paths?: string[];
 }
 
 interface Transport {
@@ -34,17 +37,9 @@ interface Pending {
   reject(err: Error): void;
 }
 
-/** Where libxenstore would look, in order, given the environment. */
-export function defaultPaths(env: NodeJS.ProcessEnv = process.env): string[] {
-  if (env.XENSTORED_PATH) return [env.XENSTORED_PATH];
-  const rundir = env.XENSTORED_RUNDIR;
-  const sockets = rundir ? [`${rundir}/socket`] : ['/run/xenstored/socket', '/var/run/xenstored/socket'];
-  return [...sockets, '/dev/xen/xenbus', '/proc/xen/xenbus'];
-}
-
 /** Connects to xenstored (or the simulator) and returns a client. */
 export async function connect(opts: ConnectOptions = {}): Promise<XsClient> {
-  const paths = opts.path !== undefined ? [opts.path] : defaultPaths();
+  const paths = opts.path !== undefined ? [opts.path] : (opts.paths ?? defaultPaths());
   const errors: string[] = [];
   for (const p of paths) {
     try {

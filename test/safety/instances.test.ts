@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { closeSync, mkdtempSync, openSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { DEFAULT_RUN_DIR, instanceOf, runDirInstance } from '../../src/linux/instance.js';
+import { DEFAULT_RUN_DIR, instanceOf, runDirInstance } from '../../src/host/instance.js';
 import { LoopRegistry, parseMarker } from '../../src/linux/index.js';
 import { getStatus } from '../../src/linux/loopdev.js';
 import type { Plan } from '../../src/model/plan.js';

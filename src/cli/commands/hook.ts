@@ -2,7 +2,7 @@
 import { chmodSync, copyFileSync, existsSync, renameSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { runDir } from '../../host/rundir.js';
+import { hostConfig } from '../../host/config.js';
 import { closest, parseCommand, UsageError } from '../args.js';
 import { CliError } from '../errors.js';
 
@@ -74,7 +74,7 @@ export async function run(argv: string[]): Promise<number> {
     if (idle !== undefined && !(Number.isInteger(idle) && idle > 0)) throw new UsageError('hook', '--idle-ms must be a positive integer');
     // The keeper is a Node start of its own: begun before this process loads the rest of its code.
     const { KeeperHolder } = await import('../../hold/holder.js');
-    const holder = new KeeperHolder(runDir());
+    const holder = new KeeperHolder(hostConfig().runDir);
     const keeperUp = holder.start();
     keeperUp.catch(() => {}); // reported by the first step that needs it
     const { runHookServer } = await import('../../hook/hook-run.js');

@@ -72,24 +72,22 @@ export async function run(argv: string[]): Promise<number> {
     }
   }
   // As `xvbd apply` does: --hook-script, else $XVBD_HOOK_SCRIPT, else /usr/local/bin/xvbd-hook if installed.
-  const { hookScriptPath } = await import('../../wire/session.js');
-  const hookScript = a['hook-script'] ?? hookScriptPath();
+  const { wire } = await import('../../wire/wire.js');
+  const w = wire();
+  const hookScript = a['hook-script'] ?? w.host.hookScript;
 
-  const { controlSocketPath, runDir, askDaemon } = await import('../../ipc/control.js');
-  const { connect } = await import('../../xenstore/client.js');
-  const { LoopRegistry } = await import('../../linux/index.js');
-  const { RegistryDevices } = await import('../../apply/linux-devices.js');
-  const { observeWith, planWithPolicy } = await import('../../wire/wiring.js');
+  const { controlSocketPath, askDaemon } = await import('../../ipc/control.js');
+  const { planWithPolicy } = await import('../../wire/wiring.js');
   // what the daemon and a one-shot pass are both made of: config, xenstore, observe, plan, loop devices
-  const registry = new LoopRegistry();
+  const registry = w.registry();
   const core = {
     configDir,
     ...hostOption('reconcile', a.host),
-    connect: () => connect(),
-    observe: observeWith(registry),
+    connect: () => w.xenstore(),
+    observe: w.observe(registry),
     plan: planWithPolicy,
     registry,
-    devices: new RegistryDevices(registry),
+    devices: w.devices(registry),
     ...(hookScript ? { hookScript } : {}),
   };
 
@@ -99,7 +97,7 @@ export async function run(argv: string[]): Promise<number> {
     const log = stampedLog();
     const d = new Daemon({
       ...core,
-      runDir: runDir(),
+      runDir: w.host.runDir,
       controlPath: controlSocketPath(),
       resyncMs: resyncS * 1000,
       debounceMs,
@@ -144,16 +142,14 @@ export async function run(argv: string[]): Promise<number> {
   }
   const { Reconciler } = await import('../../daemon/reconciler.js');
   const { DaemonEngine } = await import('../../daemon/engine.js');
-  const { KeeperHolder } = await import('../../hold/holder.js');
-  const holder = new KeeperHolder(runDir());
+  const holder = w.keeperHolder();
   const lines: string[] = [];
   const log = (l: string) => {
     lines.push(l);
     if (!a.json) writeErr(l + '\n');
   };
-  const { durableHoldings } = await import('../../hold/holdings.js');
   // a one-shot pass asks the keepers what they hold, as `apply` does: unheld devices are taken back
-  const engine = new DaemonEngine({ ...core, observe: observeWith(registry, () => durableHoldings(runDir(), { askDaemon: true })), holder, log });
+  const engine = new DaemonEngine({ ...core, observe: w.observe(registry, { holders: true }), holder, log });
   const rec = new Reconciler(engine, { log, debounceMs: 0 });
   let o: Awaited<ReturnType<typeof rec.trigger>>;
   try {

@@ -428,7 +428,7 @@ export class Daemon {
   }
 
   /**
-   * The hook asks: serve this backend now. Not a pass: a batch of the hook requests in flight (src/apply/
+   * The hook asks: serve this backend now. Not a pass: a batch of the hook requests in flight (src/hook/
    * hook-serve.ts) observes those backends afresh, plans, and runs only their serve steps through this
    * engine's executor (its holder, its devices, the apply lock), between passes. The answer comes once
    * physical-device is written and the device held, or says why not (hotplug-error written).

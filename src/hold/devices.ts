@@ -1,5 +1,6 @@
 // What the executor needs from the host's block layer, as one small interface (implemented with
-// src/linux in linux-devices.ts; the executor itself does no ioctl).
+// src/linux in src/apply/linux-devices.ts; the executor itself does no ioctl). Here, below the executor,
+// because a ProvidedDevice is what every fd holder takes.
 import type { DiskSpec } from '../model/desired.js';
 import type { Inode, LoopObs } from '../model/observed.js';
 import type { LoopRef } from '../model/plan.js';

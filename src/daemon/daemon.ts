@@ -24,7 +24,7 @@ import { StoreAwareDevices } from './devices.js';
 import { Reconciler, type PassOutcome } from './reconciler.js';
 import { listenFds, Notifier, watchdogIntervalMs } from './systemd.js';
 import { dropFromKeepers, keeperLists, keeperSocketPath } from './keeper-client.js';
-import { parseBackendPath, vbdPaths } from '../apply/layout.js';
+import { backendPath, parseBackendArg } from '../xen/vbd.js';
 import { HookServer, targetOf } from '../apply/hook-serve.js';
 import { mountedDevices } from '../linux/index.js';
 import type { LogFn } from '../log/stdio.js';
@@ -535,10 +535,9 @@ export class Daemon {
 function backendArg(req: ControlRequest): string {
   const raw = req.backend;
   if (typeof raw !== 'string' || raw.length > 256) throw new ControlError('"backend" must be a backend path');
-  // XENBUS_PATH as libxl gives it to the hook (relative to dom0's home), or the absolute path.
-  const id = parseBackendPath(raw.startsWith('/') ? raw : `/local/domain/0/${raw}`);
+  const id = parseBackendArg(raw);
   if (!id) throw new ControlError(`"${raw.slice(0, 80)}" is not a vbd backend path (backend/vbd/<domid>/<devid>)`);
-  return vbdPaths(id).backend;
+  return backendPath(id);
 }
 
 export function statusLine(p: PassOutcome): string {

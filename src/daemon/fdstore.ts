@@ -9,6 +9,7 @@ import type { LoopRegistry } from '../linux/registry.js';
 import type { BackendObs, ObservedState } from '../model/observed.js';
 import { sysClose } from '../linux/ffi.js';
 import { getDiskseq } from '../linux/loopdev.js';
+import { parseU64 } from '../xen/vbd.js';
 import type { ListenFd, Notifier } from './systemd.js';
 import type { FdHolder } from '../apply/execute.js';
 import type { ProvidedDevice } from '../apply/devices.js';
@@ -21,8 +22,9 @@ export function fdName(diskseq: string): string {
 
 /** The diskseq a fd store name promises, or undefined when the name is not ours. */
 export function parseFdName(name: string): string | undefined {
-  const m = /^xvbd-loop-([1-9][0-9]{0,19})$/.exec(name);
-  return m ? m[1] : undefined;
+  if (!name.startsWith(FDNAME_PREFIX)) return undefined;
+  const d = parseU64(name.slice(FDNAME_PREFIX.length));
+  return d !== undefined && d !== '0' ? d : undefined; // the kernel's diskseq starts at 1
 }
 
 export interface AdoptReport {

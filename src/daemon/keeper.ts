@@ -22,7 +22,7 @@
 import { chmodSync, closeSync, fstatSync, mkdirSync, open as fsOpen, openSync, readFileSync, rmSync, statSync, constants as fsc } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
 import type { XsClient } from '../xenstore/api.js';
-import { DISKSEQ_NODE, isDecimalU64, parseBackendPath } from '../apply/layout.js';
+import { DISKSEQ_NODE, isDecimalU64, parseBackendPath, parseU64 } from '../xen/vbd.js';
 import { defaultPaths } from '../xenstore/client.js';
 import { ensureKeeper, keeperLockPath, keeperSocketPath, twinOf, type KeeperConnection } from './keeper-client.js';
 import { serveJsonLines } from './jsonlines.js';
@@ -112,8 +112,7 @@ const TOMBSTONE_MS = 60_000;
 /** The device's diskseq from sysfs, or undefined when the kernel gives none. */
 export function sysfsDiskseq(major: number, minor: number): string | undefined {
   try {
-    const s = readFileSync(`/sys/dev/block/${major}:${minor}/diskseq`, 'utf8').trim();
-    return /^[0-9]{1,20}$/.test(s) ? s : undefined;
+    return parseU64(readFileSync(`/sys/dev/block/${major}:${minor}/diskseq`, 'utf8').trim());
   } catch {
     return undefined;
   }

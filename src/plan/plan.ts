@@ -38,11 +38,11 @@ import {
   modeWords,
   paramsPath,
   parseDecDev,
-  parseHexDev,
   scriptIsOurs,
   vdevName,
   type DevNum,
 } from './identity.js';
+import { readPhysicalDevice } from '../xen/vbd.js';
 
 /** What the planner derived about one observed backend. */
 interface BackendInfo {
@@ -972,7 +972,7 @@ function describeBackend(b: BackendObs, loopByDev: Map<string, LoopObs>): Backen
   };
   const params = paramsPath(b.params);
   if (params !== undefined) info.params = params;
-  const pd = parseHexDev(b.physicalDevice);
+  const pd = readPhysicalDevice(b.physicalDevice);
   if (!pd) return info;
   info.pd = pd;
   const loop = loopByDev.get(devKey(pd));

@@ -15,6 +15,7 @@
 import type { Policy } from '../model/desired.js';
 import type { Inode, LoopObs } from '../model/observed.js';
 import { letGoVerdict, type LetGo } from '../plan/safety.js';
+import { letGo } from '../plan/letgo.js';
 import { modeWords } from '../plan/identity.js';
 import type { Action, BackendRef, Plan } from '../model/plan.js';
 import type { XsClient, XsOps, XsTransaction } from '../xenstore/api.js';
@@ -344,12 +345,10 @@ async function attach(ctx: ExecuteContext, a: AttachAction, progress: (m: string
 
 /** After a step: a committed device goes to its holder (our fd closed if it keeps its own); else let go. */
 async function settle(ctx: ExecuteContext, dev: ProvidedDevice, hold: PendingHold, key: string, committed: boolean): Promise<void> {
-  if (!committed) {
-    if (await hold.settled()) await ctx.holder.abort(dev, key).catch(() => {});
-    ctx.devices.release(key);
-  } else if (ctx.holder.releaseAfterCommit || dev.kind === 'block') {
-    ctx.devices.release(key);
-  }
+  if (letGo({ of: 'step-fd', committed, loop: dev.kind === 'loop', holderHasOwnFd: ctx.holder.releaseAfterCommit }).keep) return;
+  // the holder took it for a backend that will not name it: the giver's drop
+  if (!committed && (await hold.settled())) await ctx.holder.abort(dev, key).catch(() => {});
+  ctx.devices.release(key);
 }
 
 /** Serve: a backend the toolstack created; provide its device and say so, checking it is what the plan saw. */
@@ -483,7 +482,9 @@ export async function detachBackend(
   await ctx.xs.transaction(async (tx) => {
     await all([tx.rm(b.path), tx.rm(frontend), tx.rm(paths.libxl), tx.rm(paths.error)]);
   });
-  ctx.devices.release(b.path);
+  // the holders see the dir gone and let go too (Keeper.check, the daemon's sweep): the same rule, now
+  const after = letGo({ of: 'held-fd', live: true, backend: { seen: 'gone' }, ...(b.diskseq !== undefined ? { diskseq: b.diskseq } : {}) });
+  if (!after.keep) ctx.devices.release(b.path);
   return closed ? 'removed' : `removed after ${ctx.policy.detachTimeoutMs} ms without the frontend closing`;
 }
 

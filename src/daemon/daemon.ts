@@ -25,6 +25,7 @@ import { Reconciler, type PassOutcome } from './reconciler.js';
 import { listenFds, Notifier, watchdogIntervalMs } from './systemd.js';
 import { dropFromKeepers, keeperLists, keeperSocketPath } from './keeper-client.js';
 import { backendPath, parseBackendArg } from '../xen/vbd.js';
+import { letGo } from '../plan/letgo.js';
 import { HookServer, targetOf } from '../apply/hook-serve.js';
 import { mountedDevices } from '../linux/index.js';
 import type { LogFn } from '../log/stdio.js';
@@ -469,6 +470,8 @@ export class Daemon {
   private async release(req: ControlRequest): Promise<Record<string, unknown>> {
     const path = backendArg(req);
     return this.reconciler.exclusive(async () => {
+      // libxl runs the hook's remove before it removes the dirs: the giver's word (src/plan/letgo.ts)
+      if (letGo({ of: 'giver-drop' }).keep) return { released: false, closed: false, device: null };
       const r = this.registry.release(path);
       await this.fdStore.sync().catch(() => undefined);
       // without systemd's fd store the keepers hold our devices too (see the engine's holder): they let go now

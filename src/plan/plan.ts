@@ -15,6 +15,7 @@ import type { BackendObs, Inode, LoopObs, ObservedState, SourceObs } from '../mo
 import { XenbusState, xenbusStateName } from '../model/observed.js';
 import { backedUnder } from '../config/paths.js';
 import { holdVerdict } from './holding.js';
+import { letGo } from './letgo.js';
 import { vbdKey } from './outside.js';
 import { letGoVerdict, saveCommand, type LetGo } from './safety.js';
 import { replaceKey } from './target.js';
@@ -719,15 +720,15 @@ export function plan(desired: DesiredState, observed: ObservedState, policy: Pol
   for (const l of loops) {
     if (!ownLoop(l)) continue;
     const used = loopUsers.get(l.name) ?? [];
-    if (used.length === 0 && !recordedDiskseqs.has(l.diskseq) && !reusedInPlan.has(l.name) && !desiredDevices.has(devKey(l))) {
-      if (l.mounted || l.holders.length > 0) continue; // something in dom0 uses it: not ours to judge
+    const referenced = used.length > 0 || recordedDiskseqs.has(l.diskseq) || reusedInPlan.has(l.name) || desiredDevices.has(devKey(l));
+    const v = letGo({ of: 'loop-device', ours: true, referenced, usedInDom0: l.mounted || l.holders.length > 0, scoped: roots.length > 0, prune: policy.prune });
+    if (!referenced) {
+      if (v.keep && v.leaked === undefined) continue; // something in dom0 uses it: not ours to judge
       const reason = `no backend uses it${l.backingDeleted ? ' (its backing file was deleted)' : ''}`;
       const what = `/dev/${l.name} (${l.backingPath}) is xvbd's and ${reason}`;
       const f = { loops: [loopRef(l)], sortDomain: LOOP_SORT, sortDevid: l.number };
-      // Only a device under this instance's allowedRoots is provably its own: with none, another xvbd
-      // (another run dir) on this host may have made it.
-      const unscoped = roots.length === 0;
-      if (policy.prune && !unscoped) {
+      const unscoped = v.keep && v.leaked === 'unscoped';
+      if (!v.keep) {
         const note = guardLetGo('free-loop', l, what, f);
         if (note !== undefined) {
           freed.add(l.name);

@@ -1,6 +1,6 @@
 // The FdHolder that hands each loop fd to both keepers of the run dir before the transaction commits
 // (docs/fd-holding.md): one-shot processes (apply, the hook) and the daemon when no fd store is there.
-import { ensureKeeper, type KeeperConnection } from '../daemon/keeper-client.js';
+import { ensureKeeper, KeeperError, type KeeperConnection } from '../daemon/keeper-client.js';
 import { KEEPER_SLOTS, type KeeperSlot } from '../plan/holding.js';
 import type { ProvidedDevice } from './devices.js';
 import type { FdHolder } from './execute.js';
@@ -83,7 +83,7 @@ export class KeeperHolder implements FdHolder {
       // The keeper died or was exiting just as we connected: the next one (started by us, or by its
       // twin) gets the same request once. A keeper's refusal (not a block device, wrong diskseq) stands.
       this.forget(slot, c);
-      if (!(err instanceof Error) || !/closed the connection|connection to keeper|did not answer/.test(err.message)) throw err;
+      if (!(err instanceof KeeperError && err.connectionLost)) throw err;
       await (await this.keeper(slot)).request(req);
     }
   }

@@ -15,24 +15,24 @@
 import type { Policy } from '../model/desired.js';
 import type { Inode, LoopObs } from '../model/observed.js';
 import { letGoVerdict, type LetGo } from '../plan/safety.js';
-import { modeWords, parseHexDev } from '../plan/identity.js';
+import { letGo } from '../plan/letgo.js';
+import { modeWords } from '../plan/identity.js';
 import type { Action, BackendRef, Plan } from '../model/plan.js';
 import type { XsClient, XsOps, XsTransaction } from '../xenstore/api.js';
 import type { DeviceProvider, ProvidedDevice } from '../hold/devices.js';
 import type { FdHolder } from '../hold/holder.js';
+import { attachLayout, type AttachLayout, servedNodes, vbdPaths, type VbdPaths } from '../xenstore/layout.js';
 import {
-  attachLayout,
-  type AttachLayout,
   DISKSEQ_NODE,
   formatPhysicalDevice,
   INODE_NODE,
   MARKER_NODE,
   MARKER_VALUE,
   parseInode,
-  servedNodes,
-  vbdPaths,
-  type VbdPaths,
-} from '../xenstore/layout.js';
+  PHYSICAL_DEVICE_NODE,
+  readPhysicalDevice,
+  SERVED_DEVICE_NODES,
+} from '../xen/vbd.js';
 import { waitFor } from './watch.js';
 
 export type StepEvent =
@@ -329,12 +329,10 @@ async function attach(ctx: ExecuteContext, a: AttachAction, progress: (m: string
 
 /** After a step: a committed device goes to its holder (our fd closed if it keeps its own); else let go. */
 async function settle(ctx: ExecuteContext, dev: ProvidedDevice, hold: PendingHold, key: string, committed: boolean): Promise<void> {
-  if (!committed) {
-    if (await hold.settled()) await ctx.holder.abort(dev, key).catch(() => {});
-    ctx.devices.release(key);
-  } else if (ctx.holder.releaseAfterCommit || dev.kind === 'block') {
-    ctx.devices.release(key);
-  }
+  if (letGo({ of: 'step-fd', committed, loop: dev.kind === 'loop', holderHasOwnFd: ctx.holder.releaseAfterCommit }).keep) return;
+  // the holder took it for a backend that will not name it: the giver's drop
+  if (!committed && (await hold.settled())) await ctx.holder.abort(dev, key).catch(() => {});
+  ctx.devices.release(key);
 }
 
 /** Serve: a backend the toolstack created; provide its device and say so, checking it is what the plan saw. */
@@ -387,7 +385,7 @@ function issueServe(tx: XsTransaction, a: ServeArgs, dev: ProvidedDevice): Issue
     tx.read(`${b}/frontend-id`),
     tx.read(`${b}/params`),
     tx.read(`${b}/mode`),
-    tx.read(`${b}/physical-device`),
+    tx.read(`${b}/${PHYSICAL_DEVICE_NODE}`),
     tx.read(`${b}/${MARKER_NODE}`),
     tx.read(`${b}/${DISKSEQ_NODE}`),
   ]);
@@ -438,7 +436,7 @@ export async function detachBackend(
       tx.read(b.path),
       tx.read(`${b.path}/${MARKER_NODE}`),
       tx.read(`${b.path}/${DISKSEQ_NODE}`),
-      tx.read(`${b.path}/physical-device`),
+      tx.read(`${b.path}/${PHYSICAL_DEVICE_NODE}`),
       tx.read(`${b.path}/${INODE_NODE}`),
     ]);
     if (exists === undefined) return true;
@@ -447,7 +445,8 @@ export async function detachBackend(
       throw new StepError(`${b.path} now records diskseq ${seq ?? 'none'}, the plan saw ${b.diskseq}`);
     }
     // the planner's data rule once more, on the device as it is now (its file may have been deleted since)
-    const num = parseHexDev(pd);
+    // (blkback's scanf skips leading blanks: so does this look at the device)
+    const num = readPhysicalDevice(pd?.trim());
     const loop = num ? ctx.devices.inspect(num) : undefined;
     if (loop && loop.diskseq === seq) refuseDataLoss(ctx, 'detach', loop, inode !== undefined ? parseInode(inode) : undefined);
     await all([tx.write(`${b.path}/online`, '0'), tx.write(`${b.path}/state`, '5')]);
@@ -467,7 +466,9 @@ export async function detachBackend(
   await ctx.xs.transaction(async (tx) => {
     await all([tx.rm(b.path), tx.rm(frontend), tx.rm(paths.libxl), tx.rm(paths.error)]);
   });
-  ctx.devices.release(b.path);
+  // the holders see the dir gone and let go too (Keeper.check, the daemon's sweep): the same rule, now
+  const after = letGo({ of: 'held-fd', live: true, backend: { seen: 'gone' }, ...(b.diskseq !== undefined ? { diskseq: b.diskseq } : {}) });
+  if (!after.keep) ctx.devices.release(b.path);
   return closed ? 'removed' : `removed after ${ctx.policy.detachTimeoutMs} ms without the frontend closing`;
 }
 
@@ -507,7 +508,7 @@ async function holdServed(ctx: ExecuteContext, a: Extract<Action, { kind: 'hold'
   const dev = ctx.devices.take(a.loop, b);
   let held = false;
   try {
-    const [seq, pd] = await Promise.all([ctx.xs.read(`${b}/${DISKSEQ_NODE}`), ctx.xs.read(`${b}/physical-device`)]);
+    const [seq, pd] = await Promise.all([ctx.xs.read(`${b}/${DISKSEQ_NODE}`), ctx.xs.read(`${b}/${PHYSICAL_DEVICE_NODE}`)]);
     if (seq !== a.loop.diskseq || pd !== formatPhysicalDevice(dev.major, dev.minor)) {
       throw new StepError(`${b} now records ${pd ?? 'no physical-device'} diskseq ${seq ?? 'none'}, not ${dev.devPath} diskseq ${a.loop.diskseq}`);
     }
@@ -528,9 +529,6 @@ function refuseDataLoss(ctx: ExecuteContext, what: LetGo, loop: LoopObs, recorde
   if (!v.allowed) throw new StepError(`refused: ${v.why}; ${v.save}`);
 }
 
-/** The nodes that say which device a backend is served from (the marker stays: the backend is still ours). */
-const SERVED_DEVICE_NODES = ['physical-device', 'physical-device-path', 'node', DISKSEQ_NODE, INODE_NODE];
-
 /**
  * Offline: the device a backend of ours names is gone or its number re-bound. Its physical-device goes
  * (blkback opens nothing there any more), checked in the transaction against what the plan saw; with
@@ -542,7 +540,7 @@ async function offlineBackend(ctx: ExecuteContext, a: Extract<Action, { kind: 'o
     const [exists, marker, pd, seq] = await Promise.all([
       tx.read(b.path),
       tx.read(`${b.path}/${MARKER_NODE}`),
-      tx.read(`${b.path}/physical-device`),
+      tx.read(`${b.path}/${PHYSICAL_DEVICE_NODE}`),
       tx.read(`${b.path}/${DISKSEQ_NODE}`),
     ]);
     if (exists === undefined) return 'already gone';
@@ -550,6 +548,7 @@ async function offlineBackend(ctx: ExecuteContext, a: Extract<Action, { kind: 'o
     if (pd !== a.physicalDevice || seq !== b.diskseq) {
       throw new StepError(`${b.path} changed since the plan (physical-device ${pd ?? 'none'}, diskseq ${seq ?? 'none'})`);
     }
+    // the marker stays: the backend is still ours
     const ops = SERVED_DEVICE_NODES.map((n) => tx.rm(`${b.path}/${n}`));
     if (a.close) {
       ops.push(

@@ -58,7 +58,7 @@ export class RegistryDevices implements DeviceProvider {
         // Same for a replace that changes only the mode: the old device goes once blkback and its holder let go.
         const settling =
           err instanceof RegistryError &&
-          ((err.reason === 'in-use' && /made by xvbd earlier/.test(err.message)) || err.reason === 'rw-conflict');
+          ((err.reason === 'in-use' && err.ours) || err.reason === 'rw-conflict');
         if (settling && Date.now() < deadline) {
           await new Promise((r) => setTimeout(r, 100));
           continue;

@@ -24,7 +24,8 @@ import { StoreAwareDevices } from './devices.js';
 import { Reconciler, type PassOutcome } from './reconciler.js';
 import { listenFds, Notifier, watchdogIntervalMs } from '../ipc/systemd.js';
 import { dropFromKeepers, keeperLists, keeperSocketPath } from '../hold/keeper-client.js';
-import { parseBackendPath, vbdPaths } from '../xenstore/layout.js';
+import { backendPath, parseBackendArg } from '../xen/vbd.js';
+import { letGo } from '../plan/letgo.js';
 import { HookServer, targetOf } from '../hook/hook-serve.js';
 import { mountedDevices } from '../linux/index.js';
 import type { LogFn } from '../log/stdio.js';
@@ -469,6 +470,8 @@ export class Daemon {
   private async release(req: ControlRequest): Promise<Record<string, unknown>> {
     const path = backendArg(req);
     return this.reconciler.exclusive(async () => {
+      // libxl runs the hook's remove before it removes the dirs: the giver's word (src/plan/letgo.ts)
+      if (letGo({ of: 'giver-drop' }).keep) return { released: false, closed: false, device: null };
       const r = this.registry.release(path);
       await this.fdStore.sync().catch(() => undefined);
       // without systemd's fd store the keepers hold our devices too (see the engine's holder): they let go now
@@ -535,10 +538,9 @@ export class Daemon {
 function backendArg(req: ControlRequest): string {
   const raw = req.backend;
   if (typeof raw !== 'string' || raw.length > 256) throw new ControlError('"backend" must be a backend path');
-  // XENBUS_PATH as libxl gives it to the hook (relative to dom0's home), or the absolute path.
-  const id = parseBackendPath(raw.startsWith('/') ? raw : `/local/domain/0/${raw}`);
+  const id = parseBackendArg(raw);
   if (!id) throw new ControlError(`"${raw.slice(0, 80)}" is not a vbd backend path (backend/vbd/<domid>/<devid>)`);
-  return vbdPaths(id).backend;
+  return backendPath(id);
 }
 
 export function statusLine(p: PassOutcome): string {

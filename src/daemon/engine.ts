@@ -8,6 +8,7 @@ import type { DesiredState } from '../model/desired.js';
 import type { ObservedState } from '../model/observed.js';
 import type { Plan } from '../model/plan.js';
 import type { XsClient } from '../xenstore/api.js';
+import { isXsConnectionLost } from '../xenstore/errors.js';
 import type { LoopRegistry } from '../linux/registry.js';
 import type { DeviceProvider } from '../hold/devices.js';
 import { execute, type StepEvent } from '../apply/execute.js';
@@ -118,7 +119,7 @@ export class DaemonEngine implements Engine {
       }));
       return { ok: r.ok, steps };
     } catch (err) {
-      if (/closed|ECONNRESET|EPIPE|connection/i.test((err as Error).message)) await this.reset();
+      if (isXsConnectionLost(err)) await this.reset();
       throw err;
     } finally {
       lock.release();

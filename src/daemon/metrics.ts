@@ -4,11 +4,12 @@
 // the temp name does not end in `.prom`, so the collector never reads it either.
 import { closeSync, fsyncSync, openSync, renameSync, rmSync, writeSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
-import type { Plan, Severity, SyncStatus, Health } from '../model/plan.js';
+import type { Plan, Severity, SyncStatus } from '../model/plan.js';
 import type { PassOutcome } from './reconciler.js';
+import { HEALTH_STATES } from '../plan/health.js';
 
 export const SYNC_STATES: readonly SyncStatus[] = ['synced', 'out-of-sync', 'pending', 'unknown'];
-export const HEALTH_STATES: readonly Health[] = ['healthy', 'progressing', 'degraded', 'missing'];
+export { HEALTH_STATES };
 export const SEVERITIES: readonly Severity[] = ['info', 'warning', 'error'];
 
 export interface MetricsState {

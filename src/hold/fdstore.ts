@@ -9,6 +9,8 @@ import type { LoopRegistry } from '../linux/registry.js';
 import type { BackendObs, ObservedState } from '../model/observed.js';
 import { sysClose } from '../linux/ffi.js';
 import { getDiskseq } from '../linux/loopdev.js';
+import { parseU64 } from '../xen/vbd.js';
+import { letGo } from '../plan/letgo.js';
 import type { ListenFd, Notifier } from '../ipc/systemd.js';
 import type { FdHolder } from './holder.js';
 import type { ProvidedDevice } from './devices.js';
@@ -21,8 +23,9 @@ export function fdName(diskseq: string): string {
 
 /** The diskseq a fd store name promises, or undefined when the name is not ours. */
 export function parseFdName(name: string): string | undefined {
-  const m = /^xvbd-loop-([1-9][0-9]{0,19})$/.exec(name);
-  return m ? m[1] : undefined;
+  if (!name.startsWith(FDNAME_PREFIX)) return undefined;
+  const d = parseU64(name.slice(FDNAME_PREFIX.length));
+  return d !== undefined && d !== '0' ? d : undefined; // the kernel's diskseq starts at 1
 }
 
 export interface AdoptReport {
@@ -172,7 +175,9 @@ export function sweepRegistry(registry: LoopRegistry, observed: ObservedState): 
   for (const f of registry.fds()) {
     for (const user of f.users) {
       const b = byPath.get(user);
-      if (b && (b.diskseq === undefined || b.diskseq === f.diskseq)) continue;
+      // a user of the registry is a committed step's backend (a failed step let go of it already): live
+      const v = letGo({ of: 'held-fd', diskseq: f.diskseq, live: true, backend: b ? { seen: 'present', diskseq: b.diskseq } : { seen: 'gone' } });
+      if (v.keep) continue;
       const r = registry.release(user);
       if (r?.closed) closed.push(f.diskseq);
       out.push(`${f.name} (diskseq ${f.diskseq}): released for ${user} (${b ? `now records diskseq ${b.diskseq}` : 'backend gone'})${r?.closed ? ', fd closed' : ''}`);
@@ -181,7 +186,7 @@ export function sweepRegistry(registry: LoopRegistry, observed: ObservedState): 
   for (const f of registry.fds()) {
     if (f.users.length > 0) continue;
     const users = usersOf(f.diskseq, byDiskseq);
-    if (users.length > 0) {
+    if (letGo({ of: 'unclaimed-fd', users: users.length }).keep) {
       registry.adopt(f.fd, users);
       claimed.push(`${f.name} (diskseq ${f.diskseq}): held for ${users.join(', ')}`);
     }

@@ -1,7 +1,6 @@
-// Who keeps a loop device's fd once a step committed (FdHolder), and KeeperHolder, the one that hands
-// each fd to both keepers of the run dir before the transaction commits (docs/fd-holding.md): one-shot
-// processes (apply, the hook) and the daemon when no fd store is there.
-import { ensureKeeper, type KeeperConnection } from './keeper-client.js';
+// The FdHolder that hands each loop fd to both keepers of the run dir before the transaction commits
+// (docs/fd-holding.md): one-shot processes (apply, the hook) and the daemon when no fd store is there.
+import { ensureKeeper, KeeperError, type KeeperConnection } from './keeper-client.js';
 import { KEEPER_SLOTS, type KeeperSlot } from '../plan/holding.js';
 import type { ProvidedDevice } from './devices.js';
 
@@ -100,7 +99,7 @@ export class KeeperHolder implements FdHolder {
       // The keeper died or was exiting just as we connected: the next one (started by us, or by its
       // twin) gets the same request once. A keeper's refusal (not a block device, wrong diskseq) stands.
       this.forget(slot, c);
-      if (!(err instanceof Error) || !/closed the connection|connection to keeper|did not answer/.test(err.message)) throw err;
+      if (!(err instanceof KeeperError && err.connectionLost)) throw err;
       await (await this.keeper(slot)).request(req);
     }
   }

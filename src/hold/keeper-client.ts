@@ -5,7 +5,7 @@ import { closeSync, existsSync, mkdirSync, openSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { KEEPER_SLOTS, keeperHolderName, type KeeperSlot } from '../plan/holding.js';
-import { JsonLinesClient } from '../ipc/jsonlines.js';
+import { ConnectionLostError, JsonLinesClient } from '../ipc/jsonlines.js';
 import { defaultPaths } from '../host/env.js';
 import { DEFAULT_RUN_DIR } from '../host/instance.js';
 import type { HeldInfo, KeeperReply, KeeperRequest } from './keeper-protocol.js';
@@ -19,7 +19,11 @@ export interface KeeperConnection {
 }
 
 export class KeeperError extends Error {
-  constructor(message: string) {
+  constructor(
+    message: string,
+    /** Set when the request was lost with its connection (the keeper died, exited, or hung), not refused. */
+    readonly connectionLost = false,
+  ) {
     super(message);
     this.name = 'KeeperError';
   }
@@ -83,7 +87,7 @@ export async function connectKeeper(runDir: string, slot: KeeperSlot): Promise<K
         // a keeper that accepted but does not answer must not hang its giver for ever
         rep = await c.request(req, timeoutMs);
       } catch (err) {
-        throw new KeeperError((err as Error).message);
+        throw new KeeperError((err as Error).message, err instanceof ConnectionLostError);
       }
       if (!rep.ok) throw new KeeperError(`keeper ${slot}: ${rep.error}`);
       return rep;

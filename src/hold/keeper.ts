@@ -22,14 +22,16 @@
 import { chmodSync, closeSync, fstatSync, mkdirSync, open as fsOpen, openSync, readFileSync, rmSync, statSync, constants as fsc } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
 import type { XsClient } from '../xenstore/api.js';
-import { DISKSEQ_NODE, isDecimalU64, parseBackendPath } from '../xenstore/layout.js';
+import { DISKSEQ_NODE, isDecimalU64, parseBackendPath, parseU64 } from '../xen/vbd.js';
 import { defaultPaths } from '../host/env.js';
 import { ensureKeeper, keeperLockPath, keeperSocketPath, twinOf, type KeeperConnection } from './keeper-client.js';
 import { serveJsonLines } from '../ipc/jsonlines.js';
 import { devMajor, devMinor } from '../linux/devnum.js';
 import { LOCK_EX, raiseNofileLimit, sysTryFlock } from '../linux/ffi.js';
 import type { KeeperSlot } from '../plan/holding.js';
+import { letGo, type BackendSeen } from '../plan/letgo.js';
 import type { AdoptRequest, HeldEntry, HeldInfo, KeeperReply, KeeperRequest } from './keeper-protocol.js';
+
 
 /** Field 22 of /proc/<pid>/stat (start time in clock ticks), or undefined if the process is gone. */
 export function processStart(pid: number): string | undefined {
@@ -56,8 +58,7 @@ const TOMBSTONE_MS = 60_000;
 /** The device's diskseq from sysfs, or undefined when the kernel gives none. */
 export function sysfsDiskseq(major: number, minor: number): string | undefined {
   try {
-    const s = readFileSync(`/sys/dev/block/${major}:${minor}/diskseq`, 'utf8').trim();
-    return /^[0-9]{1,20}$/.test(s) ? s : undefined;
+    return parseU64(readFileSync(`/sys/dev/block/${major}:${minor}/diskseq`, 'utf8').trim());
   } catch {
     return undefined;
   }
@@ -240,7 +241,7 @@ export class Keeper {
     const now = Date.now();
     for (const [k, t] of this.droppedByGiver) if (now - t > TOMBSTONE_MS) this.droppedByGiver.delete(k);
     this.droppedByGiver.set(`${backend}\0${diskseq ?? ''}`, now);
-    return this.drop(backend, diskseq, 'giver dropped it');
+    return this.drop(backend, diskseq, letGo({ of: 'giver-drop' }).reason);
   }
 
   private droppedRecently(backend: string, diskseq: string | undefined): boolean {
@@ -382,29 +383,28 @@ export class Keeper {
       this.checks.delete(backend);
       const list = this.held.get(backend);
       if (!list || !this.xs) return;
-      let exists: boolean;
-      let seq: string | undefined;
+      let seen: BackendSeen;
       try {
         // one round trip (a diskseq read with the dir gone is simply absent)
         const [dir, node] = await Promise.all([this.xs.read(backend), this.xs.read(`${backend}/${DISKSEQ_NODE}`)]);
-        exists = dir !== undefined;
-        seq = exists ? node : undefined;
+        seen = dir === undefined ? { seen: 'gone' } : { seen: 'present', diskseq: node };
       } catch {
         return; // connection trouble: hold, the reconnect rechecks
       }
       const now = Date.now();
       for (const e of [...list]) {
-        const matches = exists && (e.diskseq === undefined || seq === e.diskseq);
-        if (matches) {
-          if (!e.live) this.log(`live ${backend} diskseq ${e.diskseq ?? '-'}`);
+        if (!e.live && seen.seen === 'present' && (e.diskseq === undefined || seen.diskseq === e.diskseq)) {
+          this.log(`live ${backend} diskseq ${e.diskseq ?? '-'}`);
           e.live = true;
-        } else if (e.live) {
-          this.drop(backend, e.diskseq, exists ? `backend now records diskseq ${seq ?? 'none'}` : 'backend removed');
-        } else if (now >= e.deadline) {
-          this.drop(backend, e.diskseq, 'the backend never appeared within the grace period');
-        } else if (e.giverGoneAt !== undefined && now - e.giverGoneAt >= GIVER_GONE_SETTLE_MS) {
-          this.drop(backend, e.diskseq, `the giver (pid ${e.giverPid}) died before its backend was written`);
         }
+        const v = letGo({
+          of: 'held-fd',
+          ...(e.diskseq !== undefined ? { diskseq: e.diskseq } : {}),
+          live: e.live,
+          backend: seen,
+          pending: { expired: now >= e.deadline, giverGone: e.giverGoneAt !== undefined && now - e.giverGoneAt >= GIVER_GONE_SETTLE_MS },
+        });
+        if (!v.keep) this.drop(backend, e.diskseq, e.live ? v.reason : `${v.reason} (giver pid ${e.giverPid})`);
       }
     } finally {
       this.checks.delete(backend);

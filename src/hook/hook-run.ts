@@ -19,6 +19,7 @@ import { HookServer, targetOf, type HookServeDeps, type ServeAnswer } from './ho
 import { RegistryDevices } from '../apply/linux-devices.js';
 import { acquireApplyLock, runDir } from '../apply/lock.js';
 import { stampedLog } from '../log/stdio.js';
+import { letGo } from '../plan/letgo.js';
 
 /** Where the on-demand hook server listens. */
 export function hookSocketPath(env: NodeJS.ProcessEnv = process.env): string {
@@ -116,6 +117,9 @@ export async function openOneShot(
 
 /** Lets the keepers of this run dir go of one backend's fd (the hook's `remove` without a daemon). */
 async function keeperDrop(t: HookTarget, env: NodeJS.ProcessEnv): Promise<string> {
+  // libxl runs `remove` before it removes the dirs: the giver's word (src/plan/letgo.ts)
+  const v = letGo({ of: 'giver-drop' });
+  if (v.keep) return v.reason;
   try {
     const n = await dropFromKeepers(runDir(env), t.path);
     return n > 0 ? 'released by the keeper' : 'nothing held it (no daemon, no keeper)';

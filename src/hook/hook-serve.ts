@@ -11,10 +11,10 @@ import type { XsClient } from '../xenstore/api.js';
 import { isXsError } from '../xenstore/errors.js';
 import { observeSources, readBackend } from '../observe/observe.js';
 import { defaultXenBackendSysfs } from '../host/env.js';
-import { cleanText, parseDomainName, parseDomid } from '../observe/parse.js';
+import { cleanText, parseDomainName } from '../observe/parse.js';
 import { desiredScope, inScope, observeDesired } from '../observe/scope.js';
 import { plan as makePlan } from '../plan/plan.js';
-import { parseBackendPath } from '../xenstore/layout.js';
+import { backendPath, parseBackendArg, parseDomid, PHYSICAL_DEVICE_NODE } from '../xen/vbd.js';
 import { HookError, desiredDiskFor, hookDecision, reportHookError, type HookTarget } from './hook.js';
 
 /** What a serve request gets back: served (physical-device written, device held), or why not. */
@@ -44,9 +44,9 @@ export interface HookServeDeps {
 /** A request path as XENBUS_PATH (relative to dom0) or absolute: the backend it names, strictly. */
 export function targetOf(raw: unknown): HookTarget {
   if (typeof raw !== 'string' || raw.length > 256) throw new HookError('"backend" must be a backend path');
-  const id = parseBackendPath(raw.startsWith('/') ? raw : `/local/domain/0/${raw}`);
+  const id = parseBackendArg(raw);
   if (!id) throw new HookError(`"${raw.slice(0, 80)}" is not a vbd backend path (backend/vbd/<domid>/<devid>)`);
-  return { ...id, path: `/local/domain/${id.backendDomid}/backend/vbd/${id.frontendDomid}/${id.devid}` };
+  return { ...id, path: backendPath(id) };
 }
 
 /** A burst's gather window (ms): quiet time that ends it, and its longest. */
@@ -175,7 +175,7 @@ export class HookServer {
   /** Runs the steps; records each served backend in `out`; returns those whose step failed, with why. */
   private async runSteps(xs: XsClient, steps: Action[], targets: HookTarget[], desired: DesiredState, out: Map<string, ServeAnswer>): Promise<{ t: HookTarget; error: string }[]> {
     const results = await this.d.execute({ actions: steps, findings: [], disks: [] }, desired);
-    const pds = await Promise.all(targets.map((t) => xs.read(`${t.path}/physical-device`)));
+    const pds = await Promise.all(targets.map((t) => xs.read(`${t.path}/${PHYSICAL_DEVICE_NODE}`)));
     const failed: { t: HookTarget; error: string }[] = [];
     targets.forEach((t, i) => {
       const r = results.find((s) => s.target === t.path);
@@ -268,7 +268,7 @@ async function readDomains(xs: XsClient): Promise<ObservedState['domains']> {
 }
 
 async function readOneBackend(xs: XsClient, be: number, fe: number, devid: number, sysfs: string): Promise<BackendObs | undefined> {
-  const path = `/local/domain/${be}/backend/vbd/${fe}/${devid}`;
+  const path = backendPath({ backendDomid: be, frontendDomid: fe, devid });
   // all at once: whether it exists is known only with the rest (an absent dir lists as nothing)
   const [exists, error, b] = await Promise.all([
     xs.read(path).catch(() => undefined),

@@ -6,7 +6,7 @@ import type { DesiredState, DiskSpec } from '../model/desired.js';
 import type { ObservedState } from '../model/observed.js';
 import type { Action, Finding, Plan } from '../model/plan.js';
 import type { XsClient } from '../xenstore/api.js';
-import { DOMID_FIRST_RESERVED } from '../xenstore/layout.js';
+import { backendPath, isDomid, MAX_DEVID, MAX_DOMID } from '../xen/vbd.js';
 
 export class HookError extends Error {
   constructor(message: string) {
@@ -62,12 +62,10 @@ export function parseXenbusPath(p: string, backendDomid = 0): HookTarget {
   if (!p.startsWith(prefix)) throw new HookError(`bad XENBUS_PATH ${JSON.stringify(p)}: must begin with ${prefix}`);
   const rest = p.slice(prefix.length).split('/');
   if (rest.length !== 2) throw new HookError(`bad XENBUS_PATH ${JSON.stringify(p)}: expected backend/vbd/DOMID/DEVID`);
-  const frontendDomid = strictDecimal(rest[0]!, 'frontend domain ID', DOMID_FIRST_RESERVED - 1);
-  const devid = strictDecimal(rest[1]!, 'device ID', 0xffffffff);
-  if (!Number.isInteger(backendDomid) || backendDomid < 0 || backendDomid >= DOMID_FIRST_RESERVED) {
-    throw new HookError(`bad backend domid ${backendDomid}`);
-  }
-  return { backendDomid, frontendDomid, devid, path: `/local/domain/${backendDomid}/backend/vbd/${frontendDomid}/${devid}` };
+  const frontendDomid = strictDecimal(rest[0]!, 'frontend domain ID', MAX_DOMID);
+  const devid = strictDecimal(rest[1]!, 'device ID', MAX_DEVID);
+  if (!isDomid(backendDomid)) throw new HookError(`bad backend domid ${backendDomid}`);
+  return { backendDomid, frontendDomid, devid, path: backendPath({ backendDomid, frontendDomid, devid }) };
 }
 
 /**

@@ -5,6 +5,20 @@ import { createConnection, type Socket } from 'node:net';
 /** Longest reply line taken before the connection is dropped. */
 const MAX_REPLY = 1024 * 1024;
 
+/** How a connection to a peer ended: it closed, the socket failed, or the peer did not answer in time. */
+export type ConnectionLoss = 'closed' | 'failed' | 'no-answer';
+
+/** A request lost with its connection (as opposed to the peer's answer refusing it): worth a new connection. */
+export class ConnectionLostError extends Error {
+  constructor(
+    message: string,
+    readonly loss: ConnectionLoss,
+  ) {
+    super(message);
+    this.name = 'ConnectionLostError';
+  }
+}
+
 export class JsonLinesClient<Req extends { op: string }, Rep> {
   private buf = '';
   private readonly waiting: { resolve: (r: Rep) => void; reject: (e: Error) => void }[] = [];
@@ -32,8 +46,8 @@ export class JsonLinesClient<Req extends { op: string }, Rep> {
       }
       if (this.buf.length > MAX_REPLY) sock.destroy(new Error(`${peer} sent a reply line longer than ${MAX_REPLY} bytes`));
     });
-    sock.on('error', (e) => this.fail(new Error(`connection to ${peer} failed: ${e.message}`)));
-    sock.on('close', () => this.fail(new Error(`${peer} closed the connection`)));
+    sock.on('error', (e) => this.fail(new ConnectionLostError(`connection to ${peer} failed: ${e.message}`, 'failed')));
+    sock.on('close', () => this.fail(new ConnectionLostError(`${peer} closed the connection`, 'closed')));
   }
 
   private closeListeners: ((e: Error) => void)[] = [];
@@ -80,7 +94,7 @@ export class JsonLinesClient<Req extends { op: string }, Rep> {
     if (this.failed) return Promise.reject(this.failed);
     return new Promise<Rep>((resolve, reject) => {
       const t = setTimeout(() => {
-        this.fail(new Error(`${this.peer} did not answer "${req.op}" within ${timeoutMs} ms`));
+        this.fail(new ConnectionLostError(`${this.peer} did not answer "${req.op}" within ${timeoutMs} ms`, 'no-answer'));
         this.sock.destroy();
       }, timeoutMs);
       t.unref();

@@ -89,10 +89,13 @@ export type RegistryRefusal = 'key-in-use' | 'in-use' | 'rw-conflict' | 'stale' 
 
 export class RegistryError extends Error {
   readonly reason: RegistryRefusal;
-  constructor(reason: RegistryRefusal, message: string) {
+  /** For `in-use`: the device in the way is one of ours (marker and instance), e.g. one being freed. */
+  readonly ours: boolean;
+  constructor(reason: RegistryRefusal, message: string, opts: { ours?: boolean } = {}) {
     super(message);
     this.name = 'RegistryError';
     this.reason = reason;
+    this.ours = opts.ours === true;
   }
 }
 
@@ -471,6 +474,7 @@ export class LoopRegistry {
           conflict ??= new RegistryError(
             'in-use',
             `${spec.source} already has ${found.name} (${found.ours ? 'made by xvbd earlier' : 'not ours'}, ${found.readOnly ? 'ro' : 'rw'}): refusing a second writable device`,
+            { ours: found.ours },
           );
         } else if (!found.readOnly) {
           conflict ??= new RegistryError('rw-conflict', `${spec.source} is attached writable as ${found.name}`);

@@ -1,26 +1,13 @@
 // Strict parsers for xenstore values. Anything a guest can write is untrusted: a value that does
 // not parse gives undefined (and the caller records why), never an exception.
+import { parseInode, readPhysicalDevice } from '../xen/vbd.js';
 
 /** Longest value we keep from any node (xenstore allows 4096 bytes; we never need more than this). */
 export const MAX_VALUE = 1024;
 /** Longest domain name kept (libxl has no hard limit; longer ones are reported as malformed). */
 export const MAX_NAME = 256;
-/** DOMID_FIRST_RESERVED: domids at or above are not real domains. */
-export const DOMID_LIMIT = 0x7ff0;
-
-/** A decimal domid 0..0x7fef, or undefined. */
-export function parseDomid(s: string): number | undefined {
-  if (!/^(0|[1-9]\d{0,4})$/.test(s)) return undefined;
-  const n = Number(s);
-  return n < DOMID_LIMIT ? n : undefined;
-}
-
-/** A vbd devid: decimal, 0 .. 2^30 (vbd-interface.txt's largest form is below 2^29). */
-export function parseDevid(s: string): number | undefined {
-  if (!/^(0|[1-9]\d{0,9})$/.test(s)) return undefined;
-  const n = Number(s);
-  return n < 2 ** 30 ? n : undefined;
-}
+// The vbd schema's parsers (domid, devid, u64, xvbd-inode, physical-device) are src/xen/vbd.ts's.
+export { parseDevid, parseDomid, parseU64 } from '../xen/vbd.js';
 
 /** A xenbus state: exactly one decimal digit 1..8. "04", " 4", "4\n", "9", "" are all refused. */
 export function parseXenbusState(s: string | undefined): number | undefined {
@@ -28,25 +15,12 @@ export function parseXenbusState(s: string | undefined): number | undefined {
   return Number(s);
 }
 
-/** A 64-bit unsigned decimal (diskseq, st_dev, st_ino): digits only, no sign, no leading zeros. */
-export function parseU64(s: string | undefined): string | undefined {
-  if (s === undefined || !/^(0|[1-9]\d{0,19})$/.test(s)) return undefined;
-  return BigInt(s) <= 0xffffffffffffffffn ? s : undefined;
-}
-
 /** "<st_dev>:<st_ino>" as xvbd writes it in `xvbd-inode`. */
-export function parseInodeNode(s: string | undefined): { dev: string; ino: string } | undefined {
-  if (s === undefined) return undefined;
-  const i = s.indexOf(':');
-  if (i < 0) return undefined;
-  const dev = parseU64(s.slice(0, i));
-  const ino = parseU64(s.slice(i + 1));
-  return dev !== undefined && ino !== undefined ? { dev, ino } : undefined;
-}
+export const parseInodeNode = parseInode;
 
-/** `physical-device`: hex "major:minor" as `stat -c %t:%T` prints it. */
+/** `physical-device`: hex "major:minor" as a hotplug script writes it (`stat -c %t:%T`). */
 export function isHexDev(s: string): boolean {
-  return /^[0-9a-fA-F]{1,8}:[0-9a-fA-F]{1,8}$/.test(s);
+  return readPhysicalDevice(s) !== undefined;
 }
 
 /** Printable text of bounded length (control characters are replaced): for names and messages. */

@@ -4,6 +4,7 @@ import type { DesiredState } from '../model/desired.js';
 import type { BackendObs, LoopObs, ObservedState } from '../model/observed.js';
 import { observe, type ObserveDeps } from './observe.js';
 import { backedUnder } from '../config/paths.js';
+import { readPhysicalDevice } from '../xen/vbd.js';
 
 /** Every source and backend domain the desired state names (the policy's default backend included). */
 export function desiredScope(desired: DesiredState): { sources: string[]; backendDomids: number[] } {
@@ -40,9 +41,9 @@ export function observeDesired(deps: Omit<ObserveDeps, 'sources' | 'backendDomid
 export function inScope(loops: LoopObs[], backends: BackendObs[], roots: string[]): LoopObs[] {
   const named = new Set<string>();
   for (const b of backends) {
-    // hex major:minor as the hotplug scripts write it (the planner parses it strictly; this only widens what is looked at)
-    const m = /^([0-9a-f]{1,8}):([0-9a-f]{1,8})$/i.exec(b.physicalDevice ?? '');
-    if (m) named.add(`${parseInt(m[1]!, 16)}:${parseInt(m[2]!, 16)}`);
+    // as the planner reads it (this only widens what is looked at)
+    const d = readPhysicalDevice(b.physicalDevice);
+    if (d) named.add(`${d.major}:${d.minor}`);
   }
   return loops.filter((l) => backedUnder(l.backingPath, roots) || named.has(`${l.major}:${l.minor}`));
 }

@@ -20,16 +20,7 @@ export interface DevNum {
   minor: number;
 }
 
-const HEX_DEV = /^([0-9a-fA-F]{1,8}):([0-9a-fA-F]{1,8})$/;
 const DEC_DEV = /^(\d{1,10}):(\d{1,10})$/;
-
-/** `physical-device` as the hotplug script writes it: hex "major:minor" ("7:0", "fd:1"). */
-export function parseHexDev(s: string | undefined): DevNum | undefined {
-  if (s === undefined) return undefined;
-  const m = HEX_DEV.exec(s.trim());
-  if (!m) return undefined;
-  return { major: parseInt(m[1]!, 16), minor: parseInt(m[2]!, 16) };
-}
 
 /** SourceObs.rdev: decimal "major:minor". */
 export function parseDecDev(s: string | undefined): DevNum | undefined {

@@ -12,9 +12,10 @@
 //   loop-reused, backend-error...). What an action fixes is not repeated as a finding.
 import type { DesiredState, DiskOptions, DiskSpec, DomainSpec, Policy } from '../model/desired.js';
 import type { BackendObs, Inode, LoopObs, ObservedState, SourceObs } from '../model/observed.js';
-import { XenbusState, xenbusStateName } from '../model/observed.js';
 import { backedUnder } from '../config/paths.js';
 import { holdVerdict } from './holding.js';
+import { letGo } from './letgo.js';
+import { diskHealth } from './health.js';
 import { vbdKey } from './outside.js';
 import { letGoVerdict, saveCommand, type LetGo } from './safety.js';
 import { replaceKey } from './target.js';
@@ -38,11 +39,11 @@ import {
   modeWords,
   paramsPath,
   parseDecDev,
-  parseHexDev,
   scriptIsOurs,
   vdevName,
   type DevNum,
 } from './identity.js';
+import { readPhysicalDevice } from '../xen/vbd.js';
 
 /** What the planner derived about one observed backend. */
 interface BackendInfo {
@@ -509,8 +510,9 @@ export function plan(desired: DesiredState, observed: ObservedState, policy: Pol
       const servable = b.ours || scriptIsOurs(b.script);
       if (b.hotplugStatus === 'error') continue; // backendChecks reported it
       if (!servable) {
-        row.health = 'progressing';
-        row.healthReason = `hotplug pending (script ${b.script})`;
+        const fh = health(bi, { foreignScript: b.script ?? '' });
+        row.health = fh.health;
+        if (fh.reason !== undefined) row.healthReason = fh.reason;
         addFinding(
           'unexpected-backend',
           'warning',
@@ -605,9 +607,10 @@ export function plan(desired: DesiredState, observed: ObservedState, policy: Pol
       } else {
         row.sync = 'synced';
       }
-      if (c.conflict !== undefined && row.health === 'healthy') {
-        row.health = 'degraded';
-        row.healthReason = 'read-write file used elsewhere too';
+      if (c.conflict !== undefined) {
+        const ch = health(bi, { rwShared: true });
+        row.health = ch.health;
+        if (ch.reason !== undefined) row.healthReason = ch.reason;
       }
       continue;
     }
@@ -719,15 +722,15 @@ export function plan(desired: DesiredState, observed: ObservedState, policy: Pol
   for (const l of loops) {
     if (!ownLoop(l)) continue;
     const used = loopUsers.get(l.name) ?? [];
-    if (used.length === 0 && !recordedDiskseqs.has(l.diskseq) && !reusedInPlan.has(l.name) && !desiredDevices.has(devKey(l))) {
-      if (l.mounted || l.holders.length > 0) continue; // something in dom0 uses it: not ours to judge
+    const referenced = used.length > 0 || recordedDiskseqs.has(l.diskseq) || reusedInPlan.has(l.name) || desiredDevices.has(devKey(l));
+    const v = letGo({ of: 'loop-device', ours: true, referenced, usedInDom0: l.mounted || l.holders.length > 0, scoped: roots.length > 0, prune: policy.prune });
+    if (!referenced) {
+      if (v.keep && v.leaked === undefined) continue; // something in dom0 uses it: not ours to judge
       const reason = `no backend uses it${l.backingDeleted ? ' (its backing file was deleted)' : ''}`;
       const what = `/dev/${l.name} (${l.backingPath}) is xvbd's and ${reason}`;
       const f = { loops: [loopRef(l)], sortDomain: LOOP_SORT, sortDevid: l.number };
-      // Only a device under this instance's allowedRoots is provably its own: with none, another xvbd
-      // (another run dir) on this host may have made it.
-      const unscoped = roots.length === 0;
-      if (policy.prune && !unscoped) {
+      const unscoped = v.keep && v.leaked === 'unscoped';
+      if (!v.keep) {
         const note = guardLetGo('free-loop', l, what, f);
         if (note !== undefined) {
           freed.add(l.name);
@@ -972,7 +975,7 @@ function describeBackend(b: BackendObs, loopByDev: Map<string, LoopObs>): Backen
   };
   const params = paramsPath(b.params);
   if (params !== undefined) info.params = params;
-  const pd = parseHexDev(b.physicalDevice);
+  const pd = readPhysicalDevice(b.physicalDevice);
   if (!pd) return info;
   info.pd = pd;
   const loop = loopByDev.get(devKey(pd));
@@ -1039,25 +1042,9 @@ function describeIdentity(i: BackendInfo): string {
   return i.params ?? '(unknown)';
 }
 
-/** Health of one backend pair from its states (kept apart from sync). */
-export function health(i: BackendInfo): { health: Health; reason?: string } {
-  const b = i.b;
-  if (b.error !== undefined) return { health: 'degraded', reason: `error: ${b.error}` };
-  if (b.hotplugStatus === 'error') return { health: 'degraded', reason: 'hotplug-status error' };
-  if (i.loopReused === 'reused') return { health: 'degraded', reason: 'loop device reused' };
-  if (i.loopReused === 'gone') return { health: 'degraded', reason: 'loop device gone' };
-  const bs = b.state;
-  const fs = b.frontendState;
-  if (bs === undefined) return { health: 'degraded', reason: 'backend state missing' };
-  if (bs === XenbusState.Closing || bs === XenbusState.Closed) return { health: 'degraded', reason: `backend ${xenbusStateName(bs)}` };
-  if (fs === XenbusState.Closing || fs === XenbusState.Closed) return { health: 'degraded', reason: `frontend ${xenbusStateName(fs)}` };
-  if (fs === undefined) {
-    return { health: 'degraded', reason: b.frontendPath === undefined ? 'no frontend' : 'frontend state missing or malformed' };
-  }
-  if (bs === XenbusState.Connected && fs === XenbusState.Connected) return { health: 'healthy' };
-  if (!i.pd) return { health: 'progressing', reason: `hotplug pending (backend ${xenbusStateName(bs)}, frontend ${xenbusStateName(fs)})` };
-  if (!b.kernelHeld) return { health: 'progressing', reason: `blkback has not opened the device yet (backend ${xenbusStateName(bs)}, frontend ${xenbusStateName(fs)})` };
-  return { health: 'progressing', reason: `backend ${xenbusStateName(bs)}, frontend ${xenbusStateName(fs)}` };
+/** Health of one backend pair (src/plan/health.ts), with what the planner derived about it. */
+export function health(i: BackendInfo, more: { foreignScript?: string; rwShared?: boolean } = {}): { health: Health; reason?: string } {
+  return diskHealth({ backend: i.b, hasDevice: i.pd !== undefined, loop: i.loopReused, ...more });
 }
 
 export type { BackendInfo };

@@ -16,7 +16,7 @@ import { createHash } from 'node:crypto';
 import type { DesiredState } from '../model/desired.js';
 import type { ObservedState } from '../model/observed.js';
 import type { Action, DiskStatus, Finding } from '../model/plan.js';
-import { parseHexDev } from './identity.js';
+import { readPhysicalDevice } from '../xen/vbd.js';
 
 export const SAVED_PLAN_FORMAT = 'xvbd-plan';
 export const SAVED_PLAN_VERSION = 1;
@@ -101,7 +101,7 @@ export function touched(actions: readonly Action[], observed: ObservedState): un
   }
   const backends = observed.backends.filter((b) => paths.has(b.path) || vbds.has(`${b.frontendDomid}:${b.devid}`));
   const devs = new Set(backends.flatMap((b) => {
-    const d = parseHexDev(b.physicalDevice);
+    const d = readPhysicalDevice(b.physicalDevice);
     return d ? [`${d.major}:${d.minor}`] : [];
   }));
   const loops = observed.loops.filter((l) => loopNames.has(l.name) || devs.has(`${l.major}:${l.minor}`));

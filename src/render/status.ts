@@ -2,6 +2,7 @@
 import type { DiskStatus, Plan } from '../model/plan.js';
 import { xenbusStateName, type ObservedState } from '../model/observed.js';
 import { renderFindings } from './plan.js';
+import { HEALTH_STATES } from '../plan/health.js';
 import { columns, palette, plural, type Palette, type RenderOptions } from './style.js';
 
 export const STATUS_HEADERS = ['DOMAIN', 'DOMID', 'VDEV', 'SOURCE', 'MODE', 'SYNC', 'HEALTH', 'LOOP', 'DISKSEQ', 'SHARED', 'BACKEND', 'FRONTEND', 'REASON'];
@@ -43,7 +44,7 @@ export function statusSummary(plan: Plan, observed?: ObservedState): string {
   const parts = [
     plural(plan.disks.length, 'disk'),
     count((d) => d.sync, ['synced', 'out-of-sync', 'pending', 'unknown']),
-    count((d) => d.health, ['healthy', 'progressing', 'degraded', 'missing']),
+    count((d) => d.health, [...HEALTH_STATES]),
   ].filter((s) => s.length > 0);
   let line = parts.join('; ');
   if (observed) {

@@ -20,6 +20,8 @@ import { join } from 'node:path';
 import type { Caller, Store } from './store.js';
 import { KernelWatcher } from './kwatch.js';
 import { XenbusState } from '../model/observed.js';
+// (the node names are the schema's; its values are parsed as the kernel's scanf does, on purpose)
+import { PHYSICAL_DEVICE_NODE } from '../xen/vbd.js';
 
 const KERNEL: Caller = { domid: 0, privileged: true };
 const BE_ROOT = '/local/domain/0/backend/vbd';
@@ -196,7 +198,7 @@ export class Blkback {
     this.write(`${root}/feature-max-indirect-segments`, '256');
     this.write(`${root}/multi-queue-max-queues`, '2');
     this.write(`${root}/max-ring-page-order`, '4');
-    this.w.watch(`${root}/physical-device`, `pd:${key}`);
+    this.w.watch(`${root}/${PHYSICAL_DEVICE_NODE}`, `pd:${key}`);
     this.switchState(v, XenbusState.InitWait);
     // watch_otherend
     this.w.watch(`${fe}/state`, `fe:${key}`);
@@ -205,7 +207,7 @@ export class Blkback {
   /** The physical-device watch (backend_changed in xen-blkback/xenbus.c). */
   private backendChanged(v: Vbd): void {
     if (v.fd !== undefined) return;
-    const pd = this.read(`${v.root}/physical-device`);
+    const pd = this.read(`${v.root}/${PHYSICAL_DEVICE_NODE}`);
     if (pd === undefined) return; // fires once at registration: wait for the hotplug script
     // xenbus_scanf("%x:%x"): no conversion at all counts as "not there yet" (-ERANGE, ignored,
     // as observed); one conversion is a fatal "-1 reading physical-device".
@@ -393,7 +395,7 @@ export class Blkback {
     this.closeDevice(v);
     v.ringsConnected = false;
     const key = `${v.domid}/${v.devid}`;
-    this.w.unwatch(`${v.root}/physical-device`, `pd:${key}`);
+    this.w.unwatch(`${v.root}/${PHYSICAL_DEVICE_NODE}`, `pd:${key}`);
     this.w.unwatch(`${v.frontend}/state`, `fe:${key}`);
     this.vbds.delete(key);
     if (v.wedged) {

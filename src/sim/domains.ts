@@ -5,6 +5,7 @@
 // by "xenstored".
 import { randomUUID } from 'node:crypto';
 import type { XsPerm } from '../xenstore/api.js';
+import { MAX_DOMID } from '../xen/vbd.js';
 import type { Caller, Store, Transaction } from './store.js';
 
 export interface SimDomain {
@@ -51,7 +52,7 @@ export class Domains {
     if (!/^[A-Za-z0-9._-]{1,64}$/.test(name)) throw new Error(`invalid domain name "${name}"`);
     for (const d of this.byId.values()) if (d.name === name) throw new Error(`a domain named "${name}" already exists (domid ${d.domid})`);
     const id = domid ?? this.nextFreeDomid();
-    if (!Number.isInteger(id) || id <= 0 || id >= 0x7ff0) throw new Error(`invalid domid ${domid}`);
+    if (!Number.isInteger(id) || id <= 0 || id > MAX_DOMID) throw new Error(`invalid domid ${domid}`);
     if (this.byId.has(id)) throw new Error(`domid ${id} is in use`);
     const dom: SimDomain = { domid: id, name, uuid: randomUUID() };
     const s = this.store;

@@ -5,6 +5,7 @@
 import type { DesiredState } from '../model/desired.js';
 import { xenbusStateName, type BackendObs, type LoopObs, type ObservedState } from '../model/observed.js';
 import { ACTION_SIGN, type Action, type DiskStatus, type Finding, type Health, type Plan, type Severity, type SyncStatus } from '../model/plan.js';
+import { HEALTH_RANK, HEALTH_STATES } from '../plan/health.js';
 import { summaryLine } from '../render/plan.js';
 import type { SortCol, SortSpec } from './keys.js';
 import type { DaemonEvent } from '../daemon/daemon.js';
@@ -514,7 +515,7 @@ export function buildViewModel(input: BuildInput): ViewModel {
     return det;
   };
 
-  const health: Record<Health, number> = { healthy: 0, progressing: 0, degraded: 0, missing: 0 };
+  const health = Object.fromEntries(HEALTH_STATES.map((h) => [h, 0])) as Record<Health, number>;
   const sync: Record<SyncStatus, number> = { synced: 0, 'out-of-sync': 0, pending: 0, unknown: 0 };
   for (const d of plan.disks) {
     health[d.health]++;
@@ -628,7 +629,6 @@ export function rowText(r: DiskRowVM): string {
 }
 
 const SYNC_RANK: Record<SyncStatus, number> = { 'out-of-sync': 0, pending: 1, unknown: 2, synced: 3 };
-const HEALTH_RANK: Record<Health, number> = { degraded: 0, progressing: 1, missing: 2, healthy: 3 };
 /** loop10 after loop9; "-" (none) last. */
 function loopRank(l: string): number {
   const m = /^loop(\d+)$/.exec(l);

@@ -211,9 +211,9 @@ class XsConnection implements XsClient {
 
   private fail(message: string): void {
     if (this.closedError) return;
-    this.closedError = new XsError('EIO', message);
+    this.closedError = new XsError('EIO', message, undefined, { connectionLost: true });
     this.transport?.close();
-    for (const p of this.pending.values()) p.reject(new XsError('EIO', `${message} (request on ${p.path ?? '-'} lost)`, p.path));
+    for (const p of this.pending.values()) p.reject(new XsError('EIO', `${message} (request on ${p.path ?? '-'} lost)`, p.path, { connectionLost: true }));
     this.pending.clear();
     this.waiting.length = 0;
     for (const s of this.subscribers) s.end();
@@ -222,7 +222,7 @@ class XsConnection implements XsClient {
 
   /** Sends one request; resolves with the reply payload. */
   request(type: number, txId: number, payload: Buffer, path?: string): Promise<Buffer> {
-    if (this.closedError) return Promise.reject(new XsError('EIO', this.closedError.message, path));
+    if (this.closedError) return Promise.reject(new XsError('EIO', this.closedError.message, path, { connectionLost: true }));
     if (payload.length > this.maxPayload) {
       return Promise.reject(
         new XsError('E2BIG', `xenstore request too big (${payload.length} > ${this.maxPayload} bytes)${path ? ` for ${path}` : ''}`, path),
@@ -249,7 +249,7 @@ class XsConnection implements XsClient {
       const p = this.pending.get(reqId);
       if (!p) return;
       this.pending.delete(reqId);
-      p.reject(new XsError(err.code ?? 'EIO', `write to ${this.transport?.description}: ${err.message}${path ? ` (${path})` : ''}`, path));
+      p.reject(new XsError(err.code ?? 'EIO', `write to ${this.transport?.description}: ${err.message}${path ? ` (${path})` : ''}`, path, { connectionLost: true }));
     });
   }
 

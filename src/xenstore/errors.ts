@@ -7,12 +7,23 @@ export class XsError extends Error {
   /** The path the failed request was about, when there was one. */
   readonly path: string | undefined;
 
-  constructor(errno: XsErrno, message?: string, path?: string) {
+  /** The request was lost with the connection (closed, reset, a failed write), not refused by xenstored. */
+  readonly connectionLost: boolean;
+
+  constructor(errno: XsErrno, message?: string, path?: string, opts: { connectionLost?: boolean } = {}) {
     super(message ?? (path !== undefined ? `${errno}: ${path}` : errno));
     this.name = 'XsError';
     this.errno = errno;
     this.path = path;
+    this.connectionLost = opts.connectionLost === true;
   }
+}
+
+/** Whether an error means the xenstore connection is gone (a new one is needed): by its type, never its text. */
+export function isXsConnectionLost(err: unknown): boolean {
+  if (err instanceof XsError) return err.connectionLost || err.errno === 'ECONNRESET' || err.errno === 'EPIPE';
+  const code = (err as NodeJS.ErrnoException | undefined)?.code;
+  return code === 'ECONNRESET' || code === 'EPIPE';
 }
 
 export function isXsError(err: unknown, errno?: XsErrno): err is XsError {

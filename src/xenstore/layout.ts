@@ -4,21 +4,9 @@
 import type { XsPerms } from './api.js';
 import type { DiskMode } from '../model/desired.js';
 import type { Inode } from '../model/observed.js';
+import { backendPath, DISKSEQ_NODE, formatInode, formatPhysicalDevice, INODE_NODE, isDecimalU64, isDevid, isDomid, MARKER_NODE, MARKER_VALUE, MAX_DOMID, PHYSICAL_DEVICE_NODE, PHYSICAL_DEVICE_PATH_NODE, type VbdId } from '../xen/vbd.js';
 
-/** Our ownership marker node in a backend dir. */
-export const MARKER_NODE = 'xvbd';
-export const MARKER_VALUE = '1';
-export const DISKSEQ_NODE = 'diskseq';
-export const INODE_NODE = 'xvbd-inode';
-
-/** First domid Xen reserves (DOMID_FIRST_RESERVED, xen/include/public/xen.h). */
-export const DOMID_FIRST_RESERVED = 0x7ff0;
-
-export interface VbdId {
-  backendDomid: number;
-  frontendDomid: number;
-  devid: number;
-}
+export type { VbdId };
 
 export interface VbdPaths {
   /** /local/domain/<be>/backend/vbd/<fe>/<devid> */
@@ -32,13 +20,11 @@ export interface VbdPaths {
 }
 
 function checkDomid(what: string, d: number): void {
-  if (!Number.isInteger(d) || d < 0 || d >= DOMID_FIRST_RESERVED) {
-    throw new RangeError(`${what} ${d} is not a valid domid (0..${DOMID_FIRST_RESERVED - 1})`);
-  }
+  if (!isDomid(d)) throw new RangeError(`${what} ${d} is not a valid domid (0..${MAX_DOMID})`);
 }
 
 function checkDevid(d: number): void {
-  if (!Number.isInteger(d) || d < 0 || d > 0xffffffff) throw new RangeError(`devid ${d} is out of range`);
+  if (!isDevid(d)) throw new RangeError(`devid ${d} is out of range`);
 }
 
 export function vbdPaths(id: VbdId): VbdPaths {
@@ -47,7 +33,7 @@ export function vbdPaths(id: VbdId): VbdPaths {
   checkDevid(id.devid);
   const { backendDomid: be, frontendDomid: fe, devid } = id;
   return {
-    backend: `/local/domain/${be}/backend/vbd/${fe}/${devid}`,
+    backend: backendPath(id),
     frontend: `/local/domain/${fe}/device/vbd/${devid}`,
     libxl: `/libxl/${fe}/device/vbd/${devid}`,
     error: `/local/domain/${be}/error/backend/vbd/${fe}/${devid}`,
@@ -70,40 +56,6 @@ export function frontendPerms(id: VbdId): XsPerms {
   ];
 }
 
-/** "major:minor" in lower-case hex without padding, as `stat -c %t:%T` and the block script write it. */
-export function formatPhysicalDevice(major: number, minor: number): string {
-  if (!Number.isInteger(major) || major < 0 || !Number.isInteger(minor) || minor < 0) {
-    throw new RangeError(`bad device number ${major}:${minor}`);
-  }
-  return `${major.toString(16)}:${minor.toString(16)}`;
-}
-
-/** Strict inverse of formatPhysicalDevice: undefined for anything else (leading zeros, upper case, spaces). */
-export function parsePhysicalDevice(s: string): { major: number; minor: number } | undefined {
-  const m = /^(0|[1-9a-f][0-9a-f]{0,7}):(0|[1-9a-f][0-9a-f]{0,7})$/.exec(s);
-  if (!m) return undefined;
-  const major = parseInt(m[1]!, 16);
-  const minor = parseInt(m[2]!, 16);
-  if (major > 0xfff || minor > 0xfffff) return undefined;
-  return { major, minor };
-}
-
-/** A decimal u64 without sign, leading zeros or spaces (diskseq, st_dev, st_ino). */
-export function isDecimalU64(s: string): boolean {
-  return /^(0|[1-9][0-9]{0,19})$/.test(s) && BigInt(s) <= 0xffffffffffffffffn;
-}
-
-export function formatInode(i: Inode): string {
-  if (!isDecimalU64(i.dev) || !isDecimalU64(i.ino)) throw new RangeError(`bad inode ${i.dev}:${i.ino}`);
-  return `${i.dev}:${i.ino}`;
-}
-
-export function parseInode(s: string): Inode | undefined {
-  const m = /^([0-9]+):([0-9]+)$/.exec(s);
-  if (!m || !isDecimalU64(m[1]!) || !isDecimalU64(m[2]!)) return undefined;
-  return { dev: m[1]!, ino: m[2]! };
-}
-
 /** The device xvbd gives blkback: a loop device it made, or a block-device source used as is. */
 export interface ServedDevice {
   major: number;
@@ -119,8 +71,8 @@ export interface ServedDevice {
 /** The nodes that say "this backend is served by xvbd with this device": written by attach and by serve. */
 export function servedNodes(dev: ServedDevice): Record<string, string> {
   const out: Record<string, string> = {
-    'physical-device': formatPhysicalDevice(dev.major, dev.minor),
-    'physical-device-path': dev.devPath,
+    [PHYSICAL_DEVICE_NODE]: formatPhysicalDevice(dev.major, dev.minor),
+    [PHYSICAL_DEVICE_PATH_NODE]: dev.devPath,
     node: dev.devPath,
     [MARKER_NODE]: MARKER_VALUE,
   };
@@ -195,14 +147,4 @@ export function attachLayout(s: AttachSpec): AttachLayout {
   };
   const libxl: Record<string, string> = { frontend: paths.frontend, backend: paths.backend, ...bents };
   return { paths, backendPerms: backendPerms(s), frontendPerms: frontendPerms(s), backend, frontend, libxl };
-}
-
-/** Parses a backend dir path `/local/domain/<be>/backend/vbd/<fe>/<devid>` strictly. */
-export function parseBackendPath(p: string): VbdId | undefined {
-  const m = /^\/local\/domain\/(0|[1-9][0-9]{0,4})\/backend\/vbd\/(0|[1-9][0-9]{0,4})\/(0|[1-9][0-9]{0,9})$/.exec(p);
-  if (!m) return undefined;
-  const id = { backendDomid: Number(m[1]), frontendDomid: Number(m[2]), devid: Number(m[3]) };
-  if (id.backendDomid >= DOMID_FIRST_RESERVED || id.frontendDomid >= DOMID_FIRST_RESERVED) return undefined;
-  if (id.devid > 0xffffffff) return undefined;
-  return id;
 }

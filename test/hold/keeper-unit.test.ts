@@ -5,6 +5,7 @@ import { closeSync, mkdtempSync, openSync, rmSync, truncateSync, writeFileSync }
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Keeper } from '../../src/hold/keeper.js';
+import { sweepRegistry } from '../../src/hold/fdstore.js';
 import { LoopRegistry } from '../../src/linux/index.js';
 import { startSimulator } from '../../src/sim/index.js';
 import { connect } from '../../src/xenstore/client.js';
@@ -100,4 +101,41 @@ test('keeper: a giver\'s drop is not undone by the twin\'s hand-over still on it
     keeper.releaseAll();
     await keeper.adopt({ pid: process.pid, fd: h.fd, backend: be, diskseq: h.diskseq, twin });
     assert.deepEqual(keeper.entries().map((e) => [e.live, e.giverPid]), [[true, 999_999]]);
+  }));
+
+test('keeper and daemon agree: a live backend whose diskseq node is gone (dir still there) keeps its fd; the dir going releases it', () =>
+  withKeeper(async ({ dir, xs, reg, keeper }) => {
+    const f = join(dir, 'd.img');
+    writeFileSync(f, '');
+    truncateSync(f, 4 << 20);
+    const h = await reg.acquire({ key: 'd', source: f, readOnly: false });
+    const be = '/local/domain/0/backend/vbd/1/51712';
+    await xs.write(`${be}/physical-device`, '7:0');
+    await xs.write(`${be}/diskseq`, h.diskseq);
+    await keeper.adopt({ pid: process.pid, fd: h.fd, backend: be, diskseq: h.diskseq });
+    await waitUntil('live', () => keeper.list().some((e) => e.live));
+    reg.release('d'); // only the keeper holds it now
+    await xs.rm(`${be}/diskseq`);
+    await keeper.check(be); // (resolves once the keeper has looked at the backend again)
+    assert.equal(keeper.size, 1, 'in doubt, the keeper keeps it (as the daemon\'s sweep does)');
+    assert.ok(loopsUnder(dir).has(h.name));
+    // the daemon's sweep, on the same facts: a registry user whose backend records no diskseq stays
+    const reg2 = new LoopRegistry();
+    const f2 = join(dir, 'e.img');
+    writeFileSync(f2, '');
+    truncateSync(f2, 4 << 20);
+    try {
+      const h2 = await reg2.acquire({ key: be, source: f2, readOnly: false });
+      const observed = { takenAt: 0, domains: [], loops: [], sources: {}, backends: [{ backendDomid: 0, frontendDomid: 1, devid: 51712, path: be, physicalDevice: '7:0', ours: true, kernelHeld: false }] };
+      const r = sweepRegistry(reg2, observed);
+      assert.deepEqual([r.released, r.closed], [[], []]);
+      assert.deepEqual(reg2.fds().map((x) => [x.diskseq, x.users]), [[h2.diskseq, [be]]]);
+      const r2 = sweepRegistry(reg2, { ...observed, backends: [] });
+      assert.equal(r2.closed.length, 1, 'the backend gone: released and closed');
+    } finally {
+      reg2.closeAll();
+    }
+    await xs.rm(be);
+    await waitUntil('dropped: its backend is gone', () => keeper.size === 0);
+    await waitUntil('the device freed', () => !loopsUnder(dir).has(h.name));
   }));

@@ -7,7 +7,8 @@ import { createServer, type Server } from 'node:net';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { JsonLinesClient, serveJsonLines } from '../../src/ipc/jsonlines.js';
+import { ConnectionLostError, JsonLinesClient, serveJsonLines } from '../../src/ipc/jsonlines.js';
+import { connectKeeper, KeeperError } from '../../src/hold/keeper-client.js';
 
 type Req = { op: string; wait?: number };
 
@@ -75,4 +76,34 @@ test('an overlong line: the tooLong reply, then the end of the connection; in-fl
     await assert.rejects(c.request({ op: 'x'.repeat(200) }), /the test server closed the connection/);
     c.close();
   });
+});
+
+test('a lost connection is typed (ConnectionLostError, and KeeperError.connectionLost), not told by its text', async (t) => {
+  await withServer({ maxLine: 64 }, async (path) => {
+    const c = await JsonLinesClient.connect<Req, { ok: boolean }>(path, 'the test server');
+    t.after(() => c.close());
+    await assert.rejects(c.request({ op: 'x'.repeat(200) }), (e) => e instanceof ConnectionLostError && e.loss === 'closed');
+    c.close();
+  });
+  await withServer({ maxLine: 1024 }, async (path) => {
+    const c = await JsonLinesClient.connect<Req, { ok: boolean }>(path, 'the test server');
+    t.after(() => c.close());
+    await assert.rejects(c.request({ op: 'slow', wait: 5000 }, 20), (e) => e instanceof ConnectionLostError && e.loss === 'no-answer' && /did not answer "slow"/.test(e.message));
+    c.close();
+  });
+  const dir = mkdtempSync(join(tmpdir(), 'xvbd-jsonl-'));
+  try {
+    // a keeper that accepts, then dies before it answers
+    const server = createServer((sock) => sock.once('data', () => sock.destroy()));
+    await new Promise<void>((r) => server.listen(join(dir, 'keeper-a.sock'), r));
+    try {
+      const k = await connectKeeper(dir, 'a');
+      await assert.rejects(k.request({ op: 'ping' }), (e) => e instanceof KeeperError && e.connectionLost && /keeper a closed the connection/.test(e.message));
+      k.close();
+    } finally {
+      await new Promise<void>((r) => server.close(() => r()));
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });

@@ -21,6 +21,8 @@ function reason(e: unknown): string {
 async function refuses(p: Promise<unknown>, why: string): Promise<void> {
   await assert.rejects(p, (e) => {
     assert.equal(reason(e), why, String(e));
+    // the typed fact the executor waits on (a device of ours being freed), never read from the text
+    if (e instanceof RegistryError) assert.equal(e.ours, /made by xvbd earlier/.test(e.message), String(e));
     return true;
   });
 }
@@ -110,6 +112,7 @@ test('host check: a foreign device on the file blocks a writer; a foreign writab
   const theirs = losetup(img);
   try {
     await refuses(reg.acquire({ key: 'w', source: img, readOnly: false }), 'in-use');
+    await assert.rejects(reg.acquire({ key: 'w', source: img, readOnly: false }), (e) => e instanceof RegistryError && !e.ours);
     await refuses(reg.acquire({ key: 'r', source: img, readOnly: true }), 'rw-conflict');
   } finally {
     losetupDetach(theirs);
@@ -123,6 +126,21 @@ test('host check: a foreign device on the file blocks a writer; a foreign writab
   } finally {
     losetupDetach(theirsRo);
     reg.closeAll();
+  }
+  assert.deepEqual(await scratch.waitNoneBound(), []);
+});
+
+test('a second registry: a writer next to our device is refused as in-use by a device of ours (typed, not by its text)', async () => {
+  const img = scratch.image('ours-rw.img');
+  const a = new LoopRegistry({ allowedRoots: [scratch.dir] });
+  const b = new LoopRegistry({ allowedRoots: [scratch.dir], settleMs: 0 });
+  try {
+    await a.acquire({ key: 'k', source: img, readOnly: false });
+    await refuses(b.acquire({ key: 'w', source: img, readOnly: false }), 'in-use');
+    await assert.rejects(b.acquire({ key: 'w', source: img, readOnly: false }), (e) => e instanceof RegistryError && e.ours);
+  } finally {
+    a.closeAll();
+    b.closeAll();
   }
   assert.deepEqual(await scratch.waitNoneBound(), []);
 });

@@ -1,7 +1,8 @@
 // Table tests of the planner's small parsers: params paths, physical-device, script ownership, devid -> vdev.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { vdevName, paramsPath, parseHexDev, parseDecDev, scriptIsOurs } from '../../src/plan/index.js';
+import { vdevName, paramsPath, parseDecDev, scriptIsOurs } from '../../src/plan/index.js';
+import { readPhysicalDevice as parseHexDev } from '../../src/xen/vbd.js';
 import { vdevToDevid } from '../../src/config/index.js';
 
 test('paramsPath: the path a backend params names', () => {

@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect } from '../../src/xenstore/client.js';
 import { defaultPaths } from '../../src/host/env.js';
-import { XsError } from '../../src/xenstore/errors.js';
+import { isXsConnectionLost, XsError } from '../../src/xenstore/errors.js';
 import { parsePerms, formatPerms, checkPath } from '../../src/xenstore/paths.js';
 import { FrameDecoder, XS, encodeFrame, nulJoin, type Frame } from '../../src/xenstore/wire.js';
 import type { XsClient } from '../../src/xenstore/api.js';
@@ -53,6 +53,9 @@ test('connection loss rejects pending calls and ends events(); connecting again 
   await assert.rejects(pending, (e: unknown) => e instanceof XsError && e.errno === 'EIO');
   assert.deepEqual(await ended, { value: undefined, done: true });
   await assert.rejects(cl.read('/x'), (e: unknown) => e instanceof XsError && e.errno === 'EIO' && /closed|lost/.test(e.message));
+  // the daemon resets its client on this, by type: a refusal by xenstored is no lost connection
+  await assert.rejects(cl.read('/x'), (e: unknown) => isXsConnectionLost(e));
+  await assert.rejects(c.setPerms('/xvbd-no-such-node', [{ domid: 0, perm: 'n' }]), (e: unknown) => e instanceof XsError && !isXsConnectionLost(e));
   const s3 = await startSimulator({ socketPath: sock, sysfsDir: join(dir, 'loss.sysfs') });
   try {
     const again = await connect({ path: sock });

@@ -1,16 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import {
-  attachLayout,
-  backendPerms,
-  formatPhysicalDevice,
-  frontendPerms,
-  parseBackendPath,
-  parseInode,
-  parsePhysicalDevice,
-  servedNodes,
-  vbdPaths,
-} from '../../src/xenstore/layout.js';
+import { attachLayout, backendPerms, frontendPerms, servedNodes, vbdPaths } from '../../src/xenstore/layout.js';
+import { formatPhysicalDevice, parseBackendPath, parseInode, parsePhysicalDevice } from '../../src/xen/vbd.js';
 
 test('vbdPaths: libxl backend, frontend, libxl and error paths', () => {
   assert.deepEqual(vbdPaths({ backendDomid: 0, frontendDomid: 5, devid: 51712 }), {

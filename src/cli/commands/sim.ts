@@ -2,6 +2,7 @@
 // real xenstore-* tools (XENSTORED_PATH=...) and xvbd itself run without Xen.
 import { parseCommand, UsageError } from '../args.js';
 import { CliError } from '../errors.js';
+import { MAX_DOMID } from '../../xen/vbd.js';
 
 const USAGE = `Usage: xvbd sim [--socket PATH] [--domain NAME[=DOMID]]... [--control SOCK] [--sysfs DIR] [--auto-connect] [--require-dev] [--verbose]
        xvbd sim add-domain NAME[=DOMID] --control SOCK
@@ -32,7 +33,7 @@ function parseDomain(d: string, what: string): { name: string; domid?: number } 
   const m = DOMAIN_RE.exec(d);
   if (!m) throw new UsageError('sim', `invalid ${what} ${JSON.stringify(d)} (want NAME or NAME=DOMID)`);
   const domid = m[2] !== undefined ? Number(m[2]) : undefined;
-  if (domid !== undefined && (domid < 1 || domid >= 0x7ff0)) throw new UsageError('sim', `invalid domid in ${what} ${JSON.stringify(d)} (1 to ${0x7ff0 - 1})`);
+  if (domid !== undefined && (domid < 1 || domid > MAX_DOMID)) throw new UsageError('sim', `invalid domid in ${what} ${JSON.stringify(d)} (1 to ${MAX_DOMID})`);
   return domid !== undefined ? { name: m[1]!, domid } : { name: m[1]! };
 }
 

@@ -490,11 +490,16 @@ class Daemon {
   static async start(cli: string, conf: string, env: NodeJS.ProcessEnv): Promise<Daemon> {
     const d = new Daemon(spawn(process.execPath, [cli, 'reconcile', '--watch', '--config', conf, '--resync', '0'], { env, stdio: ['ignore', 'pipe', 'pipe'] }));
     const ctl = join(env.XVBD_RUN_DIR!, 'control.sock');
-    await waitFor(async () => {
-      if (d.code !== undefined) throw new Error(`the daemon exited (${d.code}): ${d.out}`);
-      const rep = await askDaemon({ op: 'ping' }, { path: ctl }).catch(() => undefined);
-      return Boolean(rep?.ok && Number(rep.finished) >= 1);
-    }, 'the daemon\'s first pass', { timeoutMs: 180_000, intervalMs: 500 });
+    try {
+      await waitFor(async () => {
+        if (d.code !== undefined) throw new Error(`the daemon exited (${d.code}): ${d.out}`);
+        const rep = await askDaemon({ op: 'ping' }, { path: ctl }).catch(() => undefined);
+        return Boolean(rep?.ok && Number(rep.finished) >= 1);
+      }, 'the daemon\'s first pass', { timeoutMs: 180_000, intervalMs: 500 });
+    } catch (err) {
+      await d.kill('SIGTERM');
+      throw new Error(`${(err as Error).message}\n--- the daemon's output ---\n${d.out.split('\n').slice(-30).join('\n')}`);
+    }
     return d;
   }
 

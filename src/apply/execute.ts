@@ -12,8 +12,9 @@
 // - the fd is handed to its long-term holder (keeper or daemon) BEFORE the commit, so a committed backend
 //   always has a holder for its device;
 // - detach removes the three dirs in one transaction; the holder notices and closes its fd.
+import { existsSync } from 'node:fs';
 import type { Policy } from '../model/desired.js';
-import type { Inode, LoopObs } from '../model/observed.js';
+import { XenbusState, type Inode, type LoopObs } from '../model/observed.js';
 import { letGoVerdict, type LetGo } from '../plan/safety.js';
 import { letGo } from '../plan/letgo.js';
 import { modeWords } from '../plan/identity.js';
@@ -25,6 +26,8 @@ import { attachLayout, type AttachLayout, servedNodes, vbdPaths, type VbdPaths }
 import {
   DISKSEQ_NODE,
   formatPhysicalDevice,
+  frontendNodes,
+  frontendPerms,
   INODE_NODE,
   MARKER_NODE,
   MARKER_VALUE,
@@ -34,6 +37,7 @@ import {
   SERVED_DEVICE_NODES,
 } from '../xen/vbd.js';
 import { waitFor } from './watch.js';
+import { defaultXenBackendSysfs } from '../observe/observe.js';
 
 export type StepEvent =
   | { type: 'step-start'; index: number; total: number; action: Action; summary: string }
@@ -65,6 +69,20 @@ export interface ExecuteContext {
   onEvent?: (e: StepEvent) => void;
   /** Stop at the first failed step (default false: independent disks go on). */
   stopOnError?: boolean;
+  /** Where blkback's devices appear (default: src/observe's). */
+  xenBackendSysfs?: string;
+}
+
+/** How long a reprobe waits for blkback to let go of a backend whose frontend is gone. */
+const REPROBE_WAIT_MS = 5_000;
+
+/** Polls `f` until true or `ms` pass; true if it became true. */
+async function until(f: () => boolean, ms: number): Promise<boolean> {
+  for (const end = Date.now() + ms; !f(); ) {
+    if (Date.now() > end) return false;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  return true;
 }
 
 export class StepError extends Error {
@@ -91,6 +109,8 @@ export function summarize(a: Action): string {
       return `hold /dev/${a.loop.name} diskseq ${a.loop.diskseq} for ${a.domain ?? `domain ${a.backend.frontendDomid}`} devid ${a.backend.devid}`;
     case 'offline':
       return `${a.close ? 'close' : 'offline'} ${a.domain ?? `domain ${a.backend.frontendDomid}`} devid ${a.backend.devid} (${a.reason})`;
+    case 'reprobe':
+      return `reprobe ${a.domain} devid ${a.backend.devid} (${a.reason})`;
   }
 }
 
@@ -496,6 +516,8 @@ async function runStep(ctx: ExecuteContext, a: Action, progress: (m: string) => 
       return holdServed(ctx, a);
     case 'offline':
       return offlineBackend(ctx, a);
+    case 'reprobe':
+      return reprobeBackend(ctx, a);
   }
 }
 
@@ -562,6 +584,40 @@ async function offlineBackend(ctx: ExecuteContext, a: Extract<Action, { kind: 'o
     }
     await all(ops);
     return a.close ? `closed: ${a.reason}` : `physical-device ${a.physicalDevice} removed (${a.reason})`;
+  });
+}
+
+/**
+ * Reprobe (src/plan/reprobe.ts): the backend's state goes back to 1, so that the kernel registers a new
+ * blkback device for the dir. Checked in the transaction against what the plan saw: still ours, online,
+ * the same device, and the state the plan read (a blkback registered meanwhile has written its own).
+ */
+async function reprobeBackend(ctx: ExecuteContext, a: Extract<Action, { kind: 'reprobe' }>): Promise<string> {
+  const b = a.backend;
+  const sys = `${ctx.xenBackendSysfs ?? defaultXenBackendSysfs()}/vbd-${b.frontendDomid}-${b.devid}`;
+  // a frontend gone: blkback unregisters by itself once it has read so (a probe before would be lost)
+  if (!(await until(() => !existsSync(sys), REPROBE_WAIT_MS))) {
+    throw new StepError(`blkback still has vbd-${b.frontendDomid}-${b.devid} after ${REPROBE_WAIT_MS} ms: not probed again`);
+  }
+  const paths = vbdPaths(b);
+  return ctx.xs.transaction(async (tx) => {
+    const [marker, online, pd, seq, state] = await Promise.all(
+      [MARKER_NODE, 'online', 'physical-device', DISKSEQ_NODE, 'state'].map((n) => tx.read(`${b.path}/${n}`)),
+    );
+    if (marker !== MARKER_VALUE) throw new StepError(`${b.path} is not ours (no xvbd marker)`);
+    if (online !== '1' || pd !== a.physicalDevice || seq !== b.diskseq || state !== String(a.backendState)) {
+      throw new StepError(
+        `${b.path} changed since the plan (online ${online ?? 'none'}, physical-device ${pd ?? 'none'}, diskseq ${seq ?? 'none'}, state ${state ?? 'none'})`,
+      );
+    }
+    if (a.frontend) {
+      if ((await tx.read(paths.frontend)) !== undefined) throw new StepError(`${paths.frontend} exists again: not written over`);
+      const ops = [tx.mkdir(paths.frontend), tx.setPerms(paths.frontend, frontendPerms(b))];
+      for (const [k, v] of Object.entries(frontendNodes(b))) ops.push(tx.write(`${paths.frontend}/${k}`, v));
+      await all(ops);
+    }
+    await tx.write(`${b.path}/state`, String(XenbusState.Initialising));
+    return `${a.frontend ? `${paths.frontend} written anew, ` : ''}state ${a.backendState} -> 1: blkback probes ${b.path} again`;
   });
 }
 

@@ -3,6 +3,7 @@
 // @releaseDomain, a periodic resync, SIGHUP), to systemd (READY, STATUS, WATCHDOG, STOPPING, the fd
 // store, LISTEN_FDS) and to the control socket. Stopping never detaches anything: the fds go to the
 // keeper (and stay in systemd's fd store), so every backend stays served.
+import { frontendStatePaths } from './frontends.js';
 import { watch as chokidarWatch, type FSWatcher } from 'chokidar';
 import { existsSync, openSync, constants as fsc } from 'node:fs';
 import { dirname } from 'node:path';
@@ -29,6 +30,9 @@ import { letGo } from '../plan/letgo.js';
 import { HookServer, targetOf } from '../hook/hook-serve.js';
 import { mountedDevices } from '../linux/index.js';
 import type { LogFn } from '../log/stdio.js';
+
+/** The token of the frontend state watches (src/daemon/frontends.ts). */
+const FRONTEND_TOKEN = 'xvbd-fe';
 
 export interface DaemonOptions extends Omit<EngineDeps, 'fdStore' | 'log'> {
   runDir: string;
@@ -64,6 +68,8 @@ export class Daemon {
   private stopping: Promise<void> | undefined;
   private readonly log: LogFn;
   private watchedBackends = new Set<number>();
+  /** Frontend `state` nodes watched (src/daemon/frontends.ts), on the current watch connection. */
+  private watchedFrontends = new Set<string>();
   private readonly initialFirings = new Map<string, number>();
   readonly registry: LoopRegistry;
   private startedGate: Promise<void> = Promise.resolve();
@@ -280,6 +286,7 @@ export class Daemon {
       xs = await this.o.connect();
       this.xsWatch = xs;
       this.watchedBackends.clear();
+      this.watchedFrontends.clear();
       this.initialFirings.clear();
       await this.watch(xs, '@introduceDomain', 'xvbd-domain');
       await this.watch(xs, '@releaseDomain', 'xvbd-domain');
@@ -305,6 +312,7 @@ export class Daemon {
           }
           if (ev.token === 'xvbd-domain') void this.reconciler.trigger(ev.path === '@introduceDomain' ? 'domain introduced' : 'domain released').catch(() => undefined);
           else if (ev.token.startsWith('xvbd-vbd-')) void this.reconciler.trigger('xenstore').catch(() => undefined);
+          else if (ev.token === FRONTEND_TOKEN) void this.reconciler.trigger('frontend').catch(() => undefined);
         }
       } catch {
         // connection ended
@@ -369,6 +377,28 @@ export class Daemon {
     void this.notifier.status(statusLine(p)).catch(() => undefined);
     this.watchConfig();
     void this.watchBackends().catch(() => undefined);
+    if (p.observed) void this.watchFrontends(frontendStatePaths(p.observed)).catch(() => undefined);
+  }
+
+  /** Watches exactly `want` among frontend state nodes: new ones set, gone ones (a detached disk) dropped. */
+  private async watchFrontends(want: Set<string>): Promise<void> {
+    const xs = this.xsWatch;
+    if (!xs) return;
+    for (const path of [...this.watchedFrontends]) {
+      if (want.has(path)) continue;
+      this.watchedFrontends.delete(path);
+      await xs.unwatch(path, FRONTEND_TOKEN).catch(() => undefined);
+    }
+    for (const path of want) {
+      if (this.watchedFrontends.has(path)) continue;
+      this.watchedFrontends.add(path);
+      try {
+        await this.watch(xs, path, FRONTEND_TOKEN);
+      } catch (err) {
+        this.watchedFrontends.delete(path);
+        this.log(`xenstore watch on ${path}: ${(err as Error).message}`, 'warning');
+      }
+    }
   }
 
   private async handle(req: ControlRequest, _peer: PeerCred | undefined): Promise<Record<string, unknown>> {

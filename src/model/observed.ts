@@ -65,8 +65,15 @@ export interface BackendObs {
   frontendPath?: string;
   /** Frontend state, parsed strictly; undefined if missing or not a number (the guest writes it). */
   frontendState?: number;
+  /** Whether the frontend dir exists (observed when frontendPath is sane and under the frontend's domain). */
+  frontendExists?: boolean;
   /** blkback has opened the device (sysfs `physical_device` under the xen-backend device exists). */
   kernelHeld: boolean;
+  /**
+   * blkback has a device for this backend (sysfs `vbd-<fe>-<devid>` exists), whether or not it opened
+   * physical-device yet; undefined when not observed (a saved observation from an older xvbd).
+   */
+  kernelRegistered?: boolean;
   /** Nodes that were present but failed strict parsing (e.g. a guest-written frontend state "abc"). */
   malformed?: string[];
 }

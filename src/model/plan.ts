@@ -44,7 +44,14 @@ export type Action =
    * allocated, so blkback can never open what that number names next. `close` also closes the backend
    * (online=0, Closing): the number is bound to another device that blkback may already have opened.
    */
-  | { kind: 'offline'; domain?: string; backend: BackendRef; physicalDevice: string; close: boolean; reason: string };
+  | { kind: 'offline'; domain?: string; backend: BackendRef; physicalDevice: string; close: boolean; reason: string }
+  /**
+   * `~` A backend of ours, serving the desired device, whose guest removed its frontend dir (the way a
+   * frontend comes back as a new device) or, blkback having let go, writes a new frontend that waits:
+   * `frontend` has the frontend dir written anew as attach writes it, and the backend's `state` is
+   * written 1 again, the one change that makes the kernel probe a backend dir anew (src/plan/reprobe.ts).
+   */
+  | { kind: 'reprobe'; domain: string; domid: number; backend: BackendRef; physicalDevice: string; backendState: number; frontend: boolean; reason: string };
 
 /** How a plan marks each action: `+` adds a disk, `-` removes one, `~` changes one in place. */
 export const ACTION_SIGN: Record<Action['kind'], '+' | '-' | '~'> = {
@@ -55,6 +62,7 @@ export const ACTION_SIGN: Record<Action['kind'], '+' | '-' | '~'> = {
   replace: '~',
   hold: '+',
   offline: '-',
+  reprobe: '~',
 };
 
 export type FindingKind =

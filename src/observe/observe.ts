@@ -216,6 +216,8 @@ export async function readBackend(ops: XsOps, backendDomid: number, fe: number, 
         malformed.push(`frontend path ${quote(v.frontend)} is not under /local/domain/${fe}/`);
       } else {
         const raw = await readOpt(ops, `${v.frontend}/state`);
+        // the dir itself is read only when its state is missing: one more request in that case alone
+        b.frontendExists = raw !== undefined || (await readOpt(ops, v.frontend)) !== undefined;
         if (raw !== undefined) {
           const s = parseXenbusState(raw);
           if (s !== undefined) b.frontendState = s;
@@ -227,6 +229,7 @@ export async function readBackend(ops: XsOps, backendDomid: number, fe: number, 
     }
   }
   b.kernelHeld = existsSync(`${sysfs}/vbd-${fe}-${devid}/physical_device`);
+  b.kernelRegistered = b.kernelHeld || existsSync(`${sysfs}/vbd-${fe}-${devid}`);
   if (malformed.length > 0) b.malformed = malformed;
   return b;
 }

@@ -10,6 +10,7 @@
 //   file be used by two (domain, vdev) pairs with one of them writable is refused (rw-shared).
 // - A finding is drift that this plan does not fix (or that stays worth knowing: rw-shared,
 //   loop-reused, backend-error...). What an action fixes is not repeated as a finding.
+import { reprobeOf } from './reprobe.js';
 import type { DesiredState, DiskOptions, DiskSpec, DomainSpec, Policy } from '../model/desired.js';
 import type { BackendObs, Inode, LoopObs, ObservedState, SourceObs } from '../model/observed.js';
 import { backedUnder } from '../config/paths.js';
@@ -85,7 +86,7 @@ interface User {
 /** Findings about loop devices alone sort after every domain's. */
 const LOOP_SORT = '\uffff\uffff';
 
-const ACTION_RANK: Record<Action['kind'], number> = { offline: 0, hold: 1, detach: 2, replace: 3, serve: 4, attach: 5, 'free-loop': 6 };
+const ACTION_RANK: Record<Action['kind'], number> = { offline: 0, hold: 1, detach: 2, replace: 3, serve: 4, attach: 5, reprobe: 6, 'free-loop': 7 };
 
 /**
  * Which actions run ahead of every domain's: taking dangling backends offline before anything is
@@ -612,6 +613,12 @@ export function plan(desired: DesiredState, observed: ObservedState, policy: Pol
         row.health = ch.health;
         if (ch.reason !== undefined) row.healthReason = ch.reason;
       }
+      const r = row.sync === 'synced' ? reprobeOf(b, true) : undefined;
+      if (r !== undefined) {
+        row.sync = 'out-of-sync';
+        const a: Action = { kind: 'reprobe', domain: dom.name, domid, backend: bi.ref, physicalDevice: b.physicalDevice!, backendState: b.state!, frontend: r.frontend, reason: r.reason };
+        addAction(a, dom.name, domid, disk.devid);
+      }
       continue;
     }
     row.sync = 'out-of-sync';
@@ -932,6 +939,7 @@ function explainSync(rows: DiskStatus[], actions: Action[], findings: Finding[])
     if (a.kind === 'attach' || a.kind === 'serve') byDisk.set(`${a.domain}\0${a.disk.devid}`, `${a.kind} planned`);
     else if (a.kind === 'replace') byDisk.set(`${a.domain}\0${a.disk.devid}`, `replace planned: ${a.reason}`);
     else if (a.kind === 'detach') byDisk.set(`be:${a.backend.path}`, `detach planned: ${a.reason}`);
+    else if (a.kind === 'reprobe') byDisk.set(`${a.domain}\0${a.backend.devid}`, `reprobe planned: ${a.reason}`);
   }
   const worst = new Map<string, Finding>();
   const keep = (k: string, f: Finding) => {

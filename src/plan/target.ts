@@ -60,6 +60,7 @@ function actionAddress(a: Action): { domain: string; devid: number } | undefined
     case 'detach':
     case 'hold':
     case 'offline':
+    case 'reprobe':
       return a.domain !== undefined ? { domain: a.domain, devid: a.backend.devid } : undefined;
     case 'free-loop':
       return undefined;

@@ -23,7 +23,7 @@ export function planCounts(plan: Plan): PlanCounts {
   const c: PlanCounts = { add: 0, change: 0, remove: 0, hold: 0, offline: 0, findings: plan.findings.length, errors: 0 };
   for (const a of plan.actions) {
     if (a.kind === 'attach' || a.kind === 'serve') c.add++;
-    else if (a.kind === 'replace') c.change++;
+    else if (a.kind === 'replace' || a.kind === 'reprobe') c.change++;
     else if (a.kind === 'hold') c.hold++;
     else if (a.kind === 'offline') c.offline++;
     else c.remove++;
@@ -102,6 +102,8 @@ export function actionCells(a: Action, p: Palette = palette(false), note?: strin
       return [paint(sign), paint('hold'), `${a.domain ?? `domid ${a.backend.frontendDomid}`} ${vdevName(a.backend.devid)}`, `/dev/${a.loop.name} (diskseq ${a.loop.diskseq})`, 'served, but no holder keeps it open: the keepers take it back'];
     case 'offline':
       return [paint(sign), paint(a.close ? 'close' : 'offline'), `${a.domain ?? `domid ${a.backend.frontendDomid}`} ${vdevName(a.backend.devid)}`, `${a.backend.path} physical-device ${a.physicalDevice}`, a.reason];
+    case 'reprobe':
+      return [paint(sign), paint('reprobe'), `${a.domain} ${vdevName(a.backend.devid)}`, `${a.backend.path} physical-device ${a.physicalDevice}`, a.reason];
   }
 }
 

@@ -249,6 +249,8 @@ function describeAction(a: Action): { summary: string; reason?: string; domain?:
         ...(a.domain !== undefined ? { domain: a.domain } : {}),
         backendPath: a.backend.path,
       };
+    case 'reprobe':
+      return { summary: `reprobe ${a.domain} devid ${a.backend.devid} (${a.backend.path})`, reason: a.reason, domain: a.domain, backendPath: a.backend.path };
   }
 }
 

@@ -130,6 +130,17 @@ function libxlBackendEntries(s: AttachSpec): Record<string, string> {
   return out;
 }
 
+/** The nodes of a new frontend dir, as libxl writes them (`state` 1: the guest's xenbus probes it). */
+export function frontendNodes(id: VbdId): Record<string, string> {
+  return {
+    backend: vbdPaths(id).backend,
+    'backend-id': String(id.backendDomid),
+    state: '1',
+    'virtual-device': String(id.devid),
+    'device-type': 'disk',
+  };
+}
+
 export function attachLayout(s: AttachSpec): AttachLayout {
   const paths = vbdPaths(s);
   if (!s.params.startsWith('/')) throw new RangeError(`params must be an absolute path: ${s.params}`);
@@ -138,13 +149,7 @@ export function attachLayout(s: AttachSpec): AttachLayout {
   }
   const bents = libxlBackendEntries(s);
   const backend: Record<string, string> = { frontend: paths.frontend, ...bents, ...servedNodes(s.device) };
-  const frontend: Record<string, string> = {
-    backend: paths.backend,
-    'backend-id': String(s.backendDomid),
-    state: '1',
-    'virtual-device': String(s.devid),
-    'device-type': 'disk',
-  };
+  const frontend = frontendNodes(s);
   const libxl: Record<string, string> = { frontend: paths.frontend, backend: paths.backend, ...bents };
   return { paths, backendPerms: backendPerms(s), frontendPerms: frontendPerms(s), backend, frontend, libxl };
 }

@@ -156,6 +156,8 @@ export function actionLines(p: Plan): string[] {
         return `hold ${a.domain ?? `#${a.backend.frontendDomid}`} ${a.backend.devid} ${a.loop.name}`;
       case 'offline':
         return `${a.close ? 'close' : 'offline'} ${a.domain ?? `#${a.backend.frontendDomid}`} ${a.backend.devid}`;
+      case 'reprobe':
+        return `reprobe ${a.domain} ${a.backend.devid}`;
     }
   });
 }

@@ -9,7 +9,8 @@
 //   [guest-perms] the guest's own xenstore connection: its backend readable, params / physical-device /
 //     mode not writable (EACCES), its frontend writable, the other guest's dirs unreadable; the host part
 //     replays the same operations on the simulator with the same permissions (a differential check);
-//   [reconnect] blkfront unbound and bound again in the guest: same loop device, same diskseq, data read;
+//   [reconnect] blkfront unbound and bound again in the guest (no reconnect: recorded), then its frontend
+//     dir removed: the daemon writes it anew and reprobes; same loop device, same diskseq, data read;
 //   [daemon-restart-guest] kill -9 of the daemon while a guest reads and writes, then a restart: same
 //     devices and diskseq, no I/O error in the guest, its I/O went on throughout;
 //   [guest-hostile] garbage in a guest's own frontend nodes: plan, status and the daemon stay up, nothing
@@ -257,7 +258,7 @@ export const scenario: XenScenario = {
         t.record('perms', { a: ga.domid, b: gb.domid, nodes, real } satisfies PermRecord);
       }), { timeoutMs: 120_000 });
 
-      await t.test('[reconnect] blkfront unbound in the guest: both ends close, the loop device stays with the same diskseq, the backend keeps naming it; a bind does not bring the frontend back (Linux 6.1, recorded)', logged(async () => {
+      await t.test('[reconnect] blkfront unbound in the guest: both ends close, the loop device stays with the same diskseq; a bind does not bring the frontend back (Linux 6.1, recorded); the guest removes its frontend dir: the daemon writes it anew and reprobes the backend, the guest reads its data again on the same device', logged(async () => {
         const before = await loopOf('a-data.img');
         const pd = await read(`${be(ga.domid, RW.devid)}/physical-device`);
         const drv = '/sys/bus/xen/drivers/vbd';
@@ -274,11 +275,32 @@ export const scenario: XenScenario = {
         const bound = await ga.run(`echo vbd-${RW.devid} > ${drv}/bind; i=0; while [ ! -b /dev/${RW.vdev} ] && [ $i -lt 100 ]; do i=$((i+1)); usleep 100000; done; [ -b /dev/${RW.vdev} ] && echo reconnected || echo "not reconnected"`, 60_000);
         t.log(`bind after unbind: ${bound.out.trim()}; ${await state(ga.domid, RW.devid)}`);
         assert.deepEqual(await loopOf('a-data.img'), before, 'the loop device after the bind');
-        t.record('reconnect', { bound: bound.out.trim(), states: await state(ga.domid, RW.devid) });
-      }), { timeoutMs: 240_000 });
+        const afterBind = await state(ga.domid, RW.devid);
+
+        // A frontend comes back as a new xenbus device: the guest removes its frontend dir (its own) and
+        // cannot write one back (device/vbd is not its own). blkback unregisters the backend; the daemon,
+        // watching the frontend's state, writes the frontend anew and has the kernel probe the backend.
+        daemon = await Daemon.start(cli, conf, env);
+        const rm = await ga.run(`xsop rm device/vbd/${RW.devid} && echo removed; xsop write device/vbd/${RW.devid + 16}/state 1 2>&1 || true`);
+        t.log(`the guest: ${rm.out.trim().replace(/\n/g, ' | ')}`);
+        assert.match(rm.out, /removed/);
+        assert.match(rm.out, /EACCES/, 'a guest cannot create a frontend dir of its own');
+        await waitFor(() => connected(ga.domid, RW.devid), `${A} ${RW.vdev} both ends 4 again`, { timeoutMs: 120_000, intervalMs: 500 });
+        await ga.ok(waitDevs(RW.vdev), 120_000);
+        const line = (await ga.ok(`dd if=/dev/${RW.vdev} bs=512 count=1 2>/dev/null | head -n 1`)).trim();
+        assert.equal(line, `${A} wrote this through blkfront`, 'the guest reads its data again');
+        assert.deepEqual(await loopOf('a-data.img'), before, 'the same loop device, the same diskseq');
+        assert.equal(await read(`${be(ga.domid, RW.devid)}/physical-device`), pd, 'the backend names the same device');
+        assert.ok(blkbackHolds(ga.domid, RW.devid), 'blkback holds it again');
+        const reprobed = daemon.out.split('\n').filter((l) => /reprobe/.test(l));
+        assert.ok(reprobed.length > 0, `the daemon reprobed it:\n${daemon.out.split('\n').slice(-20).join('\n')}`);
+        t.log(`reconnected: ${reprobed.join(' | ')}`);
+        t.record('reconnect', { bound: bound.out.trim(), states: afterBind, guest: rm.out.trim(), reprobed });
+      }), { timeoutMs: 360_000 });
 
       await t.test('[daemon-restart-guest] kill -9 of the daemon while a domU reads and writes, then a restart: same loop devices, same diskseq, no I/O error, the I/O went on', logged(async () => {
-        daemon = await Daemon.start(cli, conf, env);
+        // started by [reconnect] when it got that far
+        daemon ??= await Daemon.start(cli, conf, env);
         const loops = { base: await loopOf('base.img'), a: await loopOf('a-data.img'), b: await loopOf('b-data.img') };
         // the guest's I/O loop: a counter written to the rw disk at 1 MiB and read back, the ro disk read
         await gb.ok(
@@ -468,11 +490,16 @@ class Daemon {
   static async start(cli: string, conf: string, env: NodeJS.ProcessEnv): Promise<Daemon> {
     const d = new Daemon(spawn(process.execPath, [cli, 'reconcile', '--watch', '--config', conf, '--resync', '0'], { env, stdio: ['ignore', 'pipe', 'pipe'] }));
     const ctl = join(env.XVBD_RUN_DIR!, 'control.sock');
-    await waitFor(async () => {
-      if (d.code !== undefined) throw new Error(`the daemon exited (${d.code}): ${d.out}`);
-      const rep = await askDaemon({ op: 'ping' }, { path: ctl }).catch(() => undefined);
-      return Boolean(rep?.ok && Number(rep.finished) >= 1);
-    }, 'the daemon\'s first pass', { timeoutMs: 180_000, intervalMs: 500 });
+    try {
+      await waitFor(async () => {
+        if (d.code !== undefined) throw new Error(`the daemon exited (${d.code}): ${d.out}`);
+        const rep = await askDaemon({ op: 'ping' }, { path: ctl }).catch(() => undefined);
+        return Boolean(rep?.ok && Number(rep.finished) >= 1);
+      }, 'the daemon\'s first pass', { timeoutMs: 180_000, intervalMs: 500 });
+    } catch (err) {
+      await d.kill('SIGTERM');
+      throw new Error(`${(err as Error).message}\n--- the daemon's output ---\n${d.out.split('\n').slice(-30).join('\n')}`);
+    }
     return d;
   }
 

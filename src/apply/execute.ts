@@ -22,12 +22,10 @@ import type { Action, BackendRef, Plan } from '../model/plan.js';
 import type { XsClient, XsOps, XsTransaction } from '../xenstore/api.js';
 import type { DeviceProvider, ProvidedDevice } from '../hold/devices.js';
 import type { FdHolder } from '../hold/holder.js';
-import { attachLayout, type AttachLayout, servedNodes, vbdPaths, type VbdPaths } from '../xenstore/layout.js';
+import { attachLayout, type AttachLayout, frontendNodes, frontendPerms, servedNodes, vbdPaths, type VbdPaths } from '../xenstore/layout.js';
 import {
   DISKSEQ_NODE,
   formatPhysicalDevice,
-  frontendNodes,
-  frontendPerms,
   INODE_NODE,
   MARKER_NODE,
   MARKER_VALUE,
@@ -37,7 +35,7 @@ import {
   SERVED_DEVICE_NODES,
 } from '../xen/vbd.js';
 import { waitFor } from './watch.js';
-import { defaultXenBackendSysfs } from '../observe/observe.js';
+import { defaultXenBackendSysfs } from '../host/env.js';
 
 export type StepEvent =
   | { type: 'step-start'; index: number; total: number; action: Action; summary: string }

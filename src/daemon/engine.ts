@@ -36,6 +36,8 @@ export interface EngineDeps {
   holder?: FdHolder;
   /** Written as the backend's `script` by attach (so `xl block-detach` runs our hook). */
   hookScript?: string;
+  /** Where blkback's devices appear (the reprobe step waits there for blkback to let go). */
+  xenBackendSysfs?: string;
   /** How long to wait for the apply lock held by a one-shot apply (ms). */
   lockWaitMs?: number;
   log: LogFn;
@@ -103,6 +105,7 @@ export class DaemonEngine implements Engine {
         policy: desired.policy,
         holder: this.d.holder ?? selfHolder,
         ...(this.d.hookScript ? { hookScript: this.d.hookScript } : {}),
+        ...(this.d.xenBackendSysfs !== undefined ? { xenBackendSysfs: this.d.xenBackendSysfs } : {}),
         onEvent: (e) => {
           if (e.type === 'step-progress') this.d.log(`  step ${e.index + 1}: ${e.message}`);
           this.d.onStep?.(e);

@@ -142,6 +142,7 @@ export async function applyOnce(opts: ApplyOptions): Promise<ApplyOutcome> {
       policy,
       holder,
       hookScript: w.host.hookScript,
+      xenBackendSysfs: w.host.xenBackendSysfs,
       onEvent: opts.onEvent,
     });
     return { desired, policy, plan, leftOut, result, approved };

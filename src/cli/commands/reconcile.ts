@@ -89,6 +89,7 @@ export async function run(argv: string[]): Promise<number> {
     registry,
     devices: w.devices(registry),
     ...(hookScript ? { hookScript } : {}),
+    xenBackendSysfs: w.host.xenBackendSysfs,
   };
 
   if (a.watch) {

@@ -2,7 +2,8 @@
 // (CLI, daemon and TUI show progress from it). Each step is one xenstore transaction, except that a run of
 // consecutive attaches and serves (up to BATCH_MAX: the disks of a domain starting, a hook burst) shares
 // one: one commit for the lot, each disk still all or nothing, a disk its checks refuse left out without
-// failing the others.
+// failing the others. Every attach, serve and replace goes through one path, attachBatch: a lone disk,
+// a replace (after its detach) and stopOnError are groups committed one disk at a time.
 //
 // Crash safety (kill -9 at any point, then run again):
 // - a loop device is created with autoclear and held by our fd: if we die before the step's transaction
@@ -155,8 +156,8 @@ function pathsOf(a: { domid: number; disk: { backendDomid: number; devid: number
   return vbdPaths({ backendDomid: a.disk.backendDomid, frontendDomid: a.domid, devid: a.disk.devid });
 }
 
-/** The backend an attach or serve step is about: the key its device is provided and held under. */
-function backendKey(a: Extract<Action, { kind: 'attach' | 'serve' }>): string {
+/** The backend a step of the attach path is about (a serve's is the one the toolstack made): the key its device is provided and held under. */
+function backendKey(a: GroupAction): string {
   return a.kind === 'serve' ? a.backend.path : pathsOf(a).backend;
 }
 
@@ -175,69 +176,6 @@ function startHold(ctx: ExecuteContext, dev: ProvidedDevice, backend: string): P
   );
   return { done: () => p, settled: () => outcome };
 }
-
-/** A step's device (and its holder's hold) made ahead of time, while the previous step's transaction ran. */
-interface Prepared {
-  key: string;
-  ready: Promise<{ dev: ProvidedDevice; hold: PendingHold }>;
-}
-
-/** How execute() pipelines consecutive attaches: what this step was given, and when to start the next's. */
-interface Pipeline {
-  prepared?: Prepared;
-  /** Called once this step's device is ready and its hold under way (the step then waits on xenstore). */
-  onDevice?: () => void;
-}
-
-function prepare(ctx: ExecuteContext, a: Extract<Action, { kind: 'attach' | 'serve' }>): Prepared {
-  const key = backendKey(a);
-  const ready = ctx.devices
-    .provide(a.disk, key, { allowedRoots: ctx.policy.allowedRoots, reuse: a.reuseLoop })
-    .then((dev) => ({ dev, hold: startHold(ctx, dev, key) }));
-  ready.catch(() => {}); // the step it was made for reports the error
-  return { key, ready };
-}
-
-/** A prepared device whose step will not run (an earlier step failed with stopOnError): let it go. */
-async function discard(ctx: ExecuteContext, pre: Prepared): Promise<void> {
-  let got;
-  try {
-    got = await pre.ready;
-  } catch {
-    return; // nothing was acquired
-  }
-  if (await got.hold.settled()) await ctx.holder.abort(got.dev, pre.key).catch(() => {});
-  ctx.devices.release(pre.key);
-}
-
-/** The device for a step: prepared ahead, or provided now (and its hold started). */
-async function deviceFor(
-  ctx: ExecuteContext,
-  a: { disk: Extract<Action, { kind: 'attach' | 'serve' }>['disk']; reuseLoop?: Extract<Action, { kind: 'attach' | 'serve' }>['reuseLoop'] },
-  key: string,
-  progress: (m: string) => void,
-  pipe: Pipeline,
-): Promise<{ dev: ProvidedDevice; hold: PendingHold }> {
-  let got;
-  const pre = pipe.prepared;
-  pipe.prepared = undefined; // consumed (or left to execute() to discard)
-  if (pre && pre.key === key) {
-    got = await pre.ready;
-  } else {
-    if (pre) await discard(ctx, pre);
-    const dev = await ctx.devices.provide(a.disk, key, { allowedRoots: ctx.policy.allowedRoots, reuse: a.reuseLoop });
-    // The holder adopts the fd while the transaction reads and writes (one round trip hidden behind the
-    // other); the transaction only commits once the fd is held (docs/fd-holding.md).
-    got = { dev, hold: startHold(ctx, dev, key) };
-  }
-  const { dev } = got;
-  progress(deviceLine(dev));
-  pipe.onDevice?.();
-  return got;
-}
-
-/** Thrown inside an attach's transaction to abort it: the backend is ours already, with this device. */
-class AlreadyAttached extends Error {}
 
 type AttachAction = Extract<Action, { kind: 'attach' | 'replace' }>;
 
@@ -313,38 +251,6 @@ function firstRejection(rs: PromiseSettledResult<unknown>[]): unknown {
   return bad ? (bad as PromiseRejectedResult).reason : undefined;
 }
 
-/** Attach: the device, then frontend + backend + libxl's dirs in one transaction. */
-async function attach(ctx: ExecuteContext, a: AttachAction, progress: (m: string) => void, pipe: Pipeline = {}): Promise<string> {
-  const paths = pathsOf(a);
-  const { dev, hold } = await deviceFor(ctx, a, paths.backend, progress, pipe);
-  let committed = false;
-  try {
-    const layout = layoutFor(ctx, a, dev);
-    let already = false;
-    try {
-      await ctx.xs.transaction(async (tx) => {
-        const { reads, writes } = issueAttach(tx, a, layout);
-        if (attachVerdict(a, paths, dev, await reads) === 'already') {
-          await writes;
-          await hold.done();
-          throw new AlreadyAttached(); // aborts the transaction: nothing of it is written
-        }
-        const bad = firstRejection(await writes);
-        if (bad) throw bad;
-        // never commit a backend naming a device nobody will hold
-        await hold.done();
-      });
-    } catch (err) {
-      if (!(err instanceof AlreadyAttached)) throw err;
-      already = true;
-    }
-    committed = true;
-    return already ? `already attached (${dev.devPath})` : `${paths.backend} -> ${dev.devPath}`;
-  } finally {
-    await settle(ctx, dev, hold, paths.backend, committed);
-  }
-}
-
 /** After a step: a committed device goes to its holder (our fd closed if it keeps its own); else let go. */
 async function settle(ctx: ExecuteContext, dev: ProvidedDevice, hold: PendingHold, key: string, committed: boolean): Promise<void> {
   if (letGo({ of: 'step-fd', committed, loop: dev.kind === 'loop', holderHasOwnFd: ctx.holder.releaseAfterCommit }).keep) return;
@@ -352,42 +258,6 @@ async function settle(ctx: ExecuteContext, dev: ProvidedDevice, hold: PendingHol
   if (!committed && (await hold.settled())) await ctx.holder.abort(dev, key).catch(() => {});
   ctx.devices.release(key);
 }
-
-/** Serve: a backend the toolstack created; provide its device and say so, checking it is what the plan saw. */
-export async function serveBackend(
-  ctx: ExecuteContext,
-  a: { domain: string; domid: number; disk: Extract<Action, { kind: 'serve' }>['disk']; backend: BackendRef; reuseLoop?: Extract<Action, { kind: 'serve' }>['reuseLoop'] },
-  progress: (m: string) => void = () => {},
-  pipe: Pipeline = {},
-): Promise<string> {
-  const b = a.backend;
-  // as in attach: the holder adopts the fd meanwhile, the commit waits for it
-  const { dev, hold } = await deviceFor(ctx, a, b.path, progress, pipe);
-  let committed = false;
-  try {
-    const already = await ctx.xs
-      .transaction(async (tx) => {
-        const ops = issueServe(tx, a, dev);
-        const v = serveVerdict(a, dev, await ops.reads);
-        await hold.done();
-        if (v === 'already') throw new AlreadyServed(); // abort: the writes went out with the reads
-        const bad = firstRejection(await ops.writes);
-        if (bad) throw bad;
-        return false;
-      })
-      .catch((err: unknown) => {
-        if (err instanceof AlreadyServed) return true;
-        throw err;
-      });
-    committed = true;
-    return already ? `already served (${dev.devPath})` : `${b.path} -> ${dev.devPath}`;
-  } finally {
-    await settle(ctx, dev, hold, b.path, committed);
-  }
-}
-
-/** Thrown inside a serve's transaction to abort it: the backend is served by us already, with this device. */
-class AlreadyServed extends Error {}
 
 type ServeArgs = { domain: string; domid: number; disk: Extract<Action, { kind: 'serve' }>['disk']; backend: BackendRef };
 
@@ -490,19 +360,10 @@ export async function detachBackend(
   return closed ? 'removed' : `removed after ${ctx.policy.detachTimeoutMs} ms without the frontend closing`;
 }
 
-async function runStep(ctx: ExecuteContext, a: Action, progress: (m: string) => void, pipe: Pipeline): Promise<string> {
+async function runStep(ctx: ExecuteContext, a: Exclude<Action, GroupAction>, progress: (m: string) => void): Promise<string> {
   switch (a.kind) {
-    case 'attach':
-      return attach(ctx, a, progress, pipe);
-    case 'serve':
-      return serveBackend(ctx, a, progress, pipe);
     case 'detach':
       return detachBackend(ctx, a.backend, progress);
-    case 'replace': {
-      const d = await detachBackend(ctx, a.backend, progress);
-      progress(`detached (${d})`);
-      return attach(ctx, a, progress);
-    }
     case 'free-loop': {
       const now = ctx.devices.inspect({ name: a.loop.name });
       if (now && now.diskseq === a.loop.diskseq) refuseDataLoss(ctx, 'free-loop', now, undefined);
@@ -622,18 +483,22 @@ async function reprobeBackend(ctx: ExecuteContext, a: Extract<Action, { kind: 'r
 /** At most this many consecutive attaches or serves share one transaction (C xenstored limits a transaction's nodes). */
 export const BATCH_MAX = 16;
 
-/** One attach of a batch: what it was given, and how it ended. */
+/** The steps that make a disk's device and name it in xenstore: all of them go through attachBatch. */
+type GroupAction = Extract<Action, { kind: 'attach' | 'serve' | 'replace' }>;
+
+/** One disk of an attach group: what it was given, and how it ended. */
 interface BatchItem {
-  index: number;
-  action: Extract<Action, { kind: 'attach' | 'serve' }>;
-  summary: string;
-  paths: VbdPaths;
+  action: GroupAction;
+  /** The backend's path: the key its device is provided and held under. */
+  key: string;
   dev?: ProvidedDevice;
   hold?: PendingHold;
   layout?: AttachLayout;
-  progress: string[];
+  report: StepReport;
   outcome?: { ok: true; detail: string } | { ok: false; error: string };
   ms: number;
+  /** When its step started (a replace's, before its detach). */
+  t0?: number;
 }
 
 /** Aborts a batch's transaction: these items cannot be written (or need not be); the rest go again. */
@@ -645,211 +510,283 @@ class BatchExclude extends Error {
 
 const errorText = (err: unknown) => (err instanceof Error ? err.message : String(err));
 
-/**
- * Attaches or serves several disks with ONE transaction and one commit. Their devices are made one after the other;
- * each is handed to the holder as soon as it exists, and its checks and writes go out in the transaction
- * as soon as it is ready. Each disk is still all or nothing, and no disk can fail another: one that its
- * checks (or its holder) refuse is left out and the transaction runs again without it; if the transaction
- * as a whole fails, each disk is tried alone. The crash-safety order is the single attach's: every fd
- * held before the commit.
- */
-async function attachBatch(ctx: ExecuteContext, items: BatchItem[]): Promise<void> {
-  const t0 = performance.now();
-  const finish = (it: BatchItem, outcome: NonNullable<BatchItem['outcome']>) => {
-    it.outcome = outcome;
-    it.ms = performance.now() - t0;
-  };
-  // The devices, one after the other; each one's hold starts as soon as it exists. The transaction below
-  // issues a disk's requests as soon as its device is ready, so xenstored works on them while the next
-  // device is made.
-  const ready = new Map<BatchItem, Promise<void>>();
-  let chain: Promise<void> = Promise.resolve();
-  for (const it of items) {
-    chain = chain.then(async () => {
-      try {
-        const dev = await ctx.devices.provide(it.action.disk, it.paths.backend, { allowedRoots: ctx.policy.allowedRoots, reuse: it.action.reuseLoop });
-        it.dev = dev;
-        it.progress.push(deviceLine(dev));
-        it.hold = startHold(ctx, dev, it.paths.backend);
-        if (it.action.kind === 'attach') it.layout = layoutFor(ctx, it.action, dev);
-      } catch (err) {
-        finish(it, { ok: false, error: errorText(err) });
-      }
-    });
-    ready.set(it, chain);
-  }
+/** A step's events: its progress is kept until it starts (a device made ahead reports when its step runs). */
+interface StepReport {
+  start(): void;
+  progress(message: string): void;
+  end(r: StepResult): void;
+}
 
-  const commitGroup = async (group: BatchItem[]): Promise<unknown> => {
-    let live = group.filter((it) => !it.outcome);
-    while (live.length > 0) {
-      let issued: { it: BatchItem; ops: IssuedAttach }[] = [];
-      try {
-        await ctx.xs.transaction(async (tx) => {
-          issued = [];
-          for (const it of live) {
-            await ready.get(it);
-            if (it.outcome) continue; // its device could not be made
-            issued.push({ it, ops: it.action.kind === 'attach' ? issueAttach(tx, it.action, it.layout!) : issueServe(tx, it.action, it.dev!) });
-            // let these requests leave now (the client sends a turn's requests together)
-            if (it !== live[live.length - 1]) await new Promise((r) => setImmediate(r));
-          }
-          const decided: BatchExclude['decided'] = new Map();
-          for (const { it, ops } of issued) {
-            try {
-              const a = it.action;
-              const v = a.kind === 'attach' ? attachVerdict(a, it.paths, it.dev!, await ops.reads) : serveVerdict(a, it.dev!, await ops.reads);
-              await it.hold!.done(); // never commit (nor call ours) a backend naming a device nobody holds
-              if (v === 'already') decided.set(it, { ok: true, detail: `already ${a.kind === 'attach' ? 'attached' : 'served'} (${it.dev!.devPath})` });
-            } catch (err) {
-              decided.set(it, { ok: false, error: errorText(err) });
-            }
-          }
-          await Promise.all(issued.map((x) => x.ops.writes));
-          if (decided.size > 0) throw new BatchExclude(decided);
-          for (const { ops } of issued) {
-            const bad = firstRejection(await ops.writes);
-            if (bad) throw bad;
-          }
-        });
-        const also = issued.length > 1 ? ` (one transaction with ${issued.length - 1} more)` : '';
-        for (const { it } of issued) finish(it, { ok: true, detail: `${it.paths.backend} -> ${it.dev!.devPath}${also}` });
-        return undefined;
-      } catch (err) {
-        if (!(err instanceof BatchExclude)) return err;
-        for (const [it, o] of err.decided) finish(it, o);
-      }
-      live = live.filter((it) => !it.outcome);
-    }
-    return undefined;
+function stepReport(index: number, total: number, action: Action, summary: string, emit: (e: StepEvent) => void, steps: StepResult[]): StepReport {
+  let started = false;
+  const kept: string[] = [];
+  return {
+    start() {
+      if (started) return;
+      started = true;
+      emit({ type: 'step-start', index, total, action, summary });
+      for (const message of kept.splice(0)) emit({ type: 'step-progress', index, message });
+    },
+    progress(message) {
+      if (started) emit({ type: 'step-progress', index, message });
+      else kept.push(message);
+    },
+    end(r) {
+      steps.push(r);
+      if (r.ok) emit({ type: 'step-done', index, action, summary, ms: r.ms, detail: r.detail! });
+      else emit({ type: 'step-failed', index, action, summary, ms: r.ms, error: r.error! });
+    },
   };
+}
 
-  const err = await commitGroup(items);
-  await chain; // every device made (or failed) before anything is decided about the rest
-  if (err !== undefined) {
-    const left = items.filter((it) => !it.outcome);
-    if (left.length === 1) finish(left[0]!, { ok: false, error: errorText(err) });
-    // the transaction as a whole failed (a write refused, a quota on its size): each disk alone
-    for (const it of left.length > 1 ? left : []) {
-      const e = await commitGroup([it]);
-      if (e !== undefined) finish(it, { ok: false, error: errorText(e) });
-    }
-  }
-  for (const it of items) {
-    if (it.dev && it.hold) await settle(ctx, it.dev, it.hold, it.paths.backend, it.outcome?.ok === true);
-    else if (it.dev) ctx.devices.release(it.paths.backend);
+/** The device of one item, its hold started as soon as it exists. */
+async function provideItem(ctx: ExecuteContext, it: BatchItem, fail: (error: string) => void): Promise<void> {
+  try {
+    const dev = await ctx.devices.provide(it.action.disk, it.key, { allowedRoots: ctx.policy.allowedRoots, reuse: it.action.reuseLoop });
+    it.dev = dev;
+    it.report.progress(deviceLine(dev));
+    // The holder adopts the fd while the transaction reads and writes (one round trip hidden behind the
+    // other); the transaction only commits once the fd is held (docs/fd-holding.md).
+    it.hold = startHold(ctx, dev, it.key);
+    if (it.action.kind !== 'serve') it.layout = layoutFor(ctx, it.action, dev);
+  } catch (err) {
+    fail(errorText(err));
   }
 }
 
 /**
- * The runs of consecutive attaches and serves that share a transaction: [start, end) pairs of plan indexes, each of
- * at least two actions on distinct backends. Not with stopOnError (a batch commits its disks together).
+ * One transaction for the live items of `group`: each one's checks and writes go out as soon as its device
+ * is ready, every hold is awaited before the commit. One that its checks (or its holder) refuse is left
+ * out and the transaction runs again without it. Returns the error of a transaction that failed as a whole.
  */
-function batches(plan: Plan, ctx: ExecuteContext): Map<number, number> {
-  const out = new Map<number, number>();
-  if (ctx.stopOnError) return out;
-  const acts = plan.actions;
-  for (let i = 0; i < acts.length; ) {
-    const keys = new Set<string>();
-    let j = i;
-    while (j < acts.length && j - i < BATCH_MAX) {
-      const a = acts[j]!;
-      if (a.kind !== 'attach' && a.kind !== 'serve') break;
-      let key: string;
-      try {
-        key = backendKey(a);
-      } catch {
-        break; // a bad id: its own step reports it
-      }
-      if (keys.has(key)) break;
-      keys.add(key);
-      j++;
+async function commitGroup(ctx: ExecuteContext, group: BatchItem[], ready: Map<BatchItem, Promise<void>>, finish: (it: BatchItem, o: NonNullable<BatchItem['outcome']>) => void): Promise<unknown> {
+  let live = group.filter((it) => !it.outcome);
+  while (live.length > 0) {
+    let issued: { it: BatchItem; ops: IssuedAttach }[] = [];
+    try {
+      await ctx.xs.transaction(async (tx) => {
+        issued = [];
+        for (const it of live) {
+          await ready.get(it);
+          if (it.outcome) continue; // its device could not be made
+          issued.push({ it, ops: it.action.kind === 'serve' ? issueServe(tx, it.action, it.dev!) : issueAttach(tx, it.action, it.layout!) });
+          // let these requests leave now (the client sends a turn's requests together)
+          if (it !== live[live.length - 1]) await new Promise((r) => setImmediate(r));
+        }
+        const decided: BatchExclude['decided'] = new Map();
+        for (const { it, ops } of issued) {
+          try {
+            const a = it.action;
+            const v = a.kind === 'serve' ? serveVerdict(a, it.dev!, await ops.reads) : attachVerdict(a, it.layout!.paths, it.dev!, await ops.reads);
+            await it.hold!.done(); // never commit (nor call ours) a backend naming a device nobody holds
+            if (v === 'already') decided.set(it, { ok: true, detail: `already ${a.kind === 'serve' ? 'served' : 'attached'} (${it.dev!.devPath})` });
+          } catch (err) {
+            decided.set(it, { ok: false, error: errorText(err) });
+          }
+        }
+        await Promise.all(issued.map((x) => x.ops.writes));
+        if (decided.size > 0) throw new BatchExclude(decided);
+        for (const { ops } of issued) {
+          const bad = firstRejection(await ops.writes);
+          if (bad) throw bad;
+        }
+      });
+      const also = issued.length > 1 ? ` (one transaction with ${issued.length - 1} more)` : '';
+      for (const { it } of issued) finish(it, { ok: true, detail: `${it.key} -> ${it.dev!.devPath}${also}` });
+      return undefined;
+    } catch (err) {
+      if (!(err instanceof BatchExclude)) return err;
+      for (const [it, o] of err.decided) finish(it, o);
     }
-    if (j - i >= 2) out.set(i, j);
-    i = Math.max(j, i + 1);
+    live = live.filter((it) => !it.outcome);
   }
-  return out;
+  return undefined;
+}
+
+/** After an item: a committed device goes to its holder; one not committed (or never used) is let go. */
+async function settleItem(ctx: ExecuteContext, it: BatchItem): Promise<void> {
+  if (it.dev && it.hold) await settle(ctx, it.dev, it.hold, it.key, it.outcome?.ok === true);
+  else if (it.dev) ctx.devices.release(it.key);
+}
+
+/**
+ * Attaches or serves the disks of a group (a run of consecutive attaches and serves, or one replace): the
+ * one attach path. Their devices are made one after the other, each handed to the holder as soon as it
+ * exists; every fd is held before the commit that names it, each disk all or nothing.
+ * - together (several disks, no stopOnError): ONE transaction and one commit for the lot, a disk's
+ *   requests issued as soon as its device is ready, so xenstored works on them while the next device is
+ *   made. No disk can fail another: one its checks refuse is left out; if the transaction as a whole
+ *   fails, each disk is tried alone. The events come once the lot is done, in plan order.
+ * - one by one (a group of one, or stopOnError): a transaction per disk, in plan order, each disk's step
+ *   reported as it runs; the next disk's device is made while this one's transaction runs (never further
+ *   ahead), and with stopOnError nothing after the first failure runs (what was made ahead is let go).
+ * Returns whether every disk of the group succeeded.
+ */
+async function attachBatch(ctx: ExecuteContext, items: BatchItem[]): Promise<boolean> {
+  const together = items.length > 1 && !ctx.stopOnError;
+  const t0 = performance.now();
+  const finish = (it: BatchItem, outcome: NonNullable<BatchItem['outcome']>) => {
+    it.outcome = outcome;
+    it.ms = performance.now() - (it.t0 ?? t0);
+  };
+  let stopped = false;
+  // one by one: disk k's device waits until disk k-2 is done (one device made ahead, as a pipeline)
+  const done = items.map(() => gate());
+  const ready = new Map<BatchItem, Promise<void>>();
+  let chain: Promise<void> = Promise.resolve();
+  items.forEach((it, k) => {
+    const after = together || k < 2 ? undefined : done[k - 2]!.promise;
+    chain = chain.then(async () => {
+      if (after) await after;
+      if (!stopped && !it.outcome) await provideItem(ctx, it, (error) => finish(it, { ok: false, error }));
+    });
+    ready.set(it, chain);
+  });
+
+  if (together) {
+    const err = await commitGroup(ctx, items, ready, finish);
+    await chain; // every device made (or failed) before anything is decided about the rest
+    if (err !== undefined) {
+      const left = items.filter((it) => !it.outcome);
+      if (left.length === 1) finish(left[0]!, { ok: false, error: errorText(err) });
+      // the transaction as a whole failed (a write refused, a quota on its size): each disk alone
+      for (const it of left.length > 1 ? left : []) {
+        const e = await commitGroup(ctx, [it], ready, finish);
+        if (e !== undefined) finish(it, { ok: false, error: errorText(e) });
+      }
+    }
+    for (const it of items) await settleItem(ctx, it);
+    for (const it of items) {
+      it.report.start();
+      endStep(it);
+    }
+  } else {
+    for (const [k, it] of items.entries()) {
+      if (stopped) break;
+      it.report.start();
+      const start = (it.t0 ??= performance.now());
+      await ready.get(it);
+      const err = it.outcome ? undefined : await commitGroup(ctx, [it], ready, finish);
+      if (err !== undefined) finish(it, { ok: false, error: errorText(err) });
+      await settleItem(ctx, it);
+      it.ms = performance.now() - start;
+      endStep(it);
+      if (!it.outcome!.ok && ctx.stopOnError) stopped = true;
+      done[k]!.resolve();
+    }
+    for (const d of done) d.resolve();
+    await chain;
+    // made ahead for a disk whose step will not run
+    for (const it of items) if (!it.outcome) await settleItem(ctx, it);
+  }
+  return items.every((it) => it.outcome?.ok === true);
+}
+
+/** A gate opened once: what one step waits for before another's device is made. */
+function gate(): { promise: Promise<void>; resolve(): void } {
+  let resolve!: () => void;
+  const promise = new Promise<void>((r) => (resolve = r));
+  return { promise, resolve };
+}
+
+function endStep(it: BatchItem): void {
+  const o = it.outcome ?? { ok: false as const, error: 'not attempted' };
+  const summary = summarize(it.action);
+  if (o.ok) it.report.end({ action: it.action, summary, ok: true, ms: it.ms, detail: o.detail });
+  else it.report.end({ action: it.action, summary, ok: false, ms: it.ms, error: o.error });
+}
+
+/**
+ * Where the group that starts at plan index `i` ends (exclusive): a replace alone; consecutive attaches and
+ * serves on distinct backends, at most BATCH_MAX; i itself when the action there is no attach, serve or replace.
+ */
+function groupEnd(acts: Action[], i: number): number {
+  const first = acts[i]!;
+  if (first.kind === 'replace') return i + 1;
+  const keys = new Set<string>();
+  let j = i;
+  while (j < acts.length && j - i < BATCH_MAX) {
+    const a = acts[j]!;
+    if (a.kind !== 'attach' && a.kind !== 'serve') break;
+    let key: string;
+    try {
+      key = backendKey(a);
+    } catch {
+      break; // a bad id: its own group reports it
+    }
+    if (keys.has(key)) break;
+    keys.add(key);
+    j++;
+  }
+  return first.kind === 'attach' || first.kind === 'serve' ? Math.max(j, i + 1) : i;
+}
+
+/** A replace: its backend detached first (the step reports as it runs), then its disk attached as a group of one. */
+async function replaceDisk(ctx: ExecuteContext, it: BatchItem): Promise<boolean> {
+  it.report.start();
+  const t0 = (it.t0 = performance.now());
+  try {
+    const d = await detachBackend(ctx, (it.action as Extract<Action, { kind: 'replace' }>).backend, (m) => it.report.progress(m));
+    it.report.progress(`detached (${d})`);
+  } catch (err) {
+    it.report.end({ action: it.action, summary: summarize(it.action), ok: false, ms: performance.now() - t0, error: errorText(err) });
+    return false;
+  }
+  return attachBatch(ctx, [it]);
+}
+
+/** Runs the group of plan.actions[i, end): its items, their events, their results in `steps`. */
+async function runGroup(ctx: ExecuteContext, plan: Plan, i: number, end: number, emit: (e: StepEvent) => void, steps: StepResult[]): Promise<boolean> {
+  const total = plan.actions.length;
+  const items: BatchItem[] = [];
+  for (let k = i; k < end; k++) {
+    const action = plan.actions[k] as GroupAction;
+    const report = stepReport(k, total, action, summarize(action), emit, steps);
+    let key: string;
+    try {
+      key = backendKey(action);
+    } catch (err) {
+      // a bad id (groupEnd put it alone): the step fails as it starts
+      report.start();
+      report.end({ action, summary: summarize(action), ok: false, ms: 0, error: errorText(err) });
+      return false;
+    }
+    items.push({ action, key, report, ms: 0 });
+  }
+  if (items.length === 1 && items[0]!.action.kind === 'replace') return replaceDisk(ctx, items[0]!);
+  return attachBatch(ctx, items);
 }
 
 export async function execute(plan: Plan, ctx: ExecuteContext): Promise<ExecuteResult> {
   const emit = ctx.onEvent ?? (() => {});
   const steps: StepResult[] = [];
   const total = plan.actions.length;
-  const batchAt = batches(plan, ctx);
-  // Consecutive attaches share a transaction (attachBatch); other consecutive attach or serve steps are
-  // pipelined: while one step waits on its transaction, the next step's device is made and handed to
-  // the holder (each step still commits alone, in plan order, after its own hold).
-  let prepared: Prepared | undefined;
-  try {
-    for (let i = 0; i < total; i++) {
-      const end = batchAt.get(i);
-      if (end !== undefined) {
-        if (prepared) await discard(ctx, prepared);
-        prepared = undefined;
-        const items: BatchItem[] = (plan.actions.slice(i, end) as BatchItem['action'][]).map((action, k) => ({
-          index: i + k,
-          action,
-          summary: summarize(action),
-          // a serve's backend is the one the toolstack made: its own path, not one computed from the disk
-          paths: action.kind === 'serve' ? vbdPaths(action.backend) : pathsOf(action),
-          progress: [],
-          ms: 0,
-        }));
-        await attachBatch(ctx, items);
-        // each disk's events in plan order, as for steps run one by one
-        for (const it of items) {
-          const o = it.outcome ?? { ok: false as const, error: 'not attempted' };
-          emit({ type: 'step-start', index: it.index, total, action: it.action, summary: it.summary });
-          for (const message of it.progress) emit({ type: 'step-progress', index: it.index, message });
-          if (o.ok) {
-            steps.push({ action: it.action, summary: it.summary, ok: true, ms: it.ms, detail: o.detail });
-            emit({ type: 'step-done', index: it.index, action: it.action, summary: it.summary, ms: it.ms, detail: o.detail });
-          } else {
-            steps.push({ action: it.action, summary: it.summary, ok: false, ms: it.ms, error: o.error });
-            emit({ type: 'step-failed', index: it.index, action: it.action, summary: it.summary, ms: it.ms, error: o.error });
-          }
-        }
-        i = end - 1;
-        continue;
-      }
-      const action = plan.actions[i]!;
-      const summary = summarize(action);
-      emit({ type: 'step-start', index: i, total, action, summary });
-      const t0 = performance.now();
-      const pipe: Pipeline = { prepared };
-      prepared = undefined;
-      const next = plan.actions[i + 1];
-      if (!batchAt.has(i + 1) && pipelinable(action, next)) pipe.onDevice = () => (prepared ??= prepare(ctx, next));
-      try {
-        const detail = await runStep(ctx, action, (message) => emit({ type: 'step-progress', index: i, message }), pipe);
-        const ms = performance.now() - t0;
-        steps.push({ action, summary, ok: true, ms, detail });
-        emit({ type: 'step-done', index: i, action, summary, ms, detail });
-      } catch (err) {
-        const ms = performance.now() - t0;
-        const error = errorText(err);
-        steps.push({ action, summary, ok: false, ms, error });
-        emit({ type: 'step-failed', index: i, action, summary, ms, error });
-        if (ctx.stopOnError) break;
-      } finally {
-        // made for this step, which failed before taking it
-        if (pipe.prepared) await discard(ctx, pipe.prepared);
-      }
+  for (let i = 0; i < total; ) {
+    const end = groupEnd(plan.actions, i);
+    if (end > i) {
+      const ok = await runGroup(ctx, plan, i, end, emit, steps);
+      if (!ok && ctx.stopOnError) break;
+      i = end;
+      continue;
     }
-  } finally {
-    if (prepared) await discard(ctx, prepared);
+    const action = plan.actions[i]! as Exclude<Action, GroupAction>;
+    const summary = summarize(action);
+    const index = i;
+    emit({ type: 'step-start', index, total, action, summary });
+    const t0 = performance.now();
+    try {
+      const detail = await runStep(ctx, action, (message) => emit({ type: 'step-progress', index, message }));
+      const ms = performance.now() - t0;
+      steps.push({ action, summary, ok: true, ms, detail });
+      emit({ type: 'step-done', index, action, summary, ms, detail });
+    } catch (err) {
+      const ms = performance.now() - t0;
+      const error = errorText(err);
+      steps.push({ action, summary, ok: false, ms, error });
+      emit({ type: 'step-failed', index, action, summary, ms, error });
+      if (ctx.stopOnError) break;
+    }
+    i++;
   }
   return { ok: steps.length === total && steps.every((s) => s.ok), steps };
-}
-
-/**
- * Whether `next`'s device may be made while `cur` waits on xenstore: both attach or serve (a replace
- * detaches first; a detach or free changes what a device may be made from), on different backends.
- */
-function pipelinable(cur: Action, next: Action | undefined): next is Extract<Action, { kind: 'attach' | 'serve' }> {
-  if (!next || (cur.kind !== 'attach' && cur.kind !== 'serve') || (next.kind !== 'attach' && next.kind !== 'serve')) return false;
-  try {
-    return backendKey(cur) !== backendKey(next);
-  } catch {
-    return false; // a bad id: the step itself reports it
-  }
 }

@@ -8,6 +8,7 @@ import type { DesiredState } from '../model/desired.js';
 import type { ObservedState } from '../model/observed.js';
 import type { Plan } from '../model/plan.js';
 import type { XsClient } from '../xenstore/api.js';
+import type { CachedReaders } from './wiring.js';
 import type { LoopRegistry } from '../linux/registry.js';
 import type { DeviceProvider } from '../apply/devices.js';
 import { execute, selfHolder, type FdHolder, type StepEvent } from '../apply/execute.js';
@@ -16,7 +17,8 @@ import type { Engine, ExecuteResult, PassOutcome, StepRecord } from './reconcile
 import { sweepRegistry, type FdStore } from './fdstore.js';
 import type { LogFn } from '../log/stdio.js';
 
-export type ObserveFn = (xs: XsClient, desired: DesiredState) => Promise<ObservedState>;
+/** `cached`: readers in place of the full walks (the daemon's caches). */
+export type ObserveFn = (xs: XsClient, desired: DesiredState, cached?: CachedReaders) => Promise<ObservedState>;
 export type PlanFn = (desired: DesiredState, observed: ObservedState) => Plan;
 
 export interface EngineDeps {

@@ -24,6 +24,8 @@ export interface TriggerOptions {
   urgent?: boolean;
   /** Debounced, but not delayed by the error backoff (e.g. the config changed: it may fix the error). */
   skipBackoff?: boolean;
+  /** A shorter quiet time for this trigger (ms; e.g. a config file already known to be written whole). */
+  debounceMs?: number;
 }
 
 export interface PassInfo {
@@ -55,6 +57,8 @@ interface Pending<R> {
   lastAt: number;
   urgent: boolean;
   skipBackoff: boolean;
+  /** The shortest quiet time a trigger of this pending pass asked for. */
+  debounceMs: number;
   done: Deferred<R>;
 }
 
@@ -107,7 +111,7 @@ export class TriggerQueue<R> {
     this.stats.triggers++;
     const now = Date.now();
     if (!this.pending) {
-      this.pending = { reasons: [], triggers: 0, firstAt: now, lastAt: now, urgent: false, skipBackoff: false, done: deferred<R>() };
+      this.pending = { reasons: [], triggers: 0, firstAt: now, lastAt: now, urgent: false, skipBackoff: false, debounceMs: this.debounceMs, done: deferred<R>() };
     }
     const p = this.pending;
     if (!p.reasons.includes(reason)) p.reasons.push(reason);
@@ -115,6 +119,7 @@ export class TriggerQueue<R> {
     p.lastAt = now;
     p.urgent ||= opts.urgent === true;
     p.skipBackoff ||= opts.skipBackoff === true || opts.urgent === true;
+    if (opts.debounceMs !== undefined) p.debounceMs = Math.min(p.debounceMs, Math.max(0, opts.debounceMs));
     this.schedule();
     return p.done.promise;
   }
@@ -133,7 +138,7 @@ export class TriggerQueue<R> {
   private schedule(): void {
     if (this.running || !this.pending || this.stopped) return;
     const p = this.pending;
-    let due = Math.min(p.lastAt + this.debounceMs, p.firstAt + this.maxDelayMs);
+    let due = Math.min(p.lastAt + p.debounceMs, p.firstAt + this.maxDelayMs);
     if (p.urgent) due = Math.min(due, p.firstAt); // an operator asked: no debounce, no backoff
     else if (!p.skipBackoff) due = Math.max(due, this.backoffUntil);
     const wait = Math.max(0, due - Date.now());

@@ -55,6 +55,8 @@ export interface ObserveDeps {
   scopeLoops?: (loops: LoopObs[], backends: BackendObs[]) => LoopObs[];
   /** Reads the xenstore half in place of the full walk (the daemon's cache, src/observe/cache.ts). */
   xenstore?: XenstoreReader;
+  /** Observes the sources in place of observeSources() (the daemon's cache, src/observe/source-cache.ts). */
+  observeSources?: typeof observeSources;
 }
 
 /** A reader of the xenstore half: the backend domains to look at, and blkback's sysfs dir. */
@@ -259,8 +261,7 @@ export async function readBackend(ops: XsOps, backendDomid: number, fe: number, 
 
 /** stat every source: kind, identity, device number, mounted. Never throws. */
 export function observeSources(paths: string[], loops: LoopObs[], mountedDevs: Set<string>): Record<string, SourceObs> {
-  const mountedInodes = new Set<string>();
-  for (const l of loops) if (l.mounted) mountedInodes.add(`${l.backing.dev}:${l.backing.ino}`);
+  const mountedInodes = mountedBackings(loops);
   const out: Record<string, SourceObs> = {};
   for (const path of [...new Set(paths)].sort()) {
     out[path] = observeSource(path, mountedInodes, mountedDevs);
@@ -268,7 +269,21 @@ export function observeSources(paths: string[], loops: LoopObs[], mountedDevs: S
   return out;
 }
 
-function observeSource(path: string, mountedInodes: Set<string>, mountedDevs: Set<string>): SourceObs {
+/** "dev:ino" of every file a mounted loop device is backed by. */
+export function mountedBackings(loops: LoopObs[]): Set<string> {
+  const mountedInodes = new Set<string>();
+  for (const l of loops) if (l.mounted) mountedInodes.add(`${l.backing.dev}:${l.backing.ino}`);
+  return mountedInodes;
+}
+
+/** Whether the source `s` (as stat found it) is mounted now: through a loop device, or itself (a block device). */
+export function sourceMounted(s: SourceObs, mountedInodes: Set<string>, mountedDevs: Set<string>): boolean {
+  if (s.kind === 'file' && s.inode) return mountedInodes.has(`${s.inode.dev}:${s.inode.ino}`);
+  if (s.kind === 'block' && s.rdev !== undefined) return mountedDevs.has(s.rdev) || partitionMounted(s.rdev, mountedDevs);
+  return false;
+}
+
+export function observeSource(path: string, mountedInodes: Set<string>, mountedDevs: Set<string>): SourceObs {
   const s: SourceObs = { path, exists: false, mounted: false };
   let st;
   try {
@@ -296,11 +311,11 @@ function observeSource(path: string, mountedInodes: Set<string>, mountedDevs: Se
   }
   if (st.isFile()) {
     s.kind = 'file';
-    s.mounted = mountedInodes.has(`${s.inode.dev}:${s.inode.ino}`);
+    s.mounted = sourceMounted(s, mountedInodes, mountedDevs);
   } else if (st.isBlockDevice()) {
     s.kind = 'block';
     s.rdev = `${devMajor(st.rdev)}:${devMinor(st.rdev)}`;
-    s.mounted = mountedDevs.has(s.rdev) || partitionMounted(s.rdev, mountedDevs);
+    s.mounted = sourceMounted(s, mountedInodes, mountedDevs);
   } else {
     s.kind = 'other';
   }
@@ -346,6 +361,6 @@ export async function observe(deps: ObserveDeps): Promise<ObservedState> {
   const loops = deps.loops();
   const { domains, backends } = deps.xenstore ? await deps.xenstore(deps.xs, bes, sysfs) : await observeXenstore(deps.xs, bes, sysfs, deps.transaction ?? false);
   const kept = deps.scopeLoops ? deps.scopeLoops(loops, backends) : loops;
-  const sources = observeSources(deps.sources, kept, deps.mountedDevs ? deps.mountedDevs() : new Set());
+  const sources = (deps.observeSources ?? observeSources)(deps.sources, kept, deps.mountedDevs ? deps.mountedDevs() : new Set());
   return { takenAt: (deps.now ?? (() => performance.now()))(), domains, backends, loops: kept, sources };
 }

@@ -7,14 +7,17 @@
 // own watch comes back after every event before it.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startSimulator, type Simulator } from '../../src/sim/index.js';
 import { connect } from '../../src/xenstore/client.js';
 import type { XsClient, XsWatchEvent } from '../../src/xenstore/api.js';
 import { XenstoreCache, dirtOf, drift, frontendWatchPath } from '../../src/observe/cache.js';
-import { observeXenstore } from '../../src/observe/observe.js';
+import { observeSources, observeXenstore } from '../../src/observe/observe.js';
+import { SourceCache } from '../../src/observe/source-cache.js';
+import { LoopCache, applyLoopChanges } from '../../src/observe/loop-cache.js';
+import type { LoopObs } from '../../src/model/observed.js';
 
 test('dirtOf: which entries an event path can have changed', () => {
   const rows: [string, ReturnType<typeof dirtOf>][] = [
@@ -304,4 +307,64 @@ test('a xenstored restart behind a reconnect: the invalidated cache reads the ne
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+});
+
+test('sources: stat again when inotify names them, mounted recomputed every time, a resync stats all', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'xvbd-srccache-'));
+  const c = new SourceCache();
+  try {
+    const a = join(dir, 'a.img');
+    const b = join(dir, 'b.img');
+    writeFileSync(a, 'a');
+    writeFileSync(b, 'b');
+    const first = c.observe([a, b], [], new Set());
+    assert.deepEqual(first, observeSources([a, b], [], new Set()));
+    assert.equal(c.last.statted, 2);
+    // a source replaced by another file (a new inode): its name is seen, the other one is not stat'ed
+    writeFileSync(join(dir, '.a.tmp'), 'a2');
+    renameSync(join(dir, '.a.tmp'), a);
+    const until = Date.now() + 20_000;
+    for (;;) {
+      const now = c.observe([a, b], [], new Set());
+      if (now[a]!.inode!.ino !== first[a]!.inode!.ino) {
+        assert.deepEqual(now, observeSources([a, b], [], new Set()));
+        break;
+      }
+      assert.ok(Date.now() < until, 'the replaced source was never stat again');
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    // a loop device of the source mounted: no event, recomputed from the loops given
+    const ino = statSync(b, { bigint: true });
+    const loop = { mounted: true, backing: { dev: ino.dev.toString(), ino: ino.ino.toString() } } as unknown as LoopObs;
+    assert.equal(c.observe([a, b], [loop], new Set())[b]!.mounted, true);
+    c.invalidate();
+    c.observe([a, b], [], new Set());
+    assert.equal(c.last.statted, 2);
+  } finally {
+    c.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('loop devices: only those a uevent names are looked at again; the pure merge', () => {
+  const l = (name: string, seq: string) => ({ name, number: Number(name.slice(4)), major: 7, minor: Number(name.slice(4)), diskseq: seq, holders: [], backing: { dev: '1', ino: seq }, mounted: false, heldByUs: false }) as unknown as LoopObs;
+  const merged = applyLoopChanges(new Map([['loop1', l('loop1', '10')], ['loop2', l('loop2', '11')]]), ['loop2', 'loop3'], [l('loop3', '12')]);
+  assert.deepEqual([...merged.keys()], ['loop1', 'loop3']);
+  let looked: string[] = [];
+  let changes: Map<string, string | undefined> | undefined = new Map();
+  const cache = new LoopCache({
+    all: () => [l('loop1', '10'), l('loop2', '11')],
+    some: (names) => ((looked = names), names.includes('loop2') ? [l('loop2', '20')] : []),
+    changes: () => (changes ? { names: changes, overrun: false } : undefined),
+    held: () => new Set(['20']),
+  });
+  assert.deepEqual(cache.list({ devs: new Set(), loopNames: new Set() }).map((x) => x.diskseq), ['10', '11']);
+  changes = new Map([['loop2', '20']]);
+  const after = cache.list({ devs: new Set(['7:1']), loopNames: new Set() });
+  assert.deepEqual(looked, ['loop2']);
+  assert.deepEqual(after.map((x) => [x.name, x.diskseq, x.mounted, x.heldByUs]), [['loop1', '10', true, false], ['loop2', '20', false, true]]);
+  // no uevents to be had: every look is a full one
+  changes = undefined;
+  cache.list({ devs: new Set(), loopNames: new Set() });
+  assert.equal(cache.last.full, true);
 });

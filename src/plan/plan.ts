@@ -154,6 +154,8 @@ export function plan(desired: DesiredState, observed: ObservedState, policy: Pol
 
   // ---- loops ---------------------------------------------------------------------------------
   const loops = [...observed.loops].sort((a, b) => a.number - b.number || cmp(a.name, b.name));
+  // other tools' loop devices by backing file, made once (sourceInUse: a scan per disk is quadratic at 1,000)
+  let foreignByFile: Map<string, typeof loops> | undefined;
   // With allowedRoots, xvbd can only ever have made loop devices of files under them: one elsewhere
   // is never ours to share, report or free, whatever its lo_file_name says.
   const roots = policy.allowedRoots;
@@ -869,10 +871,12 @@ export function plan(desired: DesiredState, observed: ObservedState, policy: Pol
    */
   function sourceInUse(c: DiskCtx, f: Partial<Finding> & { sortDomain?: string; sortDevid?: number }): void {
     if (c.disk.sourceKind !== 'file' || c.src?.kind !== 'file' || c.identity === undefined) return;
-    const inWay = loops.filter(
+    if (!foreignByFile) {
+      foreignByFile = new Map();
+      for (const l of loops) if (!l.ours) foreignByFile.set(fileKey(l.backing), [...(foreignByFile.get(fileKey(l.backing)) ?? []), l]);
+    }
+    const inWay = (foreignByFile.get(c.identity) ?? []).filter(
       (l) =>
-        !l.ours &&
-        fileKey(l.backing) === c.identity &&
         (c.disk.mode === 'rw' || !l.readOnly) &&
         !(loopUsers.get(l.name) ?? []).some((u) => u.b.frontendDomid === c.domid && u.b.devid === c.disk.devid),
     );

@@ -415,13 +415,14 @@ export class Daemon {
     if (!this.cache) return;
     for (const fe of this.cache.frontendDomids()) {
       if (this.watchedFrontends.has(fe)) continue;
+      // tried once per connection: refused (a watch quota), its backends are read at every pass instead
       this.watchedFrontends.add(fe);
       try {
         await xs.watch(frontendWatchPath(fe), `xvbd-fe-${fe}`);
+        this.cache.setFrontendWatched(fe, true);
       } catch (err) {
-        this.watchedFrontends.delete(fe);
-        this.log(`xenstore watch on the frontends of domain ${fe}: ${(err as Error).message}`, 'warning');
-        this.cache.invalidate();
+        this.cache.setFrontendWatched(fe, false);
+        this.log(`xenstore watch on the frontends of domain ${fe}: ${(err as Error).message}; its backends are read at every pass`, 'warning');
       }
     }
   }

@@ -119,6 +119,15 @@ export class XenstoreCache {
     }
   }
 
+  /** Frontend domains without a watch (refused by xenstored: a quota): their backends are read every time. */
+  private readonly unwatchedFes = new Set<number>();
+
+  /** Whether `fe`'s frontends are watched (false: its backends are read at every refresh). */
+  setFrontendWatched(fe: number, watched: boolean): void {
+    if (watched) this.unwatchedFes.delete(fe);
+    else this.unwatchedFes.add(fe);
+  }
+
   /** The next refresh reads everything (a reconnect, a resync, a failed pass). */
   invalidate(): void {
     this.pending.all = true;
@@ -200,7 +209,7 @@ export class XenstoreCache {
             for (const bpath of this.backendsOfFrontend(fp)) if (bpath.startsWith(`${base}/`)) toRead.add(bpath);
           }
           // backends whose frontend lies where no watch looks are read every time
-          for (const m of st.fes.values()) for (const b of m.values()) if (b.frontendPath !== undefined && !watchedFrontend(b)) toRead.add(b.path);
+          for (const [fe, m] of st.fes) for (const b of m.values()) if (b.frontendPath !== undefined && (!watchedFrontend(b) || this.unwatchedFes.has(fe))) toRead.add(b.path);
           await Promise.all(
             [...toRead].map(async (path) => {
               const [fe, devid] = path.slice(base.length + 1).split('/').map(Number) as [number, number];

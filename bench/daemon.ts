@@ -121,7 +121,9 @@ async function measure(o: { systemd: boolean; nodeOptions: string[]; domains: nu
       passMs.push(p.durationMs);
     }
     const rssAfter = rssMb(pid);
-    o.log(`  ${o.passes} no-op passes: p50 ${r1(pct(passMs, 0.5))} ms, p95 ${r1(pct(passMs, 0.95))} ms; RSS ${rssAfter} MB`);
+    const mem = ((await h.request('status')).memory ?? {}) as { heapUsed?: number; heapTotal?: number };
+    const heapMb = (x: number | undefined) => (x === undefined ? '?' : String(Math.round(x / 104857.6) / 10));
+    o.log(`  ${o.passes} no-op passes: p50 ${r1(pct(passMs, 0.5))} ms, p95 ${r1(pct(passMs, 0.95))} ms; RSS ${rssAfter} MB (V8 heap ${heapMb(mem.heapUsed)} used of ${heapMb(mem.heapTotal)} MB)`);
 
     const editMs: number[] = [];
     for (let i = 0; i < o.edits; i++) {

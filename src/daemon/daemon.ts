@@ -506,6 +506,9 @@ export class Daemon {
           last: last ? outcomeJson(last) : null,
           held: this.registry.fds().map((f) => ({ name: f.name, diskseq: f.diskseq, users: f.users })),
           parked: this.fdStore.parkedDiskseqs,
+          // bytes (process.memoryUsage()): the RSS and what of it is V8's heap
+          memory: process.memoryUsage(),
+          cache: this.cache ? { xenstore: this.cache.last, loops: this.loopCache?.last ?? null, sources: this.sourceCache.last } : null,
         };
       }
       case 'reconcile': {

@@ -12,6 +12,7 @@ const BENCHES: BenchEntry[] = [
   { name: 'xenstore', summary: 'xenstore client round trips/s vs the simulator: sequential, pipelined, transactions; vs forked xenstore-read', load: () => import('./xenstore.js') },
   { name: 'observe', summary: 'observe() at 1,000 backends: one transaction vs plain reads, quiet and under churn; plan on it', load: () => import('./observe.js') },
   { name: 'hook', summary: "domain start through libxl's hotplug scripts: block script vs xvbd hook (no daemon, daemon) vs node -e 0, N = 1, 8, 32", load: () => import('./hook.js') },
+  { name: 'daemon', summary: 'reconcile --watch at D domains x N disks: first converge, no-op pass, edit to converged, RSS; vs no observation cache', load: () => import('./daemon.js') },
   { name: 'attach', summary: 'per-disk attach: xvbd executor vs the Xen block script on the simulator; no-op plan at 1,000 disks', load: () => import('./attach.js') },
 ];
 

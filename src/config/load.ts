@@ -421,6 +421,10 @@ export function checkConfigTexts(inputs: readonly ConfigFileText[], extraErrors:
 }
 
 /** The documents of every file, each checked alone: YAML, header, schema. */
+/** YAML texts already parsed (the documents are only read afterwards, never changed), by text. */
+const PARSED = new Map<string, { docs: Document.Parsed[]; lc: LineCounter }>();
+const PARSED_MAX = 4096;
+
 function parseDocuments(inputs: readonly ConfigFileText[], ck: Checker): ParsedDocs {
   const domainDocs: DocCtx[] = [];
   const policyDocs: DocCtx[] = [];
@@ -428,14 +432,20 @@ function parseDocuments(inputs: readonly ConfigFileText[], ck: Checker): ParsedD
   // Schema errors are worded once it is known whether this is a fleet.
   const pending: { d: DocCtx; kind: string; errs: ErrorObject[] }[] = [];
   inputs.forEach((input, index) => {
-    const lc = new LineCounter();
+    // a text parsed before (the daemon reloading a directory where one file of 100 changed) is not parsed again
+    const known = PARSED.get(input.text);
+    const lc = known?.lc ?? new LineCounter();
     const fc = new FileCtx(input.file, index, input.text, lc);
     let docs: Document.Parsed[];
     try {
-      docs = [...parseAllDocuments(input.text, { lineCounter: lc, prettyErrors: false, uniqueKeys: true, logLevel: 'error' })] as Document.Parsed[];
+      docs = known?.docs ?? ([...parseAllDocuments(input.text, { lineCounter: lc, prettyErrors: false, uniqueKeys: true, logLevel: 'error' })] as Document.Parsed[]);
     } catch (err) {
       ck.add({ file: input.file, line: 0, column: 0 }, `cannot parse: ${(err as Error).message}`, undefined, index);
       return;
+    }
+    if (!known) {
+      if (PARSED.size >= PARSED_MAX) PARSED.clear();
+      PARSED.set(input.text, { docs, lc });
     }
     for (const doc of docs) {
       if (doc.errors.length) {

@@ -3,7 +3,7 @@
 // @releaseDomain, a periodic resync, SIGHUP), to systemd (READY, STATUS, WATCHDOG, STOPPING, the fd
 // store, LISTEN_FDS) and to the control socket. Stopping never detaches anything: the fds go to the
 // keeper (and stay in systemd's fd store), so every backend stays served.
-import { frontendStatePaths } from './frontends.js';
+import { frontendDomids } from './frontends.js';
 import { watch as chokidarWatch, type FSWatcher } from 'chokidar';
 import { existsSync, openSync, constants as fsc } from 'node:fs';
 import { dirname } from 'node:path';
@@ -30,9 +30,13 @@ import { letGo } from '../plan/letgo.js';
 import { HookServer, targetOf } from '../hook/hook-serve.js';
 import { mountedDevices } from '../linux/index.js';
 import type { LogFn } from '../log/stdio.js';
+import { XenstoreCache, dirtOf, drift, frontendWatchPath } from '../observe/cache.js';
+import type { XenstoreReader } from '../observe/observe.js';
+import { LoopCache, type Mounts } from '../observe/loop-cache.js';
+import { SourceCache } from '../observe/source-cache.js';
+import { listLoops, LoopUevents } from '../linux/index.js';
+import type { CachedReaders } from '../observe/readers.js';
 
-/** The token of the frontend state watches (src/daemon/frontends.ts). */
-const FRONTEND_TOKEN = 'xvbd-fe';
 
 export interface DaemonOptions extends Omit<EngineDeps, 'fdStore' | 'log'> {
   runDir: string;
@@ -50,6 +54,11 @@ export interface DaemonOptions extends Omit<EngineDeps, 'fdStore' | 'log'> {
   /** Write the Prometheus textfile (src/daemon/metrics.ts) here after every pass. */
   metricsFile?: string;
   env?: NodeJS.ProcessEnv;
+  /**
+   * Keep the xenstore half of the observation in a cache kept true by the watches (src/observe/cache.ts;
+   * default true, `XVBD_OBSERVE_CACHE=0` turns it off: every pass reads everything).
+   */
+  observeCache?: boolean;
 }
 
 function stamp(): string {
@@ -68,15 +77,35 @@ export class Daemon {
   private stopping: Promise<void> | undefined;
   private readonly log: LogFn;
   private watchedBackends = new Set<number>();
-  /** Frontend `state` nodes watched (src/daemon/frontends.ts), on the current watch connection. */
-  private watchedFrontends = new Set<string>();
   private readonly initialFirings = new Map<string, number>();
   readonly registry: LoopRegistry;
   private startedGate: Promise<void> = Promise.resolve();
   private readonly metrics: MetricsWriter | undefined;
+  /** The xenstore half of the observation between passes (undefined: every pass reads everything). */
+  readonly cache: XenstoreCache | undefined;
+  /** The next refresh also reads everything and logs what the cache had wrong (the periodic resync). */
+  private verifyCache = false;
+  /** Frontend domains whose device/vbd is watched, on the current watch connection. */
+  private watchedFrontends = new Set<number>();
+  /** Without the cache: the frontend domains of the last pass's backends (src/daemon/frontends.ts). */
+  private seenFrontends: number[] = [];
+  /** The loop-device half between passes, kept true by the kernel's uevents. */
+  private loopCache: LoopCache | undefined;
+  private loopUevents: LoopUevents | undefined;
+  /** The sources between passes, kept true by inotify on their directories. */
+  private readonly sourceCache = new SourceCache();
 
   constructor(private readonly o: DaemonOptions) {
     this.log = o.log ?? ((l) => process.stderr.write(`${stamp()} ${l}\n`));
+    this.cache = (o.observeCache ?? (o.env ?? process.env).XVBD_OBSERVE_CACHE !== '0') ? new XenstoreCache() : undefined;
+    if (this.cache) this.loopCache = this.makeLoopCache(o.registry);
+    const reader: CachedReaders | undefined = this.cache
+      ? {
+          xenstore: this.cachedReader(this.cache),
+          sources: (paths, loops, mountedDevs) => this.sourceCache.observe(paths, loops, mountedDevs),
+          ...(this.loopCache ? { loops: (m: Mounts) => this.loopCache!.list(m) } : {}),
+        }
+      : undefined;
     this.registry = o.registry;
     this.notifier = new Notifier(o.env ? { env: o.env } : {});
     this.fdStore = new FdStore(this.notifier, o.registry, this.log);
@@ -84,7 +113,7 @@ export class Daemon {
       ...o,
       // who durably holds each device: the keepers, and our own fd store
       observe: async (xs, desired) => {
-        const [observed, holdings] = await Promise.all([o.observe(xs, desired), durableHoldings(o.runDir, { parked: this.fdStore.parkedDiskseqs })]);
+        const [observed, holdings] = await Promise.all([o.observe(xs, desired, reader), durableHoldings(o.runDir, { parked: this.fdStore.parkedDiskseqs })]);
         return withKeptBy(observed, holdings);
       },
       devices: new StoreAwareDevices(o.devices, o.registry, this.fdStore),
@@ -214,7 +243,14 @@ export class Daemon {
     await this.connectWatches();
 
     if (this.o.resyncMs > 0) {
-      this.timers.push(setInterval(() => void this.reconciler.trigger('resync').catch(() => undefined), this.o.resyncMs));
+      this.timers.push(
+        setInterval(() => {
+          this.verifyCache = true;
+          this.loopCache?.invalidate();
+          this.sourceCache.invalidate();
+          void this.reconciler.trigger('resync').catch(() => undefined);
+        }, this.o.resyncMs),
+      );
     }
     process.on('SIGHUP', this.onHup);
   }
@@ -239,7 +275,8 @@ export class Daemon {
     const old = this.watcher;
     this.watcher = undefined;
     void old?.close().catch(() => undefined);
-    const trigger = () => void this.reconciler.trigger('config', { skipBackoff: true }).catch(() => undefined);
+    // chokidar reports a file once it stopped changing (awaitWriteFinish): no long quiet time needed after it
+    const trigger = () => void this.reconciler.trigger('config', { skipBackoff: true, debounceMs: CONFIG_DEBOUNCE_MS }).catch(() => undefined);
     if (was !== undefined) {
       this.log(want === 'dir' ? `config watch: ${dir} appeared` : `config watch: ${dir} is gone; waiting for it to come back`, want === 'dir' ? 'notice' : 'warning');
       trigger();
@@ -255,7 +292,7 @@ export class Daemon {
         depth: 0,
         // An editor writing in place: wait until the file stops changing (a pass never plans from half a
         // file because of this event; writing by rename, as git and most editors do, is atomic anyway).
-        awaitWriteFinish: { stabilityThreshold: 60, pollInterval: 20 },
+        awaitWriteFinish: { stabilityThreshold: 40, pollInterval: 10 },
         ignored: (p: string, st?: { isFile(): boolean }) => Boolean(st?.isFile()) && !/\.ya?ml$/.test(p),
       });
       const onCfg = (p: string) => {
@@ -291,6 +328,9 @@ export class Daemon {
       await this.watch(xs, '@introduceDomain', 'xvbd-domain');
       await this.watch(xs, '@releaseDomain', 'xvbd-domain');
       await this.watchBackends();
+      // What changed while no watch looked (before the first connection, or while it was lost) is
+      // unknown: the next pass reads everything.
+      this.cache?.invalidate();
     } catch (err) {
       this.log(`xenstore watches: cannot set up (${(err as Error).message}); retrying in 5 s`, 'warning');
       if (xs && this.xsWatch === xs) this.xsWatch = undefined;
@@ -310,9 +350,23 @@ export class Daemon {
             else this.initialFirings.set(k, n - 1);
             continue;
           }
-          if (ev.token === 'xvbd-domain') void this.reconciler.trigger(ev.path === '@introduceDomain' ? 'domain introduced' : 'domain released').catch(() => undefined);
-          else if (ev.token.startsWith('xvbd-vbd-')) void this.reconciler.trigger('xenstore').catch(() => undefined);
-          else if (ev.token === FRONTEND_TOKEN) void this.reconciler.trigger('frontend').catch(() => undefined);
+          if (ev.token === 'xvbd-domain') {
+            this.cache?.mark(dirtOf(ev.path));
+            void this.reconciler.trigger(ev.path === '@introduceDomain' ? 'domain introduced' : 'domain released').catch(() => undefined);
+          } else if (ev.token.startsWith('xvbd-vbd-') || ev.token.startsWith('xvbd-err-')) {
+            this.cache?.mark(dirtOf(ev.path));
+            void this.reconciler.trigger('xenstore').catch(() => undefined);
+          } else if (ev.token.startsWith('xvbd-fe-')) {
+            // A frontend's change usually reaches dom0 through blkback changing the backend's state, which
+            // fires its own watch; but a guest that removes its frontend dir changes nothing there (blkback
+            // just unregisters), and only a pass sees that it needs a reprobe (src/plan/reprobe.ts). A guest
+            // writing in a loop costs coalesced passes, each of which reads only what it dirtied.
+            this.cache?.mark(dirtOf(ev.path));
+            void this.reconciler.trigger('frontend').catch(() => undefined);
+          } else {
+            // not ours to place: the cache cannot say what it changed
+            this.cache?.invalidate();
+          }
         }
       } catch {
         // connection ended
@@ -348,11 +402,71 @@ export class Daemon {
       if (this.watchedBackends.has(be)) continue;
       try {
         await this.watch(xs, `/local/domain/${be}/backend/vbd`, `xvbd-vbd-${be}`);
+        // blkback's error nodes, for the cache (they come with a backend state change anyway)
+        if (this.cache) await this.watch(xs, `/local/domain/${be}/error`, `xvbd-err-${be}`);
         this.watchedBackends.add(be);
       } catch (err) {
         this.log(`xenstore watch on backend domain ${be}: ${(err as Error).message}`, 'warning');
+        // a backend domain without its watch: the cache cannot be trusted for it
+        this.cache?.invalidate();
       }
     }
+    await this.watchFrontends(xs);
+  }
+
+  /**
+   * The frontends' states (the guest writes them): one watch per frontend domain with backends, for the
+   * cache and as a trigger (a guest that recreates its frontend, src/plan/reprobe.ts). Its first firing
+   * is not skipped: it stands for whatever changed before the watch was set (since the read that found
+   * the frontend), and makes the next pass read those backends again.
+   */
+  private async watchFrontends(xs: XsClient): Promise<void> {
+    for (const fe of this.cache?.frontendDomids() ?? this.seenFrontends) {
+      if (this.watchedFrontends.has(fe)) continue;
+      // tried once per connection: refused (a watch quota), its backends are read at every pass instead
+      this.watchedFrontends.add(fe);
+      try {
+        await xs.watch(frontendWatchPath(fe), `xvbd-fe-${fe}`);
+        this.cache?.setFrontendWatched(fe, true);
+      } catch (err) {
+        this.cache?.setFrontendWatched(fe, false);
+        this.log(`xenstore watch on the frontends of domain ${fe}: ${(err as Error).message}; its backends are read at every pass`, 'warning');
+      }
+    }
+  }
+
+  /** The loop cache, or none where uevents cannot be had (then every pass lists every device). */
+  private makeLoopCache(registry: LoopRegistry): LoopCache | undefined {
+    try {
+      this.loopUevents = new LoopUevents();
+    } catch (err) {
+      this.log(`loop uevents unavailable (${(err as Error).message}): every pass looks at every loop device`, 'warning');
+      return undefined;
+    }
+    const ev = this.loopUevents;
+    return new LoopCache({
+      all: (mounts) => registry.listLoops({ mounts }),
+      some: (names, mounts) => listLoops({ names, mounts, held: registry.heldDiskseqs() }),
+      changes: () => ev.drain(),
+      held: () => registry.heldDiskseqs(),
+    });
+  }
+
+  /** The cache's reader, with the periodic resync's check of the cache against a full read. */
+  private cachedReader(cache: XenstoreCache): XenstoreReader {
+    return async (xs, backendDomids, sysfs) => {
+      if (this.verifyCache && !cache.fullPending) {
+        this.verifyCache = false;
+        const cached = await cache.refresh(xs, backendDomids, sysfs, existsSync);
+        cache.invalidate();
+        const full = await cache.refresh(xs, backendDomids, sysfs, existsSync);
+        const d = drift(cached, full);
+        if (d) this.log(`observation cache: a full read differed from the cache (a missed event?): ${d}; the pass uses the full read`, 'warning');
+        return full;
+      }
+      this.verifyCache = false;
+      return cache.refresh(xs, backendDomids, sysfs, existsSync);
+    };
   }
 
   /** The last EVENTS_KEPT passes and hook requests, in the order they finished (the control socket's `events`). */
@@ -364,6 +478,12 @@ export class Daemon {
   }
 
   private afterPass(p: PassOutcome): void {
+    // a pass that failed midway may have changed what it could not report
+    if (!p.ok) {
+      this.cache?.invalidate();
+      this.loopCache?.invalidate();
+      this.sourceCache.invalidate();
+    }
     this.record({
       at: p.startedAt,
       kind: 'pass',
@@ -376,29 +496,8 @@ export class Daemon {
     this.metrics?.afterPass(p, { passes: p.seq, loopsHeld: this.registry.fds().length });
     void this.notifier.status(statusLine(p)).catch(() => undefined);
     this.watchConfig();
+    if (p.observed) this.seenFrontends = frontendDomids(p.observed);
     void this.watchBackends().catch(() => undefined);
-    if (p.observed) void this.watchFrontends(frontendStatePaths(p.observed)).catch(() => undefined);
-  }
-
-  /** Watches exactly `want` among frontend state nodes: new ones set, gone ones (a detached disk) dropped. */
-  private async watchFrontends(want: Set<string>): Promise<void> {
-    const xs = this.xsWatch;
-    if (!xs) return;
-    for (const path of [...this.watchedFrontends]) {
-      if (want.has(path)) continue;
-      this.watchedFrontends.delete(path);
-      await xs.unwatch(path, FRONTEND_TOKEN).catch(() => undefined);
-    }
-    for (const path of want) {
-      if (this.watchedFrontends.has(path)) continue;
-      this.watchedFrontends.add(path);
-      try {
-        await this.watch(xs, path, FRONTEND_TOKEN);
-      } catch (err) {
-        this.watchedFrontends.delete(path);
-        this.log(`xenstore watch on ${path}: ${(err as Error).message}`, 'warning');
-      }
-    }
   }
 
   private async handle(req: ControlRequest, _peer: PeerCred | undefined): Promise<Record<string, unknown>> {
@@ -416,6 +515,9 @@ export class Daemon {
           last: last ? outcomeJson(last) : null,
           held: this.registry.fds().map((f) => ({ name: f.name, diskseq: f.diskseq, users: f.users })),
           parked: this.fdStore.parkedDiskseqs,
+          // bytes (process.memoryUsage()): the RSS and what of it is V8's heap
+          memory: process.memoryUsage(),
+          cache: this.cache ? { xenstore: this.cache.last, loops: this.loopCache?.last ?? null, sources: this.sourceCache.last } : null,
         };
       }
       case 'reconcile': {
@@ -535,6 +637,8 @@ export class Daemon {
     await xsw?.close().catch(() => undefined);
     if (this.o.handoffOnStop !== false) await this.handOff();
     await this.engine.close();
+    this.loopUevents?.close();
+    this.sourceCache.close();
     this.registry.closeAll();
     this.notifier.close();
   }
@@ -579,6 +683,9 @@ export function statusLine(p: PassOutcome): string {
   const failed = p.steps.filter((s) => !s.ok).length;
   return `${p.synced}/${p.disks} disks synced, ${p.findings} findings${failed ? `, ${failed} steps failed` : ''}${cfg}; pass ${p.seq}`;
 }
+
+/** The quiet time after a config file change (ms), when --debounce is longer: a burst of files (a git pull) in one pass. */
+export const CONFIG_DEBOUNCE_MS = 25;
 
 /** How many events (passes, hook requests) the daemon keeps for the control socket's `events`. */
 export const EVENTS_KEPT = 100;

@@ -9,6 +9,7 @@ import type { ObservedState } from '../model/observed.js';
 import type { Plan } from '../model/plan.js';
 import type { XsClient } from '../xenstore/api.js';
 import { isXsConnectionLost } from '../xenstore/errors.js';
+import type { CachedReaders } from '../observe/readers.js';
 import type { LoopRegistry } from '../linux/registry.js';
 import type { DeviceProvider } from '../hold/devices.js';
 import { execute, type StepEvent } from '../apply/execute.js';
@@ -18,7 +19,8 @@ import type { Engine, ExecuteResult, PassOutcome, StepRecord } from './reconcile
 import { sweepRegistry, type FdStore } from '../hold/fdstore.js';
 import type { LogFn } from '../log/stdio.js';
 
-export type ObserveFn = (xs: XsClient, desired: DesiredState) => Promise<ObservedState>;
+/** `cached`: readers in place of the full walks (the daemon's caches). */
+export type ObserveFn = (xs: XsClient, desired: DesiredState, cached?: CachedReaders) => Promise<ObservedState>;
 export type PlanFn = (desired: DesiredState, observed: ObservedState) => Plan;
 
 export interface EngineDeps {

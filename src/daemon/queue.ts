@@ -24,6 +24,11 @@ export interface TriggerOptions {
   urgent?: boolean;
   /** Debounced, but not delayed by the error backoff (e.g. the config changed: it may fix the error). */
   skipBackoff?: boolean;
+  /**
+   * A quiet time of this trigger's own (ms; e.g. a config file already known to be written whole): the
+   * pass waits until every trigger's quiet time after it has passed.
+   */
+  debounceMs?: number;
 }
 
 export interface PassInfo {
@@ -55,6 +60,8 @@ interface Pending<R> {
   lastAt: number;
   urgent: boolean;
   skipBackoff: boolean;
+  /** When the quiet time of every trigger so far has passed (each its own debounce after it came). */
+  quietAt: number;
   done: Deferred<R>;
 }
 
@@ -107,7 +114,7 @@ export class TriggerQueue<R> {
     this.stats.triggers++;
     const now = Date.now();
     if (!this.pending) {
-      this.pending = { reasons: [], triggers: 0, firstAt: now, lastAt: now, urgent: false, skipBackoff: false, done: deferred<R>() };
+      this.pending = { reasons: [], triggers: 0, firstAt: now, lastAt: now, urgent: false, skipBackoff: false, quietAt: now, done: deferred<R>() };
     }
     const p = this.pending;
     if (!p.reasons.includes(reason)) p.reasons.push(reason);
@@ -115,6 +122,7 @@ export class TriggerQueue<R> {
     p.lastAt = now;
     p.urgent ||= opts.urgent === true;
     p.skipBackoff ||= opts.skipBackoff === true || opts.urgent === true;
+    p.quietAt = Math.max(p.quietAt, now + Math.max(0, opts.debounceMs ?? this.debounceMs));
     this.schedule();
     return p.done.promise;
   }
@@ -133,7 +141,7 @@ export class TriggerQueue<R> {
   private schedule(): void {
     if (this.running || !this.pending || this.stopped) return;
     const p = this.pending;
-    let due = Math.min(p.lastAt + this.debounceMs, p.firstAt + this.maxDelayMs);
+    let due = Math.min(p.quietAt, p.firstAt + this.maxDelayMs);
     if (p.urgent) due = Math.min(due, p.firstAt); // an operator asked: no debounce, no backoff
     else if (!p.skipBackoff) due = Math.max(due, this.backoffUntil);
     const wait = Math.max(0, due - Date.now());

@@ -256,6 +256,12 @@ export class Reconciler {
       o.summary = summarize(o);
       // the journal's priority (journalctl -p): a failure is err, a pass that leaves error findings or runs
       // on a broken config is a warning, the rest info
+      if (o.steps.length > STEPS_INLINE) {
+        for (const st of o.steps) {
+          const what = `${ACTION_SIGN[st.kind]}${st.label ?? `${st.kind} ${st.target}`}`;
+          this.log(`pass ${o.seq} step ${what} ${st.ok ? 'ok' : `FAILED (${st.error ?? 'error'})`}${st.ms !== undefined ? ` (${st.ms} ms)` : ''}`, st.ok ? 'debug' : 'err');
+        }
+      }
       this.log(o.summary, o.error || !o.ok ? 'err' : !o.configOk || o.errorFindings.length > 0 ? 'warning' : 'info');
       // Only the latest pass keeps its plan and observation (they are large at 1,000 disks).
       const prev = this.history[this.history.length - 1];
@@ -278,6 +284,9 @@ export class Reconciler {
   }
 }
 
+/** Up to this many steps are named in a pass's line; beyond, counts (and one debug line per step). */
+export const STEPS_INLINE = 10;
+
 /** One line per pass: why, what was done, what is wrong, how long. */
 export function summarize(o: PassOutcome): string {
   const parts: string[] = [];
@@ -290,8 +299,17 @@ export function summarize(o: PassOutcome): string {
     else {
       const failed = o.steps.filter((s) => !s.ok);
       const done = o.steps.filter((s) => s.ok);
-      const list = o.steps.map((s) => `${ACTION_SIGN[s.kind]}${s.label ?? `${s.kind} ${s.target}`} ${s.ok ? 'ok' : `FAILED (${s.error ?? 'error'})`}`);
-      parts.push(`${done.length}/${o.actions} done${failed.length ? `, ${failed.length} failed` : ''}: ${list.join('; ')}`);
+      const line = (s: StepRecord) => `${ACTION_SIGN[s.kind]}${s.label ?? `${s.kind} ${s.target}`} ${s.ok ? 'ok' : `FAILED (${s.error ?? 'error'})`}`;
+      let list: string;
+      if (o.steps.length <= STEPS_INLINE) list = o.steps.map(line).join('; ');
+      else {
+        // a big pass: counts by kind, the failed steps named (a few), every step on a debug line of its own
+        const kinds = new Map<string, number>();
+        for (const st of o.steps) kinds.set(`${ACTION_SIGN[st.kind]}${st.kind}`, (kinds.get(`${ACTION_SIGN[st.kind]}${st.kind}`) ?? 0) + 1);
+        const counts = [...kinds].map(([k, n]) => `${k} x${n}`).join(', ');
+        list = `${counts}${failed.length ? `; ${listSome(failed.map(line), STEPS_INLINE)}` : ''} (each step at debug)`;
+      }
+      parts.push(`${done.length}/${o.actions} done${failed.length ? `, ${failed.length} failed` : ''}: ${list}`);
     }
     if (o.released.length > 0) parts.push(`released ${o.released.length} fd(s) nothing uses any more`);
     // As planned at the start of the pass: after steps, the next pass says what they achieved.

@@ -54,7 +54,14 @@ export interface ObserveDeps {
   now?: () => number;
   /** Which loop devices the observation keeps, knowing the backends (default: all). */
   scopeLoops?: (loops: LoopObs[], backends: BackendObs[]) => LoopObs[];
+  /** Reads the xenstore half in place of the full walk (the daemon's cache, src/observe/cache.ts). */
+  xenstore?: XenstoreReader;
+  /** Observes the sources in place of observeSources() (the daemon's cache, src/observe/source-cache.ts). */
+  observeSources?: typeof observeSources;
 }
+
+/** A reader of the xenstore half: the backend domains to look at, and blkback's sysfs dir. */
+export type XenstoreReader = (xs: XsClient, backendDomids: number[], sysfs: string) => Promise<XsPart>;
 
 /** The per-backend nodes read, relative to the backend dir. */
 const BACKEND_NODES = [
@@ -97,67 +104,85 @@ async function dirOpt(ops: XsOps, path: string): Promise<string[]> {
   }
 }
 
-interface XsPart {
+/** The xenstore half of an observation. */
+export interface XsPart {
   domains: DomainObs[];
   backends: BackendObs[];
 }
 
+/** Every domain (sorted by domid) with its name. */
+export async function readDomains(ops: XsOps): Promise<DomainObs[]> {
+  const ids = (await dirOpt(ops, '/local/domain'))
+    .map(parseDomid)
+    .filter((x): x is number => x !== undefined)
+    .sort((a, b) => a - b);
+  return Promise.all(
+    ids.map(async (domid) => {
+      const raw = await readOpt(ops, `/local/domain/${domid}/name`);
+      const d: DomainObs = { domid };
+      const name = parseDomainName(raw);
+      if (name !== undefined) d.name = name;
+      return d;
+    }),
+  );
+}
+
 /** The xenstore half of the snapshot, with the given ops (a transaction or the plain client). */
 async function readXenstore(ops: XsOps, backendDomids: number[], sysfs: string): Promise<XsPart> {
-  const domainsP = (async () => {
-    const ids = (await dirOpt(ops, '/local/domain'))
-      .map(parseDomid)
-      .filter((x): x is number => x !== undefined)
-      .sort((a, b) => a - b);
-    return Promise.all(
-      ids.map(async (domid) => {
-        const raw = await readOpt(ops, `/local/domain/${domid}/name`);
-        const d: DomainObs = { domid };
-        const name = parseDomainName(raw);
-        if (name !== undefined) d.name = name;
-        return d;
-      }),
-    );
-  })();
-
+  const domainsP = readDomains(ops);
   const backendsP = Promise.all(backendDomids.map((be) => readBackends(ops, be, sysfs))).then((x) => x.flat());
 
   const [domains, backends] = await Promise.all([domainsP, backendsP]);
   return { domains, backends };
 }
 
+/**
+ * A backend domain's vbd error nodes, "fe/devid" -> the text as observe() records it. Error nodes are
+ * rare: list where they are instead of probing one path per backend (an ENOENT reply per backend costs
+ * more than the whole listing).
+ */
+export async function readBackendErrors(ops: XsOps, backendDomid: number): Promise<Map<string, string>> {
+  const errBase = `/local/domain/${backendDomid}/error/backend/vbd`;
+  const out = new Map<string, string>();
+  const fes = (await dirOpt(ops, errBase)).filter((x) => parseDomid(x) !== undefined);
+  await Promise.all(
+    fes.map(async (fe) => {
+      const devids = (await dirOpt(ops, `${errBase}/${fe}`)).filter((x) => parseDevid(x) !== undefined);
+      await Promise.all(
+        devids.map(async (devid) => {
+          const v = await readOpt(ops, `${errBase}/${fe}/${devid}/error`);
+          if (v !== undefined) out.set(`${Number(fe)}/${Number(devid)}`, cleanText(v));
+        }),
+      );
+    }),
+  );
+  return out;
+}
+
+/** The frontend domids under a backend domain's backend/vbd, sorted. */
+export async function listFrontendDomids(ops: XsOps, backendDomid: number): Promise<number[]> {
+  return (await dirOpt(ops, `/local/domain/${backendDomid}/backend/vbd`))
+    .map(parseDomid)
+    .filter((x): x is number => x !== undefined)
+    .sort((a, b) => a - b);
+}
+
+/** The devids under one frontend domain's dir (backend/vbd/<fe>), sorted. */
+export async function listDevids(ops: XsOps, feDir: string): Promise<number[]> {
+  return (await dirOpt(ops, feDir))
+    .map(parseDevid)
+    .filter((x): x is number => x !== undefined)
+    .sort((a, b) => a - b);
+}
+
 async function readBackends(ops: XsOps, backendDomid: number, sysfs: string): Promise<BackendObs[]> {
   const base = `/local/domain/${backendDomid}/backend/vbd`;
-  const errBase = `/local/domain/${backendDomid}/error/backend/vbd`;
-  // Error nodes are rare: list where they are instead of probing one path per backend (an ENOENT
-  // reply per backend costs more than the whole listing).
-  const errorsP = (async () => {
-    const out = new Map<string, string>();
-    const fes = (await dirOpt(ops, errBase)).filter((x) => parseDomid(x) !== undefined);
-    await Promise.all(
-      fes.map(async (fe) => {
-        const devids = (await dirOpt(ops, `${errBase}/${fe}`)).filter((x) => parseDevid(x) !== undefined);
-        await Promise.all(
-          devids.map(async (devid) => {
-            const v = await readOpt(ops, `${errBase}/${fe}/${devid}/error`);
-            if (v !== undefined) out.set(`${Number(fe)}/${Number(devid)}`, v);
-          }),
-        );
-      }),
-    );
-    return out;
-  })();
+  const errorsP = readBackendErrors(ops, backendDomid);
   const perFeP = (async () => {
-    const fes = (await dirOpt(ops, base))
-      .map(parseDomid)
-      .filter((x): x is number => x !== undefined)
-      .sort((a, b) => a - b);
+    const fes = await listFrontendDomids(ops, backendDomid);
     return Promise.all(
       fes.map(async (fe) => {
-        const devids = (await dirOpt(ops, `${base}/${fe}`))
-          .map(parseDevid)
-          .filter((x): x is number => x !== undefined)
-          .sort((a, b) => a - b);
+        const devids = await listDevids(ops, `${base}/${fe}`);
         return Promise.all(devids.map((devid) => readBackend(ops, backendDomid, fe, devid, `${base}/${fe}/${devid}`, sysfs)));
       }),
     );
@@ -167,7 +192,7 @@ async function readBackends(ops: XsOps, backendDomid: number, sysfs: string): Pr
   const all = perFe.flat();
   for (const b of all) {
     const err = errors.get(`${b.frontendDomid}/${b.devid}`);
-    if (err !== undefined) b.error = cleanText(err);
+    if (err !== undefined) b.error = err;
   }
   return all;
 }
@@ -236,8 +261,7 @@ export async function readBackend(ops: XsOps, backendDomid: number, fe: number, 
 
 /** stat every source: kind, identity, device number, mounted. Never throws. */
 export function observeSources(paths: string[], loops: LoopObs[], mountedDevs: Set<string>): Record<string, SourceObs> {
-  const mountedInodes = new Set<string>();
-  for (const l of loops) if (l.mounted) mountedInodes.add(`${l.backing.dev}:${l.backing.ino}`);
+  const mountedInodes = mountedBackings(loops);
   const out: Record<string, SourceObs> = {};
   for (const path of [...new Set(paths)].sort()) {
     out[path] = observeSource(path, mountedInodes, mountedDevs);
@@ -245,7 +269,21 @@ export function observeSources(paths: string[], loops: LoopObs[], mountedDevs: S
   return out;
 }
 
-function observeSource(path: string, mountedInodes: Set<string>, mountedDevs: Set<string>): SourceObs {
+/** "dev:ino" of every file a mounted loop device is backed by. */
+export function mountedBackings(loops: LoopObs[]): Set<string> {
+  const mountedInodes = new Set<string>();
+  for (const l of loops) if (l.mounted) mountedInodes.add(`${l.backing.dev}:${l.backing.ino}`);
+  return mountedInodes;
+}
+
+/** Whether the source `s` (as stat found it) is mounted now: through a loop device, or itself (a block device). */
+export function sourceMounted(s: SourceObs, mountedInodes: Set<string>, mountedDevs: Set<string>): boolean {
+  if (s.kind === 'file' && s.inode) return mountedInodes.has(`${s.inode.dev}:${s.inode.ino}`);
+  if (s.kind === 'block' && s.rdev !== undefined) return mountedDevs.has(s.rdev) || partitionMounted(s.rdev, mountedDevs);
+  return false;
+}
+
+export function observeSource(path: string, mountedInodes: Set<string>, mountedDevs: Set<string>): SourceObs {
   const s: SourceObs = { path, exists: false, mounted: false };
   let st;
   try {
@@ -273,11 +311,11 @@ function observeSource(path: string, mountedInodes: Set<string>, mountedDevs: Se
   }
   if (st.isFile()) {
     s.kind = 'file';
-    s.mounted = mountedInodes.has(`${s.inode.dev}:${s.inode.ino}`);
+    s.mounted = sourceMounted(s, mountedInodes, mountedDevs);
   } else if (st.isBlockDevice()) {
     s.kind = 'block';
     s.rdev = `${devMajor(st.rdev)}:${devMinor(st.rdev)}`;
-    s.mounted = mountedDevs.has(s.rdev) || partitionMounted(s.rdev, mountedDevs);
+    s.mounted = sourceMounted(s, mountedInodes, mountedDevs);
   } else {
     s.kind = 'other';
   }
@@ -305,8 +343,8 @@ function partitionMounted(rdev: string, mountedDevs: Set<string>): boolean {
   return false;
 }
 
-/** Reads the xenstore half, in one transaction or not. */
-async function observeXenstore(xs: XsClient, backendDomids: number[], sysfs: string, transaction: boolean): Promise<XsPart> {
+/** Reads the xenstore half in full, in one transaction or not. */
+export async function observeXenstore(xs: XsClient, backendDomids: number[], sysfs: string, transaction: boolean): Promise<XsPart> {
   if (!transaction) return readXenstore(xs, backendDomids, sysfs);
   try {
     return await xs.transaction((tx) => readXenstore(tx, backendDomids, sysfs), { maxAttempts: 5 });
@@ -321,8 +359,8 @@ export async function observe(deps: ObserveDeps): Promise<ObservedState> {
   const sysfs = deps.xenBackendSysfs ?? defaultXenBackendSysfs();
   const bes = [...new Set([deps.backendDomid ?? 0, ...(deps.backendDomids ?? [])])].sort((a, b) => a - b);
   const loops = deps.loops();
-  const { domains, backends } = await observeXenstore(deps.xs, bes, sysfs, deps.transaction ?? false);
+  const { domains, backends } = deps.xenstore ? await deps.xenstore(deps.xs, bes, sysfs) : await observeXenstore(deps.xs, bes, sysfs, deps.transaction ?? false);
   const kept = deps.scopeLoops ? deps.scopeLoops(loops, backends) : loops;
-  const sources = observeSources(deps.sources, kept, deps.mountedDevs ? deps.mountedDevs() : new Set());
+  const sources = (deps.observeSources ?? observeSources)(deps.sources, kept, deps.mountedDevs ? deps.mountedDevs() : new Set());
   return { takenAt: (deps.now ?? (() => performance.now()))(), domains, backends, loops: kept, sources };
 }

@@ -172,10 +172,8 @@ export function checkSource(c: DiskCtx, ix: ObservedIndex): { problem?: string; 
  */
 function sourceInUse(c: DiskCtx, ix: ObservedIndex, out: PlanOut, f: FindingExtra): string | undefined {
   if (c.disk.sourceKind !== 'file' || c.src?.kind !== 'file' || c.identity === undefined) return undefined;
-  const inWay = ix.loops.filter(
+  const inWay = (ix.foreignLoopsByFile.get(c.identity) ?? []).filter(
     (l) =>
-      !l.ours &&
-      fileKey(l.backing) === c.identity &&
       (c.disk.mode === 'rw' || !l.readOnly) &&
       !(ix.loopUsers.get(l.name) ?? []).some((u) => u.b.frontendDomid === c.domid && u.b.devid === c.disk.devid),
   );

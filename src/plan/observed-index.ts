@@ -45,6 +45,8 @@ export interface ObservedIndex {
   /** Every loop device, by number. */
   readonly loops: readonly LoopObs[];
   readonly loopByDev: ReadonlyMap<string, LoopObs>;
+  /** Loop devices not ours, by backing file (fileKey): a scan per disk would be quadratic at 1,000 disks. */
+  readonly foreignLoopsByFile: ReadonlyMap<string, readonly LoopObs[]>;
   /** Every backend, by (frontend, devid, backend domain, path). */
   readonly infos: readonly BackendInfo[];
   /** Backends by vbd: feKey(frontend domid, devid). */
@@ -125,7 +127,15 @@ export function indexObserved(observed: ObservedState, allowedRoots: readonly st
   }
   const loops = [...observed.loops].sort((a, b) => a.number - b.number || cmp(a.name, b.name));
   const loopByDev = new Map<string, LoopObs>();
-  for (const l of loops) loopByDev.set(devKey(l), l);
+  const foreignLoopsByFile = new Map<string, LoopObs[]>();
+  for (const l of loops) {
+    loopByDev.set(devKey(l), l);
+    if (l.ours) continue;
+    const k = fileKey(l.backing);
+    const list = foreignLoopsByFile.get(k);
+    if (list) list.push(l);
+    else foreignLoopsByFile.set(k, [l]);
+  }
 
   const backends = [...observed.backends].sort(
     (a, b) => a.frontendDomid - b.frontendDomid || a.devid - b.devid || a.backendDomid - b.backendDomid || cmp(a.path, b.path),
@@ -150,6 +160,7 @@ export function indexObserved(observed: ObservedState, allowedRoots: readonly st
     nameByDomid,
     runningDomids,
     loops,
+    foreignLoopsByFile,
     loopByDev,
     infos,
     backendsAt,

@@ -161,3 +161,20 @@ test('without retryFailed a failed pass waits for the next trigger', async () =>
   assert.equal(n, 1);
   await q.stop();
 });
+
+test("a trigger's own quiet time: a config change alone does not wait for --debounce; a trigger after it does", async () => {
+  const passes: PassInfo[] = [];
+  // the default quiet time is far longer than this test may run: a pass that waited for it would time out
+  const q = new TriggerQueue(async (info) => {
+    passes.push(info);
+  }, undefined, { debounceMs: 3_600_000, maxDelayMs: 7_200_000 });
+  await q.trigger('config', { debounceMs: 0 });
+  assert.deepEqual(passes.map((p) => p.reasons), [['config']]);
+  // a trigger with the long quiet time after a short one: the pass waits for the long one
+  void q.trigger('config', { debounceMs: 0 }).catch(() => undefined);
+  void q.trigger('xenstore').catch(() => undefined);
+  await new Promise((r) => setTimeout(r, 50));
+  assert.equal(passes.length, 1, 'the xenstore trigger keeps its quiet time');
+  assert.equal(q.busy, true);
+  await q.stop();
+});

@@ -282,65 +282,76 @@ export interface BuildInput {
   prunePlan?: Plan;
 }
 
+/** The Policy-free part of a desired disk, as the details pane shows it. */
+type DesiredDisk = NonNullable<DesiredState['domains'][number]['disks'][number]>;
+
 /**
- * Builds the ViewModel. Pure: the same input gives the same output. Row order follows the plan's
- * disks (the planner sorts them by domain, devid); findings are ordered by severity, then as planned.
+ * Row keys, and indexes to attach findings and actions to rows. Keys are "<domain>/<vdev>",
+ * sanitized, made unique ("#2"...) should the plan list a vdev twice.
  */
-export function buildViewModel(input: BuildInput): ViewModel {
-  const { plan, observed, desired, meta } = input;
+export interface RowIndex {
+  keyOf: Map<DiskStatus, string>;
+  rowKeys: Set<string>;
+  keyByBackendPath: Map<string, string>;
+  keysByLoop: Map<string, string[]>;
+  keysBySource: Map<string, string[]>;
+  keysByDomain: Map<string, string[]>;
+  /** "<domid>/<devid>" */
+  keyByDomid: Map<string, string>;
+}
 
-  const backendsByPath = new Map<string, BackendObs>();
-  for (const b of observed.backends) backendsByPath.set(b.path, b);
-  const loopsByName = new Map<string, LoopObs>();
-  for (const l of observed.loops) loopsByName.set(l.name, l);
-  const specByKey = new Map<string, { domain: string; disk: NonNullable<DesiredState['domains'][number]['disks'][number]> }>();
-  for (const d of desired?.domains ?? []) for (const disk of d.disks) specByKey.set(rowKey(d.name, disk.vdev), { domain: d.name, disk });
+function pushTo<T>(m: Map<string, T[]>, k: string, v: T): void {
+  const a = m.get(k);
+  if (a) a.push(v);
+  else m.set(k, [v]);
+}
 
-  // Keys of rows, and indexes to attach findings and actions to them.
-  const keyByBackendPath = new Map<string, string>();
-  const keysByLoop = new Map<string, string[]>();
-  const keysBySource = new Map<string, string[]>();
-  const keysByDomain = new Map<string, string[]>();
-  const keyByDomid = new Map<string, string>();
-  const push = (m: Map<string, string[]>, k: string, v: string) => {
-    const a = m.get(k);
-    if (a) a.push(v);
-    else m.set(k, [v]);
+export function indexRows(disks: readonly DiskStatus[]): RowIndex {
+  const ix: RowIndex = {
+    keyOf: new Map(),
+    rowKeys: new Set(),
+    keyByBackendPath: new Map(),
+    keysByLoop: new Map(),
+    keysBySource: new Map(),
+    keysByDomain: new Map(),
+    keyByDomid: new Map(),
   };
-  // Row keys: "<domain>/<vdev>", sanitized, made unique ("#2"...) should the plan list a vdev twice.
-  const keyOf = new Map<DiskStatus, string>();
-  const rowKeys = new Set<string>();
-  for (const d of plan.disks) {
+  for (const d of disks) {
     const base = statusKey(d);
     let k = base;
-    for (let n = 2; rowKeys.has(k); n++) k = `${base}#${n}`;
-    keyOf.set(d, k);
-    rowKeys.add(k);
+    for (let n = 2; ix.rowKeys.has(k); n++) k = `${base}#${n}`;
+    ix.keyOf.set(d, k);
+    ix.rowKeys.add(k);
   }
-  for (const d of plan.disks) {
-    const k = keyOf.get(d)!;
-    if (d.backend) keyByBackendPath.set(d.backend.path, k);
-    if (d.loop) push(keysByLoop, d.loop.name, k);
-    if (d.source !== undefined) push(keysBySource, d.source, k);
-    push(keysByDomain, d.domain, k);
-    if (d.domid !== undefined) keyByDomid.set(`${d.domid}/${d.devid}`, k);
+  for (const d of disks) {
+    const k = ix.keyOf.get(d)!;
+    if (d.backend) ix.keyByBackendPath.set(d.backend.path, k);
+    if (d.loop) pushTo(ix.keysByLoop, d.loop.name, k);
+    if (d.source !== undefined) pushTo(ix.keysBySource, d.source, k);
+    pushTo(ix.keysByDomain, d.domain, k);
+    if (d.domid !== undefined) ix.keyByDomid.set(`${d.domid}/${d.devid}`, k);
   }
+  return ix;
+}
 
-  const findingKeys = (f: Finding): string[] => {
-    const out = new Set<string>();
-    const fk = f.domain !== undefined && f.vdev !== undefined ? sanitizeText(rowKey(f.domain, f.vdev)) : undefined;
-    if (fk !== undefined && rowKeys.has(fk)) out.add(fk);
-    if (f.backend) {
-      const k = keyByBackendPath.get(f.backend.path) ?? keyByDomid.get(`${f.backend.frontendDomid}/${f.backend.devid}`);
-      if (k) out.add(k);
-    }
-    if (out.size === 0 && f.domain !== undefined && f.vdev === undefined) for (const k of keysByDomain.get(f.domain) ?? []) out.add(k);
-    for (const l of f.loops ?? []) for (const k of keysByLoop.get(l.name) ?? []) out.add(k);
-    if (f.source !== undefined && out.size === 0) for (const k of keysBySource.get(f.source) ?? []) out.add(k);
-    return [...out].sort();
-  };
+/** The rows a finding concerns: its disk, its backend, else its domain's; its loops; else its source's. */
+export function findingRowKeys(ix: RowIndex, f: Finding): string[] {
+  const out = new Set<string>();
+  const fk = f.domain !== undefined && f.vdev !== undefined ? sanitizeText(rowKey(f.domain, f.vdev)) : undefined;
+  if (fk !== undefined && ix.rowKeys.has(fk)) out.add(fk);
+  if (f.backend) {
+    const k = ix.keyByBackendPath.get(f.backend.path) ?? ix.keyByDomid.get(`${f.backend.frontendDomid}/${f.backend.devid}`);
+    if (k) out.add(k);
+  }
+  if (out.size === 0 && f.domain !== undefined && f.vdev === undefined) for (const k of ix.keysByDomain.get(f.domain) ?? []) out.add(k);
+  for (const l of f.loops ?? []) for (const k of ix.keysByLoop.get(l.name) ?? []) out.add(k);
+  if (f.source !== undefined && out.size === 0) for (const k of ix.keysBySource.get(f.source) ?? []) out.add(k);
+  return [...out].sort();
+}
 
-  const findings: FindingVM[] = plan.findings
+/** The findings, by severity, then as planned. */
+export function findingVMs(ix: RowIndex, findings: readonly Finding[]): FindingVM[] {
+  return findings
     .map((f, i) => ({ f, i }))
     .sort((a, b) => SEVERITY_RANK[a.f.severity] - SEVERITY_RANK[b.f.severity] || a.i - b.i)
     .map(({ f }) => ({
@@ -350,173 +361,196 @@ export function buildViewModel(input: BuildInput): ViewModel {
       where: findingWhere(f),
       message: f.message,
       fix: f.fix,
-      rowKeys: findingKeys(f),
+      rowKeys: findingRowKeys(ix, f),
     }));
+}
 
-  const actionVM = (a: Action): ActionVM => {
-    const d = describeAction(a);
-    let key: string | undefined;
-    const ak = d.domain !== undefined && d.vdev !== undefined ? sanitizeText(rowKey(d.domain, d.vdev)) : undefined;
-    if (ak !== undefined && rowKeys.has(ak)) key = ak;
-    else if (d.backendPath !== undefined) key = keyByBackendPath.get(d.backendPath);
-    else if (a.kind === 'free-loop') key = keysByLoop.get(a.loop.name)?.[0];
-    const sign = actionSign(a.kind);
-    return {
-      sign,
-      kind: a.kind,
-      tone: sign === '+' ? 'green' : sign === '-' ? 'red' : 'yellow',
-      summary: d.summary,
-      ...(d.reason !== undefined ? { reason: d.reason } : {}),
-      ...(key !== undefined ? { rowKey: key } : {}),
-    } satisfies ActionVM;
+/** One action, attached to its disk's row (by domain/vdev, else backend, else the freed loop). */
+export function actionVM(ix: RowIndex, a: Action): ActionVM {
+  const d = describeAction(a);
+  let key: string | undefined;
+  const ak = d.domain !== undefined && d.vdev !== undefined ? sanitizeText(rowKey(d.domain, d.vdev)) : undefined;
+  if (ak !== undefined && ix.rowKeys.has(ak)) key = ak;
+  else if (d.backendPath !== undefined) key = ix.keyByBackendPath.get(d.backendPath);
+  else if (a.kind === 'free-loop') key = ix.keysByLoop.get(a.loop.name)?.[0];
+  const sign = actionSign(a.kind);
+  return {
+    sign,
+    kind: a.kind,
+    tone: sign === '+' ? 'green' : sign === '-' ? 'red' : 'yellow',
+    summary: d.summary,
+    ...(d.reason !== undefined ? { reason: d.reason } : {}),
+    ...(key !== undefined ? { rowKey: key } : {}),
+  } satisfies ActionVM;
+}
+
+/** One row of the disk table. */
+export function diskRow(d: DiskStatus, key: string, firstOfDomain: boolean, findingCount: number, pending: ActionSign | undefined): DiskRowVM {
+  const row: DiskRowVM = {
+    key,
+    domain: d.domain,
+    firstOfDomain,
+    vdev: d.vdev,
+    devid: d.devid,
+    source: d.source ?? '-',
+    mode: d.mode ?? '-',
+    sync: d.sync,
+    health: d.health,
+    tone: healthTone(d.health, d.sync),
+    loop: d.loop ? loopLabel(d.loop) : '-',
+    diskseq: d.loop?.diskseq ?? d.backend?.diskseq ?? '-',
+    sharedBy: d.sharedBy,
+    backendState: stateLabel(d.backendState),
+    frontendState: stateLabel(d.frontendState),
+    findingCount,
   };
-  const actions: ActionVM[] = plan.actions.map(actionVM);
+  if (d.domid !== undefined) row.domid = d.domid;
+  if (d.healthReason !== undefined) row.healthReason = d.healthReason;
+  if (d.syncReason !== undefined) row.syncReason = d.syncReason;
+  if (pending !== undefined) row.pending = pending;
+  return row;
+}
 
+/** The table's rows in the plan's order, each with its findings counted and its first pending action's sign. */
+export function diskRows(ix: RowIndex, disks: readonly DiskStatus[], findings: readonly FindingVM[], actions: readonly ActionVM[]): DiskRowVM[] {
   const findingCount = new Map<string, number>();
   for (const f of findings) for (const k of f.rowKeys) findingCount.set(k, (findingCount.get(k) ?? 0) + 1);
   const pendingByKey = new Map<string, ActionSign>();
   for (const a of actions) if (a.rowKey !== undefined && !pendingByKey.has(a.rowKey)) pendingByKey.set(a.rowKey, a.sign);
-
-  const rows: DiskRowVM[] = [];
   let prevDomain: string | undefined;
-  for (const d of plan.disks) {
-    const k = keyOf.get(d)!;
-    const row: DiskRowVM = {
-      key: k,
-      domain: d.domain,
-      firstOfDomain: d.domain !== prevDomain,
-      vdev: d.vdev,
-      devid: d.devid,
-      source: d.source ?? '-',
-      mode: d.mode ?? '-',
-      sync: d.sync,
-      health: d.health,
-      tone: healthTone(d.health, d.sync),
-      loop: d.loop ? loopLabel(d.loop) : '-',
-      diskseq: d.loop?.diskseq ?? d.backend?.diskseq ?? '-',
-      sharedBy: d.sharedBy,
-      backendState: stateLabel(d.backendState),
-      frontendState: stateLabel(d.frontendState),
-      findingCount: findingCount.get(k) ?? 0,
-    };
-    if (d.domid !== undefined) row.domid = d.domid;
-    if (d.healthReason !== undefined) row.healthReason = d.healthReason;
-    if (d.syncReason !== undefined) row.syncReason = d.syncReason;
-    const p = pendingByKey.get(k);
-    if (p !== undefined) row.pending = p;
-    rows.push(row);
+  return disks.map((d) => {
+    const k = ix.keyOf.get(d)!;
+    const row = diskRow(d, k, d.domain !== prevDomain, findingCount.get(k) ?? 0, pendingByKey.get(k));
     prevDomain = d.domain;
-  }
+    return row;
+  });
+}
 
-  const findingsByKey = new Map<string, FindingVM[]>();
-  for (const f of findings) for (const k of f.rowKeys) {
-    const a = findingsByKey.get(k);
-    if (a) a.push(f);
-    else findingsByKey.set(k, [f]);
-  }
-  const actionsByKey = new Map<string, ActionVM[]>();
-  for (const a of actions) if (a.rowKey !== undefined) {
-    const l = actionsByKey.get(a.rowKey);
-    if (l) l.push(a);
-    else actionsByKey.set(a.rowKey, [a]);
-  }
+/** The details' "desired" pairs: the disk as the config gives it, or that it is not in the config. */
+export function desiredPairs(disk: DesiredDisk | undefined): [string, string][] {
+  if (!disk) return [['desired', 'no (not in the config)']];
+  const pairs: [string, string][] = [];
+  pairs.push(['source', disk.source], ['kind', disk.sourceKind], ['mode', disk.mode]);
+  pairs.push(['devid', String(disk.devid)], ['backend domid', String(disk.backendDomid)]);
+  const opts = [
+    disk.options.directIo ? 'direct-io' : '',
+    disk.options.discard ? 'discard' : '',
+    disk.options.blockSize !== undefined ? `block-size ${disk.options.blockSize}` : '',
+  ].filter(Boolean);
+  if (opts.length > 0) pairs.push(['options', opts.join(', ')]);
+  pairs.push(['written at', `${disk.at.file}:${disk.at.line}`]);
+  return pairs;
+}
 
+/** The details' backend nodes as observed (none without a backend). */
+export function backendNodes(b: BackendObs | undefined): [string, string][] {
+  const nodes: [string, string][] = [];
+  if (!b) return nodes;
+  const add = (label: string, v: string | number | boolean | undefined) => {
+    if (v !== undefined) nodes.push([label, String(v)]);
+  };
+  add('params', b.params);
+  add('mode', b.mode);
+  add('type', b.type);
+  add('physical-device', b.physicalDevice);
+  add('physical-device-path', b.physicalDevicePath);
+  add('diskseq', b.diskseq);
+  if (b.sourceInode) nodes.push(['xvbd-inode', `${b.sourceInode.dev}:${b.sourceInode.ino}`]);
+  nodes.push(['xvbd (ours)', b.ours ? 'yes' : 'no']);
+  nodes.push(['state', stateLabel(b.state)]);
+  if (b.online !== undefined) nodes.push(['online', b.online ? '1' : '0']);
+  add('hotplug-status', b.hotplugStatus);
+  add('script', b.script);
+  add('frontend', b.frontendPath);
+  nodes.push(['frontend state', stateLabel(b.frontendState)]);
+  nodes.push(['blkback holds it', b.kernelHeld ? 'yes' : 'no']);
+  add('error', b.error);
+  if (b.malformed && b.malformed.length > 0) nodes.push(['malformed (ignored)', b.malformed.join(', ')]);
+  return nodes;
+}
+
+/** The details' loop pairs: the disk's loop device as planned, and `lo`, the one observed under its name. */
+export function loopPairs(d: DiskStatus, lo: LoopObs | undefined): [string, string][] {
+  const loop: [string, string][] = [];
+  if (d.loop) {
+    loop.push(['device', `/dev/${d.loop.name}`], ['diskseq', d.loop.diskseq]);
+    if (lo && lo.diskseq !== d.loop.diskseq) loop.push(['now', `${lo.name} has diskseq ${lo.diskseq} (reused)`]);
+  }
+  if (lo) {
+    loop.push(['backing', lo.backingPath]);
+    loop.push(['backing inode', `${lo.backing.dev}:${lo.backing.ino}`]);
+    const flags = [
+      lo.readOnly ? 'read-only' : 'read-write',
+      lo.autoclear ? 'autoclear' : 'no autoclear',
+      lo.directIo ? 'direct-io' : '',
+      lo.ours ? 'ours' : 'not ours',
+      lo.backingDeleted ? 'BACKING DELETED' : '',
+      lo.mounted ? 'MOUNTED' : '',
+      lo.heldByUs ? 'fd held' : '',
+    ].filter(Boolean);
+    loop.push(['flags', flags.join(', ')]);
+    if (lo.holders.length > 0) loop.push(['holders', lo.holders.join(', ')]);
+    loop.push(['shared by', String(d.sharedBy)]);
+  }
+  return loop;
+}
+
+/** The details' status pairs: sync and health with their reasons, the xenbus states. */
+export function statusPairs(d: DiskStatus): [string, string][] {
+  return [
+    ['sync', d.syncReason !== undefined ? `${d.sync}: ${d.syncReason}` : d.sync],
+    ['health', d.healthReason !== undefined ? `${d.health}: ${d.healthReason}` : d.health],
+    ['backend state', stateLabel(d.backendState)],
+    ['frontend state', stateLabel(d.frontendState)],
+  ];
+}
+
+/** What the details of one disk are built from (the indexes of one buildViewModel). */
+interface DetailsInput {
+  ix: RowIndex;
+  specByKey: Map<string, DesiredDisk>;
+  backendsByPath: Map<string, BackendObs>;
+  loopsByName: Map<string, LoopObs>;
+  findingsByKey: Map<string, FindingVM[]>;
+  actionsByKey: Map<string, ActionVM[]>;
+}
+
+function diskDetails(d: DiskStatus, x: DetailsInput): DetailsVM {
+  const k = x.ix.keyOf.get(d)!;
+  // a duplicate row ("#2") is not the config's disk
+  const spec = k === statusKey(d) ? x.specByKey.get(rowKey(d.domain, d.vdev)) : undefined;
+  const det: DetailsVM = {
+    key: k,
+    title: `${d.domain}${d.domid !== undefined ? ` (domid ${d.domid})` : ''} ${d.vdev} (devid ${d.devid})`,
+    status: statusPairs(d),
+    desired: desiredPairs(spec),
+    nodes: backendNodes(d.backend ? x.backendsByPath.get(d.backend.path) : undefined),
+    loop: loopPairs(d, d.loop ? x.loopsByName.get(d.loop.name) : undefined),
+    findings: x.findingsByKey.get(k) ?? [],
+    actions: x.actionsByKey.get(k) ?? [],
+  };
+  if (d.backend) det.backendPath = d.backend.path;
+  return det;
+}
+
+/** `details(key)` of the ViewModel: built on first use, sanitized, cached. */
+function detailsOnDemand(disks: readonly DiskStatus[], x: DetailsInput): (key: string) => DetailsVM | undefined {
   const statusByKey = new Map<string, DiskStatus>();
-  for (const d of plan.disks) statusByKey.set(keyOf.get(d)!, d);
-  const detailsCache = new Map<string, DetailsVM>();
-  const details = (key: string): DetailsVM | undefined => {
-    const cached = detailsCache.get(key);
+  for (const d of disks) statusByKey.set(x.ix.keyOf.get(d)!, d);
+  const cache = new Map<string, DetailsVM>();
+  return (key) => {
+    const cached = cache.get(key);
     if (cached) return cached;
     const d = statusByKey.get(key);
     if (!d) return undefined;
-    const det = sanitizeDeep(buildDetails(d));
-    detailsCache.set(key, det);
+    const det = sanitizeDeep(diskDetails(d, x));
+    cache.set(key, det);
     return det;
   };
-  const buildDetails = (d: DiskStatus): DetailsVM => {
-    const k = keyOf.get(d)!;
-    const spec = k === statusKey(d) ? specByKey.get(rowKey(d.domain, d.vdev)) : undefined;
-    const desiredPairs: [string, string][] = [];
-    if (spec) {
-      desiredPairs.push(['source', spec.disk.source], ['kind', spec.disk.sourceKind], ['mode', spec.disk.mode]);
-      desiredPairs.push(['devid', String(spec.disk.devid)], ['backend domid', String(spec.disk.backendDomid)]);
-      const opts = [
-        spec.disk.options.directIo ? 'direct-io' : '',
-        spec.disk.options.discard ? 'discard' : '',
-        spec.disk.options.blockSize !== undefined ? `block-size ${spec.disk.options.blockSize}` : '',
-      ].filter(Boolean);
-      if (opts.length > 0) desiredPairs.push(['options', opts.join(', ')]);
-      desiredPairs.push(['written at', `${spec.disk.at.file}:${spec.disk.at.line}`]);
-    } else {
-      desiredPairs.push(['desired', 'no (not in the config)']);
-    }
-    const b = d.backend ? backendsByPath.get(d.backend.path) : undefined;
-    const nodes: [string, string][] = [];
-    if (b) {
-      const add = (label: string, v: string | number | boolean | undefined) => {
-        if (v !== undefined) nodes.push([label, String(v)]);
-      };
-      add('params', b.params);
-      add('mode', b.mode);
-      add('type', b.type);
-      add('physical-device', b.physicalDevice);
-      add('physical-device-path', b.physicalDevicePath);
-      add('diskseq', b.diskseq);
-      if (b.sourceInode) nodes.push(['xvbd-inode', `${b.sourceInode.dev}:${b.sourceInode.ino}`]);
-      nodes.push(['xvbd (ours)', b.ours ? 'yes' : 'no']);
-      nodes.push(['state', stateLabel(b.state)]);
-      if (b.online !== undefined) nodes.push(['online', b.online ? '1' : '0']);
-      add('hotplug-status', b.hotplugStatus);
-      add('script', b.script);
-      add('frontend', b.frontendPath);
-      nodes.push(['frontend state', stateLabel(b.frontendState)]);
-      nodes.push(['blkback holds it', b.kernelHeld ? 'yes' : 'no']);
-      add('error', b.error);
-      if (b.malformed && b.malformed.length > 0) nodes.push(['malformed (ignored)', b.malformed.join(', ')]);
-    }
-    const loop: [string, string][] = [];
-    const lo = d.loop ? loopsByName.get(d.loop.name) : undefined;
-    if (d.loop) {
-      loop.push(['device', `/dev/${d.loop.name}`], ['diskseq', d.loop.diskseq]);
-      if (lo && lo.diskseq !== d.loop.diskseq) loop.push(['now', `${lo.name} has diskseq ${lo.diskseq} (reused)`]);
-    }
-    if (lo) {
-      loop.push(['backing', lo.backingPath]);
-      loop.push(['backing inode', `${lo.backing.dev}:${lo.backing.ino}`]);
-      const flags = [
-        lo.readOnly ? 'read-only' : 'read-write',
-        lo.autoclear ? 'autoclear' : 'no autoclear',
-        lo.directIo ? 'direct-io' : '',
-        lo.ours ? 'ours' : 'not ours',
-        lo.backingDeleted ? 'BACKING DELETED' : '',
-        lo.mounted ? 'MOUNTED' : '',
-        lo.heldByUs ? 'fd held' : '',
-      ].filter(Boolean);
-      loop.push(['flags', flags.join(', ')]);
-      if (lo.holders.length > 0) loop.push(['holders', lo.holders.join(', ')]);
-      loop.push(['shared by', String(d.sharedBy)]);
-    }
-    const title = `${d.domain}${d.domid !== undefined ? ` (domid ${d.domid})` : ''} ${d.vdev} (devid ${d.devid})`;
-    const status: [string, string][] = [
-      ['sync', d.syncReason !== undefined ? `${d.sync}: ${d.syncReason}` : d.sync],
-      ['health', d.healthReason !== undefined ? `${d.health}: ${d.healthReason}` : d.health],
-      ['backend state', stateLabel(d.backendState)],
-      ['frontend state', stateLabel(d.frontendState)],
-    ];
-    const det: DetailsVM = {
-      key: k,
-      title,
-      status,
-      desired: desiredPairs,
-      nodes,
-      loop,
-      findings: findingsByKey.get(k) ?? [],
-      actions: actionsByKey.get(k) ?? [],
-    };
-    if (d.backend) det.backendPath = d.backend.path;
-    return det;
-  };
+}
 
+/** The header: the meta, the domains desired and running, and the plan's counts. */
+export function headerVM(plan: Plan, observed: ObservedState, desired: DesiredState | undefined, meta: ViewMeta): HeaderVM {
   const health = Object.fromEntries(HEALTH_STATES.map((h) => [h, 0])) as Record<Health, number>;
   const sync: Record<SyncStatus, number> = { synced: 0, 'out-of-sync': 0, pending: 0, unknown: 0 };
   for (const d of plan.disks) {
@@ -545,15 +579,44 @@ export function buildViewModel(input: BuildInput): ViewModel {
   };
   if (meta.observeMs !== undefined) header.observeMs = meta.observeMs;
   if (meta.warning !== undefined) header.warning = meta.warning;
-
   if (meta.daemon) {
     const d = daemonLine(meta.daemon);
     header.daemon = d.text;
     header.daemonTone = d.tone;
   }
+  return header;
+}
+
+/**
+ * Builds the ViewModel. Pure: the same input gives the same output. Row order follows the plan's
+ * disks (the planner sorts them by domain, devid); findings are ordered by severity, then as planned.
+ */
+export function buildViewModel(input: BuildInput): ViewModel {
+  const { plan, observed, desired, meta } = input;
+  const ix = indexRows(plan.disks);
+  const findings = findingVMs(ix, plan.findings);
+  const actions: ActionVM[] = plan.actions.map((a) => actionVM(ix, a));
+  const rows = diskRows(ix, plan.disks, findings, actions);
+
+  const specByKey = new Map<string, DesiredDisk>();
+  for (const d of desired?.domains ?? []) for (const disk of d.disks) specByKey.set(rowKey(d.name, disk.vdev), disk);
+  const findingsByKey = new Map<string, FindingVM[]>();
+  for (const f of findings) for (const k of f.rowKeys) pushTo(findingsByKey, k, f);
+  const actionsByKey = new Map<string, ActionVM[]>();
+  for (const a of actions) if (a.rowKey !== undefined) pushTo(actionsByKey, a.rowKey, a);
+  const details = detailsOnDemand(plan.disks, {
+    ix,
+    specByKey,
+    backendsByPath: new Map(observed.backends.map((b) => [b.path, b])),
+    loopsByName: new Map(observed.loops.map((l) => [l.name, l])),
+    findingsByKey,
+    actionsByKey,
+  });
+
+  const header = headerVM(plan, observed, desired, meta);
   const events = meta.daemon?.state === 'running' ? [...meta.daemon.events].reverse().map(eventVM) : [];
   const vm: ViewModel = { header, rows, findings, actions, summary: planSummary(plan), details, events };
-  if (input.prunePlan) vm.prune = { actions: input.prunePlan.actions.map(actionVM), summary: planSummary(input.prunePlan) };
+  if (input.prunePlan) vm.prune = { actions: input.prunePlan.actions.map((a) => actionVM(ix, a)), summary: planSummary(input.prunePlan) };
   return sanitizeDeep(vm);
 }
 

@@ -85,7 +85,7 @@ class FileCtx {
   }
 }
 
-interface DocCtx {
+export interface DocCtx {
   fc: FileCtx;
   doc: Document.Parsed;
   js: JsonObject;
@@ -147,7 +147,7 @@ function nodeOffset(n: YamlNode | undefined): number | undefined {
   return n?.range ? n.range[0] : undefined;
 }
 
-class Checker {
+export class Checker {
   readonly errors: { e: ConfigError; fileIndex: number; seq: number }[] = [];
   private seq = 0;
 
@@ -420,12 +420,12 @@ export function checkConfigTexts(inputs: readonly ConfigFileText[], extraErrors:
   return result;
 }
 
-/** The documents of every file, each checked alone: YAML, header, schema. */
 /** YAML texts already parsed (the documents are only read afterwards, never changed), by text. */
 const PARSED = new Map<string, { docs: Document.Parsed[]; lc: LineCounter }>();
 const PARSED_MAX = 4096;
 
-function parseDocuments(inputs: readonly ConfigFileText[], ck: Checker): ParsedDocs {
+/** The documents of every file, each checked alone: YAML, header, schema. */
+export function parseDocuments(inputs: readonly ConfigFileText[], ck: Checker): ParsedDocs {
   const domainDocs: DocCtx[] = [];
   const policyDocs: DocCtx[] = [];
   const hostDocs: DocCtx[] = [];
@@ -512,12 +512,31 @@ function parseDocuments(inputs: readonly ConfigFileText[], ck: Checker): ParsedD
   return { domainDocs, policyDocs, hostDocs };
 }
 
+/** A domid a config may name: 0 to 32751 (DOMID_FIRST_RESERVED - 1). */
+const isConfigDomid = (v: Json | undefined): v is number => typeof v === 'number' && Number.isInteger(v) && v >= 0 && v <= 32751;
+
 /**
  * The rules across documents, for one host's view (or the whole directory without Host documents): the
  * Policy, then every domain and disk. `forHost` names the host in the messages of a fleet.
  */
 function checkView(domainDocs: readonly DocCtx[], policyDocs: readonly DocCtx[], ck: Checker, forHost?: string): ViewResult {
-  // The Policy: at most one; its values (what is well-typed) apply to every domain.
+  const { policy, rootsLoc } = readPolicy(policyDocs, ck, forHost);
+  const ctx: DomainsCtx = { policy, rootsLoc, ck, byName: new Map(), sources: new Map() };
+  const domains: DomainSpec[] = [];
+  let diskCount = 0;
+  for (const d of domainDocs) {
+    const r = checkDomain(d, ctx);
+    domains.push(r.spec);
+    diskCount += r.diskCount;
+  }
+  return { domains, policy, uses: [...ctx.sources.values()].flat(), diskCount };
+}
+
+/**
+ * The Policy of a view: at most one (`forHost` names the host in a fleet's message); its values (what
+ * is well-typed) apply to every domain. `rootsLoc`: where `allowedRoots` is set, if it is.
+ */
+export function readPolicy(policyDocs: readonly DocCtx[], ck: Checker, forHost?: string): { policy: Policy; rootsLoc?: Loc } {
   const policy: Policy = structuredClone(DEFAULT_POLICY);
   const first = policyDocs[0];
   for (const extra of policyDocs.slice(1)) {
@@ -531,145 +550,174 @@ function checkView(domainDocs: readonly DocCtx[], policyDocs: readonly DocCtx[],
       extra.fc.index,
     );
   }
+  if (!first) return { policy };
+  const p = first.js;
+  policy.at = plainLoc(first.fc.at(nodeOffset(first.doc.contents as YamlNode) ?? 0));
+  if (typeof p.prune === 'boolean') policy.prune = p.prune;
+  if (typeof p.serve === 'string' && ['attach', 'hook', 'both'].includes(p.serve)) policy.serve = p.serve as ServeMode;
+  if (typeof p.detachTimeout === 'string') {
+    const ms = parseDuration(p.detachTimeout);
+    if (ms !== undefined && ms > MAX_DETACH_TIMEOUT_MS) {
+      ck.add(locate(first, '/detachTimeout'), `\`detachTimeout\` ${p.detachTimeout} is longer than the maximum, 1h`, undefined, first.fc.index);
+    } else if (ms !== undefined) policy.detachTimeoutMs = ms;
+  }
   let rootsLoc: Loc | undefined;
-  if (first) {
-    const p = first.js;
-    policy.at = plainLoc(first.fc.at(nodeOffset(first.doc.contents as YamlNode) ?? 0));
-    if (typeof p.prune === 'boolean') policy.prune = p.prune;
-    if (typeof p.serve === 'string' && ['attach', 'hook', 'both'].includes(p.serve)) policy.serve = p.serve as ServeMode;
-    if (typeof p.detachTimeout === 'string') {
-      const ms = parseDuration(p.detachTimeout);
-      if (ms !== undefined && ms > MAX_DETACH_TIMEOUT_MS) {
-        ck.add(locate(first, '/detachTimeout'), `\`detachTimeout\` ${p.detachTimeout} is longer than the maximum, 1h`, undefined, first.fc.index);
-      } else if (ms !== undefined) policy.detachTimeoutMs = ms;
-    }
-    if (Array.isArray(p.allowedRoots)) {
-      rootsLoc = locate(first, '/allowedRoots', true);
-      let rootsOk = true;
-      p.allowedRoots.forEach((r, i) => {
-        if (typeof r !== 'string') return void (rootsOk = false);
-        const problem = pathProblem(r);
-        if (problem) {
-          rootsOk = false;
-          ck.add(locate(first, `/allowedRoots/${i}`), `allowed root \`${r}\` ${problem}`, undefined, first.fc.index);
-        } else policy.allowedRoots.push(r);
-      });
-      // With a broken root, "outside the allowed roots" would only be noise: check sources once it is fixed.
-      if (!rootsOk) policy.allowedRoots = [];
-    }
-    if (isObject(p.defaults)) {
-      const df = p.defaults;
-      if (df.mode === 'ro' || df.mode === 'rw') policy.defaults.mode = df.mode;
-      if (typeof df.backendDomain === 'number' && Number.isInteger(df.backendDomain) && df.backendDomain >= 0 && df.backendDomain <= 32751) {
-        policy.defaults.backendDomid = df.backendDomain;
-      }
-      if (isObject(df.options)) policy.defaults.options = readOptions(df.options, policy.defaults.options);
-    }
+  if (Array.isArray(p.allowedRoots)) {
+    rootsLoc = locate(first, '/allowedRoots', true);
+    policy.allowedRoots = readAllowedRoots(first, p.allowedRoots, ck);
   }
+  if (isObject(p.defaults)) {
+    const df = p.defaults;
+    if (df.mode === 'ro' || df.mode === 'rw') policy.defaults.mode = df.mode;
+    if (isConfigDomid(df.backendDomain)) policy.defaults.backendDomid = df.backendDomain;
+    if (isObject(df.options)) policy.defaults.options = readOptions(df.options, policy.defaults.options);
+  }
+  return rootsLoc ? { policy, rootsLoc } : { policy };
+}
 
-  // Domains and disks.
-  const domains: DomainSpec[] = [];
-  const byName = new Map<string, Loc>();
-  const sources = new Map<string, DiskUse[]>();
+/**
+ * The Policy's `allowedRoots`. With a broken root none: "outside the allowed roots" would only be
+ * noise, sources are checked once it is fixed.
+ */
+export function readAllowedRoots(doc: DocCtx, roots: Json[], ck: Checker): string[] {
+  const ok: string[] = [];
+  let rootsOk = true;
+  roots.forEach((r, i) => {
+    if (typeof r !== 'string') return void (rootsOk = false);
+    const problem = pathProblem(r);
+    if (problem) {
+      rootsOk = false;
+      ck.add(locate(doc, `/allowedRoots/${i}`), `allowed root \`${r}\` ${problem}`, undefined, doc.fc.index);
+    } else ok.push(r);
+  });
+  return rootsOk ? ok : [];
+}
+
+/** What the domains of one view share: the Policy, the names seen, every source's uses so far. */
+export interface DomainsCtx {
+  policy: Policy;
+  rootsLoc: Loc | undefined;
+  ck: Checker;
+  byName: Map<string, Loc>;
+  sources: Map<string, DiskUse[]>;
+}
+
+/** One Domain document: its name (once per view) and its disks (each vdev once per domain). */
+export function checkDomain(d: DocCtx, ctx: DomainsCtx): { spec: DomainSpec; diskCount: number } {
+  const js = d.js;
+  const idx = d.fc.index;
+  const name = typeof js.name === 'string' ? js.name : undefined;
+  const domainAt = d.fc.at(nodeOffset(d.doc.contents as YamlNode) ?? 0);
+  if (name !== undefined) {
+    const nameLoc = locate(d, '/name');
+    const prev = ctx.byName.get(name);
+    if (prev) {
+      ctx.ck.add(nameLoc, `domain \`${name}\` is defined twice; the first definition is at ${where(prev)}`, [{ ...prev, message: `the first definition of \`${name}\` is here` }], idx);
+    } else ctx.byName.set(name, nameLoc);
+  }
+  const spec: DomainSpec = { name: name ?? '', disks: [], at: plainLoc(domainAt) };
+  const byDevid = new Map<number, { vdev: string; loc: Loc }>();
+  const items = Array.isArray(js.disks) ? js.disks : [];
   let diskCount = 0;
-  for (const d of domainDocs) {
-    const js = d.js;
-    const idx = d.fc.index;
-    const name = typeof js.name === 'string' ? js.name : undefined;
-    const domainAt = d.fc.at(nodeOffset(d.doc.contents as YamlNode) ?? 0);
-    if (name !== undefined) {
-      const nameLoc = locate(d, '/name');
-      const prev = byName.get(name);
-      if (prev) {
-        ck.add(nameLoc, `domain \`${name}\` is defined twice; the first definition is at ${where(prev)}`, [{ ...prev, message: `the first definition of \`${name}\` is here` }], idx);
-      } else byName.set(name, nameLoc);
-    }
-    const spec: DomainSpec = { name: name ?? '', disks: [], at: plainLoc(domainAt) };
-    const byDevid = new Map<number, { vdev: string; loc: Loc }>();
-    const items = Array.isArray(js.disks) ? js.disks : [];
-    items.forEach((item, i) => {
-      if (!isObject(item)) return;
-      diskCount++;
-      const base = `/disks/${i}`;
-      const diskAt = plainLoc(locate(d, base));
-      // vdev -> devid
-      let vdev: string | undefined;
-      let devid: number | undefined;
-      const rawVdev = item.vdev;
-      if (typeof rawVdev === 'string' || (typeof rawVdev === 'number' && Number.isInteger(rawVdev) && rawVdev >= 0)) {
-        const vloc = locate(d, `${base}/vdev`);
-        try {
-          const info = parseVdev(String(rawVdev));
-          vdev = String(rawVdev).toLowerCase();
-          devid = info.devid;
-          const prev = byDevid.get(devid);
-          if (prev) {
-            const same = prev.vdev === vdev;
-            const msg = same
-              ? `vdev \`${vdev}\` is used twice in domain \`${name ?? '?'}\`; the first use is at ${where(prev.loc)}`
-              : `vdev \`${vdev}\` is devid ${devid}, the same device as \`${prev.vdev}\` at ${where(prev.loc)} in domain \`${name ?? '?'}\``;
-            ck.add(vloc, msg, [{ ...prev.loc, message: `\`${prev.vdev}\` is here` }], idx);
-          } else byDevid.set(devid, { vdev, loc: vloc });
-        } catch (err) {
-          if (!(err instanceof VdevError)) throw err;
-          ck.add(vloc, err.message, undefined, idx);
-        }
-      }
-      // mode, options, backend
-      const mode: DiskMode = item.mode === 'ro' || item.mode === 'rw' ? item.mode : policy.defaults.mode;
-      const options = isObject(item.options) ? readOptions(item.options, policy.defaults.options) : { ...policy.defaults.options };
-      const bd = item.backendDomain;
-      const backendDomid = typeof bd === 'number' && Number.isInteger(bd) && bd >= 0 && bd <= 32751 ? bd : policy.defaults.backendDomid;
-      // source
-      let source: string | undefined;
-      let sourceKind: SourceKind | undefined;
-      const hasFile = Object.hasOwn(item, 'file');
-      const hasDevice = Object.hasOwn(item, 'device');
-      if (hasFile !== hasDevice) {
-        const key = hasFile ? 'file' : 'device';
-        const raw = item[key];
-        if (typeof raw === 'string') {
-          const sloc = locate(d, `${base}/${key}`);
-          const problem = pathProblem(raw);
-          if (problem) {
-            ck.add(sloc, `source path \`${raw}\` ${problem}`, undefined, idx);
-          } else if (key === 'device' && !raw.startsWith('/dev/')) {
-            ck.add(sloc, `device \`${raw}\` is not under \`/dev/\`; a \`device\` source is a block device node (use \`file:\` for an image)`, undefined, idx);
-          } else if (policy.allowedRoots.length && !policy.allowedRoots.some((r) => isUnder(raw, r))) {
-            ck.add(
-              sloc,
-              `source \`${raw}\` is outside the allowed roots (${policy.allowedRoots.map((r) => `\`${r}\``).join(', ')}) set at ${where(rootsLoc!)}`,
-              [{ ...rootsLoc!, message: '`allowedRoots` is set here' }],
-              idx,
-            );
-          } else {
-            source = raw;
-            sourceKind = key === 'file' ? 'file' : 'block';
-            const uses = sources.get(raw) ?? [];
-            const conflict = mode === 'rw' ? uses[0] : uses.find((u) => u.mode === 'rw');
-            if (conflict) {
-              const who = `domain \`${conflict.domain}\` vdev \`${conflict.vdev}\` at ${where(conflict.at)}`;
-              const msg =
-                mode === 'rw' && conflict.mode === 'rw'
-                  ? `source \`${raw}\` is already used read-write by ${who}; a read-write source can back only one disk`
-                  : mode === 'rw'
-                    ? `source \`${raw}\` is used read-write here but read-only by ${who}; make both read-only or give each its own image`
-                    : `source \`${raw}\` is used read-only here but read-write by ${who}; make both read-only or give each its own image`;
-              ck.add(sloc, msg, [{ ...conflict.loc, message: `the other use of \`${raw}\` (${conflict.mode}) is here` }], idx);
-            }
-            uses.push({ domain: name ?? '?', vdev: vdev ?? String(rawVdev), mode, at: plainLoc(sloc), loc: sloc, doc: d, index: i, source: raw });
-            sources.set(raw, uses);
-          }
-        }
-      }
-      if (vdev !== undefined && devid !== undefined && source !== undefined && sourceKind !== undefined) {
-        spec.disks.push({ vdev, devid, source, sourceKind, mode, options, backendDomid, at: diskAt } satisfies DiskSpec);
-      }
-    });
-    domains.push(spec);
-  }
+  items.forEach((item, i) => {
+    if (!isObject(item)) return;
+    diskCount++;
+    const disk = checkDisk(d, item, i, name, byDevid, ctx);
+    if (disk) spec.disks.push(disk);
+  });
+  return { spec, diskCount };
+}
 
-  return { domains, policy, uses: [...sources.values()].flat(), diskCount };
+/** One disk of a domain: undefined when its vdev or source has an error. */
+function checkDisk(d: DocCtx, item: JsonObject, i: number, name: string | undefined, byDevid: Map<number, { vdev: string; loc: Loc }>, ctx: DomainsCtx): DiskSpec | undefined {
+  const { policy } = ctx;
+  const base = `/disks/${i}`;
+  const diskAt = plainLoc(locate(d, base));
+  const { vdev, devid } = checkVdev(d, item.vdev, base, name, byDevid, ctx.ck);
+  const mode: DiskMode = item.mode === 'ro' || item.mode === 'rw' ? item.mode : policy.defaults.mode;
+  const options = isObject(item.options) ? readOptions(item.options, policy.defaults.options) : { ...policy.defaults.options };
+  const backendDomid = isConfigDomid(item.backendDomain) ? item.backendDomain : policy.defaults.backendDomid;
+  const src = checkSource(d, item, i, { domain: name ?? '?', vdev: vdev ?? String(item.vdev), mode }, ctx);
+  if (vdev === undefined || devid === undefined || src === undefined) return undefined;
+  return { vdev, devid, source: src.source, sourceKind: src.sourceKind, mode, options, backendDomid, at: diskAt } satisfies DiskSpec;
+}
+
+/** A disk's vdev and devid; an error for an invalid one, or one whose devid the domain already uses. */
+export function checkVdev(d: DocCtx, rawVdev: Json | undefined, base: string, name: string | undefined, byDevid: Map<number, { vdev: string; loc: Loc }>, ck: Checker): { vdev?: string; devid?: number } {
+  if (!(typeof rawVdev === 'string' || (typeof rawVdev === 'number' && Number.isInteger(rawVdev) && rawVdev >= 0))) return {};
+  const vloc = locate(d, `${base}/vdev`);
+  let vdev: string;
+  let devid: number;
+  try {
+    const info = parseVdev(String(rawVdev));
+    vdev = String(rawVdev).toLowerCase();
+    devid = info.devid;
+  } catch (err) {
+    if (!(err instanceof VdevError)) throw err;
+    ck.add(vloc, err.message, undefined, d.fc.index);
+    return {};
+  }
+  const prev = byDevid.get(devid);
+  if (prev) {
+    const same = prev.vdev === vdev;
+    const msg = same
+      ? `vdev \`${vdev}\` is used twice in domain \`${name ?? '?'}\`; the first use is at ${where(prev.loc)}`
+      : `vdev \`${vdev}\` is devid ${devid}, the same device as \`${prev.vdev}\` at ${where(prev.loc)} in domain \`${name ?? '?'}\``;
+    ck.add(vloc, msg, [{ ...prev.loc, message: `\`${prev.vdev}\` is here` }], d.fc.index);
+  } else byDevid.set(devid, { vdev, loc: vloc });
+  return { vdev, devid };
+}
+
+/**
+ * A disk's source (`file` or `device`, exactly one): a clean path, a device under /dev, inside the
+ * allowed roots; recorded as a use, with an error when it conflicts with an earlier use.
+ */
+function checkSource(d: DocCtx, item: JsonObject, i: number, use: { domain: string; vdev: string; mode: DiskMode }, ctx: DomainsCtx): { source: string; sourceKind: SourceKind } | undefined {
+  const { ck, policy, rootsLoc } = ctx;
+  const idx = d.fc.index;
+  const hasFile = Object.hasOwn(item, 'file');
+  const hasDevice = Object.hasOwn(item, 'device');
+  if (hasFile === hasDevice) return undefined;
+  const key = hasFile ? 'file' : 'device';
+  const raw = item[key];
+  if (typeof raw !== 'string') return undefined;
+  const sloc = locate(d, `/disks/${i}/${key}`);
+  const problem = pathProblem(raw);
+  if (problem) {
+    ck.add(sloc, `source path \`${raw}\` ${problem}`, undefined, idx);
+    return undefined;
+  }
+  if (key === 'device' && !raw.startsWith('/dev/')) {
+    ck.add(sloc, `device \`${raw}\` is not under \`/dev/\`; a \`device\` source is a block device node (use \`file:\` for an image)`, undefined, idx);
+    return undefined;
+  }
+  if (policy.allowedRoots.length && !policy.allowedRoots.some((r) => isUnder(raw, r))) {
+    ck.add(
+      sloc,
+      `source \`${raw}\` is outside the allowed roots (${policy.allowedRoots.map((r) => `\`${r}\``).join(', ')}) set at ${where(rootsLoc!)}`,
+      [{ ...rootsLoc!, message: '`allowedRoots` is set here' }],
+      idx,
+    );
+    return undefined;
+  }
+  const uses = ctx.sources.get(raw) ?? [];
+  const conflict = use.mode === 'rw' ? uses[0] : uses.find((u) => u.mode === 'rw');
+  if (conflict) {
+    ck.add(sloc, sourceConflictMessage(raw, use.mode, conflict), [{ ...conflict.loc, message: `the other use of \`${raw}\` (${conflict.mode}) is here` }], idx);
+  }
+  uses.push({ ...use, at: plainLoc(sloc), loc: sloc, doc: d, index: i, source: raw });
+  ctx.sources.set(raw, uses);
+  return { source: raw, sourceKind: key === 'file' ? 'file' : 'block' };
+}
+
+/** Why a source used with `mode` here conflicts with an earlier use (on one host: read-write is exclusive). */
+export function sourceConflictMessage(raw: string, mode: DiskMode, conflict: Pick<DiskUse, 'domain' | 'vdev' | 'mode' | 'at'>): string {
+  const who = `domain \`${conflict.domain}\` vdev \`${conflict.vdev}\` at ${where(conflict.at)}`;
+  return mode === 'rw' && conflict.mode === 'rw'
+    ? `source \`${raw}\` is already used read-write by ${who}; a read-write source can back only one disk`
+    : mode === 'rw'
+      ? `source \`${raw}\` is used read-write here but read-only by ${who}; make both read-only or give each its own image`
+      : `source \`${raw}\` is used read-only here but read-write by ${who}; make both read-only or give each its own image`;
 }
 
 // ---------------------------------------------------------------------------------------------------

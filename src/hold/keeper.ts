@@ -517,18 +517,96 @@ async function keepTwin(
   }
 }
 
-/** Runs the keeper of `slot` until it holds nothing for idleExitMs. Resolves when it has stopped. */
-export async function runKeeper(opts: KeeperOptions & { slot: KeeperSlot }): Promise<void> {
-  const log = opts.log ?? (() => {});
-  const slot = opts.slot;
-  mkdirSync(opts.runDir, { recursive: true, mode: 0o700 });
-  const lockFd = takeSlotLock(opts.runDir, slot);
+/** What a keeper request needs of the Keeper (tests pass a fake). */
+export type KeeperState = Pick<Keeper, 'xsConnected' | 'list' | 'adopt' | 'dropByGiver'>;
+
+/** Answers one request (`xsPaths`: where this keeper looks for xenstored); throws on a bad one. */
+export async function answerKeeperRequest(keeper: KeeperState, xsPaths: string[], req: KeeperRequest): Promise<KeeperReply> {
+  switch (req?.op) {
+    case 'ping':
+      return { ok: true, pid: process.pid, xenstore: xsPaths, xsConnected: keeper.xsConnected };
+    case 'list':
+      return { ok: true, pid: process.pid, held: keeper.list(), xenstore: xsPaths, xsConnected: keeper.xsConnected };
+    case 'adopt':
+      await keeper.adopt(req);
+      return { ok: true, pid: process.pid };
+    case 'drop':
+      if (typeof req.backend !== 'string') throw new Error('drop: backend missing');
+      keeper.dropByGiver(req.backend, req.diskseq);
+      return { ok: true, pid: process.pid };
+    default:
+      throw new Error('unknown op');
+  }
+}
+
+/**
+ * One line of the keeper's protocol: JSON in, a reply out, an error as `{ok: false}`. `begin`/`end`
+ * bracket every request that parsed (the idle exit waits for none to be pending).
+ */
+export async function answerKeeperLine(line: string, answer: (req: KeeperRequest) => Promise<KeeperReply>, begin: () => void, end: () => void): Promise<KeeperReply> {
+  let req: KeeperRequest;
+  try {
+    req = JSON.parse(line) as KeeperRequest;
+  } catch {
+    return { ok: false, error: 'bad JSON' };
+  }
+  begin();
+  try {
+    return await answer(req);
+  } catch (err) {
+    return { ok: false, error: err instanceof Error ? err.message : String(err) };
+  } finally {
+    end();
+  }
+}
+
+/** Raises the open-files limit to the hard one (a keeper holds one fd per device); logs what it got. */
+function raiseOpenFiles(log: (line: string) => void): void {
   try {
     const lim = raiseNofileLimit();
     log(`open files: up to ${lim.soft}`);
   } catch (err) {
     log(`cannot raise the open-files limit: ${(err as Error).message}`);
   }
+}
+
+/** Listens on the slot's socket, root only. The slot's lock is ours: a socket file left there is a dead keeper's. */
+async function listenKeeper(sockPath: string, slot: KeeperSlot, onConn: (sock: Socket) => void, log: (line: string) => void): Promise<Server> {
+  try {
+    if (statSync(sockPath).isSocket()) rmSync(sockPath);
+  } catch {
+    // none
+  }
+  const server = createServer(onConn);
+  await new Promise<void>((res, rej) => {
+    server.once('error', (e: NodeJS.ErrnoException) => rej(new Error(`keeper ${slot}: cannot listen on ${sockPath}: ${e.message}`)));
+    server.listen(sockPath, () => res());
+  });
+  chmodSync(sockPath, 0o600); // root only, like the run dir (0700) around it
+  server.on('error', (err) => log(`server error: ${err.message}`));
+  return server;
+}
+
+/** Lets go of everything and stops once xenstore has been unreachable for `lostMs` (throw-away environments). */
+function exitWhenXsLost(keeper: Keeper, lostMs: number, log: (line: string) => void, stop: () => Promise<void>): void {
+  const t = setInterval(() => {
+    if (keeper.xsLostAt !== undefined && Date.now() - keeper.xsLostAt >= lostMs) {
+      log(`xenstore unreachable for ${lostMs} ms: letting go of everything`);
+      clearInterval(t);
+      keeper.releaseAll();
+      void stop();
+    }
+  }, Math.min(1000, lostMs));
+  t.unref();
+}
+
+/** Runs the keeper of `slot` until it holds nothing for idleExitMs. Resolves when it has stopped. */
+export async function runKeeper(opts: KeeperOptions & { slot: KeeperSlot }): Promise<void> {
+  const log = opts.log ?? (() => {});
+  const slot = opts.slot;
+  mkdirSync(opts.runDir, { recursive: true, mode: 0o700 });
+  const lockFd = takeSlotLock(opts.runDir, slot);
+  raiseOpenFiles(log);
   const sockPath = keeperSocketPath(opts.runDir, slot);
   const keeper = new Keeper(opts.connectXs, log);
   const xsPaths = defaultPaths();
@@ -571,57 +649,18 @@ export async function runKeeper(opts: KeeperOptions & { slot: KeeperSlot }): Pro
   };
   let pendingRequests = 0;
 
-  const handle = async (req: KeeperRequest): Promise<KeeperReply> => {
-    switch (req?.op) {
-      case 'ping':
-        return { ok: true, pid: process.pid, xenstore: xsPaths, xsConnected: keeper.xsConnected };
-      case 'list':
-        return { ok: true, pid: process.pid, held: keeper.list(), xenstore: xsPaths, xsConnected: keeper.xsConnected };
-      case 'adopt':
-        await keeper.adopt(req);
-        return { ok: true, pid: process.pid };
-      case 'drop':
-        if (typeof req.backend !== 'string') throw new Error('drop: backend missing');
-        keeper.dropByGiver(req.backend, req.diskseq);
-        return { ok: true, pid: process.pid };
-      default:
-        throw new Error('unknown op');
-    }
-  };
-
   // Requests are handled concurrently and answered in the order they came (serveJsonLines).
-  const onLine = async (line: string): Promise<KeeperReply> => {
-    let req: KeeperRequest;
-    try {
-      req = JSON.parse(line) as KeeperRequest;
-    } catch {
-      return { ok: false, error: 'bad JSON' };
-    }
-    pendingRequests++;
-    try {
-      return await handle(req);
-    } catch (err) {
-      return { ok: false, error: err instanceof Error ? err.message : String(err) };
-    } finally {
-      pendingRequests--;
-      if (keeper.size === 0) armIdle();
-    }
-  };
-  const onConn = (sock: Socket) => serveJsonLines(sock, onLine, { maxLine: 65536 });
-
-  // The slot's lock is ours: a socket file left there is a dead keeper's.
-  try {
-    if (statSync(sockPath).isSocket()) rmSync(sockPath);
-  } catch {
-    // none
-  }
-  server = createServer(onConn);
-  await new Promise<void>((res, rej) => {
-    server!.once('error', (e: NodeJS.ErrnoException) => rej(new Error(`keeper ${slot}: cannot listen on ${sockPath}: ${e.message}`)));
-    server!.listen(sockPath, () => res());
-  });
-  chmodSync(sockPath, 0o600); // root only, like the run dir (0700) around it
-  server.on('error', (err) => log(`server error: ${err.message}`));
+  const onLine = (line: string) =>
+    answerKeeperLine(
+      line,
+      (req) => answerKeeperRequest(keeper, xsPaths, req),
+      () => void pendingRequests++,
+      () => {
+        pendingRequests--;
+        if (keeper.size === 0) armIdle();
+      },
+    );
+  server = await listenKeeper(sockPath, slot, (sock) => serveJsonLines(sock, onLine, { maxLine: 65536 }), log);
   log(`keeper ${slot} (pid ${process.pid}) listening on ${sockPath}`);
   armIdle();
   const twinDone = keepTwin(
@@ -639,18 +678,7 @@ export async function runKeeper(opts: KeeperOptions & { slot: KeeperSlot }): Pro
     log,
     (c) => (twinConn = c),
   ).catch((err: unknown) => log(`twin: ${(err as Error).message}`));
-  if (opts.xsLostExitMs !== undefined) {
-    const lostMs = opts.xsLostExitMs;
-    const t = setInterval(() => {
-      if (keeper.xsLostAt !== undefined && Date.now() - keeper.xsLostAt >= lostMs) {
-        log(`xenstore unreachable for ${lostMs} ms: letting go of everything`);
-        clearInterval(t);
-        keeper.releaseAll();
-        void stop();
-      }
-    }, Math.min(1000, lostMs));
-    t.unref();
-  }
+  if (opts.xsLostExitMs !== undefined) exitWhenXsLost(keeper, opts.xsLostExitMs, log, stop);
   await finished;
   keeper.releaseAll();
   twinConn?.close();

@@ -600,6 +600,21 @@ function exitWhenXsLost(keeper: Keeper, lostMs: number, log: (line: string) => v
   t.unref();
 }
 
+/** A wait that the next wake() ends; a wake() with nobody waiting is lost (the waiter checks its condition first). */
+function wakeable(): { wait: () => Promise<void>; wake: () => void } {
+  let wake: (() => void) | undefined;
+  return {
+    wait: () =>
+      new Promise<void>((r) => {
+        wake = () => {
+          wake = undefined;
+          r();
+        };
+      }),
+    wake: () => wake?.(),
+  };
+}
+
 /** Runs the keeper of `slot` until it holds nothing for idleExitMs. Resolves when it has stopped. */
 export async function runKeeper(opts: KeeperOptions & { slot: KeeperSlot }): Promise<void> {
   const log = opts.log ?? (() => {});
@@ -615,14 +630,14 @@ export async function runKeeper(opts: KeeperOptions & { slot: KeeperSlot }): Pro
   let server: Server | undefined;
   let done!: () => void;
   const finished = new Promise<void>((r) => (done = r));
-  let wakeTwin: (() => void) | undefined;
+  const twinWake = wakeable();
   let twinConn: KeeperConnection | undefined;
 
   const stop = async () => {
     if (!server) return;
     const s = server;
     server = undefined;
-    wakeTwin?.();
+    twinWake.wake();
     twinConn?.close();
     // unlink first so that new givers start a fresh keeper rather than reach a closing one
     try {
@@ -645,7 +660,7 @@ export async function runKeeper(opts: KeeperOptions & { slot: KeeperSlot }): Pro
   keeper.onNonEmpty = () => {
     if (idleTimer) clearTimeout(idleTimer);
     idleTimer = undefined;
-    wakeTwin?.();
+    twinWake.wake();
   };
   let pendingRequests = 0;
 
@@ -668,13 +683,7 @@ export async function runKeeper(opts: KeeperOptions & { slot: KeeperSlot }): Pro
     opts.runDir,
     slot,
     () => server !== undefined,
-    () =>
-      new Promise<void>((r) => {
-        wakeTwin = () => {
-          wakeTwin = undefined;
-          r();
-        };
-      }),
+    twinWake.wait,
     log,
     (c) => (twinConn = c),
   ).catch((err: unknown) => log(`twin: ${(err as Error).message}`));

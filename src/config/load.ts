@@ -420,6 +420,51 @@ export function checkConfigTexts(inputs: readonly ConfigFileText[], extraErrors:
   return result;
 }
 
+/** The parser's errors of one document, one per line (its follow-up errors on the same line are noise). */
+function reportYamlErrors(doc: Document.Parsed, text: string, fc: FileCtx, ck: Checker): void {
+  const lines = new Set<number>();
+  for (const err of doc.errors) {
+    let off = err.pos[0];
+    while (text[off] === ' ') off++; // point at the token, not at the indentation before it
+    const at = fc.at(off);
+    if (lines.has(at.line)) continue;
+    lines.add(at.line);
+    const first = err.code === 'DUPLICATE_KEY' ? firstKeyOf(doc, err.pos[0]) : undefined;
+    const related = first !== undefined ? [{ ...fc.at(first), message: 'the first one is here' }] : undefined;
+    const msg = yamlErrorMessage(err, text) + (first !== undefined ? `; the first is at ${where(fc.at(first))}` : '');
+    ck.add(at, msg, related, fc.index);
+  }
+}
+
+/** A document's header: `apiVersion` (an error, the document still read) and `kind` (undefined: not read further). */
+export function checkHeader(d: DocCtx, rootLoc: Loc, ck: Checker): Kind | undefined {
+  const { js } = d;
+  const index = d.fc.index;
+  if (!Object.hasOwn(js, 'apiVersion')) {
+    ck.add(rootLoc, `the document has no \`apiVersion\`; add \`apiVersion: ${API_VERSION}\``, undefined, index);
+  } else if (js.apiVersion !== API_VERSION) {
+    ck.add(locate(d, '/apiVersion'), `unsupported apiVersion ${describe(js.apiVersion).replace(/^the string /, '')}; this xvbd reads \`${API_VERSION}\``, undefined, index);
+  }
+  if (!Object.hasOwn(js, 'kind')) {
+    ck.add(rootLoc, 'the document has no `kind`; add `kind: Domain` or `kind: Policy`', undefined, index);
+    return undefined;
+  }
+  const kind = js.kind;
+  if (typeof kind !== 'string' || !(KINDS as readonly string[]).includes(kind)) {
+    const s = typeof kind === 'string' ? suggest(kind, KINDS) : undefined;
+    ck.add(
+      locate(d, '/kind'),
+      typeof kind === 'string'
+        ? `unknown kind \`${kind}\`; ${s !== undefined ? `did you mean \`${s}\`?` : 'expected `Domain` or `Policy`'}`
+        : `\`kind\` must be \`Domain\` or \`Policy\`, not ${describe(kind)}`,
+      undefined,
+      index,
+    );
+    return undefined;
+  }
+  return kind as Kind;
+}
+
 /** YAML texts already parsed (the documents are only read afterwards, never changed), by text. */
 const PARSED = new Map<string, { docs: Document.Parsed[]; lc: LineCounter }>();
 const PARSED_MAX = 4096;
@@ -449,19 +494,7 @@ export function parseDocuments(inputs: readonly ConfigFileText[], ck: Checker): 
     }
     for (const doc of docs) {
       if (doc.errors.length) {
-        // One error per line: the parser's follow-up errors on the same line are noise.
-        const lines = new Set<number>();
-        for (const err of doc.errors) {
-          let off = err.pos[0];
-          while (input.text[off] === ' ') off++; // point at the token, not at the indentation before it
-          const at = fc.at(off);
-          if (lines.has(at.line)) continue;
-          lines.add(at.line);
-          const first = err.code === 'DUPLICATE_KEY' ? firstKeyOf(doc, err.pos[0]) : undefined;
-          const related = first !== undefined ? [{ ...fc.at(first), message: 'the first one is here' }] : undefined;
-          const msg = yamlErrorMessage(err, input.text) + (first !== undefined ? `; the first is at ${where(fc.at(first))}` : '');
-          ck.add(at, msg, related, index);
-        }
+        reportYamlErrors(doc, input.text, fc, ck);
         continue;
       }
       // An empty document (`---` alone, or only comments).
@@ -480,30 +513,9 @@ export function parseDocuments(inputs: readonly ConfigFileText[], ck: Checker): 
       }
       if (!isObject(js)) continue;
       const d: DocCtx = { fc, doc, js };
-      // The header: apiVersion and kind.
-      if (!Object.hasOwn(js, 'apiVersion')) {
-        ck.add(rootLoc, `the document has no \`apiVersion\`; add \`apiVersion: ${API_VERSION}\``, undefined, index);
-      } else if (js.apiVersion !== API_VERSION) {
-        ck.add(locate(d, '/apiVersion'), `unsupported apiVersion ${describe(js.apiVersion).replace(/^the string /, '')}; this xvbd reads \`${API_VERSION}\``, undefined, index);
-      }
-      if (!Object.hasOwn(js, 'kind')) {
-        ck.add(rootLoc, 'the document has no `kind`; add `kind: Domain` or `kind: Policy`', undefined, index);
-        continue;
-      }
-      const kind = js.kind;
-      if (typeof kind !== 'string' || !(KINDS as readonly string[]).includes(kind)) {
-        const s = typeof kind === 'string' ? suggest(kind, KINDS) : undefined;
-        ck.add(
-          locate(d, '/kind'),
-          typeof kind === 'string'
-            ? `unknown kind \`${kind}\`; ${s !== undefined ? `did you mean \`${s}\`?` : 'expected `Domain` or `Policy`'}`
-            : `\`kind\` must be \`Domain\` or \`Policy\`, not ${describe(kind)}`,
-          undefined,
-          index,
-        );
-        continue;
-      }
-      const v = validators()[kind as Kind];
+      const kind = checkHeader(d, rootLoc, ck);
+      if (kind === undefined) continue;
+      const v = validators()[kind];
       if (!v(js)) pending.push({ d, kind, errs: [...(v.errors ?? [])] });
       (kind === 'Domain' ? domainDocs : kind === 'Policy' ? policyDocs : hostDocs).push(d);
     }

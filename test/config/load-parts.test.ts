@@ -2,7 +2,7 @@
 // a domain, a vdev, the wording of a source used twice.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Checker, checkDomain, checkVdev, parseDocuments, readAllowedRoots, readPolicy, sourceConflictMessage, type DomainsCtx } from '../../src/config/load.js';
+import { Checker, checkDomain, checkHeader, checkVdev, parseDocuments, readAllowedRoots, readPolicy, sourceConflictMessage, type DomainsCtx } from '../../src/config/load.js';
 import { DEFAULT_POLICY } from '../../src/model/desired.js';
 
 function parse(text: string) {
@@ -91,4 +91,26 @@ test('sourceConflictMessage: worded by which side writes (table)', () => {
     ['ro', 'rw', `source \`/s\` is used read-only here but read-write by ${who}; make both read-only or give each its own image`],
   ];
   for (const [here, there, msg] of cases) assert.equal(sourceConflictMessage('/s', here, other(there)), msg, `${here}/${there}`);
+});
+
+test('checkHeader: apiVersion wrong or missing is an error yet the document is read; kind decides (table)', () => {
+  // a broken header does not parse cleanly: each case is the good document with other values
+  const { domainDocs } = parse('apiVersion: xvbd/v1\nkind: Domain\nname: web\ndisks: []\n');
+  const good = domainDocs[0]!;
+  const root = { file: 't.yaml', line: 1, column: 1 };
+  const cases: [Record<string, unknown>, string | undefined, RegExp[]][] = [
+    [{ apiVersion: 'xvbd/v1', kind: 'Domain' }, 'Domain', []],
+    [{ kind: 'Policy' }, 'Policy', [/has no `apiVersion`/]],
+    [{ apiVersion: 'v0', kind: 'Host' }, 'Host', [/unsupported apiVersion `v0`/]],
+    [{ apiVersion: 'xvbd/v1' }, undefined, [/has no `kind`/]],
+    [{ apiVersion: 'xvbd/v1', kind: 'Domian' }, undefined, [/unknown kind `Domian`; did you mean `Domain`\?/]],
+    [{ apiVersion: 'xvbd/v1', kind: 3 }, undefined, [/`kind` must be `Domain` or `Policy`, not the number 3/]],
+  ];
+  for (const [js, kind, errs] of cases) {
+    const ck = new Checker();
+    assert.equal(checkHeader({ ...good, js: js as never }, root, ck), kind, JSON.stringify(js));
+    const got = ck.sorted().map((e) => e.message);
+    assert.equal(got.length, errs.length, JSON.stringify(js));
+    errs.forEach((re, i) => assert.match(got[i]!, re));
+  }
 });

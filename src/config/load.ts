@@ -208,6 +208,7 @@ const FLEET_KEYS = new Set(['hosts', 'migratable']);
  * Turns ajv's errors for one document into our sentences, dropping those the semantic pass reports better.
  * Outside a fleet, "expected ..." does not list the fleet's keys (they are errors there).
  */
+// Long: one case per ajv keyword, each wording its error in our terms; the cases share the filters above them.
 function schemaErrors(d: DocCtx, kind: string, errs: ErrorObject[], ck: Checker, fleet: boolean): void {
   const seen = new Set<string>();
   // "unknown key `vdv`; did you mean `vdev`?" already says that `vdev` is missing.
@@ -802,6 +803,7 @@ const labelText = (labels: Record<string, string>) =>
     .join(', ');
 
 /** The Host documents and every selector; undefined when the directory declares no host (one host's directory, as before fleets). */
+// Long: Host documents, then every document's selector, then the default Policy, in that order (each needs the one before).
 function readFleet(parsed: ParsedDocs, ck: Checker): Fleet | undefined {
   const selectable = [...parsed.domainDocs, ...parsed.policyDocs];
   if (parsed.hostDocs.length === 0) {
@@ -949,6 +951,7 @@ const useHostsKey = (u: DiskUse) => `${u.doc.fc.index}:${nodeOffset(u.doc.doc.co
  * can check: a domain defined for two hosts without `migratable: true`, a read-write source given to domains
  * on two hosts, a host that selects nothing. An error of some hosts' views only names them.
  */
+// Long: the rules across hosts share one checker and each host's view; each rule is a short loop over them.
 export function checkFleetTexts(inputs: readonly ConfigFileText[], extraErrors: ConfigError[] = []): FleetCheck {
   const ck = new Checker();
   for (const e of extraErrors) ck.errors.push({ e, fileIndex: -1, seq: -1 });

@@ -70,6 +70,7 @@ export interface GuestView {
   rm(path: string): void;
 }
 
+// Long: the composition of the simulator (store, domains, blkback, guests, socket) and its handle's methods, which close over them.
 export async function startSimulator(opts: SimulatorOptions): Promise<Simulator> {
   const store = new Store();
   const domains = new Domains(store);

@@ -141,6 +141,7 @@ export class Connection implements Watcher {
     return tx;
   }
 
+  // Long: one case per xenstore wire message type, as xenstored's own dispatch table; each case is a few lines.
   private handle(f: Frame): Buffer | null {
     const s = this.store;
     const c = this.caller;

@@ -48,6 +48,7 @@ function useTerminalSize(fixedW?: number, fixedH?: number): { width: number; hei
   return size;
 }
 
+// Long: the screen's state and key handling as one React component (its hooks share the refs); the key reducer is in keys.ts.
 export function App(props: AppProps) {
   const { vm, error, refreshing = false, applying = false, applyLog, onApply, onRefresh, onQuit } = props;
   const { exit } = useApp();

@@ -32,6 +32,7 @@ function message(err: unknown): string {
   return sanitizeText(m.split('\n')[0]!.slice(0, 500));
 }
 
+// Long: a React hook: its state, refs and effects must live in one function; the work is in coalesce.ts and the view model.
 export function useLiveData(source: LiveSource, opts: LiveOptions = {}): LiveData {
   const [observation, setObservation] = useState<Observation>();
   const [error, setError] = useState<string>();

@@ -119,6 +119,7 @@ function savedOptions(file: string, configOpt: string | undefined): { opts: Pick
   };
 }
 
+// Long: flag checks, then a saved or fresh plan, its confirmation and its execution, in the order apply runs them.
 export async function run(argv: string[]): Promise<number> {
   const args = parseCommand(
     argv,

@@ -43,6 +43,7 @@ Options:
 Environment: XVBD_RUN_DIR (default /run/xvbd: control.sock, apply.lock, keeper), XENSTORED_PATH,
   XVBD_XEN_BACKEND_SYSFS, NOTIFY_SOCKET / LISTEN_FDS / WATCHDOG_USEC (set by systemd).`;
 
+// Long: flag checks, then either the daemon's wiring (--watch) or one pass; its lazy imports keep `xvbd hook` fast.
 export async function run(argv: string[]): Promise<number> {
   const args = parseCommand(argv, USAGE, {
     config: { type: 'string' },

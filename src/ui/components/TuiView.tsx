@@ -44,6 +44,7 @@ export function pruneRoom(headerLines: number, height: number): number {
  * The whole screen, as a pure function of its props. Lays out the header, the disk table,
  * the findings, the pending plan (or the apply log) and the status line within `height` lines.
  */
+// Long: the screen's layout as one JSX tree, top to bottom; every decision in it comes from the view model.
 export function TuiView({ vm, ui, width, height, canApply, activity, error, applyLog = [] }: TuiViewProps) {
   if (!vm) {
     return (

@@ -157,95 +157,21 @@ export class Reconciler {
     return this.passStartedAt === undefined ? 0 : performance.now() - this.passStartedAt;
   }
 
+  /** One pass: the config, an observation (the sweep's let-go taken out), a plan, its steps; then the log. */
   private async pass(info: PassInfo): Promise<PassOutcome> {
     const t0 = performance.now();
     this.passStartedAt = t0;
-    const o: PassOutcome = {
-      seq: info.seq,
-      reasons: info.reasons,
-      triggers: info.triggers,
-      startedAt: new Date().toISOString(),
-      durationMs: 0,
-      ok: false,
-      configOk: false,
-      configErrors: 0,
-      usedLastGood: false,
-      skipped: false,
-      actions: 0,
-      steps: [],
-      findings: 0,
-      errorFindings: [],
-      findingKinds: {},
-      disks: 0,
-      synced: 0,
-      released: [],
-      summary: '',
-    };
+    const o = newOutcome(info);
     try {
-      const cfg = await this.engine.loadDesired();
-      if (cfg.desired) {
-        o.configOk = true;
-        this.lastGood = cfg.desired;
-        if (this.lastConfigErrorText !== undefined) this.log('config: valid again', 'notice');
-        this.lastConfigErrorText = undefined;
-      } else {
-        o.configErrors = Math.max(1, cfg.errorCount);
-        o.usedLastGood = this.lastGood !== undefined;
-        // Log the errors when they change, not on every pass.
-        if (cfg.errorText !== this.lastConfigErrorText) {
-          this.log(
-            `config: ${o.configErrors} error(s); ${this.lastGood ? 'keeping the last good desired state' : 'no good desired state yet: doing nothing'}` +
-              (cfg.errorText ? `\n${cfg.errorText.trimEnd()}` : ''),
-            'warning',
-          );
-          this.lastConfigErrorText = cfg.errorText;
-        }
-      }
-      const desired = this.lastGood;
+      const desired = await this.loadDesired(o);
       if (!desired) {
         o.skipped = true;
         o.ok = true; // nothing was attempted: no backoff; configOk tells the rest
         return o;
       }
-      let observed = await this.engine.observe(desired);
-      if (this.engine.sweep) {
-        const sw = await this.engine.sweep(observed);
-        o.released = sw.released;
-        // Letting go changes nothing in xenstore, and on the loop side only which devices are on their
-        // way out: a device whose fd was just closed goes (autoclear, once systemd drops its stored copy
-        // too). Plan without those, leaving them to the next pass rather than race the kernel with an
-        // explicit free; no second look needed.
-        const going = new Set(sw.closed);
-        if (going.size > 0) observed = { ...observed, loops: observed.loops.filter((l) => !going.has(l.diskseq)) };
-      }
-      o.observed = observed;
-      o.changed = describeChanges(this.prevDesired, desired, this.prevObserved, observed);
-      // an operator's explicit run (SIGHUP, `xvbd reconcile`) attaches again what was detached outside
-      const operator = info.reasons.some((r) => r === 'SIGHUP' || r.startsWith('control ('));
-      // after a reconnect the store may be another (a restarted xenstored): what the last pass left is unknown
-      const known = info.reasons.includes('xenstore reconnected') ? undefined : this.knownOurs;
-      this.outside = operator ? new Set() : detachedOutside(this.outside, known, observed);
-      this.knownOurs = undefined;
-      this.prevDesired = desired;
-      this.prevObserved = observed;
-      const plan = this.engine.plan(this.outside.size > 0 ? { ...desired, policy: { ...desired.policy, detachedOutside: this.outside } } : desired, observed);
-      o.plan = plan;
-      o.actions = plan.actions.length;
-      o.findings = plan.findings.length;
-      o.errorFindings = plan.findings.filter((f) => f.severity === 'error');
-      for (const f of plan.findings) o.findingKinds[f.kind] = (o.findingKinds[f.kind] ?? 0) + 1;
-      o.disks = plan.disks.length;
-      o.synced = plan.disks.filter((d) => d.sync === 'synced').length;
-      if (plan.actions.length > 0) {
-        const r = await this.engine.execute(plan, desired, observed);
-        o.steps = r.steps;
-        const acted = r.steps.flatMap((st) => (st.action ? [{ action: st.action, ok: st.ok }] : []));
-        this.knownOurs = acted.length === r.steps.length ? oursAfterPass(observed, acted) : undefined;
-        o.ok = r.ok && !r.steps.some((s) => !s.ok);
-      } else {
-        o.ok = true;
-        this.knownOurs = oursAfterPass(observed, []);
-      }
+      const observed = await this.observeAndSweep(desired, o);
+      const plan = this.planPass(info, desired, observed, o);
+      await this.executePlan(plan, desired, observed, o);
     } catch (err) {
       o.ok = false;
       o.error = err instanceof Error ? err.message : String(err);
@@ -254,34 +180,139 @@ export class Reconciler {
       this.passStartedAt = undefined;
       o.durationMs = Math.round((performance.now() - t0) * 10) / 10;
       o.summary = summarize(o);
-      // the journal's priority (journalctl -p): a failure is err, a pass that leaves error findings or runs
-      // on a broken config is a warning, the rest info
-      if (o.steps.length > STEPS_INLINE) {
-        for (const st of o.steps) {
-          const what = `${ACTION_SIGN[st.kind]}${st.label ?? `${st.kind} ${st.target}`}`;
-          this.log(`pass ${o.seq} step ${what} ${st.ok ? 'ok' : `FAILED (${st.error ?? 'error'})`}${st.ms !== undefined ? ` (${st.ms} ms)` : ''}`, st.ok ? 'debug' : 'err');
-        }
-      }
-      this.log(o.summary, o.error || !o.ok ? 'err' : !o.configOk || o.errorFindings.length > 0 ? 'warning' : 'info');
-      // Only the latest pass keeps its plan and observation (they are large at 1,000 disks).
-      const prev = this.history[this.history.length - 1];
-      if (prev) {
-        delete prev.plan;
-        delete prev.observed;
-      }
-      this.history.push(o);
-      if (this.history.length > this.historySize) this.history.splice(0, this.history.length - this.historySize);
-      if (this.engine.afterPass) {
-        try {
-          await this.engine.afterPass(o);
-        } catch (err) {
-          this.log(`pass ${o.seq}: after-pass work failed: ${err instanceof Error ? err.message : String(err)}`, 'err');
-        }
-      }
-      for (const l of this.passListeners) l(o);
+      await this.finishPass(o);
     }
     return o;
   }
+
+  /** The desired state this pass uses: the config's, else the last good one (errors logged when they change). */
+  private async loadDesired(o: PassOutcome): Promise<DesiredState | undefined> {
+    const cfg = await this.engine.loadDesired();
+    if (cfg.desired) {
+      o.configOk = true;
+      this.lastGood = cfg.desired;
+      if (this.lastConfigErrorText !== undefined) this.log('config: valid again', 'notice');
+      this.lastConfigErrorText = undefined;
+      return cfg.desired;
+    }
+    o.configErrors = Math.max(1, cfg.errorCount);
+    o.usedLastGood = this.lastGood !== undefined;
+    // Log the errors when they change, not on every pass.
+    if (cfg.errorText !== this.lastConfigErrorText) {
+      this.log(
+        `config: ${o.configErrors} error(s); ${this.lastGood ? 'keeping the last good desired state' : 'no good desired state yet: doing nothing'}` +
+          (cfg.errorText ? `\n${cfg.errorText.trimEnd()}` : ''),
+        'warning',
+      );
+      this.lastConfigErrorText = cfg.errorText;
+    }
+    return this.lastGood;
+  }
+
+  private async observeAndSweep(desired: DesiredState, o: PassOutcome): Promise<ObservedState> {
+    let observed = await this.engine.observe(desired);
+    if (this.engine.sweep) {
+      const sw = await this.engine.sweep(observed);
+      o.released = sw.released;
+      // Letting go changes nothing in xenstore, and on the loop side only which devices are on their
+      // way out: a device whose fd was just closed goes (autoclear, once systemd drops its stored copy
+      // too). Plan without those, leaving them to the next pass rather than race the kernel with an
+      // explicit free; no second look needed.
+      const going = new Set(sw.closed);
+      if (going.size > 0) observed = { ...observed, loops: observed.loops.filter((l) => !going.has(l.diskseq)) };
+    }
+    o.observed = observed;
+    o.changed = describeChanges(this.prevDesired, desired, this.prevObserved, observed);
+    return observed;
+  }
+
+  /** The plan, with the memory of what was detached outside xvbd (src/plan/outside.ts). */
+  private planPass(info: PassInfo, desired: DesiredState, observed: ObservedState, o: PassOutcome): Plan {
+    // an operator's explicit run (SIGHUP, `xvbd reconcile`) attaches again what was detached outside
+    const operator = info.reasons.some((r) => r === 'SIGHUP' || r.startsWith('control ('));
+    // after a reconnect the store may be another (a restarted xenstored): what the last pass left is unknown
+    const known = info.reasons.includes('xenstore reconnected') ? undefined : this.knownOurs;
+    this.outside = operator ? new Set() : detachedOutside(this.outside, known, observed);
+    this.knownOurs = undefined;
+    this.prevDesired = desired;
+    this.prevObserved = observed;
+    const plan = this.engine.plan(this.outside.size > 0 ? { ...desired, policy: { ...desired.policy, detachedOutside: this.outside } } : desired, observed);
+    o.plan = plan;
+    o.actions = plan.actions.length;
+    o.findings = plan.findings.length;
+    o.errorFindings = plan.findings.filter((f) => f.severity === 'error');
+    for (const f of plan.findings) o.findingKinds[f.kind] = (o.findingKinds[f.kind] ?? 0) + 1;
+    o.disks = plan.disks.length;
+    o.synced = plan.disks.filter((d) => d.sync === 'synced').length;
+    return plan;
+  }
+
+  private async executePlan(plan: Plan, desired: DesiredState, observed: ObservedState, o: PassOutcome): Promise<void> {
+    if (plan.actions.length === 0) {
+      o.ok = true;
+      this.knownOurs = oursAfterPass(observed, []);
+      return;
+    }
+    const r = await this.engine.execute(plan, desired, observed);
+    o.steps = r.steps;
+    const acted = r.steps.flatMap((st) => (st.action ? [{ action: st.action, ok: st.ok }] : []));
+    this.knownOurs = acted.length === r.steps.length ? oursAfterPass(observed, acted) : undefined;
+    o.ok = r.ok && !r.steps.some((s) => !s.ok);
+  }
+
+  /** The pass's lines in the log, its place in the history, the after-pass work and the listeners. */
+  private async finishPass(o: PassOutcome): Promise<void> {
+    // the journal's priority (journalctl -p): a failure is err, a pass that leaves error findings or runs
+    // on a broken config is a warning, the rest info
+    if (o.steps.length > STEPS_INLINE) {
+      for (const st of o.steps) {
+        const what = `${ACTION_SIGN[st.kind]}${st.label ?? `${st.kind} ${st.target}`}`;
+        this.log(`pass ${o.seq} step ${what} ${st.ok ? 'ok' : `FAILED (${st.error ?? 'error'})`}${st.ms !== undefined ? ` (${st.ms} ms)` : ''}`, st.ok ? 'debug' : 'err');
+      }
+    }
+    this.log(o.summary, o.error || !o.ok ? 'err' : !o.configOk || o.errorFindings.length > 0 ? 'warning' : 'info');
+    // Only the latest pass keeps its plan and observation (they are large at 1,000 disks).
+    const prev = this.history[this.history.length - 1];
+    if (prev) {
+      delete prev.plan;
+      delete prev.observed;
+    }
+    this.history.push(o);
+    if (this.history.length > this.historySize) this.history.splice(0, this.history.length - this.historySize);
+    if (this.engine.afterPass) {
+      try {
+        await this.engine.afterPass(o);
+      } catch (err) {
+        this.log(`pass ${o.seq}: after-pass work failed: ${err instanceof Error ? err.message : String(err)}`, 'err');
+      }
+    }
+    for (const l of this.passListeners) l(o);
+  }
+}
+
+/** A pass's outcome before anything happened. */
+function newOutcome(info: PassInfo): PassOutcome {
+  return {
+    seq: info.seq,
+    reasons: info.reasons,
+    triggers: info.triggers,
+    startedAt: new Date().toISOString(),
+    durationMs: 0,
+    ok: false,
+    configOk: false,
+    configErrors: 0,
+    usedLastGood: false,
+    skipped: false,
+    actions: 0,
+    steps: [],
+    findings: 0,
+    errorFindings: [],
+    findingKinds: {},
+    disks: 0,
+    synced: 0,
+    released: [],
+    summary: '',
+  };
 }
 
 /** Up to this many steps are named in a pass's line; beyond, counts (and one debug line per step). */

@@ -59,6 +59,7 @@ function stillBound(l: LoopSeen): boolean {
   }
 }
 
+// Long: the demo is a script, read top to bottom in the order of the walkthrough it prints.
 export async function runDemo(opts: DemoOptions = {}): Promise<number> {
   const out = opts.out ?? ((s: string) => process.stdout.write(s));
   const say = (s = '') => out(s + '\n');

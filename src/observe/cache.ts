@@ -162,6 +162,8 @@ export class XenstoreCache {
     }
   }
 
+  // Long: one walk over the dirty backend and frontend domains, in the order the full read takes them, so
+  // that the two stay comparable line by line (drift()).
   private async refreshWith(ops: XsOps, p: Pending, backendDomids: number[], sysfs: string, exists: (x: string) => boolean): Promise<XsPart> {
     let read = 0;
     const full = p.all;

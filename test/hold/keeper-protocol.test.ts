@@ -2,7 +2,8 @@
 // replies, every parsed request bracketed by begin/end so the idle exit can wait for it).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { answerKeeperLine, answerKeeperRequest, type KeeperReply, type KeeperRequest, type KeeperState } from '../../src/daemon/keeper.js';
+import { answerKeeperLine, answerKeeperRequest, type KeeperState } from '../../src/hold/keeper.js';
+import type { KeeperReply, KeeperRequest } from '../../src/hold/keeper-protocol.js';
 
 function fakeKeeper() {
   const calls: string[] = [];

@@ -135,7 +135,7 @@ async function main(): Promise<number> {
           'set -u',
           `cd '${repoRoot()}'`,
           // the host's node, by its path (shared into dom0 at the same path)
-          `exec '${process.execPath}' dist/test/xen/guest.js --out /host/out${pending.map((n) => ` --only ${n}`).join('')}`,
+          `exec '${process.execPath}' dist/test/xen/guest.js --out /host/out${pending.map((n) => ` --only '${n}'`).join('')}`,
           '',
         ].join('\n');
         tap.comment(`booting Xen under QEMU (boot "${group}", attempt ${attempt}) for: ${pending.join(', ')}`);
@@ -161,7 +161,8 @@ async function main(): Promise<number> {
         if (missing.length > 0 && attempt === 1) {
           // keep what this run did report except the partial results of the scenario it died in
           const died = guest.length > 0 ? guest[guest.length - 1]!.scenario : undefined;
-          const retry = died !== undefined && !missing.includes(died) ? [died, ...missing] : missing;
+          // (a pseudo-scenario such as "(load)", which failed before any scenario ran, is no scenario to boot for)
+          const retry = died !== undefined && pending.includes(died) && !missing.includes(died) ? [died, ...missing] : missing;
           for (const r of guest) if (!retry.includes(r.scenario)) tap.add(r);
           for (const name of retry) outDirs.delete(name);
           tap.comment(`dom0 gave no result for ${missing.join(', ')} (${why.join('; ')}): booting once more for ${retry.join(', ')}`);

@@ -51,6 +51,8 @@ export interface StepResult {
   ms: number;
   detail?: string;
   error?: string;
+  /** The step failed with a StepError that retrying alone cannot fix. */
+  terminal?: boolean;
 }
 
 export interface ExecuteResult {
@@ -85,9 +87,15 @@ async function until(f: () => boolean, ms: number): Promise<boolean> {
 }
 
 export class StepError extends Error {
-  constructor(message: string) {
+  /**
+   * Retrying cannot help until something else changes (a backend that is not ours, a refusal to lose
+   * data): the daemon does not retry it by itself, only when the config changes or an operator asks.
+   */
+  readonly terminal: boolean;
+  constructor(message: string, opts: { terminal?: boolean } = {}) {
     super(message);
     this.name = 'StepError';
+    this.terminal = opts.terminal === true;
   }
 }
 
@@ -328,7 +336,7 @@ export async function detachBackend(
       tx.read(`${b.path}/${INODE_NODE}`),
     ]);
     if (exists === undefined) return true;
-    if (opts.requireOurs !== false && marker !== MARKER_VALUE) throw new StepError(`${b.path} is not ours (no xvbd marker)`);
+    if (opts.requireOurs !== false && marker !== MARKER_VALUE) throw new StepError(`${b.path} is not ours (no xvbd marker)`, { terminal: true });
     if (b.diskseq !== undefined && seq !== b.diskseq) {
       throw new StepError(`${b.path} now records diskseq ${seq ?? 'none'}, the plan saw ${b.diskseq}`);
     }
@@ -407,7 +415,7 @@ async function holdServed(ctx: ExecuteContext, a: Extract<Action, { kind: 'hold'
  */
 function refuseDataLoss(ctx: ExecuteContext, what: LetGo, loop: LoopObs, recorded: Inode | undefined): void {
   const v = letGoVerdict(what, loop, recorded, ctx.policy.allowDataLoss === true);
-  if (!v.allowed) throw new StepError(`refused: ${v.why}; ${v.save}`);
+  if (!v.allowed) throw new StepError(`refused: ${v.why}; ${v.save}`, { terminal: true });
 }
 
 /**
@@ -425,7 +433,7 @@ async function offlineBackend(ctx: ExecuteContext, a: Extract<Action, { kind: 'o
       tx.read(`${b.path}/${DISKSEQ_NODE}`),
     ]);
     if (exists === undefined) return 'already gone';
-    if (marker !== MARKER_VALUE) throw new StepError(`${b.path} is not ours (no xvbd marker)`);
+    if (marker !== MARKER_VALUE) throw new StepError(`${b.path} is not ours (no xvbd marker)`, { terminal: true });
     if (pd !== a.physicalDevice || seq !== b.diskseq) {
       throw new StepError(`${b.path} changed since the plan (physical-device ${pd ?? 'none'}, diskseq ${seq ?? 'none'})`);
     }
@@ -463,7 +471,7 @@ async function reprobeBackend(ctx: ExecuteContext, a: Extract<Action, { kind: 'r
     const [marker, online, pd, seq, state] = await Promise.all(
       [MARKER_NODE, 'online', 'physical-device', DISKSEQ_NODE, 'state'].map((n) => tx.read(`${b.path}/${n}`)),
     );
-    if (marker !== MARKER_VALUE) throw new StepError(`${b.path} is not ours (no xvbd marker)`);
+    if (marker !== MARKER_VALUE) throw new StepError(`${b.path} is not ours (no xvbd marker)`, { terminal: true });
     if (online !== '1' || pd !== a.physicalDevice || seq !== b.diskseq || state !== String(a.backendState)) {
       throw new StepError(
         `${b.path} changed since the plan (online ${online ?? 'none'}, physical-device ${pd ?? 'none'}, diskseq ${seq ?? 'none'}, state ${state ?? 'none'})`,
@@ -782,7 +790,7 @@ export async function execute(plan: Plan, ctx: ExecuteContext): Promise<ExecuteR
     } catch (err) {
       const ms = performance.now() - t0;
       const error = errorText(err);
-      steps.push({ action, summary, ok: false, ms, error });
+      steps.push({ action, summary, ok: false, ms, error, ...(err instanceof StepError && err.terminal ? { terminal: true } : {}) });
       emit({ type: 'step-failed', index, action, summary, ms, error });
       if (ctx.stopOnError) break;
     }

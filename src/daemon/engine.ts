@@ -119,6 +119,7 @@ export class DaemonEngine implements Engine {
         label: s.summary,
         ok: s.ok,
         ...(s.error ? { error: s.error } : {}),
+        ...(s.terminal ? { terminal: true } : {}),
         ms: Math.round(s.ms * 10) / 10,
         action: s.action,
       }));

@@ -3,6 +3,8 @@
 // only enqueue a pass (src/daemon/queue.ts); the loop never acts on an event's content, so a missed or
 // merged event costs nothing. The I/O lives in an Engine (wired in src/daemon/engine.ts); this file
 // is the policy: last good desired state, never acting without one, one log line per pass.
+import { afterSteps, dueActions, forgetUnplanned, nextDue, type Backoff } from './backoff.js';
+import { summarize as summarizeAction } from '../apply/execute.js';
 import { detachedOutside, oursAfterPass } from '../plan/outside.js';
 import type { DesiredState } from '../model/desired.js';
 import type { ObservedState } from '../model/observed.js';
@@ -29,6 +31,8 @@ export interface StepRecord {
   ms?: number;
   /** The action it carried out (not in the control socket's JSON). */
   action?: Action;
+  /** Failed for a reason retrying alone cannot fix (src/daemon/backoff.ts). */
+  terminal?: boolean;
 }
 
 export interface ExecuteResult {
@@ -79,6 +83,8 @@ export interface PassOutcome {
   error?: string;
   /** What differs from the previous pass's inputs (desired disks, domains, backends, loop devices). */
   changed?: string;
+  /** Planned steps not run in this pass: their disk backs off after a failure (src/daemon/backoff.ts). */
+  held?: { label: string; failures: number; error: string; terminal: boolean }[];
   /** The one log line. */
   summary: string;
   /** The plan this pass computed (for the control socket and tests). */
@@ -109,7 +115,9 @@ export class Reconciler {
   ) {
     this.log = opts.log ?? ((l) => process.stderr.write(l + '\n'));
     this.historySize = opts.history ?? 20;
-    this.queue = new TriggerQueue<PassOutcome>((info) => this.exclusive(() => this.pass(info)), (o) => !o.ok, opts);
+    // The whole host backs off only when the pass itself failed (xenstore unreachable, a bug); a failed
+    // step backs off its own disk (src/daemon/backoff.ts), and the other disks' steps go on.
+    this.queue = new TriggerQueue<PassOutcome>((info) => this.exclusive(() => this.pass(info)), hostFailed, opts);
   }
 
   get desired(): DesiredState | undefined {
@@ -138,6 +146,8 @@ export class Reconciler {
   }
 
   async stop(): Promise<void> {
+    if (this.retryTimer) clearTimeout(this.retryTimer);
+    this.retryTimer = undefined;
     await this.queue.stop();
     await this.exclusiveChain;
   }
@@ -148,6 +158,9 @@ export class Reconciler {
   private outside = new Set<string>();
   /** The vbds the last pass left with a backend of ours (undefined: unknown, the pass failed midway). */
   private knownOurs: Set<string> | undefined;
+  /** Per-disk back-off of failed steps (src/daemon/backoff.ts), and the pass that retries the first due. */
+  private backoffs = new Map<string, Backoff>();
+  private retryTimer: NodeJS.Timeout | undefined;
 
   /** When the running pass started (performance.now()), undefined between passes. */
   passStartedAt: number | undefined;
@@ -171,7 +184,7 @@ export class Reconciler {
       }
       const observed = await this.observeAndSweep(desired, o);
       const plan = this.planPass(info, desired, observed, o);
-      await this.executePlan(plan, desired, observed, o);
+      await this.executePlan(this.holdBack(info, plan, o), desired, observed, o);
     } catch (err) {
       o.ok = false;
       o.error = err instanceof Error ? err.message : String(err);
@@ -247,17 +260,52 @@ export class Reconciler {
     return plan;
   }
 
+  /**
+   * The plan less the steps whose disk backs off. An operator's run retries everything; a config change
+   * what failed terminally (it may be what fixes it). Taking dangling backends offline and taking back
+   * unheld devices are never held back: later allocations in the pass rely on them having been tried.
+   */
+  private holdBack(info: PassInfo, plan: Plan, o: PassOutcome): Plan {
+    const operator = info.reasons.some((r) => r === 'SIGHUP' || r.startsWith('control ('));
+    let b = forgetUnplanned(this.backoffs, plan.actions);
+    if (operator) b = new Map();
+    else if (info.reasons.includes('config')) b = new Map([...b].filter(([, x]) => !x.terminal));
+    this.backoffs = b;
+    const { held } = dueActions(plan.actions, b, Date.now());
+    const kept = held.filter((h) => h.action.kind === 'offline' || h.action.kind === 'hold');
+    const out = held.filter((h) => !kept.includes(h));
+    if (out.length === 0) return plan;
+    o.held = out.map((h) => ({ label: summarizeAction(h.action), failures: h.backoff.failures, error: h.backoff.error, terminal: h.backoff.terminal }));
+    const skip = new Set(out.map((h) => h.action));
+    return { ...plan, actions: plan.actions.filter((a) => !skip.has(a)) };
+  }
+
+  /** After the steps: the back-off of each disk, and a pass when the first one is due again. */
+  private noteSteps(steps: readonly StepRecord[]): void {
+    this.backoffs = afterSteps(this.backoffs, steps, Date.now(), (n) => this.queue.backoffMs(n));
+    if (this.retryTimer) clearTimeout(this.retryTimer);
+    this.retryTimer = undefined;
+    const at = nextDue(this.backoffs);
+    if (at === undefined) return;
+    this.retryTimer = setTimeout(() => {
+      this.retryTimer = undefined;
+      void this.trigger('retry after a failed step').catch(() => undefined);
+    }, Math.max(0, at - Date.now()) + 5);
+    this.retryTimer.unref?.();
+  }
+
   private async executePlan(plan: Plan, desired: DesiredState, observed: ObservedState, o: PassOutcome): Promise<void> {
     if (plan.actions.length === 0) {
-      o.ok = true;
-      this.knownOurs = oursAfterPass(observed, []);
+      o.ok = (o.held ?? []).length === 0;
+      this.knownOurs = o.held?.length ? undefined : oursAfterPass(observed, []);
       return;
     }
     const r = await this.engine.execute(plan, desired, observed);
     o.steps = r.steps;
+    this.noteSteps(r.steps);
     const acted = r.steps.flatMap((st) => (st.action ? [{ action: st.action, ok: st.ok }] : []));
     this.knownOurs = acted.length === r.steps.length ? oursAfterPass(observed, acted) : undefined;
-    o.ok = r.ok && !r.steps.some((s) => !s.ok);
+    o.ok = r.ok && !r.steps.some((s) => !s.ok) && (o.held ?? []).length === 0;
   }
 
   /** The pass's lines in the log, its place in the history, the after-pass work and the listeners. */
@@ -288,6 +336,11 @@ export class Reconciler {
     }
     for (const l of this.passListeners) l(o);
   }
+}
+
+/** Whether the pass itself failed, which backs off the whole host (a failed step backs off its disk). */
+function hostFailed(o: PassOutcome): boolean {
+  return o.error !== undefined || (!o.ok && !o.steps.some((s) => !s.ok) && (o.held ?? []).length === 0);
 }
 
 /** A pass's outcome before anything happened. */
@@ -341,6 +394,10 @@ export function summarize(o: PassOutcome): string {
         list = `${counts}${failed.length ? `; ${listSome(failed.map(line), STEPS_INLINE)}` : ''} (each step at debug)`;
       }
       parts.push(`${done.length}/${o.actions} done${failed.length ? `, ${failed.length} failed` : ''}: ${list}`);
+    }
+    if (o.held?.length) {
+      const line = (h: NonNullable<PassOutcome['held']>[number]) => `${h.label} (${h.terminal ? 'not retried until the config changes or an operator asks' : `failed ${h.failures}x`}: ${h.error})`;
+      parts.push(`${o.held.length} held back: ${listSome(o.held.map(line), STEPS_INLINE)}`);
     }
     if (o.released.length > 0) parts.push(`released ${o.released.length} fd(s) nothing uses any more`);
     // As planned at the start of the pass: after steps, the next pass says what they achieved.

@@ -426,17 +426,7 @@ function refuseDataLoss(ctx: ExecuteContext, what: LetGo, loop: LoopObs, recorde
 async function offlineBackend(ctx: ExecuteContext, a: Extract<Action, { kind: 'offline' }>): Promise<string> {
   const b = a.backend;
   return ctx.xs.transaction(async (tx) => {
-    const [exists, marker, pd, seq] = await Promise.all([
-      tx.read(b.path),
-      tx.read(`${b.path}/${MARKER_NODE}`),
-      tx.read(`${b.path}/${PHYSICAL_DEVICE_NODE}`),
-      tx.read(`${b.path}/${DISKSEQ_NODE}`),
-    ]);
-    if (exists === undefined) return 'already gone';
-    if (marker !== MARKER_VALUE) throw new StepError(`${b.path} is not ours (no xvbd marker)`, { terminal: true });
-    if (pd !== a.physicalDevice || seq !== b.diskseq) {
-      throw new StepError(`${b.path} changed since the plan (physical-device ${pd ?? 'none'}, diskseq ${seq ?? 'none'})`);
-    }
+    if ((await stillServed(tx, b, a.physicalDevice)) === undefined) return 'already gone';
     // the marker stays: the backend is still ours
     const ops = SERVED_DEVICE_NODES.map((n) => tx.rm(`${b.path}/${n}`));
     if (a.close) {
@@ -455,6 +445,25 @@ async function offlineBackend(ctx: ExecuteContext, a: Extract<Action, { kind: 'o
 }
 
 /**
+ * In `tx`: whether backend `b` still is ours and names `physicalDevice` with the diskseq the plan saw, and
+ * the values of `more` of its nodes; undefined when the dir is gone. What a step that changes a backend it
+ * did not just write checks first.
+ */
+async function stillServed(tx: XsTransaction, b: BackendRef, physicalDevice: string, more: readonly string[] = []): Promise<Record<string, string | undefined> | undefined> {
+  const names = [MARKER_NODE, PHYSICAL_DEVICE_NODE, DISKSEQ_NODE, ...more];
+  const [exists, ...values] = await Promise.all([tx.read(b.path), ...names.map((n) => tx.read(`${b.path}/${n}`))]);
+  if (exists === undefined) return undefined;
+  const now = Object.fromEntries(names.map((n, i) => [n, values[i]]));
+  if (now[MARKER_NODE] !== MARKER_VALUE) throw new StepError(`${b.path} is not ours (no xvbd marker)`, { terminal: true });
+  const pd = now[PHYSICAL_DEVICE_NODE];
+  const seq = now[DISKSEQ_NODE];
+  if (pd !== physicalDevice || seq !== b.diskseq) {
+    throw new StepError(`${b.path} changed since the plan (physical-device ${pd ?? 'none'}, diskseq ${seq ?? 'none'})`);
+  }
+  return now;
+}
+
+/**
  * Reprobe (src/plan/reprobe.ts): the backend's state goes back to 1, so that the kernel registers a new
  * blkback device for the dir. Checked in the transaction against what the plan saw: still ours, online,
  * the same device, and the state the plan read (a blkback registered meanwhile has written its own).
@@ -468,14 +477,10 @@ async function reprobeBackend(ctx: ExecuteContext, a: Extract<Action, { kind: 'r
   }
   const paths = vbdPaths(b);
   return ctx.xs.transaction(async (tx) => {
-    const [marker, online, pd, seq, state] = await Promise.all(
-      [MARKER_NODE, 'online', 'physical-device', DISKSEQ_NODE, 'state'].map((n) => tx.read(`${b.path}/${n}`)),
-    );
-    if (marker !== MARKER_VALUE) throw new StepError(`${b.path} is not ours (no xvbd marker)`, { terminal: true });
-    if (online !== '1' || pd !== a.physicalDevice || seq !== b.diskseq || state !== String(a.backendState)) {
-      throw new StepError(
-        `${b.path} changed since the plan (online ${online ?? 'none'}, physical-device ${pd ?? 'none'}, diskseq ${seq ?? 'none'}, state ${state ?? 'none'})`,
-      );
+    const now = await stillServed(tx, b, a.physicalDevice, ['online', 'state']);
+    if (now === undefined) return 'already gone';
+    if (now.online !== '1' || now.state !== String(a.backendState)) {
+      throw new StepError(`${b.path} changed since the plan (online ${now.online ?? 'none'}, state ${now.state ?? 'none'})`);
     }
     if (a.frontend) {
       if ((await tx.read(paths.frontend)) !== undefined) throw new StepError(`${paths.frontend} exists again: not written over`);

@@ -10,7 +10,7 @@
 // for the next pass, so no change is lost between two refreshes.
 import type { XsOps } from '../xenstore/api.js';
 import type { BackendObs, DomainObs } from '../model/observed.js';
-import { readBackendErrors, readBackend, readDomains, listFrontendDomids, listDevids, type XsPart } from './observe.js';
+import { blkbackSysfs, readBackendErrors, readBackend, readDomains, listFrontendDomids, listDevids, type XsPart } from './observe.js';
 import { parseDevid, parseDomid } from './parse.js';
 
 /** What one watch event can have changed. */
@@ -247,7 +247,7 @@ export class XenstoreCache {
         const m = st.fes.get(fe)!;
         for (const devid of [...m.keys()].sort((a, b) => a - b)) {
           const b = m.get(devid)!;
-          b.kernelHeld = exists(`${sysfs}/vbd-${fe}-${devid}/physical_device`);
+          Object.assign(b, blkbackSysfs(sysfs, fe, devid, exists));
           const err = st.errors.get(`${fe}/${devid}`);
           if (err !== undefined) b.error = err;
           else delete b.error;

@@ -197,6 +197,15 @@ async function readBackends(ops: XsOps, backendDomid: number, sysfs: string): Pr
   return all;
 }
 
+/**
+ * What blkback's sysfs says of a backend: a device registered for it, and whether it opened
+ * physical-device. No xenstore event comes with either, so every observation, cached or not, asks.
+ */
+export function blkbackSysfs(sysfs: string, fe: number, devid: number, exists: (p: string) => boolean = existsSync): Pick<BackendObs, 'kernelHeld' | 'kernelRegistered'> {
+  const kernelHeld = exists(`${sysfs}/vbd-${fe}-${devid}/physical_device`);
+  return { kernelHeld, kernelRegistered: kernelHeld || exists(`${sysfs}/vbd-${fe}-${devid}`) };
+}
+
 export async function readBackend(ops: XsOps, backendDomid: number, fe: number, devid: number, path: string, sysfs: string): Promise<BackendObs> {
   // List the dir, then read only the nodes that exist (a missing node costs an error reply).
   const present = new Set(await dirOpt(ops, path));
@@ -253,8 +262,7 @@ export async function readBackend(ops: XsOps, backendDomid: number, fe: number, 
       malformed.push(`frontend path ${quote(v.frontend)} is not a sane xenstore path`);
     }
   }
-  b.kernelHeld = existsSync(`${sysfs}/vbd-${fe}-${devid}/physical_device`);
-  b.kernelRegistered = b.kernelHeld || existsSync(`${sysfs}/vbd-${fe}-${devid}`);
+  Object.assign(b, blkbackSysfs(sysfs, fe, devid));
   if (malformed.length > 0) b.malformed = malformed;
   return b;
 }
